@@ -1,0 +1,14 @@
+import type { JobsProbe } from '../lib/health';
+import type { Logger } from '../lib/logger';
+import type { Services } from '../lib/services';
+
+/** The typed context every route and middleware sees. */
+export interface AppEnv {
+  Variables: {
+    services: Services;
+    requestId: string;
+    /** The services' logger bound to this request's id. */
+    logger: Logger;
+    jobsProbe: JobsProbe | undefined;
+  };
+}

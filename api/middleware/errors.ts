@@ -1,0 +1,83 @@
+import type { Hook } from '@hono/zod-openapi';
+import type { Context, ErrorHandler, NotFoundHandler } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import type { ZodError } from 'zod';
+import { AppError, type ErrorCode, errorBody } from '../../lib/errors';
+import type { AppEnv } from '../env';
+
+function render(c: Context<AppEnv>, error: AppError) {
+  const requestId = c.get('requestId') ?? 'unknown';
+  if (error.headers) for (const [name, value] of Object.entries(error.headers)) c.header(name, value);
+  return c.json(errorBody(error, requestId), error.status);
+}
+
+const HTTP_EXCEPTION_CODES: Partial<Record<number, ErrorCode>> = {
+  400: 'validation_error',
+  401: 'unauthorized',
+  403: 'forbidden',
+  404: 'not_found',
+  405: 'method_not_allowed',
+  413: 'payload_too_large',
+  415: 'unsupported_media_type',
+  429: 'rate_limited',
+  503: 'service_unavailable',
+};
+
+/** Turns anything thrown into our one error body; a 500 never shows a stack or an internal message. */
+export const handleError: ErrorHandler<AppEnv> = (error, c) => {
+  if (error instanceof AppError) return render(c, error);
+  if (error instanceof HTTPException) {
+    const code = HTTP_EXCEPTION_CODES[error.status];
+    if (code) {
+      const isJson = error.status === 400 && /json/i.test(error.message);
+      return render(
+        c,
+        new AppError(
+          isJson ? 'invalid_json' : code,
+          isJson ? 'The request body is not valid JSON' : error.message || code.replaceAll('_', ' '),
+        ),
+      );
+    }
+  }
+  c.get('logger')?.error({ err: error }, 'unhandled error');
+  return render(c, new AppError('internal_error', 'An internal error occurred'));
+};
+
+export const handleNotFound: NotFoundHandler<AppEnv> = (c) =>
+  render(c, new AppError('not_found', `No route for ${c.req.method} ${c.req.path}`));
+
+/** `body.name`, `query.limit`, `param.id`: where the bad value was, for people reading the error. */
+export function zodIssues(error: ZodError, target?: string) {
+  return error.issues.map((issue) => ({
+    field: [target === 'json' || target === 'form' ? 'body' : target, ...issue.path]
+      .filter((part) => part !== undefined && part !== '')
+      .join('.'),
+    message: issue.message,
+  }));
+}
+
+/** zod-openapi's hook: every validation failure becomes the same error body as every other error. */
+export const validationHook: Hook<unknown, AppEnv, string, unknown> = (result, c) => {
+  if (result.success) return;
+  const issues = zodIssues(result.error, result.target);
+  const first = issues[0];
+  const unknownField = result.error.issues.find((issue) => issue.code === 'unrecognized_keys');
+  if (unknownField && unknownField.code === 'unrecognized_keys') {
+    return render(
+      c,
+      new AppError(
+        'unknown_field',
+        `Unknown field${unknownField.keys.length > 1 ? 's' : ''}: ${unknownField.keys.join(', ')}`,
+        {
+          details: { fields: unknownField.keys, issues },
+        },
+      ),
+    );
+  }
+  return render(
+    c,
+    new AppError('validation_error', first ? `${first.field}: ${first.message}` : 'Invalid request', {
+      details: { issues },
+    }),
+  );
+};

@@ -1,0 +1,18 @@
+import { createMiddleware } from 'hono/factory';
+import type { JobsProbe } from '../../lib/health';
+import type { Services } from '../../lib/services';
+import type { AppEnv } from '../env';
+
+/**
+ * Hands the boot-time services to every handler, with a logger bound to the request id.
+ *
+ * @example app.use(servicesMiddleware(services))
+ */
+export function servicesMiddleware(services: Services, jobsProbe?: JobsProbe) {
+  return createMiddleware<AppEnv>(async function injectServices(c, next) {
+    c.set('services', services);
+    c.set('jobsProbe', jobsProbe);
+    c.set('logger', services.logger.child({ requestId: c.get('requestId') }));
+    await next();
+  });
+}

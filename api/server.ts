@@ -1,0 +1,36 @@
+import { serve } from '@hono/node-server';
+import { createJobsRuntime, INNGEST_SERVE_PATH } from '../functions/runtime';
+import { boot, onShutdown } from '../lib/boot';
+import { createApp } from './app';
+
+/**
+ * The HTTP entry. `npm start` runs it with the worker in the same process; the Procfile's `web`
+ * passes `--web-only` and leaves the jobs to the `worker` process.
+ */
+const webOnly = process.argv.includes('--web-only');
+const { services, generatedAdminKey } = await boot(webOnly ? 'web' : 'web+worker');
+const { config, logger } = services;
+
+const runtime = createJobsRuntime(services);
+const app = createApp(services, {
+  jobsProbe: () => runtime.health(),
+  extend: (root) => root.on(['GET', 'PUT', 'POST'], INNGEST_SERVE_PATH, (c) => runtime.serveHandler(c)),
+});
+const worker = webOnly ? undefined : await runtime.startWorker();
+
+const server = serve({ fetch: app.fetch, port: config.port }, (info) => {
+  logger.info({ port: info.port }, `listening on http://localhost:${info.port}`);
+  if (generatedAdminKey) {
+    // Development convenience, never in production: the key was generated into .data/ for this machine.
+    process.stdout.write(
+      `\n  Development admin API key (stored in ${config.dataDir}/dev-secrets.json):\n    ${generatedAdminKey}\n` +
+        `  Try: curl -H "Authorization: Bearer ${generatedAdminKey}" http://localhost:${info.port}/api/v1/admin/customers\n\n`,
+    );
+  }
+});
+
+onShutdown(['SIGTERM', 'SIGINT'], async () => {
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await worker?.stop();
+  await services.close();
+});

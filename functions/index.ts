@@ -1,0 +1,13 @@
+import type { InngestFunction } from 'inngest';
+import type { Services } from '../lib/services';
+import type { InngestClient } from './client';
+
+export interface FunctionDeps {
+  inngest: InngestClient;
+  services: Services;
+}
+
+/** Every Inngest function of the platform. Each lives in its own file, named as its id. */
+export function createFunctions(_deps: FunctionDeps): InngestFunction.Any[] {
+  return [];
+}

@@ -1,0 +1,12 @@
+import { boot, onShutdown } from '../lib/boot';
+import { createJobsRuntime } from './runtime';
+
+/** The Procfile's `worker` process: runs Inngest functions, serves no HTTP. */
+const { services } = await boot('worker');
+const runtime = createJobsRuntime(services);
+const worker = await runtime.startWorker();
+
+onShutdown(['SIGTERM', 'SIGINT'], async () => {
+  await worker.stop();
+  await services.close();
+});

@@ -1,0 +1,242 @@
+import { z } from 'zod';
+
+/**
+ * Every environment variable the platform reads, in one schema. `parseConfig` never touches the
+ * file system; `loadConfig` (lib/load-config.ts) adds the generated development secrets.
+ */
+
+const optionalString = z
+  .string()
+  .trim()
+  .transform((value) => (value === '' ? undefined : value))
+  .optional();
+
+const booleanFlag = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'expected true or false' })
+  .transform((value) => value === 'true' || value === '1' || value === 'yes');
+
+function urlWithProtocols(protocols: readonly string[], what: string) {
+  return z
+    .string()
+    .trim()
+    .refine(
+      (value) => {
+        try {
+          return protocols.includes(new URL(value).protocol);
+        } catch {
+          return false;
+        }
+      },
+      { error: `expected ${what} (${protocols.map((p) => `${p}//`).join(' or ')})` },
+    );
+}
+
+const httpUrl = urlWithProtocols(['http:', 'https:'], 'an http(s) URL');
+
+/** 32 bytes, base64 (standard or url-safe alphabet). */
+export const MasterKeySchema = z
+  .string()
+  .trim()
+  .refine((value) => /^[A-Za-z0-9+/_-]+={0,2}$/.test(value) && Buffer.from(value, 'base64').length === 32, {
+    error: 'expected 32 bytes encoded as base64 (generate one with: openssl rand -base64 32)',
+  });
+
+export const EnvSchema = z
+  .object({
+    NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+    PORT: z.coerce.number().int().min(1).max(65535).default(3000),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    DATA_DIR: z.string().trim().min(1).default('.data'),
+
+    DATABASE_URL: urlWithProtocols(['postgres:', 'postgresql:'], 'a PostgreSQL URL').optional(),
+    DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(10),
+    MIGRATE_ON_START: booleanFlag.default(true),
+    REDIS_URL: urlWithProtocols(['redis:', 'rediss:'], 'a Redis URL').optional(),
+    UPSTASH_REDIS_REST_URL: urlWithProtocols(['https:', 'http:'], 'the Upstash REST URL').optional(),
+    UPSTASH_REDIS_REST_TOKEN: optionalString,
+
+    ENCRYPTION_MASTER_KEY: MasterKeySchema.optional(),
+    ENCRYPTION_MASTER_KEY_PREVIOUS: MasterKeySchema.optional(),
+    ADMIN_API_KEY: z.string().trim().min(32, { error: 'expected at least 32 characters' }).optional(),
+
+    CORS_ORIGIN: z
+      .string()
+      .trim()
+      .transform((value) =>
+        value
+          .split(',')
+          .map((origin) => origin.trim())
+          .filter(Boolean),
+      )
+      .pipe(z.array(z.union([z.literal('*'), httpUrl])))
+      .default([]),
+
+    TELEGRAM_WEBHOOK_BASE_URL: urlWithProtocols(['https:'], 'a public https URL').optional(),
+    TELEGRAM_API_ROOT: httpUrl.default('https://api.telegram.org'),
+    ANTHROPIC_BASE_URL: httpUrl.default('https://api.anthropic.com'),
+
+    JOBS_ENGINE: z.enum(['embedded', 'inngest']).optional(),
+    INNGEST_EVENT_KEY: optionalString,
+    INNGEST_SIGNING_KEY: z
+      .string()
+      .trim()
+      .regex(/^signkey-[a-z]+-[0-9a-f]+$/i, {
+        error: 'expected an Inngest signing key (signkey-<env>-<hex>)',
+      })
+      .optional(),
+    INNGEST_SIGNING_KEY_FALLBACK: z
+      .string()
+      .trim()
+      .regex(/^signkey-[a-z]+-[0-9a-f]+$/i, {
+        error: 'expected an Inngest signing key (signkey-<env>-<hex>)',
+      })
+      .optional(),
+    INNGEST_BASE_URL: httpUrl.optional(),
+    INNGEST_SERVE_ORIGIN: httpUrl.optional(),
+    INNGEST_APP_ID: z
+      .string()
+      .trim()
+      .regex(/^[a-z0-9-]+$/, { error: 'expected lower-case letters, digits and dashes' })
+      .default('openclaw-platform'),
+  })
+  .superRefine((env, ctx) => {
+    if (Boolean(env.UPSTASH_REDIS_REST_URL) !== Boolean(env.UPSTASH_REDIS_REST_TOKEN)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [env.UPSTASH_REDIS_REST_URL ? 'UPSTASH_REDIS_REST_TOKEN' : 'UPSTASH_REDIS_REST_URL'],
+        message: 'UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN must be set together',
+      });
+    }
+    const engine = env.JOBS_ENGINE ?? (env.INNGEST_EVENT_KEY ? 'inngest' : 'embedded');
+    if (engine === 'inngest') {
+      if (!env.INNGEST_EVENT_KEY && !env.INNGEST_BASE_URL) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['INNGEST_EVENT_KEY'],
+          message: 'required when JOBS_ENGINE=inngest (or set INNGEST_BASE_URL to a self-hosted server)',
+        });
+      }
+      if (env.NODE_ENV === 'production' && !env.INNGEST_SIGNING_KEY) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['INNGEST_SIGNING_KEY'],
+          message: 'required in production when JOBS_ENGINE=inngest',
+        });
+      }
+    }
+    if (env.NODE_ENV === 'production') {
+      for (const name of ['ENCRYPTION_MASTER_KEY', 'ADMIN_API_KEY'] as const) {
+        if (!env[name]) {
+          ctx.addIssue({ code: 'custom', path: [name], message: 'required when NODE_ENV=production' });
+        }
+      }
+    }
+  });
+
+export type Env = z.infer<typeof EnvSchema>;
+
+export type DatabaseDriver = 'pglite' | 'pg' | 'neon';
+export type RedisMode = 'memory' | 'tcp' | 'upstash';
+export type JobsEngine = 'embedded' | 'inngest';
+
+export interface Config {
+  env: Env['NODE_ENV'];
+  isProduction: boolean;
+  port: number;
+  logLevel: Env['LOG_LEVEL'];
+  dataDir: string;
+  database: { driver: DatabaseDriver; url: string | undefined; poolSize: number; migrateOnStart: boolean };
+  redis: { mode: 'memory' } | { mode: 'tcp'; url: string } | { mode: 'upstash'; url: string; token: string };
+  secrets: {
+    /** Base64, 32 bytes. Undefined only before development secrets are filled in. */
+    encryptionMasterKey: string | undefined;
+    encryptionMasterKeyPrevious: string | undefined;
+    adminApiKey: string | undefined;
+  };
+  corsOrigins: string[];
+  telegram: { apiRoot: string; webhookBaseUrl: string | undefined };
+  anthropic: { baseUrl: string };
+  jobs: {
+    engine: JobsEngine;
+    appId: string;
+    eventKey: string | undefined;
+    signingKey: string | undefined;
+    signingKeyFallback: string | undefined;
+    baseUrl: string | undefined;
+    serveOrigin: string | undefined;
+  };
+}
+
+/** A resolved configuration whose secrets are present (what the running platform uses). */
+export type ReadyConfig = Config & {
+  secrets: Config['secrets'] & { encryptionMasterKey: string; adminApiKey: string };
+};
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((problem) => `  - ${problem}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Neon's serverless driver speaks to Neon over WebSockets; everything else uses `pg`. */
+export function databaseDriverFor(url: string | undefined): DatabaseDriver {
+  if (!url) return 'pglite';
+  const host = new URL(url).hostname;
+  return host.endsWith('.neon.tech') || host.endsWith('.neon.build') ? 'neon' : 'pg';
+}
+
+/** Parses the environment. Throws `ConfigError` with one line per problem, each naming its variable. */
+export function parseConfig(source: Record<string, string | undefined>): Config {
+  // An empty variable counts as unset: Heroku config and shell exports often leave them blank.
+  const cleaned = Object.fromEntries(
+    Object.entries(source).filter(([, value]) => value !== undefined && value.trim() !== ''),
+  );
+  const result = EnvSchema.safeParse(cleaned);
+  if (!result.success) {
+    throw new ConfigError(
+      result.error.issues.map((issue) => {
+        const name = String(issue.path[0] ?? 'environment');
+        const got = name in cleaned && !/KEY|TOKEN|SECRET|URL/.test(name) ? ` (got "${cleaned[name]}")` : '';
+        return `${name}: ${issue.message}${got}`;
+      }),
+    );
+  }
+  const env = result.data;
+  return {
+    env: env.NODE_ENV,
+    isProduction: env.NODE_ENV === 'production',
+    port: env.PORT,
+    logLevel: env.LOG_LEVEL,
+    dataDir: env.DATA_DIR,
+    database: {
+      driver: databaseDriverFor(env.DATABASE_URL),
+      url: env.DATABASE_URL,
+      poolSize: env.DATABASE_POOL_SIZE,
+      migrateOnStart: env.MIGRATE_ON_START,
+    },
+    redis:
+      env.UPSTASH_REDIS_REST_URL && env.UPSTASH_REDIS_REST_TOKEN
+        ? { mode: 'upstash', url: env.UPSTASH_REDIS_REST_URL, token: env.UPSTASH_REDIS_REST_TOKEN }
+        : env.REDIS_URL
+          ? { mode: 'tcp', url: env.REDIS_URL }
+          : { mode: 'memory' },
+    secrets: {
+      encryptionMasterKey: env.ENCRYPTION_MASTER_KEY,
+      encryptionMasterKeyPrevious: env.ENCRYPTION_MASTER_KEY_PREVIOUS,
+      adminApiKey: env.ADMIN_API_KEY,
+    },
+    corsOrigins: env.CORS_ORIGIN,
+    telegram: { apiRoot: env.TELEGRAM_API_ROOT, webhookBaseUrl: env.TELEGRAM_WEBHOOK_BASE_URL },
+    anthropic: { baseUrl: env.ANTHROPIC_BASE_URL },
+    jobs: {
+      engine: env.JOBS_ENGINE ?? (env.INNGEST_EVENT_KEY ? 'inngest' : 'embedded'),
+      appId: env.INNGEST_APP_ID,
+      eventKey: env.INNGEST_EVENT_KEY,
+      signingKey: env.INNGEST_SIGNING_KEY,
+      signingKeyFallback: env.INNGEST_SIGNING_KEY_FALLBACK,
+      baseUrl: env.INNGEST_BASE_URL,
+      serveOrigin: env.INNGEST_SERVE_ORIGIN,
+    },
+  };
+}

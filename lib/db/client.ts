@@ -1,0 +1,123 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { Pool as NeonPool, neonConfig } from '@neondatabase/serverless';
+import { sql } from 'drizzle-orm';
+import { drizzle as drizzleNeon } from 'drizzle-orm/neon-serverless';
+import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
+import pg from 'pg';
+import ws from 'ws';
+import type { DatabaseDriver } from '../config';
+import { databaseDriverFor } from '../config';
+import * as schema from './schema';
+
+export type Schema = typeof schema;
+/** The one drizzle object every other file uses; it does not say which driver runs underneath. */
+export type Database = PgDatabase<PgQueryResultHKT, Schema>;
+/** What `db.transaction(fn)` hands to `fn`. */
+export type Transaction = Parameters<Parameters<Database['transaction']>[0]>[0];
+/** Anything queries can run on: the database or a transaction. */
+export type Queryable = Database | Transaction;
+
+export interface DatabaseHandle {
+  db: Database;
+  driver: DatabaseDriver;
+  /** `select 1`, for /health. */
+  ping(): Promise<void>;
+  /**
+   * Runs `fn` on one connection holding `pg_advisory_lock(key)`, so only one process at a time does it
+   * (migrations, cron ticks). PGlite is one connection in one process: the lock is still taken.
+   */
+  withAdvisoryLock<T>(key: number, fn: (db: Database) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  /** postgres:// URL; none selects PGlite. */
+  url?: string | undefined;
+  /** PGlite data directory; `memory://` (or undefined with no url) for an in-memory database. */
+  pgliteDir?: string | undefined;
+  poolSize?: number;
+}
+
+export function pgliteDirFor(dataDir: string): string {
+  return join(dataDir, 'pglite');
+}
+
+export async function createDatabase(options: DatabaseOptions): Promise<DatabaseHandle> {
+  const driver = databaseDriverFor(options.url);
+  if (driver === 'pglite') return createPglite(options.pgliteDir);
+  return createPool(driver, options.url as string, options.poolSize ?? 10);
+}
+
+async function createPglite(dir: string | undefined): Promise<DatabaseHandle> {
+  if (dir && !dir.startsWith('memory://')) mkdirSync(dir, { recursive: true });
+  const client = await PGlite.create(dir && !dir.startsWith('memory://') ? dir : undefined);
+  const db = drizzlePglite(client, { schema }) as unknown as Database;
+  // PGlite is one session, where advisory locks are re-entrant: hold an in-process lock per key instead.
+  const held = new Map<number, Promise<unknown>>();
+  return {
+    db,
+    driver: 'pglite',
+    async ping() {
+      await client.query('select 1');
+    },
+    async withAdvisoryLock(key, fn) {
+      const previous = held.get(key) ?? Promise.resolve();
+      const run = previous.catch(() => {}).then(() => fn(db));
+      held.set(key, run);
+      try {
+        return await run;
+      } finally {
+        if (held.get(key) === run) held.delete(key);
+      }
+    },
+    async close() {
+      if (!client.closed) await client.close();
+    },
+  };
+}
+
+async function createPool(driver: 'pg' | 'neon', url: string, max: number): Promise<DatabaseHandle> {
+  let pool: pg.Pool | NeonPool;
+  let wrap: (client: pg.Pool | pg.PoolClient) => Database;
+  if (driver === 'neon') {
+    // Node 20 has no global WebSocket; Neon's driver needs one.
+    neonConfig.webSocketConstructor = ws;
+    pool = new NeonPool({ connectionString: url, max });
+    wrap = (client) => drizzleNeon({ client: client as unknown as NeonPool, schema }) as unknown as Database;
+  } else {
+    pool = new pg.Pool({ connectionString: url, max });
+    wrap = (client) => drizzlePg({ client, schema }) as unknown as Database;
+  }
+  // An idle client that errors (server restart) must not crash the process; the pool replaces it.
+  pool.on('error', () => {});
+  const db = wrap(pool as pg.Pool);
+  let closed: Promise<void> | undefined;
+  return {
+    db,
+    driver,
+    async ping() {
+      await db.execute(sql`select 1`);
+    },
+    async withAdvisoryLock(key, fn) {
+      const client = (await pool.connect()) as pg.PoolClient;
+      try {
+        await client.query('select pg_advisory_lock($1)', [key]);
+        try {
+          return await fn(wrap(client));
+        } finally {
+          await client.query('select pg_advisory_unlock($1)', [key]);
+        }
+      } finally {
+        client.release();
+      }
+    },
+    async close() {
+      closed ??= pool.end();
+      await closed;
+    },
+  };
+}

@@ -1,0 +1,28 @@
+import { fileURLToPath } from 'node:url';
+import type { NeonDatabase } from 'drizzle-orm/neon-serverless';
+import { migrate as migrateNeon } from 'drizzle-orm/neon-serverless/migrator';
+import type { NodePgDatabase } from 'drizzle-orm/node-postgres';
+import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
+import type { PgliteDatabase } from 'drizzle-orm/pglite';
+import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
+import type { DatabaseHandle } from './client';
+
+export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../drizzle', import.meta.url));
+
+/** Arbitrary constant: the advisory lock that serialises migrations across processes. */
+const MIGRATION_LOCK_KEY = 727_001;
+
+/** Applies the committed drizzle-kit migrations; safe to run from several processes at once. */
+export async function migrateDatabase(handle: DatabaseHandle): Promise<void> {
+  const config = { migrationsFolder: MIGRATIONS_FOLDER };
+  await handle.withAdvisoryLock(MIGRATION_LOCK_KEY, async (db) => {
+    switch (handle.driver) {
+      case 'pglite':
+        return migratePglite(db as unknown as PgliteDatabase, config);
+      case 'pg':
+        return migratePg(db as unknown as NodePgDatabase, config);
+      case 'neon':
+        return migrateNeon(db as unknown as NeonDatabase, config);
+    }
+  });
+}

@@ -1,0 +1,73 @@
+import { Redis as UpstashRedis } from '@upstash/redis';
+import { Redis as IORedis } from 'ioredis';
+import type { Config, RedisMode } from './config';
+
+/** The Redis connection the platform holds, whatever runs it; rate limiting builds on it. */
+export interface RedisHandle {
+  mode: RedisMode;
+  /** Resolves when Redis answers PING within `timeoutMs`; memory mode always does. */
+  ping(timeoutMs?: number): Promise<void>;
+  /** The TCP client (tcp mode), for the ratelimit requester. */
+  tcp: IORedis | undefined;
+  /** The REST client (upstash mode). */
+  upstash: UpstashRedis | undefined;
+  close(): Promise<void>;
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+export function createRedis(config: Pick<Config, 'redis'>): RedisHandle {
+  const redis = config.redis;
+  if (redis.mode === 'tcp') {
+    const client = new IORedis(redis.url, {
+      lazyConnect: true,
+      // Commands fail fast while Redis is down instead of queueing forever; callers decide open/closed.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      connectTimeout: 2_000,
+      retryStrategy: (times) => Math.min(times * 200, 2_000),
+    });
+    client.on('error', () => {});
+    const connected = client.connect().catch(() => {});
+    return {
+      mode: 'tcp',
+      tcp: client,
+      upstash: undefined,
+      async ping(timeoutMs = 1_000) {
+        await withTimeout(
+          connected.then(() => client.ping()),
+          timeoutMs,
+          'Redis',
+        );
+      },
+      async close() {
+        client.disconnect();
+      },
+    };
+  }
+  if (redis.mode === 'upstash') {
+    const client = new UpstashRedis({ url: redis.url, token: redis.token, retry: false });
+    return {
+      mode: 'upstash',
+      tcp: undefined,
+      upstash: client,
+      async ping(timeoutMs = 2_000) {
+        await withTimeout(client.ping(), timeoutMs, 'Upstash Redis');
+      },
+      async close() {},
+    };
+  }
+  return {
+    mode: 'memory',
+    tcp: undefined,
+    upstash: undefined,
+    async ping() {},
+    async close() {},
+  };
+}

@@ -1,0 +1,49 @@
+import type { ReadyConfig } from './config';
+import { createDatabase, type Database, type DatabaseHandle, pgliteDirFor } from './db/client';
+import { createLogger, type Logger } from './logger';
+import { createRedis, type RedisHandle } from './redis';
+
+/**
+ * Everything a request handler or a function needs, built once at boot and handed down
+ * (`c.get('services')` in routes). Nothing here is a module singleton, so tests build their own.
+ */
+export interface Services {
+  config: ReadyConfig;
+  logger: Logger;
+  database: DatabaseHandle;
+  db: Database;
+  redis: RedisHandle;
+  close(): Promise<void>;
+}
+
+export interface ServiceOverrides {
+  logger?: Logger;
+  /** A database the caller already opened (tests); it is closed with the services. */
+  database?: DatabaseHandle;
+  redis?: RedisHandle;
+}
+
+export async function createServices(
+  config: ReadyConfig,
+  overrides: ServiceOverrides = {},
+): Promise<Services> {
+  const logger = overrides.logger ?? createLogger(config);
+  const database =
+    overrides.database ??
+    (await createDatabase({
+      url: config.database.url,
+      pgliteDir: pgliteDirFor(config.dataDir),
+      poolSize: config.database.poolSize,
+    }));
+  const redis = overrides.redis ?? createRedis(config);
+  return {
+    config,
+    logger,
+    database,
+    db: database.db,
+    redis,
+    async close() {
+      await Promise.allSettled([redis.close(), database.close()]);
+    },
+  };
+}

@@ -1,0 +1,80 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createApp } from '../../api/app';
+import { createRedis } from '../../lib/redis';
+import type { Services } from '../../lib/services';
+import { VERSION } from '../../lib/version';
+import { createTestDatabase, databaseTargets, type TestDatabase } from '../support/db';
+import { createTestServices } from '../support/services';
+
+describe.each(databaseTargets())('GET /health on %s', (target) => {
+  let database: TestDatabase;
+  let services: Services;
+
+  beforeAll(async () => {
+    database = await createTestDatabase(target);
+    services = await createTestServices({ database: database.handle });
+  });
+  afterAll(async () => {
+    await services.close();
+    await database.destroy();
+  });
+
+  it('answers 200 naming each part and its mode', async () => {
+    const res = await createApp(services).request('/health');
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-request-id')).toBeTruthy();
+    expect(await res.json()).toEqual({
+      status: 'ok',
+      db: { driver: target === 'pglite' ? 'pglite' : 'pg', ok: true },
+      redis: { mode: 'memory', ok: true },
+      jobs: { engine: 'embedded', ok: true },
+      version: VERSION,
+    });
+  });
+
+  it('answers 503 with the jobs engine marked when it reports a problem', async () => {
+    const app = createApp(services, {
+      jobsProbe: async () => ({ ok: false, error: 'executor loop stopped' }),
+    });
+    const res = await app.request('/health');
+    expect(res.status).toBe(503);
+    expect(await res.json()).toMatchObject({
+      status: 'degraded',
+      db: { ok: true },
+      jobs: { engine: 'embedded', ok: false, error: 'executor loop stopped' },
+    });
+  });
+
+  it('answers 503 with redis marked when Redis does not answer', async () => {
+    // Port 1 on loopback: nothing listens there, so the connection is refused at once.
+    const redis = createRedis({ redis: { mode: 'tcp', url: 'redis://127.0.0.1:1' } });
+    const res = await createApp({ ...services, redis }).request('/health');
+    await redis.close();
+    expect(res.status).toBe(503);
+    expect(await res.json()).toMatchObject({
+      status: 'degraded',
+      db: { ok: true },
+      redis: { mode: 'tcp', ok: false },
+    });
+  });
+
+  it.skipIf(!inject('redisUrl'))('reports the real Redis over TCP as up', async () => {
+    const redis = createRedis({ redis: { mode: 'tcp', url: inject('redisUrl') } });
+    const res = await createApp({ ...services, redis }).request('/health');
+    await redis.close();
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ redis: { mode: 'tcp', ok: true } });
+  });
+
+  it('answers 503 with db marked when the database is gone', async () => {
+    const broken = await createTestDatabase(target);
+    const brokenServices = await createTestServices({ database: broken.handle });
+    await broken.handle.close();
+    const res = await createApp(brokenServices).request('/health');
+    await broken.destroy();
+    expect(res.status).toBe(503);
+    const body = await res.json();
+    expect(body).toMatchObject({ status: 'degraded', db: { ok: false }, redis: { ok: true } });
+    expect(body.db.error).toEqual(expect.any(String));
+  });
+});

@@ -1,0 +1,65 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../../api/app';
+import type { Services } from '../../lib/services';
+import { createTestDatabase, type TestDatabase } from '../support/db';
+import { captureLogger, createTestServices } from '../support/services';
+
+describe('structured logging', () => {
+  let database: TestDatabase;
+  let services: Services;
+  const capture = captureLogger('debug');
+
+  beforeAll(async () => {
+    database = await createTestDatabase('pglite');
+    services = await createTestServices({ database: database.handle, logger: capture.logger });
+  });
+  afterAll(async () => {
+    await services.close();
+    await database.destroy();
+  });
+
+  it('writes JSON lines carrying the request id of the request', async () => {
+    const res = await createApp(services).request('/no-such-route', {
+      headers: { 'X-Request-Id': 'req-abc-123' },
+    });
+    expect(res.status).toBe(404);
+    expect(res.headers.get('x-request-id')).toBe('req-abc-123');
+    const line = capture.lines.find((entry) => entry.msg === 'request' && entry.path === '/no-such-route');
+    expect(line).toMatchObject({ requestId: 'req-abc-123', method: 'GET', status: 404, level: 'warn' });
+    expect(typeof line?.time).toBe('string');
+  });
+
+  it('redacts secrets wherever they sit in a logged object', () => {
+    capture.logger.info(
+      {
+        token: '123456:AAAA-telegram-token',
+        credentials: { apiKey: 'sk-ant-secret', nested: { secret: 'webhook-secret' } },
+        headers: { authorization: 'Bearer oc_live', 'x-telegram-bot-api-secret-token': 'tg-secret' },
+        safe: 'visible',
+      },
+      'with secrets',
+    );
+    const line = capture.lines.find((entry) => entry.msg === 'with secrets');
+    const text = JSON.stringify(line);
+    for (const secret of ['AAAA-telegram-token', 'sk-ant-secret', 'webhook-secret', 'oc_live', 'tg-secret']) {
+      expect(text).not.toContain(secret);
+    }
+    expect(text).toContain('visible');
+  });
+
+  it('never shows a stack or internal message in a 500', async () => {
+    const app = createApp(services, {
+      extend: (root) =>
+        root.get('/boom', () => {
+          throw new Error('database password is hunter2');
+        }),
+    });
+    const res = await app.request('/boom');
+    expect(res.status).toBe(500);
+    const body = await res.json();
+    expect(body).toEqual({
+      error: { code: 'internal_error', message: 'An internal error occurred', requestId: expect.any(String) },
+    });
+    expect(capture.lines.some((entry) => entry.msg === 'unhandled error')).toBe(true);
+  });
+});
