@@ -121,3 +121,12 @@ async function createPool(driver: 'pg' | 'neon', url: string, max: number): Prom
     },
   };
 }
+
+/** Runs raw SQL and returns its rows; every driver answers with `{ rows }`, which drizzle types as unknown. */
+export async function selectRows<T extends Record<string, unknown>>(
+  db: Queryable,
+  query: Parameters<Database['execute']>[0],
+): Promise<T[]> {
+  const result = (await db.execute(query)) as unknown as { rows: T[] };
+  return result.rows;
+}

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createApp } from '../../api/app';
+import type { HealthReport } from '../../lib/health';
 import { createRedis } from '../../lib/redis';
 import type { Services } from '../../lib/services';
 import { VERSION } from '../../lib/version';
@@ -73,7 +74,7 @@ describe.each(databaseTargets())('GET /health on %s', (target) => {
     const res = await createApp(brokenServices).request('/health');
     await broken.destroy();
     expect(res.status).toBe(503);
-    const body = await res.json();
+    const body = (await res.json()) as HealthReport;
     expect(body).toMatchObject({ status: 'degraded', db: { ok: false }, redis: { ok: true } });
     expect(body.db.error).toEqual(expect.any(String));
   });

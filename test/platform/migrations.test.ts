@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
 import { afterAll, describe, expect, it } from 'vitest';
+import { selectRows } from '../../lib/db/client';
 import { migrateDatabase } from '../../lib/db/migrate';
 import { customers } from '../../lib/db/schema';
 import { createTestDatabase, databaseTargets, type TestDatabase } from '../support/db';
@@ -31,10 +32,11 @@ describe.each(databaseTargets())('migrations on %s', (target) => {
     await db.insert(customers).values({ name: 'Acme' });
     await migrateDatabase(database.handle);
 
-    const tables = await db.execute<{ table_name: string }>(
+    const tables = await selectRows<{ table_name: string }>(
+      db,
       sql`select table_name from information_schema.tables where table_schema = 'public' order by table_name`,
     );
-    const names = tables.rows.map((row) => row.table_name);
+    const names = tables.map((row) => row.table_name);
     for (const table of EXPECTED_TABLES) expect(names).toContain(table);
     const rows = await db.select().from(customers);
     expect(rows).toHaveLength(1);
@@ -45,11 +47,12 @@ describe.each(databaseTargets())('migrations on %s', (target) => {
     const database = await createTestDatabase(target, { migrate: false });
     opened.push(database);
     await Promise.all([migrateDatabase(database.handle), migrateDatabase(database.handle)]);
-    const applied = await database.handle.db.execute<{ n: number }>(
+    const applied = await selectRows<{ n: number }>(
+      database.handle.db,
       sql`select count(*)::int as n from drizzle.__drizzle_migrations`,
     );
     const files = (await import('../../drizzle/meta/_journal.json', { with: { type: 'json' } })).default
       .entries;
-    expect(applied.rows[0]?.n).toBe(files.length);
+    expect(applied[0]?.n).toBe(files.length);
   });
 });

@@ -1,0 +1,75 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { and, eq, isNull } from 'drizzle-orm';
+import type { Queryable } from './db/client';
+import { apiKeys, customers } from './db/schema';
+
+const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+export const API_KEY_PREFIX = 'oc_';
+/** 43 base62 characters carry 256 bits; the key is `oc_` + 43 characters. */
+const KEY_BODY_LENGTH = 43;
+export const API_KEY_PATTERN = /^oc_[0-9A-Za-z]{43}$/;
+
+/** Base62 of 32 random bytes, by rejection sampling so every character is equally likely. */
+function randomBase62(length: number): string {
+  let out = '';
+  while (out.length < length) {
+    for (const byte of randomBytes(length * 2)) {
+      if (byte < 248) out += BASE62[byte % 62];
+      if (out.length === length) break;
+    }
+  }
+  return out;
+}
+
+export interface GeneratedApiKey {
+  /** The whole key: shown to the customer once, never stored. */
+  key: string;
+  /** `oc_` + 8 characters, safe to show and log. */
+  prefix: string;
+  /** Hex SHA-256 of the key: what the database keeps. */
+  hash: string;
+}
+
+export function hashApiKey(key: string): string {
+  return createHash('sha256').update(key).digest('hex');
+}
+
+export function generateApiKey(): GeneratedApiKey {
+  const key = `${API_KEY_PREFIX}${randomBase62(KEY_BODY_LENGTH)}`;
+  return { key, prefix: key.slice(0, API_KEY_PREFIX.length + 8), hash: hashApiKey(key) };
+}
+
+/** Constant-time comparison of a presented key with the configured admin key (hashes equalise lengths). */
+export function isAdminKey(presented: string, adminKey: string): boolean {
+  return timingSafeEqual(
+    createHash('sha256').update(presented).digest(),
+    createHash('sha256').update(adminKey).digest(),
+  );
+}
+
+export interface ApiKeyOwner {
+  customerId: string;
+  customerStatus: 'active' | 'suspended';
+  keyId: string;
+  keyPrefix: string;
+}
+
+/**
+ * Finds the active key with this value. The lookup is by SHA-256 hash through a unique index: the
+ * hash of a wrong key finds nothing, and nothing about the key's characters leaks through timing.
+ */
+export async function findApiKeyOwner(db: Queryable, presented: string): Promise<ApiKeyOwner | undefined> {
+  if (!API_KEY_PATTERN.test(presented)) return undefined;
+  const [row] = await db
+    .select({
+      customerId: apiKeys.customerId,
+      customerStatus: customers.status,
+      keyId: apiKeys.id,
+      keyPrefix: apiKeys.prefix,
+    })
+    .from(apiKeys)
+    .innerJoin(customers, eq(customers.id, apiKeys.customerId))
+    .where(and(eq(apiKeys.hash, hashApiKey(presented)), isNull(apiKeys.revokedAt)))
+    .limit(1);
+  return row;
+}
