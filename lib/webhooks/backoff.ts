@@ -37,7 +37,8 @@ export const MAX_RETRY_AFTER_MS = 12 * 60 * 60_000;
 const JITTER = 0.2;
 
 /**
- * The wait after failed attempt `attempt` (1-based) before the next, with jitter; `undefined`
+ * The wait after failed attempt `attempt` (1-based: the first attempt is 1; Inngest's
+ * `ctx.attempt` is 0-based, so pass `attempt + 1`) before the next, with jitter; `undefined`
  * when `attempt` was the last. `random` returns [0, 1) (injectable for tests).
  */
 export function backoffSchedule(attempt: number, random: () => number = Math.random): number | undefined {

@@ -114,6 +114,8 @@ export interface WebhookDispatcherOptions {
   /** Defaults to the system resolver (getaddrinfo, so /etc/hosts applies). */
   resolve?: HostResolver;
   connectTimeoutMs?: number;
+  /** Extra trusted CA certificates (tests with a self-signed receiver); the system store otherwise. */
+  ca?: string | Buffer;
 }
 
 /**
@@ -125,6 +127,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Disp
   const connectByName = buildConnector({
     lookup: createGuardedLookup(policy),
     timeout: options.connectTimeoutMs ?? 10_000,
+    ...(options.ca ? { ca: options.ca } : {}),
   });
   const connect: buildConnector.connector = (connectOptions, callback) => {
     const host = stripBrackets(connectOptions.hostname);
