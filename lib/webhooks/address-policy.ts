@@ -12,7 +12,15 @@ import ipaddr from 'ipaddr.js';
  * decode the IPv4 address embedded in IPv4-mapped, NAT64 and 6to4 addresses by hand.
  */
 
-export type AddressVerdict = { allowed: true } | { allowed: false; reason: string };
+export type AddressVerdict =
+  | { allowed: true }
+  | {
+      allowed: false;
+      /** The range's name, e.g. `loopback`, `private`, `private IPv4 10.0.0.1 inside ipv4Mapped`. */
+      range: string;
+      /** "127.0.0.1 is a blocked address (loopback)". */
+      reason: string;
+    };
 
 export interface AddressPolicyOptions {
   /**
@@ -29,7 +37,7 @@ const GLOBAL_UNICAST_V6 = ipaddr.parseCIDR('2000::/3');
 const NAT64_WELL_KNOWN = ipaddr.parseCIDR('64:ff9b::/96');
 
 function refuse(address: string, range: string): AddressVerdict {
-  return { allowed: false, reason: `address ${address} is in a blocked range (${range})` };
+  return { allowed: false, range, reason: `${address} is a blocked address (${range})` };
 }
 
 function checkV4(v4: ipaddr.IPv4, options: AddressPolicyOptions, shown: string): AddressVerdict {
@@ -55,7 +63,7 @@ function checkV6(v6: ipaddr.IPv6, options: AddressPolicyOptions, shown: string):
   const v4 = embeddedV4(v6, range);
   if (v4) {
     const inner = checkV4(v4, options, shown);
-    return inner.allowed ? inner : refuse(shown, `${range} embedding ${v4.toString()} (${v4.range()})`);
+    return inner.allowed ? inner : refuse(shown, `${v4.range()} IPv4 ${v4.toString()} inside ${range}`);
   }
   if (range === 'unicast' && v6.match(GLOBAL_UNICAST_V6)) return { allowed: true };
   // Outside 2000::/3 ipaddr.js still says `unicast` for IPv4-compatible ::a.b.c.d (deprecated,
@@ -70,7 +78,7 @@ export function checkAddress(address: string, options: AddressPolicyOptions = {}
   // Only the canonical forms DNS answers and URL parsers produce; `ipaddr.parse` would also take
   // legacy shorthand such as "127.1", which never reaches here because WHATWG URL normalises it.
   if (!ipaddr.IPv4.isValidFourPartDecimal(bare) && !ipaddr.IPv6.isValid(bare)) {
-    return { allowed: false, reason: `"${address}" is not an IP address` };
+    return { allowed: false, range: 'invalid', reason: `"${address}" is not an IP address` };
   }
   if (ipaddr.IPv4.isValidFourPartDecimal(bare)) return checkV4(ipaddr.IPv4.parse(bare), options, bare);
   // ipaddr.js reads a dotted tail such as "::8.8.8.8" as IPv4-mapped (::ffff:8.8.8.8), but it is
@@ -80,7 +88,7 @@ export function checkAddress(address: string, options: AddressPolicyOptions = {}
   try {
     canonical = new URL(`http://[${bare}]/`).hostname.slice(1, -1);
   } catch {
-    return { allowed: false, reason: `"${address}" is not an IP address` };
+    return { allowed: false, range: 'invalid', reason: `"${address}" is not an IP address` };
   }
   return checkV6(ipaddr.IPv6.parse(canonical), options, bare);
 }

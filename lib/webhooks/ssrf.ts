@@ -70,7 +70,9 @@ export async function resolveAllowedAddresses(
   for (const { address } of addresses) {
     const verdict = checkAddress(address, options);
     if (!verdict.allowed) {
-      throw new BlockedTargetError(`webhook target refused: ${host} resolves to ${verdict.reason}`);
+      throw new BlockedTargetError(
+        `webhook target refused: ${host} resolves to ${address}, a blocked address (${verdict.range})`,
+      );
     }
   }
   return addresses;
@@ -175,7 +177,7 @@ export function webhookUrlProblem(value: string, options: WebhookUrlOptions): st
   const host = stripBrackets(url.hostname);
   if (isIpLiteral(host)) {
     const verdict = checkAddress(host, { allowPrivate });
-    if (!verdict.allowed) return `must not point at ${verdict.reason.replace(/^address /, '')}`;
+    if (!verdict.allowed) return `must not point at ${host}, a blocked address (${verdict.range})`;
   } else if (!allowPrivate && (host === 'localhost' || host.endsWith('.localhost'))) {
     return 'must not point at localhost';
   }

@@ -67,7 +67,7 @@ describe('checkAddress', () => {
   it.each(BLOCKED)('refuses %s (%s)', (_, address) => {
     const verdict = checkAddress(address);
     expect(verdict.allowed).toBe(false);
-    expect(!verdict.allowed && verdict.reason).toMatch(/blocked range/);
+    expect(!verdict.allowed && verdict.reason).toMatch(/is a blocked address/);
   });
 
   it.each(PUBLIC)('allows the public address %s', (address) => {

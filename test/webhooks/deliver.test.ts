@@ -212,7 +212,9 @@ describe('deliverOnce', () => {
         dispatcher,
       });
       expect(result.outcome).toBe('give_up');
-      expect(result.error).toMatch(/refused: hooks\.customer\.test resolves to address 127\.0\.0\.1/);
+      expect(result.error).toMatch(
+        /refused: hooks\.customer\.test resolves to 127\.0\.0\.1, a blocked address/,
+      );
       expect(receiver.requests).toHaveLength(0);
     } finally {
       await dispatcher.close();

@@ -35,11 +35,7 @@ describe('validateWebhookUrl (save time)', () => {
     ['empty fragment', 'https://hooks.example.com/x#', 'must not contain a #fragment'],
     ['localhost', 'https://localhost/x', 'must not point at localhost'],
     ['a .localhost name', 'https://api.localhost/x', 'must not point at localhost'],
-    [
-      'loopback literal',
-      'https://127.0.0.1/x',
-      'must not point at 127.0.0.1 is in a blocked range (loopback)',
-    ],
+    ['loopback literal', 'https://127.0.0.1/x', 'must not point at 127.0.0.1, a blocked address (loopback)'],
     ['metadata literal', 'https://169.254.169.254/latest/meta-data', 'linkLocal'],
     ['decimal loopback', 'https://2130706433/x', 'loopback'],
     ['octal loopback', 'https://0177.0.0.1/x', 'loopback'],
@@ -128,7 +124,7 @@ describe('resolveAllowedAddresses (delivery time)', () => {
 
   it('refuses localhost through the real system resolver', async () => {
     await expect(resolveAllowedAddresses('localhost')).rejects.toThrow(
-      /localhost resolves to address .* blocked range \(loopback\)/,
+      /localhost resolves to .*, a blocked address \(loopback\)/,
     );
   });
 
@@ -181,7 +177,7 @@ describe('createWebhookDispatcher (the guard on the connection itself)', () => {
       createWebhookDispatcher({ allowPrivate: false, resolve }),
     );
     expect(findBlockedTargetError(result.error)?.message).toMatch(
-      /hooks\.customer\.test resolves to address 127\.0\.0\.1/,
+      /hooks\.customer\.test resolves to 127\.0\.0\.1, a blocked address/,
     );
     expect(receiver.requests.length).toBe(before);
   });
