@@ -98,6 +98,8 @@ export const EnvSchema = z
       .trim()
       .regex(/^[a-z0-9-]+$/, { error: 'expected lower-case letters, digits and dashes' })
       .default('openclaw-platform'),
+
+    WEBHOOK_ALLOW_PRIVATE_TARGETS: booleanFlag.optional(),
   })
   .superRefine((env, ctx) => {
     if (Boolean(env.UPSTASH_REDIS_REST_URL) !== Boolean(env.UPSTASH_REDIS_REST_TOKEN)) {
@@ -164,6 +166,10 @@ export interface Config {
     signingKeyFallback: string | undefined;
     baseUrl: string | undefined;
     serveOrigin: string | undefined;
+  };
+  webhooks: {
+    /** Deliver customer webhooks to loopback/private addresses and over http (development, tests). */
+    allowPrivateTargets: boolean;
   };
 }
 
@@ -237,6 +243,9 @@ export function parseConfig(source: Record<string, string | undefined>): Config 
       signingKeyFallback: env.INNGEST_SIGNING_KEY_FALLBACK,
       baseUrl: env.INNGEST_BASE_URL,
       serveOrigin: env.INNGEST_SERVE_ORIGIN,
+    },
+    webhooks: {
+      allowPrivateTargets: env.WEBHOOK_ALLOW_PRIVATE_TARGETS ?? env.NODE_ENV !== 'production',
     },
   };
 }
