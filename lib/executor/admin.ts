@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
-import { type Queryable, selectRows } from '../db/client';
+import { type Database, type Queryable, selectRows } from '../db/client';
 import { AppError } from '../errors';
+import { cancelRun, enqueueFanOut, storeEvent } from './events';
 import type { EventPayload, RunStatus } from './types';
 
 /** Read side of the engine for the admin API (the Inngest dashboard's job in production). */
@@ -235,4 +236,35 @@ export async function getEvent(
   if (!row) return undefined;
   const runs = await listRuns(db, { eventId, limit: 100 });
   return { ...eventSummary(row), runs: runs.runs };
+}
+
+/**
+ * Replays a stored event: a copy with a fresh id (linked by `replayOf`) that a worker fans out, so
+ * it runs again. Works from any process (the API need not run the executor loop).
+ */
+export async function replayEvent(db: Database, eventId: string, now: number): Promise<EventSummary> {
+  const original = await getEvent(db, eventId);
+  if (!original) throw new AppError('event_not_found', `No event with id ${eventId}`);
+  const rowId = await db.transaction(async (tx) => {
+    const [row] = await selectRows<{ payload: EventPayload }>(
+      tx,
+      sql`select payload from executor_events where id = ${eventId}`,
+    );
+    const { id: _id, ts: _ts, ...rest } = (row as { payload: EventPayload }).payload;
+    const stored = await storeEvent(tx, rest, now, eventId);
+    await enqueueFanOut(tx, stored.rowId, now);
+    return stored.rowId;
+  });
+  const replayed = await getEvent(db, rowId);
+  if (!replayed) throw new AppError('internal_error', 'The replayed event was not stored');
+  const { runs: _runs, ...event } = replayed;
+  return event;
+}
+
+/** Cancels a run (404 when unknown); a run that already ended is answered as it is. */
+export async function cancelRunById(db: Database, runId: string, now: number): Promise<RunDetail> {
+  const existing = await getRun(db, runId);
+  if (!existing) throw new AppError('run_not_found', `No run with id ${runId}`);
+  await db.transaction((tx) => cancelRun(tx, runId, now));
+  return (await getRun(db, runId)) as RunDetail;
 }
