@@ -9,12 +9,10 @@ const RunStatusSchema = z.enum(['queued', 'running', 'completed', 'failed', 'can
 export const RunSummarySchema = z
   .object({
     id: z.uuid().openapi({ example: '0b4f2d0e-8a3c-4a7e-9f0e-6f7f6f0b1c2d' }),
-    functionId: z
-      .string()
-      .openapi({
-        description: 'Full function id: <app id>-<function id>',
-        example: 'openclaw-platform-reply-to-message',
-      }),
+    functionId: z.string().openapi({
+      description: 'Full function id: <app id>-<function id>',
+      example: 'openclaw-platform-reply-to-message',
+    }),
     status: RunStatusSchema,
     eventId: z.uuid().nullable().openapi({ description: 'The event that started the run' }),
     eventName: z.string().openapi({ example: 'agent/message.received' }),
