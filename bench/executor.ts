@@ -57,12 +57,15 @@ async function makeWorker(database: DatabaseHandle): Promise<{ services: Service
   const services = await createServices(config, { database });
   const runtime = createJobsRuntime(services, {
     functions: ({ inngest }) => [
-      inngest.createFunction({ id: 'bench-noop', retries: 0, triggers: [{ event: 'bench/noop' }] }, async ({ step }) => {
-        await step.run('one', () => 1);
-        await step.run('two', () => 2);
-        await step.run('three', () => 3);
-        return 'done';
-      }),
+      inngest.createFunction(
+        { id: 'bench-noop', retries: 0, triggers: [{ event: 'bench/noop' }] },
+        async ({ step }) => {
+          await step.run('one', () => 1);
+          await step.run('two', () => 2);
+          await step.run('three', () => 3);
+          return 'done';
+        },
+      ),
     ],
     executor: { pollIntervalMs: 100, concurrency: 32 },
   });
@@ -109,12 +112,18 @@ async function bench(label: string, database: DatabaseHandle, workers: number): 
   for (let sent = 0; sent < RUNS; sent += 50) {
     const batch = Math.min(50, RUNS - sent);
     await runtime.inngest.send(
-      Array.from({ length: batch }, (_, i) => ({ name: 'bench/noop', data: { n: sent + i, sentAt: Date.now() } })),
+      Array.from({ length: batch }, (_, i) => ({
+        name: 'bench/noop',
+        data: { n: sent + i, sentAt: Date.now() },
+      })),
     );
   }
   await waitForCompleted(database, RUNS, 300_000);
   const flood = RUNS / ((Date.now() - t0) / 1000);
-  const [steps] = await selectRows<{ n: number }>(database.db, sql`select count(*)::int as n from executor_steps`);
+  const [steps] = await selectRows<{ n: number }>(
+    database.db,
+    sql`select count(*)::int as n from executor_steps`,
+  );
   invocations = (steps?.n ?? 0) / RUNS + 1;
 
   // 2. Steady: RATE runs/s for SECONDS, event-to-completion latency.

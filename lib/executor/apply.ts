@@ -53,11 +53,8 @@ export async function applyOutcome(
   outcome: InvokeOutcome,
   options: ApplyOptions,
 ): Promise<void> {
-  const run = await lockRun(tx, item.runId);
-  const owned = await tx.execute(
-    sql`select 1 from executor_queue where id = ${item.id} and leased_by = ${options.workerId} for update`,
-  );
-  if ((owned as unknown as { rows: unknown[] }).rows.length === 0) return;
+  const run = await lockRun(tx, item.runId, { itemId: item.id, workerId: options.workerId });
+  if (run && !run.owned) return;
   if (run?.status !== 'running') {
     await tx.execute(sql`delete from executor_queue where id = ${item.id}`);
     return;

@@ -10,11 +10,12 @@ import { cancelRun, enqueueFanOut, fanOut, type IncomingEvent, storeEvent } from
 import { FunctionConfigError, nextCronTick } from './function-config';
 import { buildRequest, loadSteps, readOutcome, SERVE_ORIGIN, type ServeFetch } from './invoke';
 import { loadRegistry, registerFunctions } from './registry';
-import { createRun, failRun, type RunContext } from './runs';
+import { createRun, failRun, lockRun, type RunContext, recordStep } from './runs';
 import {
   type Clock,
   type EventPayload,
   type InvokeOutcome,
+  type OutgoingOp,
   type QueueItem,
   type Registry,
   systemClock,
@@ -41,6 +42,11 @@ export interface ExecutorOptions {
   shutdownTimeoutMs?: number;
   /** Jitter source for backoff (tests make it deterministic). */
   random?: () => number;
+  /**
+   * Let the SDK checkpoint (inngest v4 async checkpointing): consecutive steps run in one invocation
+   * and are stored as each finishes, through `/v1/checkpoint/:runId/async`. Default true.
+   */
+  checkpointing?: boolean;
 }
 
 interface QueueRow {
@@ -70,6 +76,7 @@ export class EmbeddedExecutor {
   private readonly backoffMaxMs: number;
   private readonly shutdownTimeoutMs: number;
   private readonly random: () => number;
+  private readonly checkpointing: boolean;
   private serveFetch: ServeFetch | undefined;
   /** Set once this process synced or loaded the functions: it fans events out itself. */
   private registry: Registry | undefined;
@@ -96,6 +103,7 @@ export class EmbeddedExecutor {
     this.backoffMaxMs = options.backoffMaxMs ?? 10 * 60_000;
     this.shutdownTimeoutMs = options.shutdownTimeoutMs ?? 10_000;
     this.random = options.random ?? Math.random;
+    this.checkpointing = options.checkpointing ?? true;
   }
 
   /** The Inngest client's `fetch`: `/e/:key` stores events, `/fn/register` takes the SDK's sync. */
@@ -107,6 +115,16 @@ export class EmbeddedExecutor {
         const compiled = await registerFunctions(this.db, await request.json(), this.clock.now());
         this.registry = new Map(compiled.map((fn) => [fn.id, fn]));
         return Response.json({ status: 200, modified: true });
+      }
+      const checkpoint = /\/v1\/checkpoint\/([^/]+)\/async$/.exec(pathname);
+      if (request.method === 'POST' && checkpoint) {
+        const stored = await this.checkpoint(
+          decodeURIComponent(checkpoint[1] as string),
+          await request.json(),
+        );
+        return stored
+          ? Response.json({ ok: true })
+          : Response.json({ error: 'stale dispatch' }, { status: 409 });
       }
       const event = /\/e\/[^/]+$/.exec(pathname);
       if (request.method === 'POST' && event) {
@@ -487,6 +505,7 @@ export class EmbeddedExecutor {
         attempt: item.attempt,
         maxAttempts: found.maxAttempts,
         event: run.event,
+        checkpointItemId: this.checkpointing ? item.id : undefined,
       },
       steps,
     );
@@ -512,6 +531,43 @@ export class EmbeddedExecutor {
         backoff: (attempt) => this.backoff(attempt),
       }),
     );
+  }
+
+  /**
+   * A step result the SDK checkpointed mid-invocation. Stored only while the invocation's queue item is
+   * still leased by this worker and the run is live; otherwise the SDK is told the dispatch is stale.
+   */
+  private async checkpoint(runId: string, body: unknown): Promise<boolean> {
+    const parsed = body as { qi_id?: string; steps?: OutgoingOp[] };
+    const itemId = Number(parsed.qi_id);
+    if (!Number.isSafeInteger(itemId) || !Array.isArray(parsed.steps)) return false;
+    const now = this.clock.now();
+    return this.db.transaction(async (tx) => {
+      const run = await lockRun(tx, runId);
+      const [item] = await selectRows<{ attempt: number; meta: QueueItem['meta'] }>(
+        tx,
+        sql`select attempt, meta from executor_queue where id = ${itemId} and run_id = ${runId} and leased_by = ${this.workerId}`,
+      );
+      if (run?.status !== 'running' || !item) return false;
+      for (const op of parsed.steps ?? []) {
+        if (op.op !== 'StepRun' && op.op !== 'Step') continue;
+        await recordStep(
+          tx,
+          runId,
+          {
+            id: op.id,
+            name: op.displayName ?? op.name,
+            op: 'StepRun',
+            status: 'completed',
+            data: op.data ?? null,
+            attempts: item.attempt + 1,
+            startedAt: item.meta?.firstAttemptAt ?? now,
+          },
+          now,
+        );
+      }
+      return true;
+    });
   }
 
   /** Exponential backoff with jitter: base * 2^attempt, capped, then between half and all of it. */

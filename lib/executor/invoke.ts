@@ -17,6 +17,11 @@ export interface InvokeInput {
   attempt: number;
   maxAttempts: number;
   event: EventPayload;
+  /**
+   * The queue item id, when the SDK may checkpoint: it then runs consecutive steps in one request and
+   * reports each to `/v1/checkpoint/:runId/async` (quoting this id) instead of one request per step.
+   */
+  checkpointItemId?: number | undefined;
 }
 
 interface StepRow {
@@ -55,6 +60,9 @@ export function buildRequest(input: InvokeInput, steps: StepRow[]): Request {
       max_attempts: input.maxAttempts,
       disable_immediate_execution: false,
       use_api: false,
+      ...(input.checkpointItemId !== undefined
+        ? { fn_id: input.functionId, qi_id: String(input.checkpointItemId) }
+        : {}),
       stack: { stack: steps.map((step) => step.step_id), current: steps.length },
     },
     version: 2,

@@ -63,19 +63,39 @@ export async function createRun(
   return runId;
 }
 
-/** Locks the run row for the rest of the transaction: every change to one run is serialised. */
+/**
+ * Locks the run row for the rest of the transaction: every change to one run is serialised. With
+ * `lease`, also says whether that queue item is still leased by that worker (same round trip).
+ */
 export async function lockRun(
   tx: Queryable,
   runId: string,
-): Promise<{ status: string; functionId: string; event: EventPayload; stepSeq: number } | undefined> {
+  lease?: { itemId: number; workerId: string },
+): Promise<
+  { status: string; functionId: string; event: EventPayload; stepSeq: number; owned: boolean } | undefined
+> {
   const [row] = await selectRows<{
     status: string;
     function_id: string;
     event: EventPayload;
     step_seq: number;
-  }>(tx, sql`select status, function_id, event, step_seq from executor_runs where id = ${runId} for update`);
+    owned: boolean;
+  }>(
+    tx,
+    lease
+      ? sql`select r.status, r.function_id, r.event, r.step_seq,
+              exists (select 1 from executor_queue q where q.id = ${lease.itemId} and q.leased_by = ${lease.workerId} for update) as owned
+            from executor_runs r where r.id = ${runId} for update`
+      : sql`select status, function_id, event, step_seq, true as owned from executor_runs where id = ${runId} for update`,
+  );
   return row
-    ? { status: row.status, functionId: row.function_id, event: row.event, stepSeq: row.step_seq }
+    ? {
+        status: row.status,
+        functionId: row.function_id,
+        event: row.event,
+        stepSeq: row.step_seq,
+        owned: row.owned,
+      }
     : undefined;
 }
 
@@ -129,18 +149,18 @@ export async function endRun(
   result: { output?: unknown; error?: unknown },
   now: number,
 ): Promise<void> {
-  await tx.execute(
-    sql`update executor_runs set status = ${status}, ended_at = ${iso(now)}::timestamptz,
-          output = ${result.output === undefined ? null : json(result.output)}::jsonb,
-          error = ${result.error === undefined ? null : json(result.error)}::jsonb
-        where id = ${runId}`,
-  );
-  await tx.execute(sql`delete from executor_queue where run_id = ${runId}`);
-  await tx.execute(sql`delete from executor_waits where run_id = ${runId}`);
-  await tx.execute(sql`delete from executor_cancels where run_id = ${runId}`);
+  // One round trip: the run's row, its pending work, waits, cancel rules and concurrency slots.
   const released = await selectRows<{ key: string }>(
     tx,
-    sql`delete from executor_concurrency where run_id = ${runId} returning key`,
+    sql`with ended as (
+          update executor_runs set status = ${status}, ended_at = ${iso(now)}::timestamptz,
+            output = ${result.output === undefined ? null : json(result.output)}::jsonb,
+            error = ${result.error === undefined ? null : json(result.error)}::jsonb
+          where id = ${runId} returning id),
+        queue as (delete from executor_queue where run_id = ${runId}),
+        waits as (delete from executor_waits where run_id = ${runId}),
+        cancels as (delete from executor_cancels where run_id = ${runId})
+        delete from executor_concurrency where run_id = ${runId} returning key`,
   );
   if (released.length > 0) {
     const keys = released.map((row) => row.key);
