@@ -10,7 +10,7 @@ import { cancelRun, enqueueFanOut, fanOut, type IncomingEvent, storeEvent } from
 import { FunctionConfigError, nextCronTick } from './function-config';
 import { buildRequest, loadSteps, readOutcome, SERVE_ORIGIN, type ServeFetch } from './invoke';
 import { loadRegistry, registerFunctions } from './registry';
-import { createRun, failRun, lockRun, type RunContext, recordStep } from './runs';
+import { createRun, failRun, type RunContext, recordStep } from './runs';
 import {
   type Clock,
   type EventPayload,
@@ -65,6 +65,8 @@ interface QueueRow {
  */
 export class EmbeddedExecutor {
   readonly workerId: string;
+  /** Counters for benchmarks and logs: serve-handler invocations and step checkpoints received. */
+  readonly stats = { invocations: 0, checkpoints: 0 };
   private readonly db: Database;
   private readonly logger: Logger;
   private readonly clock: Clock;
@@ -511,6 +513,7 @@ export class EmbeddedExecutor {
     );
     let outcome: InvokeOutcome;
     try {
+      this.stats.invocations += 1;
       const response = await this.requireServe()(request);
       outcome = await readOutcome(response, this.clock.now());
     } catch (error) {
@@ -542,13 +545,16 @@ export class EmbeddedExecutor {
     const itemId = Number(parsed.qi_id);
     if (!Number.isSafeInteger(itemId) || !Array.isArray(parsed.steps)) return false;
     const now = this.clock.now();
+    this.stats.checkpoints += 1;
     return this.db.transaction(async (tx) => {
-      const run = await lockRun(tx, runId);
-      const [item] = await selectRows<{ attempt: number; meta: QueueItem['meta'] }>(
+      // The run's row lock (every change to a run is serialised) and the lease check in one query.
+      const [item] = await selectRows<{ status: string; attempt: number; meta: QueueItem['meta'] }>(
         tx,
-        sql`select attempt, meta from executor_queue where id = ${itemId} and run_id = ${runId} and leased_by = ${this.workerId}`,
+        sql`select r.status, q.attempt, q.meta from executor_runs r
+            join executor_queue q on q.run_id = r.id and q.id = ${itemId} and q.leased_by = ${this.workerId}
+            where r.id = ${runId} for update of r, q`,
       );
-      if (run?.status !== 'running' || !item) return false;
+      if (item?.status !== 'running') return false;
       for (const op of parsed.steps ?? []) {
         if (op.op !== 'StepRun' && op.op !== 'Step') continue;
         await recordStep(
