@@ -7,6 +7,8 @@ import type { AppEnv } from './env';
 import { handleError, handleNotFound, validationHook } from './middleware/errors';
 import { requestLogger } from './middleware/request-logger';
 import { servicesMiddleware } from './middleware/services';
+import { registerAdminEvents } from './routes/admin/events';
+import { registerAdminRuns } from './routes/admin/runs';
 import { registerHealth } from './routes/health';
 
 export interface AppOptions {
@@ -29,6 +31,8 @@ export function createApp(services: Services, options: AppOptions = {}) {
   app.notFound(handleNotFound);
 
   registerHealth(app);
+  registerAdminRuns(app);
+  registerAdminEvents(app);
   options.extend?.(app);
   return app;
 }

@@ -14,7 +14,13 @@ const { config, logger } = services;
 const runtime = createJobsRuntime(services);
 const app = createApp(services, {
   jobsProbe: () => runtime.health(),
-  extend: (root) => root.on(['GET', 'PUT', 'POST'], INNGEST_SERVE_PATH, (c) => runtime.serveHandler(c)),
+  // Inngest (Cloud or self-hosted) calls the serve endpoint over HTTP, signed. The embedded executor
+  // calls it in-process and unsigned, so in embedded mode it is not exposed on the network at all.
+  extend: (root) => {
+    if (config.jobs.engine === 'inngest') {
+      root.on(['GET', 'PUT', 'POST'], INNGEST_SERVE_PATH, (c) => runtime.serveHandler(c));
+    }
+  },
 });
 const worker = webOnly ? undefined : await runtime.startWorker();
 

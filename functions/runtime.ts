@@ -1,9 +1,13 @@
+import { Hono } from 'hono';
 import type { InngestFunction } from 'inngest';
+import { connect } from 'inngest/connect';
 import { serve } from 'inngest/hono';
+import { EmbeddedExecutor, type ExecutorOptions } from '../lib/executor/executor';
+import { SERVE_ORIGIN } from '../lib/executor/invoke';
 import type { PartHealth } from '../lib/health';
 import type { Services } from '../lib/services';
 import { createInngestClient, type InngestClient } from './client';
-import { createFunctions } from './index';
+import { createFunctions, type FunctionDeps } from './index';
 
 /** Path of the Inngest serve endpoint (what Inngest Cloud, a dev server or the executor calls). */
 export const INNGEST_SERVE_PATH = '/api/inngest';
@@ -13,35 +17,76 @@ export interface JobsRuntime {
   functions: InngestFunction.Any[];
   /** The official serve() handler; mount it at INNGEST_SERVE_PATH for GET, PUT and POST. */
   serveHandler: ReturnType<typeof serve>;
+  /** The embedded engine (JOBS_ENGINE=embedded), also when this process runs no worker loop. */
+  executor: EmbeddedExecutor | undefined;
   health(): Promise<PartHealth>;
   /** Starts the worker side (the loop that runs functions) in this process. */
   startWorker(): Promise<{ stop(): Promise<void> }>;
 }
 
-export function createJobsRuntime(services: Services): JobsRuntime {
-  const inngest = createInngestClient(services.config, { logger: services.logger });
-  const functions = createFunctions({ inngest, services });
+export interface JobsRuntimeOptions {
+  /** The functions to serve; the platform's own list by default (tests pass their own). */
+  functions?: (deps: FunctionDeps) => InngestFunction.Any[];
+  /** Embedded executor tuning (clock, lease, poll interval...). */
+  executor?: Partial<Omit<ExecutorOptions, 'db' | 'logger' | 'servePath'>>;
+}
+
+export function createJobsRuntime(services: Services, options: JobsRuntimeOptions = {}): JobsRuntime {
+  const { config } = services;
+  const embedded = config.jobs.engine === 'embedded';
+  const executor = embedded
+    ? new EmbeddedExecutor({
+        db: services.db,
+        logger: services.logger,
+        servePath: INNGEST_SERVE_PATH,
+        ...options.executor,
+      })
+    : undefined;
+  const inngest = createInngestClient(config, {
+    logger: services.logger,
+    // Embedded: events and the SDK's sync reach the executor in-process, no socket.
+    ...(executor ? { fetch: executor.fetch as typeof fetch, baseUrl: SERVE_ORIGIN } : {}),
+  });
+  const functions = (options.functions ?? createFunctions)({ inngest, services });
   const serveHandler = serve({
     client: inngest,
     functions,
     servePath: INNGEST_SERVE_PATH,
-    ...(services.config.jobs.serveOrigin ? { serveOrigin: services.config.jobs.serveOrigin } : {}),
+    ...(config.jobs.serveOrigin && !executor ? { serveOrigin: config.jobs.serveOrigin } : {}),
   });
+  if (executor) {
+    // The executor calls the same serve() handler Inngest would, through a Hono app's fetch.
+    const serveApp = new Hono().on(['GET', 'PUT', 'POST'], INNGEST_SERVE_PATH, (c) => serveHandler(c));
+    executor.attach((request) => serveApp.fetch(request));
+  }
+  let workerHealth: () => PartHealth = () => ({ ok: true });
+
   return {
     inngest,
     functions,
     serveHandler,
+    executor,
     async health() {
-      return { ok: true };
+      return workerHealth();
     },
     async startWorker() {
       const logger = services.logger.child({ component: 'worker' });
-      logger.info({ engine: services.config.jobs.engine, functions: functions.length }, 'worker started');
-      return {
-        async stop() {
-          logger.info('worker stopped');
-        },
-      };
+      if (executor) {
+        await executor.start();
+        workerHealth = () => executor.health();
+        return { stop: () => executor.stop() };
+      }
+      // Inngest mode: a connect() worker holds an outbound WebSocket to Inngest (no HTTP timeout).
+      const connection = await connect({
+        apps: [{ client: inngest, functions }],
+        handleShutdownSignals: [],
+      });
+      workerHealth = () =>
+        connection.state === 'CLOSED'
+          ? { ok: false, error: 'Inngest connect worker is closed' }
+          : { ok: true };
+      logger.info({ engine: 'inngest', functions: functions.length }, 'connect worker started');
+      return { stop: () => connection.close() };
     },
   };
 }

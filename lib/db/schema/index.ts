@@ -1,1 +1,2 @@
+export * from './executor';
 export * from './platform';

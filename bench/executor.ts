@@ -1,0 +1,169 @@
+/**
+ * Benchmark of the embedded executor: N runs of a 3-step no-op function.
+ * Prints one line per database: runs/s when flooded, and p50/p99 event-to-completion latency when
+ * offered a steady 50 runs/s. Real PostgreSQL is used when BENCH_DATABASE_URL (default
+ * postgres://postgres@127.0.0.1:5432/postgres) answers; a scratch database is created and dropped.
+ *
+ *   npm run bench:executor            # BENCH_RUNS=1000 BENCH_RATE=50 BENCH_SECONDS=10
+ */
+import { randomBytes } from 'node:crypto';
+import { sql } from 'drizzle-orm';
+import pg from 'pg';
+import { createJobsRuntime, type JobsRuntime } from '../functions/runtime';
+import { parseConfig } from '../lib/config';
+import { createDatabase, type DatabaseHandle, selectRows } from '../lib/db/client';
+import { migrateDatabase } from '../lib/db/migrate';
+import { withDevSecrets } from '../lib/dev-secrets';
+import { createServices, type Services } from '../lib/services';
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 1000);
+const RATE = Number(process.env.BENCH_RATE ?? 50);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+async function scratchPostgres(): Promise<{ url: string; drop(): Promise<void> } | undefined> {
+  const name = `oc_bench_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: ADMIN_URL });
+  try {
+    await admin.connect();
+  } catch {
+    return undefined;
+  }
+  await admin.query(`create database ${name}`);
+  await admin.end();
+  const url = new URL(ADMIN_URL);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    async drop() {
+      const client = new pg.Client({ connectionString: ADMIN_URL });
+      await client.connect();
+      await client.query(`drop database if exists ${name} with (force)`);
+      await client.end();
+    },
+  };
+}
+
+async function makeWorker(database: DatabaseHandle): Promise<{ services: Services; runtime: JobsRuntime }> {
+  const config = withDevSecrets(
+    parseConfig({
+      NODE_ENV: 'test',
+      LOG_LEVEL: 'silent',
+      JOBS_ENGINE: 'embedded',
+      ENCRYPTION_MASTER_KEY: Buffer.alloc(32, 7).toString('base64'),
+      ADMIN_API_KEY: 'oc_admin_bench_0123456789abcdefghijklmnopqrstuvwxyz',
+    }),
+  ).config;
+  const services = await createServices(config, { database });
+  const runtime = createJobsRuntime(services, {
+    functions: ({ inngest }) => [
+      inngest.createFunction(
+        { id: 'bench-noop', retries: 0, triggers: [{ event: 'bench/noop' }] },
+        async ({ step }) => {
+          await step.run('one', () => 1);
+          await step.run('two', () => 2);
+          await step.run('three', () => 3);
+          return 'done';
+        },
+      ),
+    ],
+    executor: { pollIntervalMs: 100, concurrency: 32 },
+  });
+  await runtime.startWorker();
+  return { services, runtime };
+}
+
+async function waitForCompleted(database: DatabaseHandle, total: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const [row] = await selectRows<{ n: number }>(
+      database.db,
+      sql`select count(*)::int as n from executor_runs where status = 'completed'`,
+    );
+    if ((row?.n ?? 0) >= total) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`runs did not complete within ${timeoutMs} ms`);
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
+}
+
+async function latencies(database: DatabaseHandle, since: number): Promise<number[]> {
+  const rows = await selectRows<{ sent: string; ended: string | Date }>(
+    database.db,
+    sql`select event->'data'->>'sentAt' as sent, ended_at as ended from executor_runs
+        where status = 'completed' and (event->'data'->>'sentAt')::bigint >= ${since}`,
+  );
+  return rows.map((row) => new Date(row.ended).getTime() - Number(row.sent)).sort((a, b) => a - b);
+}
+
+async function bench(label: string, database: DatabaseHandle, workers: number): Promise<string> {
+  await migrateDatabase(database);
+  const started = await Promise.all(Array.from({ length: workers }, () => makeWorker(database)));
+  const { runtime } = started[0] as { runtime: JobsRuntime };
+  let invocations = 0;
+
+  // 1. Flood: RUNS events sent in batches, time until all complete.
+  const t0 = Date.now();
+  for (let sent = 0; sent < RUNS; sent += 50) {
+    const batch = Math.min(50, RUNS - sent);
+    await runtime.inngest.send(
+      Array.from({ length: batch }, (_, i) => ({
+        name: 'bench/noop',
+        data: { n: sent + i, sentAt: Date.now() },
+      })),
+    );
+  }
+  await waitForCompleted(database, RUNS, 300_000);
+  const flood = RUNS / ((Date.now() - t0) / 1000);
+  const sum = (pick: (stats: { invocations: number; checkpoints: number }) => number) =>
+    started.reduce(
+      (total, worker) => total + (worker.runtime.executor ? pick(worker.runtime.executor.stats) : 0),
+      0,
+    );
+  invocations = sum((stats) => stats.invocations) / RUNS;
+  const checkpoints = sum((stats) => stats.checkpoints) / RUNS;
+
+  // 2. Steady: RATE runs/s for SECONDS, event-to-completion latency.
+  const steadyStart = Date.now();
+  const total = RATE * SECONDS;
+  for (let i = 0; i < total; i += 1) {
+    const due = steadyStart + (i * 1000) / RATE;
+    const wait = due - Date.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    void runtime.inngest.send({ name: 'bench/noop', data: { n: i, sentAt: Date.now() } });
+  }
+  await waitForCompleted(database, RUNS + total, 120_000);
+  const lat = await latencies(database, steadyStart);
+  for (const worker of started) await worker.runtime.executor?.stop();
+  return (
+    `executor ${label} (${workers} worker${workers > 1 ? 's' : ''}): ${flood.toFixed(0)} runs/s (${RUNS} runs of 3 steps, ` +
+    `${invocations.toFixed(1)} invocations + ${checkpoints.toFixed(1)} checkpoints/run); at ${RATE} runs/s offered: p50 ${percentile(lat, 50)} ms, ` +
+    `p99 ${percentile(lat, 99)} ms event-to-completion (${lat.length} runs)`
+  );
+}
+
+const lines: string[] = [];
+{
+  const database = await createDatabase({ pgliteDir: 'memory://' });
+  lines.push(await bench('pglite', database, 1));
+  await database.close();
+}
+for (const workers of [1, 2]) {
+  const scratch = await scratchPostgres();
+  if (!scratch) {
+    lines.push(`executor postgres: skipped (${ADMIN_URL} not reachable)`);
+    break;
+  }
+  const database = await createDatabase({ url: scratch.url, poolSize: 10 });
+  try {
+    lines.push(await bench('postgres', database, workers));
+  } finally {
+    await database.close();
+    await scratch.drop();
+  }
+}
+for (const line of lines) process.stdout.write(`${line}\n`);
+process.exit(0);

@@ -1,0 +1,595 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { sql } from 'drizzle-orm';
+import type { Database, Queryable } from '../db/client';
+import { selectRows } from '../db/client';
+import type { PartHealth } from '../health';
+import type { Logger } from '../logger';
+import { applyOutcome, completeTimer, tryStart } from './apply';
+import { cancelRun, enqueueFanOut, fanOut, type IncomingEvent, storeEvent } from './events';
+import { FunctionConfigError, nextCronTick } from './function-config';
+import { buildRequest, loadSteps, readOutcome, SERVE_ORIGIN, type ServeFetch } from './invoke';
+import { loadRegistry, registerFunctions } from './registry';
+import { createRun, failRun, type RunContext, recordStep } from './runs';
+import {
+  type Clock,
+  type EventPayload,
+  type InvokeOutcome,
+  type OutgoingOp,
+  type QueueItem,
+  type Registry,
+  systemClock,
+} from './types';
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+export interface ExecutorOptions {
+  db: Database;
+  logger: Logger;
+  /** Where the serve handler is mounted on the app handed to `attach`. */
+  servePath: string;
+  clock?: Clock;
+  workerId?: string;
+  /** Work items one worker runs at once. */
+  concurrency?: number;
+  /** How often the database is polled for work from other processes and due timers. */
+  pollIntervalMs?: number;
+  /** How long a claimed item stays ours without a heartbeat; a killed worker's items return after it. */
+  leaseMs?: number;
+  backoffBaseMs?: number;
+  backoffMaxMs?: number;
+  /** SIGTERM: in-flight work gets this long to finish before its leases are released. */
+  shutdownTimeoutMs?: number;
+  /** Jitter source for backoff (tests make it deterministic). */
+  random?: () => number;
+  /**
+   * Let the SDK checkpoint (inngest v4 async checkpointing): consecutive steps run in one invocation
+   * and are stored as each finishes, through `/v1/checkpoint/:runId/async`. Default true.
+   */
+  checkpointing?: boolean;
+}
+
+interface QueueRow {
+  id: string | number;
+  run_id: string;
+  kind: QueueItem['kind'];
+  step_id: string;
+  attempt: number;
+  meta: QueueItem['meta'];
+}
+
+/**
+ * The embedded jobs engine: the server side of the Inngest SDK protocol on Postgres. The Inngest
+ * client gets `executor.fetch` (events and sync reach it in-process); the executor calls the
+ * app's serve handler through `attach(app.fetch)`, as Inngest Cloud would over HTTP.
+ */
+export class EmbeddedExecutor {
+  readonly workerId: string;
+  /** Counters for benchmarks and logs: serve-handler invocations and step checkpoints received. */
+  readonly stats = { invocations: 0, checkpoints: 0 };
+  private readonly db: Database;
+  private readonly logger: Logger;
+  private readonly clock: Clock;
+  private readonly servePath: string;
+  private readonly maxInFlight: number;
+  private readonly pollIntervalMs: number;
+  private readonly leaseMs: number;
+  private readonly backoffBaseMs: number;
+  private readonly backoffMaxMs: number;
+  private readonly shutdownTimeoutMs: number;
+  private readonly random: () => number;
+  private readonly checkpointing: boolean;
+  private serveFetch: ServeFetch | undefined;
+  /** Set once this process synced or loaded the functions: it fans events out itself. */
+  private registry: Registry | undefined;
+  private readonly inFlight = new Map<number, Promise<void>>();
+  private running = false;
+  private stopping = false;
+  private loopDone: Promise<void> | undefined;
+  private loopError: Error | undefined;
+  private wakeUp: (() => void) | undefined;
+  private wakePending = false;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private lastCronCheck = 0;
+
+  constructor(options: ExecutorOptions) {
+    this.db = options.db;
+    this.logger = options.logger.child({ component: 'executor' });
+    this.clock = options.clock ?? systemClock;
+    this.servePath = options.servePath;
+    this.workerId = options.workerId ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+    this.maxInFlight = options.concurrency ?? 16;
+    this.pollIntervalMs = options.pollIntervalMs ?? 250;
+    this.leaseMs = options.leaseMs ?? 30_000;
+    this.backoffBaseMs = options.backoffBaseMs ?? 2_000;
+    this.backoffMaxMs = options.backoffMaxMs ?? 10 * 60_000;
+    this.shutdownTimeoutMs = options.shutdownTimeoutMs ?? 10_000;
+    this.random = options.random ?? Math.random;
+    this.checkpointing = options.checkpointing ?? true;
+  }
+
+  /** The Inngest client's `fetch`: `/e/:key` stores events, `/fn/register` takes the SDK's sync. */
+  readonly fetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+    const request = input instanceof Request ? input : new Request(input, init);
+    const { pathname } = new URL(request.url);
+    try {
+      if (request.method === 'POST' && pathname.endsWith('/fn/register')) {
+        const compiled = await registerFunctions(this.db, await request.json(), this.clock.now());
+        this.registry = new Map(compiled.map((fn) => [fn.id, fn]));
+        return Response.json({ status: 200, modified: true });
+      }
+      const checkpoint = /\/v1\/checkpoint\/([^/]+)\/async$/.exec(pathname);
+      if (request.method === 'POST' && checkpoint) {
+        const stored = await this.checkpoint(
+          decodeURIComponent(checkpoint[1] as string),
+          await request.json(),
+        );
+        return stored
+          ? Response.json({ ok: true })
+          : Response.json({ error: 'stale dispatch' }, { status: 409 });
+      }
+      const event = /\/e\/[^/]+$/.exec(pathname);
+      if (request.method === 'POST' && event) {
+        const body = (await request.json()) as IncomingEvent | IncomingEvent[];
+        const ids = await this.send(Array.isArray(body) ? body : [body]);
+        return Response.json({ ids, status: 200 });
+      }
+      return Response.json(
+        { status: 404, error: `No executor route for ${request.method} ${pathname}` },
+        { status: 404 },
+      );
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      const status = error instanceof FunctionConfigError || error instanceof SyntaxError ? 400 : 500;
+      if (status === 500) this.logger.error({ err: error }, 'executor request failed');
+      return Response.json({ status, error: message }, { status });
+    }
+  };
+
+  /** The app whose serve handler runs the functions (in-process `app.fetch`). */
+  attach(serveFetch: ServeFetch): this {
+    this.serveFetch = serveFetch;
+    return this;
+  }
+
+  /** Syncs through the SDK itself: a PUT to the serve handler, which POSTs its configs to /fn/register. */
+  async sync(): Promise<void> {
+    const response = await this.requireServe()(
+      new Request(new URL(this.servePath, SERVE_ORIGIN), { method: 'PUT' }),
+    );
+    const body = (await response.json().catch(() => ({}))) as { message?: string };
+    if (!response.ok) throw new Error(`Function sync failed: ${body.message ?? response.status}`);
+  }
+
+  /** Stores events durably and sets off what they trigger. Returns the stored events' ids. */
+  async send(events: IncomingEvent[]): Promise<string[]> {
+    const now = this.clock.now();
+    const registry = this.registry;
+    const ids = await this.db.transaction(async (tx) => {
+      const stored: string[] = [];
+      for (const incoming of events) {
+        const event = await storeEvent(tx, incoming, now);
+        stored.push(event.payload.id);
+        if (event.duplicate) continue;
+        if (registry) await fanOut(tx, registry, event, this.context(now));
+        else await enqueueFanOut(tx, event.rowId, now);
+      }
+      return stored;
+    });
+    this.wake();
+    return ids;
+  }
+
+  /** A copy of a stored event with a fresh id; it runs again. Returns the new event's row id. */
+  async replay(eventRowId: string): Promise<string | undefined> {
+    const now = this.clock.now();
+    const [row] = await selectRows<{ payload: EventPayload }>(
+      this.db,
+      sql`select payload from executor_events where id = ${eventRowId}`,
+    );
+    if (!row) return undefined;
+    const registry = this.registry;
+    const rowId = await this.db.transaction(async (tx) => {
+      const { id: _id, ts: _ts, ...rest } = row.payload;
+      const event = await storeEvent(tx, rest, now, eventRowId);
+      if (registry) await fanOut(tx, registry, event, this.context(now));
+      else await enqueueFanOut(tx, event.rowId, now);
+      return event.rowId;
+    });
+    this.wake();
+    return rowId;
+  }
+
+  /** Cancels a live run; false when it had already ended. */
+  async cancel(runId: string): Promise<boolean> {
+    const cancelled = await this.db.transaction((tx) => cancelRun(tx, runId, this.clock.now()));
+    this.wake();
+    return cancelled;
+  }
+
+  /** Syncs, then runs the loop until `stop()`. */
+  async start(): Promise<void> {
+    if (this.running) return;
+    await this.sync();
+    this.running = true;
+    this.stopping = false;
+    this.loopError = undefined;
+    this.heartbeat = setInterval(() => void this.extendLeases(), Math.max(100, Math.floor(this.leaseMs / 3)));
+    this.heartbeat.unref();
+    this.loopDone = this.loop().catch((error: unknown) => {
+      this.loopError = error instanceof Error ? error : new Error(String(error));
+      this.logger.error({ err: error }, 'executor loop died');
+    });
+    this.logger.info({ workerId: this.workerId, functions: this.registry?.size ?? 0 }, 'executor started');
+  }
+
+  /** Stops claiming; in-flight work finishes within the shutdown window or its leases are released. */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.stopping = true;
+    this.wake();
+    await this.loopDone;
+    let timer: NodeJS.Timeout | undefined;
+    const finished = await Promise.race([
+      Promise.allSettled([...this.inFlight.values()]).then(() => true),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), this.shutdownTimeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    clearInterval(this.heartbeat);
+    if (!finished) {
+      await this.db.execute(
+        sql`update executor_queue set leased_until = null, leased_by = null where leased_by = ${this.workerId}`,
+      );
+      this.logger.warn(
+        { released: this.inFlight.size },
+        'executor stopped with work in flight; leases released',
+      );
+    }
+    this.running = false;
+    this.logger.info('executor stopped');
+  }
+
+  health(): PartHealth {
+    if (this.loopError) return { ok: false, error: `executor loop died: ${this.loopError.message}` };
+    if (this.running && this.stopping) return { ok: false, error: 'executor is stopping' };
+    return { ok: true };
+  }
+
+  /**
+   * Claims and runs every item available now, once (the loop's unit of work; tests call it through
+   * the harness's `drain`). Returns how many items ran.
+   */
+  async processAvailable(limit = 100): Promise<number> {
+    await this.fireDueCrons();
+    const items = await this.claim(limit);
+    await Promise.all(items.map((item) => this.dispatch(item)));
+    return items.length;
+  }
+
+  /** The earliest time queued work comes due (timers, retries; not crons), for tests that move the clock. */
+  async nextDueAt(): Promise<number | undefined> {
+    const [row] = await selectRows<{ at: string | Date | null }>(
+      this.db,
+      sql`select min(available_at) as at from executor_queue`,
+    );
+    return row?.at ? new Date(row.at).getTime() : undefined;
+  }
+
+  /** Fires each due cron tick once across all workers (compare-and-set on next_at). */
+  async fireDueCrons(): Promise<number> {
+    const now = this.clock.now();
+    const registry = this.registry;
+    if (!registry) return 0;
+    const due = await selectRows<{ function_id: string; cron: string; next_at: string | Date }>(
+      this.db,
+      sql`select function_id, cron, next_at from executor_crons where next_at <= ${iso(now)}::timestamptz`,
+    );
+    let fired = 0;
+    for (const tick of due) {
+      const fn = registry.get(tick.function_id);
+      if (!fn) continue;
+      const started = await this.db.transaction(async (tx) => {
+        const claimed = await selectRows(
+          tx,
+          sql`update executor_crons set next_at = ${iso(nextCronTick(tick.cron, now))}::timestamptz
+              where function_id = ${tick.function_id} and cron = ${tick.cron} and next_at = ${new Date(tick.next_at).toISOString()}::timestamptz
+              returning function_id`,
+        );
+        if (claimed.length === 0) return false;
+        const event = await storeEvent(
+          tx,
+          { name: 'inngest/scheduled.timer', data: { cron: tick.cron } },
+          now,
+        );
+        await createRun(tx, fn, event.payload, event.rowId, now);
+        return true;
+      });
+      if (started) fired += 1;
+    }
+    if (fired > 0) this.wake();
+    return fired;
+  }
+
+  private requireServe(): ServeFetch {
+    if (!this.serveFetch) throw new Error('executor has no serve handler attached (call attach(app.fetch))');
+    return this.serveFetch;
+  }
+
+  private context(now: number): RunContext {
+    return {
+      now,
+      emit: async (tx: Queryable, event: EventPayload) => {
+        const stored = await storeEvent(tx, event, now);
+        if (this.registry) await fanOut(tx, this.registry, stored, this.context(now));
+        else await enqueueFanOut(tx, stored.rowId, now);
+      },
+    };
+  }
+
+  private wake(): void {
+    this.wakePending = true;
+    this.wakeUp?.();
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopping) {
+      this.wakePending = false;
+      let claimedAll = false;
+      try {
+        if (this.clock.now() - this.lastCronCheck >= this.pollIntervalMs) {
+          this.lastCronCheck = this.clock.now();
+          await this.fireDueCrons();
+        }
+        const free = this.maxInFlight - this.inFlight.size;
+        if (free > 0) {
+          const items = await this.claim(free);
+          for (const item of items) void this.dispatch(item);
+          claimedAll = items.length === free;
+        }
+      } catch (error) {
+        this.logger.error({ err: error }, 'executor poll failed');
+      }
+      if (this.stopping) break;
+      if (claimedAll && this.inFlight.size < this.maxInFlight) continue;
+      if (this.wakePending) continue;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, this.pollIntervalMs);
+        this.wakeUp = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wakeUp = undefined;
+    }
+  }
+
+  private async claim(limit: number): Promise<QueueItem[]> {
+    if (limit <= 0) return [];
+    const now = this.clock.now();
+    const rows = await selectRows<QueueRow & Record<string, unknown>>(
+      this.db,
+      sql`update executor_queue set leased_until = ${iso(now + this.leaseMs)}::timestamptz, leased_by = ${this.workerId}
+          where id in (
+            select id from executor_queue
+            where available_at <= ${iso(now)}::timestamptz and (leased_until is null or leased_until < ${iso(now)}::timestamptz)
+            order by available_at, id
+            limit ${limit}
+            for update skip locked)
+          returning id, run_id, kind, step_id, attempt, meta`,
+    );
+    return rows.map((row) => ({
+      id: Number(row.id),
+      runId: row.run_id,
+      kind: row.kind,
+      stepId: row.step_id,
+      attempt: row.attempt,
+      meta: row.meta,
+    }));
+  }
+
+  private dispatch(item: QueueItem): Promise<void> {
+    const work = this.process(item)
+      .catch(async (error: unknown) => {
+        this.logger.error(
+          { err: error, runId: item.runId, kind: item.kind },
+          'work item failed; released for retry',
+        );
+        await this.db
+          .execute(
+            sql`update executor_queue set leased_until = null, leased_by = null,
+                available_at = ${iso(this.clock.now() + 1_000)}::timestamptz
+                where id = ${item.id} and leased_by = ${this.workerId}`,
+          )
+          .catch(() => {});
+      })
+      .finally(() => {
+        this.inFlight.delete(item.id);
+        this.wake();
+      });
+    this.inFlight.set(item.id, work);
+    return work;
+  }
+
+  private async process(item: QueueItem): Promise<void> {
+    switch (item.kind) {
+      case 'event':
+        return this.processFanOut(item);
+      case 'start': {
+        const fn = (await this.functions()).get(await this.functionIdOf(item.runId));
+        const started = await this.db.transaction((tx) =>
+          tryStart(tx, item, { workerId: this.workerId, now: this.clock.now(), fn }),
+        );
+        if (started) return this.invoke({ ...item, kind: 'invoke' });
+        return;
+      }
+      case 'invoke':
+        return this.invoke(item);
+      case 'sleep':
+      case 'wait-timeout':
+        await this.db.transaction((tx) => completeTimer(tx, item, this.workerId, this.clock.now()));
+        return;
+    }
+  }
+
+  private async processFanOut(item: QueueItem): Promise<void> {
+    const registry = await this.functions();
+    const now = this.clock.now();
+    await this.db.transaction(async (tx) => {
+      const [row] = await selectRows<{ payload: EventPayload }>(
+        tx,
+        sql`select payload from executor_events where id = ${item.runId}`,
+      );
+      const deleted = await selectRows(
+        tx,
+        sql`delete from executor_queue where id = ${item.id} and leased_by = ${this.workerId} returning id`,
+      );
+      if (!row || deleted.length === 0) return;
+      await fanOut(
+        tx,
+        registry,
+        { rowId: item.runId, payload: row.payload, duplicate: false },
+        this.context(now),
+      );
+    });
+  }
+
+  private async functions(): Promise<Registry> {
+    if (!this.registry) this.registry = await loadRegistry(this.db);
+    return this.registry;
+  }
+
+  private async functionIdOf(runId: string): Promise<string> {
+    const [row] = await selectRows<{ function_id: string }>(
+      this.db,
+      sql`select function_id from executor_runs where id = ${runId}`,
+    );
+    return row?.function_id ?? '';
+  }
+
+  private async invoke(item: QueueItem): Promise<void> {
+    const [run] = await selectRows<{ function_id: string; event: EventPayload; status: string }>(
+      this.db,
+      sql`select function_id, event, status from executor_runs where id = ${item.runId}`,
+    );
+    if (run?.status !== 'running') {
+      await this.db.execute(
+        sql`delete from executor_queue where id = ${item.id} and leased_by = ${this.workerId}`,
+      );
+      return;
+    }
+    let fn = (await this.functions()).get(run.function_id);
+    if (!fn) {
+      this.registry = await loadRegistry(this.db);
+      fn = this.registry.get(run.function_id);
+    }
+    const found = fn;
+    if (!found) {
+      await this.db.transaction(async (tx) => {
+        await failRun(
+          tx,
+          item.runId,
+          { functionId: run.function_id, event: run.event },
+          { name: 'FunctionNotFound', message: `Function "${run.function_id}" is not synced` },
+          this.context(this.clock.now()),
+        );
+      });
+      return;
+    }
+    const steps = await loadSteps(this.db, item.runId);
+    const request = buildRequest(
+      {
+        servePath: this.servePath,
+        functionId: run.function_id,
+        stepId: item.stepId,
+        runId: item.runId,
+        attempt: item.attempt,
+        maxAttempts: found.maxAttempts,
+        event: run.event,
+        checkpointItemId: this.checkpointing ? item.id : undefined,
+      },
+      steps,
+    );
+    let outcome: InvokeOutcome;
+    try {
+      this.stats.invocations += 1;
+      const response = await this.requireServe()(request);
+      outcome = await readOutcome(response, this.clock.now());
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      outcome = {
+        type: 'error',
+        error: { name: 'InvokeError', message },
+        retriable: true,
+        retryAt: undefined,
+      };
+    }
+    const now = this.clock.now();
+    await this.db.transaction((tx) =>
+      applyOutcome(tx, item, outcome, {
+        ...this.context(now),
+        workerId: this.workerId,
+        fn: found,
+        backoff: (attempt) => this.backoff(attempt),
+      }),
+    );
+  }
+
+  /**
+   * A step result the SDK checkpointed mid-invocation. Stored only while the invocation's queue item is
+   * still leased by this worker and the run is live; otherwise the SDK is told the dispatch is stale.
+   */
+  private async checkpoint(runId: string, body: unknown): Promise<boolean> {
+    const parsed = body as { qi_id?: string; steps?: OutgoingOp[] };
+    const itemId = Number(parsed.qi_id);
+    if (!Number.isSafeInteger(itemId) || !Array.isArray(parsed.steps)) return false;
+    const now = this.clock.now();
+    this.stats.checkpoints += 1;
+    return this.db.transaction(async (tx) => {
+      // The run's row lock (every change to a run is serialised) and the lease check in one query.
+      const [item] = await selectRows<{ status: string; attempt: number; meta: QueueItem['meta'] }>(
+        tx,
+        sql`select r.status, q.attempt, q.meta from executor_runs r
+            join executor_queue q on q.run_id = r.id and q.id = ${itemId} and q.leased_by = ${this.workerId}
+            where r.id = ${runId} for update of r, q`,
+      );
+      if (item?.status !== 'running') return false;
+      for (const op of parsed.steps ?? []) {
+        if (op.op !== 'StepRun' && op.op !== 'Step') continue;
+        await recordStep(
+          tx,
+          runId,
+          {
+            id: op.id,
+            name: op.displayName ?? op.name,
+            op: 'StepRun',
+            status: 'completed',
+            data: op.data ?? null,
+            attempts: item.attempt + 1,
+            startedAt: item.meta?.firstAttemptAt ?? now,
+          },
+          now,
+        );
+      }
+      return true;
+    });
+  }
+
+  /** Exponential backoff with jitter: base * 2^attempt, capped, then between half and all of it. */
+  private backoff(attempt: number): number {
+    const ceiling = Math.min(this.backoffMaxMs, this.backoffBaseMs * 2 ** attempt);
+    return Math.round(ceiling / 2 + (this.random() * ceiling) / 2);
+  }
+
+  private async extendLeases(): Promise<void> {
+    if (this.inFlight.size === 0) return;
+    const ids = JSON.stringify([...this.inFlight.keys()]);
+    await this.db
+      .execute(
+        sql`update executor_queue set leased_until = ${iso(this.clock.now() + this.leaseMs)}::timestamptz
+            where leased_by = ${this.workerId} and id in (select (jsonb_array_elements_text(${ids}::jsonb))::bigint)`,
+      )
+      .catch((error: unknown) => this.logger.warn({ err: error }, 'lease heartbeat failed'));
+  }
+}

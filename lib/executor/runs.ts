@@ -1,0 +1,202 @@
+import { randomUUID } from 'node:crypto';
+import { sql } from 'drizzle-orm';
+import { type Queryable, selectRows } from '../db/client';
+import type { CompiledFunction } from './function-config';
+import type { EventPayload } from './types';
+
+const iso = (ms: number) => new Date(ms).toISOString();
+const json = (value: unknown) => JSON.stringify(value ?? null);
+const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60 * 1000;
+
+export interface RunContext {
+  now: number;
+  /** Emits an event from inside a transaction (the function.failed event); returns nothing. */
+  emit(tx: Queryable, event: EventPayload): Promise<void>;
+}
+
+/**
+ * Creates a run of `fn` for `event`, honouring idempotency. A run without flow control goes straight
+ * to an `invoke` item; one with concurrency or throttle waits in a `start` item until it may begin.
+ * Returns the run id, or undefined when the idempotency key was already used.
+ */
+export async function createRun(
+  tx: Queryable,
+  fn: CompiledFunction,
+  event: EventPayload,
+  eventRowId: string | null,
+  now: number,
+): Promise<string | undefined> {
+  const scope = { event };
+  const runId = randomUUID();
+  if (fn.idempotency) {
+    const key = `${fn.id}:${fn.idempotency.key(scope)}`;
+    const claimed = await selectRows(
+      tx,
+      sql`insert into executor_idempotency (key, run_id, created_at) values (${key}, ${runId}, ${iso(now)}::timestamptz)
+          on conflict (key) do update set run_id = excluded.run_id, created_at = excluded.created_at
+          where executor_idempotency.created_at < ${iso(now - IDEMPOTENCY_WINDOW_MS)}::timestamptz
+          returning run_id`,
+    );
+    if (claimed.length === 0) return undefined;
+  }
+  const concurrency = fn.concurrency.map((rule) => ({
+    limit: rule.limit,
+    key: `${rule.scope === 'fn' ? fn.id : rule.scope}:${rule.key ? rule.key.key(scope) : ''}`,
+  }));
+  const throttleKey = fn.throttle ? `${fn.id}:${fn.throttle.key ? fn.throttle.key.key(scope) : ''}` : null;
+  const gated = concurrency.length > 0 || throttleKey !== null;
+  await tx.execute(
+    sql`insert into executor_runs (id, function_id, event_id, event, status, concurrency, throttle_key, created_at, started_at)
+        values (${runId}, ${fn.id}, ${eventRowId}, ${json(event)}::jsonb, ${gated ? 'queued' : 'running'},
+                ${json(concurrency)}::jsonb, ${throttleKey}, ${iso(now)}::timestamptz, ${gated ? null : iso(now)}::timestamptz)`,
+  );
+  await tx.execute(
+    sql`insert into executor_queue (run_id, kind, step_id, available_at) values (${runId}, ${gated ? 'start' : 'invoke'}, '', ${iso(now)}::timestamptz)`,
+  );
+  for (const rule of fn.cancel) {
+    await tx.execute(
+      sql`insert into executor_cancels (run_id, event_name, expression, expires_at)
+          values (${runId}, ${rule.event}, ${rule.expression?.source ?? null},
+                  ${rule.timeoutMs === undefined ? null : iso(now + rule.timeoutMs)}::timestamptz)`,
+    );
+  }
+  return runId;
+}
+
+/**
+ * Locks the run row for the rest of the transaction: every change to one run is serialised. With
+ * `lease`, also says whether that queue item is still leased by that worker (same round trip).
+ */
+export async function lockRun(
+  tx: Queryable,
+  runId: string,
+  lease?: { itemId: number; workerId: string },
+): Promise<
+  { status: string; functionId: string; event: EventPayload; stepSeq: number; owned: boolean } | undefined
+> {
+  const [row] = await selectRows<{
+    status: string;
+    function_id: string;
+    event: EventPayload;
+    step_seq: number;
+    owned: boolean;
+  }>(
+    tx,
+    lease
+      ? sql`select r.status, r.function_id, r.event, r.step_seq,
+              exists (select 1 from executor_queue q where q.id = ${lease.itemId} and q.leased_by = ${lease.workerId} for update) as owned
+            from executor_runs r where r.id = ${runId} for update`
+      : sql`select status, function_id, event, step_seq, true as owned from executor_runs where id = ${runId} for update`,
+  );
+  return row
+    ? {
+        status: row.status,
+        functionId: row.function_id,
+        event: row.event,
+        stepSeq: row.step_seq,
+        owned: row.owned,
+      }
+    : undefined;
+}
+
+/** Stores a step's result (never twice: a stored step is final). */
+export async function recordStep(
+  tx: Queryable,
+  runId: string,
+  step: {
+    id: string;
+    name: string | undefined;
+    op: string;
+    status: 'completed' | 'failed';
+    data?: unknown;
+    error?: unknown;
+    attempts: number;
+    startedAt: number | undefined;
+  },
+  now: number,
+): Promise<void> {
+  await tx.execute(
+    sql`with seq as (update executor_runs set step_seq = step_seq + 1 where id = ${runId} returning step_seq)
+        insert into executor_steps (run_id, step_id, name, op, status, data, error, attempts, seq, started_at, ended_at)
+        select ${runId}, ${step.id}, ${step.name ?? null}, ${step.op}, ${step.status},
+               ${step.data === undefined ? null : json(step.data)}::jsonb, ${step.error === undefined ? null : json(step.error)}::jsonb,
+               ${step.attempts}, seq.step_seq, ${step.startedAt === undefined ? null : iso(step.startedAt)}::timestamptz,
+               ${iso(now)}::timestamptz
+        from seq
+        on conflict (run_id, step_id) do nothing`,
+  );
+}
+
+/** When nothing of the run is pending any more, asks the SDK what comes next (a discovery invocation). */
+export async function discoverIfIdle(tx: Queryable, runId: string, now: number): Promise<boolean> {
+  const rows = await selectRows<{ id: string }>(
+    tx,
+    sql`insert into executor_queue (run_id, kind, step_id, available_at)
+        select ${runId}, 'invoke', '', ${iso(now)}::timestamptz
+        where not exists (select 1 from executor_queue where run_id = ${runId})
+          and not exists (select 1 from executor_waits where run_id = ${runId})
+        on conflict do nothing
+        returning id`,
+  );
+  return rows.length > 0;
+}
+
+/** Ends a run: its pending work, waits, cancel rules and concurrency slots go; blocked runs wake. */
+export async function endRun(
+  tx: Queryable,
+  runId: string,
+  status: 'completed' | 'failed' | 'cancelled',
+  result: { output?: unknown; error?: unknown },
+  now: number,
+): Promise<void> {
+  // One round trip: the run's row, its pending work, waits, cancel rules and concurrency slots.
+  const released = await selectRows<{ key: string }>(
+    tx,
+    sql`with ended as (
+          update executor_runs set status = ${status}, ended_at = ${iso(now)}::timestamptz,
+            output = ${result.output === undefined ? null : json(result.output)}::jsonb,
+            error = ${result.error === undefined ? null : json(result.error)}::jsonb
+          where id = ${runId} returning id),
+        queue as (delete from executor_queue where run_id = ${runId}),
+        waits as (delete from executor_waits where run_id = ${runId}),
+        cancels as (delete from executor_cancels where run_id = ${runId})
+        delete from executor_concurrency where run_id = ${runId} returning key`,
+  );
+  if (released.length > 0) {
+    const keys = released.map((row) => row.key);
+    await tx.execute(
+      sql`update executor_queue q set available_at = ${iso(now)}::timestamptz
+          from executor_runs r
+          where q.run_id = r.id and q.kind = 'start' and q.leased_by is null and r.status = 'queued'
+            and exists (select 1 from jsonb_array_elements(r.concurrency) c
+                        where c->>'key' in (select jsonb_array_elements_text(${json(keys)}::jsonb)))`,
+    );
+  }
+}
+
+/** Fails a run and emits `inngest/function.failed`, so the function's onFailure handler runs. */
+export async function failRun(
+  tx: Queryable,
+  runId: string,
+  run: { functionId: string; event: EventPayload },
+  error: unknown,
+  context: RunContext,
+): Promise<void> {
+  await endRun(tx, runId, 'failed', { error }, context.now);
+  await context.emit(tx, {
+    id: randomUUID(),
+    name: 'inngest/function.failed',
+    data: { function_id: run.functionId, run_id: runId, error: normaliseError(error), event: run.event },
+    ts: context.now,
+  });
+}
+
+/** The SDK's failure handler parses `{ name, message, stack }`. */
+export function normaliseError(error: unknown): Record<string, unknown> {
+  if (error && typeof error === 'object') {
+    const record = error as Record<string, unknown>;
+    const message = typeof record.message === 'string' ? record.message : JSON.stringify(error);
+    return { ...record, name: typeof record.name === 'string' ? record.name : 'Error', message };
+  }
+  return { name: 'Error', message: String(error) };
+}

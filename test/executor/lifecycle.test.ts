@@ -1,0 +1,105 @@
+import { sql } from 'drizzle-orm';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createJobsRuntime } from '../../functions/runtime';
+import { selectRows } from '../../lib/db/client';
+import { databaseTargets } from '../support/db';
+import { createExecutorHarness, type ExecutorHarness } from '../support/executor';
+import { createTestServices } from '../support/services';
+
+const APP = 'openclaw-platform';
+
+async function until(check: () => boolean | Promise<boolean>, what: string) {
+  for (let i = 0; i < 200; i += 1) {
+    if (await check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe.each(databaseTargets())('executor lifecycle on %s', (target) => {
+  let h: ExecutorHarness | undefined;
+  afterEach(async () => {
+    await h?.executor.stop();
+    await h?.close();
+    h = undefined;
+  });
+
+  it('the loop wakes on an in-process send and runs the function; stop() lets in-flight steps finish', async () => {
+    let stepStarted = false;
+    h = await createExecutorHarness({
+      target,
+      functions: (inngest) => [
+        inngest.createFunction({ id: 'slow', triggers: [{ event: 'test/slow' }] }, async ({ step }) => {
+          await step.run('slow-step', async () => {
+            stepStarted = true;
+            await new Promise((resolve) => setTimeout(resolve, 300));
+            return 'finished';
+          });
+          return 'ok';
+        }),
+      ],
+      executor: { pollIntervalMs: 60_000 },
+    });
+    await h.executor.start();
+    expect(h.executor.health()).toEqual({ ok: true });
+    await h.send({ name: 'test/slow', data: {} });
+    await until(() => stepStarted, 'the step to start');
+    await h.executor.stop();
+    const [run] = await h.runsOf(`${APP}-slow`);
+    expect(run?.status).toBe('completed');
+  });
+
+  it('stop() releases the lease of work that outlives the shutdown window', async () => {
+    let stepStarted = false;
+    h = await createExecutorHarness({
+      target,
+      functions: (inngest) => [
+        inngest.createFunction({ id: 'stuck', triggers: [{ event: 'test/stuck' }] }, async ({ step }) => {
+          await step.run('never-ends', async () => {
+            stepStarted = true;
+            await new Promise(() => {});
+          });
+        }),
+      ],
+      executor: { shutdownTimeoutMs: 200 },
+    });
+    await h.executor.start();
+    await h.send({ name: 'test/stuck', data: {} });
+    await until(() => stepStarted, 'the step to start');
+    const began = Date.now();
+    await h.executor.stop();
+    expect(Date.now() - began).toBeLessThan(5_000);
+    const leased = await selectRows<{ leased_by: string | null }>(
+      h.services.db,
+      sql`select leased_by from executor_queue`,
+    );
+    expect(leased).toEqual([{ leased_by: null }]);
+  });
+
+  it('an event sent from a process without a worker is stored and run by the worker', async () => {
+    let ran = 0;
+    h = await createExecutorHarness({
+      target,
+      functions: (inngest) => [
+        inngest.createFunction({ id: 'remote', triggers: [{ event: 'test/remote' }] }, async () => {
+          ran += 1;
+        }),
+      ],
+    });
+    // The `web` process: same database, its own client, no sync and no loop.
+    const webServices = await createTestServices({
+      database: h.database.handle,
+      env: { JOBS_ENGINE: 'embedded' },
+    });
+    const web = createJobsRuntime(webServices, { functions: () => [] });
+    await web.inngest.send({ name: 'test/remote', data: { from: 'web' } });
+    const queued = await selectRows<{ kind: string }>(h.services.db, sql`select kind from executor_queue`);
+    expect(queued).toEqual([{ kind: 'event' }]);
+    expect(ran).toBe(0);
+    h.clock.set(Date.now() + 1_000);
+    await h.drain();
+    expect(ran).toBe(1);
+    const [run] = await h.runsOf(`${APP}-remote`);
+    expect(run?.event.data).toEqual({ from: 'web' });
+  });
+});
