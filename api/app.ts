@@ -4,12 +4,18 @@ import { requestId } from 'hono/request-id';
 import type { JobsProbe } from '../lib/health';
 import type { Services } from '../lib/services';
 import type { AppEnv } from './env';
+import { bodyGuard } from './middleware/body-guard';
 import { handleError, handleNotFound, validationHook } from './middleware/errors';
 import { requestLogger } from './middleware/request-logger';
 import { servicesMiddleware } from './middleware/services';
+import { registerAdminAuditLog } from './routes/admin/audit-log';
+import { registerAdminCustomers } from './routes/admin/customers';
 import { registerAdminEvents } from './routes/admin/events';
 import { registerAdminRuns } from './routes/admin/runs';
+import { registerAgentRoutes } from './routes/agents';
+import { registerAuditLog } from './routes/audit-log';
 import { registerHealth } from './routes/health';
+import { registerOpenApi } from './routes/openapi';
 
 export interface AppOptions {
   /** Reports the jobs engine's health; the engine that runs sets it. */
@@ -27,13 +33,19 @@ export function createApp(services: Services, options: AppOptions = {}) {
     const origins = services.config.corsOrigins;
     app.use('/api/*', cors({ origin: origins.includes('*') ? '*' : origins, maxAge: 600 }));
   }
+  app.use('/api/v1/*', bodyGuard({ maxBytes: 64 * 1024 }));
   app.onError(handleError);
   app.notFound(handleNotFound);
 
   registerHealth(app);
+  registerAdminCustomers(app);
+  registerAdminAuditLog(app);
+  registerAgentRoutes(app);
+  registerAuditLog(app);
   registerAdminRuns(app);
   registerAdminEvents(app);
   options.extend?.(app);
+  registerOpenApi(app);
   return app;
 }
 

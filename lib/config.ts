@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEFAULT_MODELS } from './models';
 
 /**
  * Every environment variable the platform reads, in one schema. `parseConfig` never touches the
@@ -57,6 +58,23 @@ export const EnvSchema = z
 
     ENCRYPTION_MASTER_KEY: MasterKeySchema.optional(),
     ENCRYPTION_MASTER_KEY_PREVIOUS: MasterKeySchema.optional(),
+    ALLOWED_MODELS: z
+      .string()
+      .trim()
+      .transform((value) =>
+        value
+          .split(',')
+          .map((model) => model.trim())
+          .filter(Boolean),
+      )
+      .pipe(
+        z
+          .array(
+            z.string().regex(/^claude-[a-z0-9.-]+$/, { error: 'expected Claude model ids (claude-...)' }),
+          )
+          .min(1, { error: 'expected at least one model id' }),
+      )
+      .default(Object.values(DEFAULT_MODELS)),
     ADMIN_API_KEY: z.string().trim().min(32, { error: 'expected at least 32 characters' }).optional(),
 
     CORS_ORIGIN: z
@@ -156,6 +174,8 @@ export interface Config {
     adminApiKey: string | undefined;
   };
   corsOrigins: string[];
+  /** Claude models agents may use; the first Sonnet is the default. */
+  allowedModels: string[];
   telegram: { apiRoot: string; webhookBaseUrl: string | undefined };
   anthropic: { baseUrl: string };
   jobs: {
@@ -233,6 +253,7 @@ export function parseConfig(source: Record<string, string | undefined>): Config 
       adminApiKey: env.ADMIN_API_KEY,
     },
     corsOrigins: env.CORS_ORIGIN,
+    allowedModels: env.ALLOWED_MODELS,
     telegram: { apiRoot: env.TELEGRAM_API_ROOT, webhookBaseUrl: env.TELEGRAM_WEBHOOK_BASE_URL },
     anthropic: { baseUrl: env.ANTHROPIC_BASE_URL },
     jobs: {

@@ -1,6 +1,8 @@
 import type { ReadyConfig } from './config';
+import { createKeyring, type Keyring } from './crypto';
 import { createDatabase, type Database, type DatabaseHandle, pgliteDirFor } from './db/client';
 import { createLogger, type Logger } from './logger';
+import { createModelCatalog, type ModelCatalog } from './models';
 import { createRedis, type RedisHandle } from './redis';
 
 /**
@@ -13,6 +15,9 @@ export interface Services {
   database: DatabaseHandle;
   db: Database;
   redis: RedisHandle;
+  /** Master keys for secrets at rest (current, and the previous one during a rotation). */
+  keyring: Keyring;
+  models: ModelCatalog;
   close(): Promise<void>;
 }
 
@@ -42,6 +47,8 @@ export async function createServices(
     database,
     db: database.db,
     redis,
+    keyring: createKeyring(config.secrets.encryptionMasterKey, config.secrets.encryptionMasterKeyPrevious),
+    models: createModelCatalog(config.allowedModels),
     async close() {
       await Promise.allSettled([redis.close(), database.close()]);
     },

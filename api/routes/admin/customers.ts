@@ -1,0 +1,157 @@
+import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
+import {
+  createCustomer,
+  deleteCustomer,
+  getCustomer,
+  listCustomers,
+  rotateCustomerKey,
+  updateCustomer,
+} from '../../../lib/customers';
+import { bodyErrors, commonErrors, notFoundError } from '../../../lib/schemas/common';
+import {
+  CreateCustomerSchema,
+  CustomerSchema,
+  CustomerWithKeySchema,
+  IdParamsSchema,
+  ListCustomersQuerySchema,
+  UpdateCustomerSchema,
+} from '../../../lib/schemas/customers';
+import type { AppEnv } from '../../env';
+import { requireAdmin } from '../../middleware/auth';
+import { requestContext } from '../../request-context';
+
+const tags = ['Admin: customers'];
+const security = [{ adminKey: [] }];
+const middleware = requireAdmin();
+const jsonBody = <T extends z.ZodType>(schema: T) => ({
+  required: true,
+  content: { 'application/json': { schema } },
+});
+const customerResponse = {
+  content: { 'application/json': { schema: z.object({ customer: CustomerSchema }) } },
+};
+
+const createCustomerRoute = createRoute({
+  operationId: 'createCustomer',
+  tags,
+  security,
+  middleware,
+  method: 'post',
+  path: '/api/v1/admin/customers',
+  summary: 'Creates a customer and its first API key (shown once)',
+  request: { body: jsonBody(CreateCustomerSchema) },
+  responses: {
+    201: { description: 'Created', content: { 'application/json': { schema: CustomerWithKeySchema } } },
+    ...commonErrors,
+    ...bodyErrors,
+  },
+});
+
+const listCustomersRoute = createRoute({
+  operationId: 'listCustomers',
+  tags,
+  security,
+  middleware,
+  method: 'get',
+  path: '/api/v1/admin/customers',
+  summary: 'Customers, newest first',
+  request: { query: ListCustomersQuerySchema },
+  responses: {
+    200: {
+      description: 'A page of customers',
+      content: {
+        'application/json': {
+          schema: z.object({ customers: z.array(CustomerSchema), nextCursor: z.string().nullable() }),
+        },
+      },
+    },
+    ...commonErrors,
+  },
+});
+
+const getCustomerRoute = createRoute({
+  operationId: 'getCustomer',
+  tags,
+  security,
+  middleware,
+  method: 'get',
+  path: '/api/v1/admin/customers/{id}',
+  request: { params: IdParamsSchema },
+  responses: { 200: { description: 'The customer', ...customerResponse }, ...commonErrors, ...notFoundError },
+});
+
+const updateCustomerRoute = createRoute({
+  operationId: 'updateCustomer',
+  tags,
+  security,
+  middleware,
+  method: 'patch',
+  path: '/api/v1/admin/customers/{id}',
+  summary: 'Changes plan, limits, webhook URL or status (suspended keys get 403, agents stop answering)',
+  request: { params: IdParamsSchema, body: jsonBody(UpdateCustomerSchema) },
+  responses: {
+    200: { description: 'The updated customer', ...customerResponse },
+    ...commonErrors,
+    ...bodyErrors,
+    ...notFoundError,
+  },
+});
+
+const deleteCustomerRoute = createRoute({
+  operationId: 'deleteCustomer',
+  tags,
+  security,
+  middleware,
+  method: 'delete',
+  path: '/api/v1/admin/customers/{id}',
+  summary: 'Deletes the customer with its keys, agents, credentials and messages',
+  request: { params: IdParamsSchema },
+  responses: { 204: { description: 'Deleted' }, ...commonErrors, ...notFoundError },
+});
+
+const rotateKeyRoute = createRoute({
+  operationId: 'rotateCustomerKey',
+  tags,
+  security,
+  middleware,
+  method: 'post',
+  path: '/api/v1/admin/customers/{id}/rotate-key',
+  summary: 'Issues a new API key (shown once); the old one stops working at once',
+  request: { params: IdParamsSchema },
+  responses: {
+    200: { description: 'The new key', content: { 'application/json': { schema: CustomerWithKeySchema } } },
+    ...commonErrors,
+    ...notFoundError,
+  },
+});
+
+export function registerAdminCustomers(app: OpenAPIHono<AppEnv>) {
+  app.openapi(createCustomerRoute, async (c) => {
+    const result = await createCustomer(c.get('services').db, requestContext(c), c.req.valid('json'));
+    return c.json(result, 201);
+  });
+  app.openapi(listCustomersRoute, async (c) => {
+    const page = await listCustomers(c.get('services').db, c.req.valid('query'));
+    return c.json({ customers: page.items, nextCursor: page.nextCursor }, 200);
+  });
+  app.openapi(getCustomerRoute, async (c) => {
+    return c.json({ customer: await getCustomer(c.get('services').db, c.req.valid('param').id) }, 200);
+  });
+  app.openapi(updateCustomerRoute, async (c) => {
+    const customer = await updateCustomer(
+      c.get('services').db,
+      requestContext(c),
+      c.req.valid('param').id,
+      c.req.valid('json'),
+    );
+    return c.json({ customer }, 200);
+  });
+  app.openapi(deleteCustomerRoute, async (c) => {
+    await deleteCustomer(c.get('services').db, requestContext(c), c.req.valid('param').id);
+    return c.body(null, 204);
+  });
+  app.openapi(rotateKeyRoute, async (c) => {
+    const result = await rotateCustomerKey(c.get('services').db, requestContext(c), c.req.valid('param').id);
+    return c.json(result, 200);
+  });
+}

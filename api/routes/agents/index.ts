@@ -1,0 +1,9 @@
+import type { OpenAPIHono } from '@hono/zod-openapi';
+import type { AppEnv } from '../../env';
+import { registerAgents } from './agents';
+import { registerCredentials } from './credentials';
+
+export function registerAgentRoutes(app: OpenAPIHono<AppEnv>) {
+  registerAgents(app);
+  registerCredentials(app);
+}

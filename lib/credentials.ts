@@ -1,0 +1,155 @@
+import { and, eq } from 'drizzle-orm';
+import type { RequestContext } from './actor';
+import { agentNotFound, findOwnAgent } from './agents';
+import { recordAudit } from './audit';
+import {
+  credentialBinding,
+  decryptSecret,
+  encryptSecret,
+  type Keyring,
+  last4,
+  secretFingerprint,
+} from './crypto';
+import type { Database, Queryable } from './db/client';
+import { agents, credentials } from './db/schema';
+import type { CredentialStatus, CustomerCredentialKind } from './schemas/credentials';
+
+type CredentialRow = typeof credentials.$inferSelect;
+export type CredentialKind = CredentialRow['kind'];
+
+export function toCredentialStatus(
+  kind: CustomerCredentialKind,
+  row: CredentialRow | undefined,
+): CredentialStatus {
+  if (!row) {
+    return {
+      kind,
+      configured: false,
+      last4: null,
+      updatedAt: null,
+      validatedAt: null,
+      valid: null,
+      validation: null,
+    };
+  }
+  return {
+    kind,
+    configured: true,
+    last4: row.last4,
+    updatedAt: row.updatedAt.toISOString(),
+    validatedAt: row.validatedAt?.toISOString() ?? null,
+    valid: row.validationStatus === null ? null : row.validationStatus === 'valid',
+    validation: row.validationStatus ? { status: row.validationStatus, reason: row.validationReason } : null,
+  };
+}
+
+/** Stores (or replaces) an agent's secret of one kind, encrypted; its validation starts over. */
+export async function setCredential(
+  db: Database,
+  context: RequestContext,
+  keyring: Keyring,
+  input: {
+    customerId: string;
+    agentId: string;
+    kind: CustomerCredentialKind;
+    secret: string;
+    botUsername?: string | undefined;
+  },
+): Promise<CredentialStatus> {
+  const { customerId, agentId, kind, secret } = input;
+  return db.transaction(async (tx) => {
+    const agent = await findOwnAgent(tx, customerId, agentId, { forUpdate: true });
+    if (!agent) throw agentNotFound(agentId);
+    const encrypted = encryptSecret(keyring, credentialBinding(customerId, agentId, kind), secret);
+    const values = {
+      ...encrypted,
+      last4: last4(secret),
+      fingerprint: kind === 'telegram' ? secretFingerprint(keyring, 'telegram-token', secret) : null,
+      validatedAt: null,
+      validationStatus: null,
+      validationReason: null,
+      validationDetails: null,
+      updatedAt: new Date(),
+    };
+    const [row] = await tx
+      .insert(credentials)
+      .values({ agentId, customerId, kind, ...values })
+      .onConflictDoUpdate({ target: [credentials.agentId, credentials.kind], set: values })
+      .returning();
+    if (kind === 'telegram') {
+      // A new token may be another bot: what getMe said about the old one no longer holds.
+      await tx
+        .update(agents)
+        .set({
+          telegramBotId: null,
+          telegramBotUsername: null,
+          ...(input.botUsername !== undefined ? { botUsername: input.botUsername } : {}),
+        })
+        .where(eq(agents.id, agentId));
+    }
+    await recordAudit(tx, context, {
+      action: `credential.${kind}.set`,
+      targetType: 'agent',
+      targetId: agentId,
+      details: { kind, last4: values.last4 },
+    });
+    return toCredentialStatus(kind, row);
+  });
+}
+
+export async function deleteCredential(
+  db: Database,
+  context: RequestContext,
+  input: { customerId: string; agentId: string; kind: CustomerCredentialKind },
+): Promise<void> {
+  const { customerId, agentId, kind } = input;
+  await db.transaction(async (tx) => {
+    const agent = await findOwnAgent(tx, customerId, agentId, { forUpdate: true });
+    if (!agent) throw agentNotFound(agentId);
+    const deleted = await tx
+      .delete(credentials)
+      .where(and(eq(credentials.agentId, agentId), eq(credentials.kind, kind)))
+      .returning({ id: credentials.id });
+    await recordAudit(tx, context, {
+      action: `credential.${kind}.delete`,
+      targetType: 'agent',
+      targetId: agentId,
+      details: { kind, existed: deleted.length > 0 },
+    });
+  });
+}
+
+export async function getCredentialStatuses(
+  db: Queryable,
+  customerId: string,
+  agentId: string,
+): Promise<Record<CustomerCredentialKind, CredentialStatus>> {
+  const agent = await findOwnAgent(db, customerId, agentId);
+  if (!agent) throw agentNotFound(agentId);
+  const rows = await db.select().from(credentials).where(eq(credentials.agentId, agentId));
+  return {
+    telegram: toCredentialStatus(
+      'telegram',
+      rows.find((row) => row.kind === 'telegram'),
+    ),
+    claude: toCredentialStatus(
+      'claude',
+      rows.find((row) => row.kind === 'claude'),
+    ),
+  };
+}
+
+/** The plaintext secret, for the functions that call Telegram or Claude; never for a response. */
+export async function readCredentialSecret(
+  db: Queryable,
+  keyring: Keyring,
+  agentId: string,
+  kind: CredentialKind,
+): Promise<string | undefined> {
+  const [row] = await db
+    .select()
+    .from(credentials)
+    .where(and(eq(credentials.agentId, agentId), eq(credentials.kind, kind)));
+  if (!row) return undefined;
+  return decryptSecret(keyring, credentialBinding(row.customerId, agentId, kind), row);
+}

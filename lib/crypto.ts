@@ -1,0 +1,133 @@
+import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes } from 'node:crypto';
+
+/**
+ * Secrets at rest: AES-256-GCM under a key derived per customer and purpose by HKDF-SHA256 from the
+ * master key, a fresh 96-bit IV per write, and associated data that binds the ciphertext to the row
+ * it belongs to (a ciphertext copied to another agent or kind fails to decrypt).
+ */
+
+export interface MasterKey {
+  /** Identifies the master key a ciphertext was made with; derived from the key, so no state is needed. */
+  version: number;
+  key: Buffer;
+}
+
+export interface Keyring {
+  current: MasterKey;
+  /** The previous master key while `npm run rotate-master-key` moves everything to the current one. */
+  previous?: MasterKey | undefined;
+}
+
+export interface EncryptedSecret {
+  ciphertext: string;
+  iv: string;
+  authTag: string;
+  keyVersion: number;
+}
+
+/** What a secret is bound to. `aad` names the exact row and field; `purpose` separates key uses. */
+export interface SecretBinding {
+  customerId: string;
+  purpose: 'credential' | 'webhook-secret';
+  aad: string;
+}
+
+/** 1..32767 (a smallint), from the key's own hash. Rotation refuses the rare new key that collides. */
+export function masterKeyVersion(key: Buffer): number {
+  return (
+    (createHash('sha256').update('openclaw:key-version').update(key).digest().readUInt16BE(0) % 32767) + 1
+  );
+}
+
+export function masterKeyFromBase64(base64: string): MasterKey {
+  const key = Buffer.from(base64, 'base64');
+  if (key.length !== 32) throw new Error('master key must be 32 bytes');
+  return { key, version: masterKeyVersion(key) };
+}
+
+export function createKeyring(current: string, previous?: string): Keyring {
+  return {
+    current: masterKeyFromBase64(current),
+    previous: previous ? masterKeyFromBase64(previous) : undefined,
+  };
+}
+
+function deriveKey(master: Buffer, binding: Pick<SecretBinding, 'customerId' | 'purpose'>): Buffer {
+  return Buffer.from(
+    hkdfSync(
+      'sha256',
+      master,
+      `openclaw:customer:${binding.customerId}`,
+      `openclaw:v1:${binding.purpose}`,
+      32,
+    ),
+  );
+}
+
+export function encryptSecret(keyring: Keyring, binding: SecretBinding, plaintext: string): EncryptedSecret {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', deriveKey(keyring.current.key, binding), iv);
+  cipher.setAAD(Buffer.from(binding.aad));
+  const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
+  return {
+    ciphertext: ciphertext.toString('base64'),
+    iv: iv.toString('base64'),
+    authTag: cipher.getAuthTag().toString('base64'),
+    keyVersion: keyring.current.version,
+  };
+}
+
+export class DecryptionError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DecryptionError';
+  }
+}
+
+export function decryptSecret(keyring: Keyring, binding: SecretBinding, stored: EncryptedSecret): string {
+  const master = [keyring.current, keyring.previous].find((key) => key?.version === stored.keyVersion);
+  if (!master) {
+    throw new DecryptionError(`no master key of version ${stored.keyVersion} is configured`);
+  }
+  try {
+    const decipher = createDecipheriv(
+      'aes-256-gcm',
+      deriveKey(master.key, binding),
+      Buffer.from(stored.iv, 'base64'),
+    );
+    decipher.setAAD(Buffer.from(binding.aad));
+    decipher.setAuthTag(Buffer.from(stored.authTag, 'base64'));
+    return Buffer.concat([
+      decipher.update(Buffer.from(stored.ciphertext, 'base64')),
+      decipher.final(),
+    ]).toString('utf8');
+  } catch {
+    // Never include the cause: it could carry key material in a debugger, and says nothing useful.
+    throw new DecryptionError('secret failed to decrypt (wrong key or tampered/misplaced ciphertext)');
+  }
+}
+
+/**
+ * A keyed fingerprint of a secret: finds the same bot token on two agents without decrypting. Keyed
+ * by the master key, so a leaked table does not allow offline guessing; recomputed on key rotation.
+ */
+export function secretFingerprint(keyring: Keyring, purpose: string, secret: string): string {
+  const key = Buffer.from(
+    hkdfSync('sha256', keyring.current.key, 'openclaw:fingerprint', `openclaw:v1:${purpose}`, 32),
+  );
+  return createHmac('sha256', key).update(secret).digest('hex');
+}
+
+export function last4(secret: string): string {
+  return secret.slice(-4);
+}
+
+/** The associated data binding an agent credential to its agent and kind. */
+export function credentialBinding(customerId: string, agentId: string, kind: string): SecretBinding {
+  return { customerId, purpose: 'credential', aad: `agent:${agentId}:credential:${kind}` };
+}
+
+/** The associated data binding a customer's webhook signing secret (current or previous slot). */
+export function webhookSecretBinding(customerId: string, slot: 'current' | 'previous'): SecretBinding {
+  return { customerId, purpose: 'webhook-secret', aad: `customer:${customerId}:webhook-secret:${slot}` };
+}

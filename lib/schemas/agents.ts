@@ -1,0 +1,110 @@
+import { z } from '@hono/zod-openapi';
+import { PageQuerySchema, Timestamp } from './common';
+
+export const SYSTEM_PROMPT_MAX_BYTES = 10 * 1024;
+
+/** A numeric Telegram user id, or an @username (normalised to lower case; Telegram's are case-insensitive). */
+export const AllowFromEntrySchema = z
+  .union([z.string(), z.number()])
+  .transform((value) => String(value).trim())
+  .pipe(
+    z.union(
+      [
+        z.string().regex(/^[1-9]\d{0,15}$/, { error: 'expected a numeric Telegram user id' }),
+        z
+          .string()
+          .regex(/^@[A-Za-z][A-Za-z0-9_]{3,31}$/, { error: 'expected @username (5-32 letters, digits, _)' })
+          .transform((value) => value.toLowerCase()),
+      ],
+      { error: 'expected a numeric Telegram user id or an @username' },
+    ),
+  )
+  .openapi({ example: '@alice', description: 'Numeric Telegram user id, or @username' });
+
+export const DmPolicySchema = z
+  .enum(['pairing', 'allowlist', 'open', 'disabled'])
+  .openapi({ description: 'Who may talk to the bot in private chats' });
+export const GroupPolicySchema = z
+  .enum(['open', 'allowlist', 'disabled'])
+  .openapi({ description: 'Who may address the bot in groups' });
+export const AgentStatusSchema = z.enum(['stopped', 'starting', 'running', 'stopping', 'error']);
+
+const settings = {
+  name: z.string().trim().min(1).max(100).openapi({ example: 'Support bot' }),
+  systemPrompt: z
+    .string()
+    .refine((value) => Buffer.byteLength(value, 'utf8') <= SYSTEM_PROMPT_MAX_BYTES, {
+      error: `must be at most ${SYSTEM_PROMPT_MAX_BYTES} bytes of UTF-8`,
+    })
+    .openapi({ example: 'You are the friendly support assistant of Acme.' }),
+  model: z.string().min(1).max(100).openapi({ example: 'claude-sonnet-5-5' }),
+  maxTokens: z.number().int().min(256).max(8192).openapi({ example: 1024 }),
+  temperature: z.number().min(0).max(1).openapi({ example: 0.7 }),
+  telegramAllowFrom: z.array(AllowFromEntrySchema).max(1000),
+  telegramGroupPolicy: GroupPolicySchema,
+  telegramDmPolicy: DmPolicySchema,
+  botUsername: z
+    .string()
+    .regex(/^@?[A-Za-z][A-Za-z0-9_]{3,31}$/, { error: 'expected the bot username' })
+    .transform((value) => value.replace(/^@/, ''))
+    .nullable(),
+  dailyTokenBudget: z.number().int().min(1).max(1_000_000_000).nullable().openapi({
+    description:
+      'Input + output Claude tokens per UTC day, after which the agent stops calling Claude (null = none)',
+  }),
+};
+
+export const AGENT_DEFAULTS = {
+  systemPrompt: 'You are a helpful assistant.',
+  maxTokens: 1024,
+  temperature: 0.7,
+  telegramAllowFrom: [] as string[],
+  telegramGroupPolicy: 'allowlist' as const,
+  telegramDmPolicy: 'pairing' as const,
+};
+
+export const CreateAgentSchema = z
+  .object({
+    ...settings,
+    systemPrompt: settings.systemPrompt.optional(),
+    model: settings.model.optional(),
+    maxTokens: settings.maxTokens.optional(),
+    temperature: settings.temperature.optional(),
+    telegramAllowFrom: settings.telegramAllowFrom.optional(),
+    telegramGroupPolicy: settings.telegramGroupPolicy.optional(),
+    telegramDmPolicy: settings.telegramDmPolicy.optional(),
+    botUsername: settings.botUsername.optional(),
+    dailyTokenBudget: settings.dailyTokenBudget.optional(),
+  })
+  .strict()
+  .openapi('CreateAgent');
+export type CreateAgentInput = z.infer<typeof CreateAgentSchema>;
+
+export const UpdateAgentSchema = z.object(settings).partial().strict().openapi('UpdateAgent');
+export type UpdateAgentInput = z.infer<typeof UpdateAgentSchema>;
+
+export const AgentSchema = z
+  .object({
+    id: z.uuid(),
+    name: z.string(),
+    systemPrompt: z.string(),
+    model: z.string(),
+    maxTokens: z.number().int(),
+    temperature: z.number(),
+    telegramAllowFrom: z.array(z.string()),
+    telegramGroupPolicy: GroupPolicySchema,
+    telegramDmPolicy: DmPolicySchema,
+    botUsername: z.string().nullable(),
+    dailyTokenBudget: z.number().int().nullable(),
+    status: AgentStatusSchema,
+    statusSince: Timestamp,
+    lastError: z.string().nullable(),
+    telegramBotUsername: z.string().nullable().openapi({ description: "The bot's username from Telegram" }),
+    lastMessageAt: Timestamp.nullable(),
+    createdAt: Timestamp,
+    updatedAt: Timestamp,
+  })
+  .openapi('Agent');
+export type Agent = z.infer<typeof AgentSchema>;
+
+export const ListAgentsQuerySchema = PageQuerySchema.extend({ status: AgentStatusSchema.optional() });

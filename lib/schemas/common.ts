@@ -1,0 +1,52 @@
+import { z } from '@hono/zod-openapi';
+
+export const ErrorSchema = z
+  .object({
+    error: z.object({
+      code: z.string().openapi({ example: 'agent_not_found' }),
+      message: z.string().openapi({ example: 'No agent with id 4f1c...' }),
+      details: z.record(z.string(), z.unknown()).optional(),
+      requestId: z.string().openapi({ example: '6f1d0c9e-2a7b-4c55-9d8e-0f3b1a2c4d5e' }),
+    }),
+  })
+  .openapi('Error');
+
+const json = { 'application/json': { schema: ErrorSchema } };
+
+/** The error responses every authenticated route may give, for the OpenAPI document. */
+export const commonErrors = {
+  400: { description: 'Invalid input (the message names the field)', content: json },
+  401: { description: 'Missing or invalid API key', content: json },
+  403: { description: 'The customer is suspended', content: json },
+  429: { description: 'Rate limited', content: json },
+} as const;
+
+export const notFoundError = {
+  404: { description: 'No such resource (or not yours)', content: json },
+} as const;
+export const conflictError = {
+  409: { description: 'Conflicts with the current state', content: json },
+} as const;
+export const bodyErrors = {
+  413: { description: 'Body too large', content: json },
+  415: { description: 'Body is not application/json', content: json },
+} as const;
+
+export const PageQuerySchema = z.object({
+  limit: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(100)
+    .default(20)
+    .openapi({ description: 'Page size (1-100)', example: 20 }),
+  cursor: z.string().min(1).optional().openapi({ description: 'The nextCursor of the previous page' }),
+});
+
+export const IdParamsSchema = z.object({
+  id: z
+    .string()
+    .openapi({ param: { name: 'id', in: 'path' }, example: '0b4f2d0e-8a3c-4a7e-9f0e-6f7f6f0b1c2d' }),
+});
+
+export const Timestamp = z.string().openapi({ format: 'date-time', example: '2026-01-01T00:00:00.000Z' });

@@ -1,0 +1,92 @@
+import { z } from '@hono/zod-openapi';
+import { IdParamsSchema, PageQuerySchema, Timestamp } from './common';
+
+export const PLANS = ['free', 'pro', 'enterprise'] as const;
+export const PlanSchema = z.enum(PLANS).openapi({ description: 'Billing plan', example: 'pro' });
+export const CustomerStatusSchema = z.enum(['active', 'suspended']);
+
+/** Agents a plan allows when the operator does not set maxAgents. */
+export const PLAN_MAX_AGENTS: Record<(typeof PLANS)[number], number> = { free: 1, pro: 5, enterprise: 25 };
+
+const WebhookUrl = z
+  .url({ protocol: /^https?$/, error: 'expected an http(s) URL' })
+  .max(2048)
+  .openapi({ example: 'https://example.com/hooks/openclaw' });
+
+const LimitsSchema = z
+  .object({
+    apiRequestsPerHour: z.number().int().min(1).max(10_000_000).nullable().optional().openapi({
+      description: "Overrides the plan's API requests per hour (null = the plan's)",
+    }),
+    messagesPerDay: z.number().int().min(1).max(10_000_000).nullable().optional().openapi({
+      description: "Overrides the plan's Telegram messages per day (null = the plan's)",
+    }),
+  })
+  .strict();
+
+export const CustomerSchema = z
+  .object({
+    id: z.uuid(),
+    name: z.string().openapi({ example: 'Acme Corp' }),
+    email: z.string().nullable().openapi({ example: 'ops@acme.example' }),
+    plan: PlanSchema,
+    maxAgents: z.number().int(),
+    status: CustomerStatusSchema,
+    webhookUrl: z.string().nullable(),
+    limits: z.object({
+      apiRequestsPerHour: z.number().int().nullable(),
+      messagesPerDay: z.number().int().nullable(),
+    }),
+    createdAt: Timestamp,
+    updatedAt: Timestamp,
+  })
+  .openapi('Customer');
+export type Customer = z.infer<typeof CustomerSchema>;
+
+export const CreateCustomerSchema = z
+  .object({
+    name: z.string().trim().min(1).max(200).openapi({ example: 'Acme Corp' }),
+    email: z.email().max(320).optional(),
+    plan: PlanSchema.default('free'),
+    maxAgents: z
+      .number()
+      .int()
+      .min(0)
+      .max(10_000)
+      .optional()
+      .openapi({ description: 'Default: by plan (1, 5, 25)' }),
+    webhookUrl: WebhookUrl.optional(),
+    limits: LimitsSchema.optional(),
+  })
+  .strict()
+  .openapi('CreateCustomer');
+export type CreateCustomerInput = z.infer<typeof CreateCustomerSchema>;
+
+export const UpdateCustomerSchema = z
+  .object({
+    name: z.string().trim().min(1).max(200),
+    email: z.email().max(320).nullable(),
+    plan: PlanSchema,
+    maxAgents: z.number().int().min(0).max(10_000),
+    status: CustomerStatusSchema,
+    webhookUrl: WebhookUrl.nullable(),
+    limits: LimitsSchema,
+  })
+  .partial()
+  .strict()
+  .openapi('UpdateCustomer');
+export type UpdateCustomerInput = z.infer<typeof UpdateCustomerSchema>;
+
+export const CustomerWithKeySchema = z
+  .object({
+    customer: CustomerSchema,
+    apiKey: z.string().openapi({ description: 'Shown once: store it now', example: 'oc_4fQ...' }),
+  })
+  .openapi('CustomerWithKey');
+
+export const ListCustomersQuerySchema = PageQuerySchema.extend({
+  plan: PlanSchema.optional(),
+  status: CustomerStatusSchema.optional(),
+});
+
+export { IdParamsSchema };
