@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest';
+import { databaseTargets } from '../support/db';
+import { json, useApiHarness } from './harness';
+
+interface ErrorBody {
+  error: { code: string; message: string; details?: Record<string, unknown>; requestId: string };
+}
+
+describe.each(databaseTargets())('error responses on %s', (target) => {
+  const harness = useApiHarness(target);
+
+  it.each([
+    ['malformed JSON', '{"name": ', 'application/json', 400, 'invalid_json'],
+    ['an empty JSON body', '', 'application/json', 400, 'invalid_json'],
+    ['a JSON array', '[]', 'application/json', 400, 'validation_error'],
+    ['text/plain', 'name=x', 'text/plain', 415, 'unsupported_media_type'],
+    ['a form', 'name=x', 'application/x-www-form-urlencoded', 415, 'unsupported_media_type'],
+  ])('%s is a %i %s in the one error shape', async (_, body, contentType, status, code) => {
+    const { apiKey } = await harness.createCustomer();
+    const res = await harness.call('POST', '/api/v1/agents', {
+      key: apiKey,
+      body,
+      headers: { 'content-type': contentType },
+    });
+    expect(res.status).toBe(status);
+    const payload = await json<ErrorBody>(res);
+    expect(Object.keys(payload)).toEqual(['error']);
+    expect(payload.error).toMatchObject({
+      code,
+      message: expect.any(String),
+      requestId: res.headers.get('x-request-id'),
+    });
+    expect(
+      Object.keys(payload.error).every((key) => ['code', 'message', 'details', 'requestId'].includes(key)),
+    ).toBe(true);
+  });
+
+  it('a body over 64 KB is a 413', async () => {
+    const { apiKey } = await harness.createCustomer();
+    const res = await harness.call('POST', '/api/v1/agents', {
+      key: apiKey,
+      body: { name: 'x', systemPrompt: 'a'.repeat(70 * 1024) },
+    });
+    expect(res.status).toBe(413);
+    expect((await json<ErrorBody>(res)).error).toMatchObject({
+      code: 'payload_too_large',
+      details: { maxBytes: 65536 },
+    });
+  });
+
+  it('an unknown route and a wrong method answer in the one shape', async () => {
+    const res = await harness.call('GET', '/api/v1/nothing-here');
+    expect(res.status).toBe(404);
+    expect((await json<ErrorBody>(res)).error.code).toBe('not_found');
+  });
+
+  it('serves the OpenAPI 3.1 document built from the route schemas, and the docs page', async () => {
+    const res = await harness.call('GET', '/openapi.json', { key: null });
+    expect(res.status).toBe(200);
+    const doc = await json<{
+      openapi: string;
+      paths: Record<string, Record<string, { operationId: string }>>;
+      components: { schemas: Record<string, unknown>; securitySchemes: Record<string, unknown> };
+    }>(res);
+    expect(doc.openapi).toBe('3.1.0');
+    const operations = Object.values(doc.paths).flatMap((methods) =>
+      Object.values(methods).map((op) => op.operationId),
+    );
+    for (const operation of [
+      'createCustomer',
+      'listCustomers',
+      'getCustomer',
+      'updateCustomer',
+      'deleteCustomer',
+      'rotateCustomerKey',
+      'listAdminAuditLog',
+      'createAgent',
+      'listAgents',
+      'getAgent',
+      'updateAgent',
+      'deleteAgent',
+      'setTelegramCredentials',
+      'setClaudeCredentials',
+      'deleteCredentials',
+      'getCredentials',
+      'listAuditLog',
+      'getHealth',
+    ]) {
+      expect(operations).toContain(operation);
+    }
+    expect(Object.keys(doc.components.schemas)).toEqual(
+      expect.arrayContaining(['Agent', 'Customer', 'Error', 'CreateAgent']),
+    );
+    expect(Object.keys(doc.components.securitySchemes)).toEqual(['adminKey', 'customerKey']);
+    const docs = await harness.call('GET', '/docs', { key: null });
+    expect(docs.status).toBe(200);
+    expect(await docs.text()).toContain('/openapi.json');
+  });
+});
