@@ -1,0 +1,85 @@
+import { randomBytes } from 'node:crypto';
+import { eq } from 'drizzle-orm';
+import { describe, expect, it } from 'vitest';
+import { readCredentialSecret } from '../../lib/credentials';
+import { createKeyring, encryptSecret, webhookSecretBinding } from '../../lib/crypto';
+import { credentials, customers } from '../../lib/db/schema';
+import { rotateMasterKey } from '../../lib/key-rotation';
+import { databaseTargets } from '../support/db';
+import { TEST_MASTER_KEY } from '../support/services';
+import { CLAUDE_KEY, TELEGRAM_TOKEN, useApiHarness } from './harness';
+
+describe.each(databaseTargets())('master key rotation on %s', (target) => {
+  const harness = useApiHarness(target);
+
+  it('re-encrypts every credential and webhook secret, resumably and idempotently', async () => {
+    const { id: customerId, apiKey } = await harness.createCustomer({ plan: 'pro' });
+    const agents = [
+      await harness.createAgent(apiKey),
+      await harness.createAgent(apiKey),
+      await harness.createAgent(apiKey),
+    ];
+    for (const agentId of agents) {
+      await harness.call('PUT', `/api/v1/agents/${agentId}/credentials/telegram`, {
+        key: apiKey,
+        body: { botToken: TELEGRAM_TOKEN },
+      });
+      await harness.call('PUT', `/api/v1/agents/${agentId}/credentials/claude`, {
+        key: apiKey,
+        body: { apiKey: CLAUDE_KEY },
+      });
+    }
+    const oldKeyring = harness.services.keyring;
+    const webhook = encryptSecret(oldKeyring, webhookSecretBinding(customerId, 'current'), 'whsec_abc');
+    await harness.services.db
+      .update(customers)
+      .set({
+        webhookSecretCiphertext: webhook.ciphertext,
+        webhookSecretIv: webhook.iv,
+        webhookSecretAuthTag: webhook.authTag,
+        webhookSecretKeyVersion: webhook.keyVersion,
+      })
+      .where(eq(customers.id, customerId));
+    const [before] = await harness.services.db
+      .select()
+      .from(credentials)
+      .where(eq(credentials.kind, 'telegram'))
+      .limit(1);
+
+    const rotating = createKeyring(randomBytes(32).toString('base64'), TEST_MASTER_KEY);
+    // Batches of 4: the run below commits in several transactions, as an interrupted run would have.
+    const report = await rotateMasterKey(harness.services.db, rotating, { batchSize: 4 });
+    expect(report.credentials).toBeGreaterThanOrEqual(6);
+    expect(report.webhookSecrets).toBeGreaterThanOrEqual(1);
+    expect(await rotateMasterKey(harness.services.db, rotating, { batchSize: 4 })).toEqual({
+      credentials: 0,
+      webhookSecrets: 0,
+    });
+
+    const rows = await harness.services.db.select().from(credentials);
+    expect(rows.every((row) => row.keyVersion === rotating.current.version)).toBe(true);
+    const after = rows.find((row) => row.id === before?.id);
+    expect(after?.fingerprint).not.toBe(before?.fingerprint);
+
+    // Only the new key is needed from now on.
+    const newOnly = createKeyring(rotating.current.key.toString('base64'));
+    for (const agentId of agents) {
+      expect(await readCredentialSecret(harness.services.db, newOnly, agentId, 'telegram')).toBe(
+        TELEGRAM_TOKEN,
+      );
+      expect(await readCredentialSecret(harness.services.db, newOnly, agentId, 'claude')).toBe(CLAUDE_KEY);
+    }
+    await expect(
+      readCredentialSecret(harness.services.db, oldKeyring, agents[0] as string, 'claude'),
+    ).rejects.toThrow();
+  });
+
+  it('refuses to run without the old key or with the same key twice', async () => {
+    await expect(rotateMasterKey(harness.services.db, createKeyring(TEST_MASTER_KEY))).rejects.toThrow(
+      /PREVIOUS/,
+    );
+    await expect(
+      rotateMasterKey(harness.services.db, createKeyring(TEST_MASTER_KEY, TEST_MASTER_KEY)),
+    ).rejects.toThrow(/same key/);
+  });
+});
