@@ -1,11 +1,14 @@
 import { and, desc, eq, isNull, type SQL } from 'drizzle-orm';
 import type { RequestContext } from './actor';
+import type { Keyring } from './crypto';
 import { generateApiKey } from './api-keys';
 import { recordAudit } from './audit';
 import type { Database, Queryable } from './db/client';
 import { apiKeys, customers } from './db/schema';
 import { AppError } from './errors';
 import { type CursorPage, cursorCondition, isUuid, pageOf } from './pagination';
+import { currentSecretColumns } from './webhooks/secrets';
+import { generateWebhookSecret } from './webhooks/sign';
 import {
   type CreateCustomerInput,
   type Customer,
@@ -48,9 +51,11 @@ export async function getCustomer(db: Queryable, id: string): Promise<Customer> 
 export async function createCustomer(
   db: Database,
   context: RequestContext,
+  keyring: Keyring,
   input: CreateCustomerInput,
-): Promise<{ customer: Customer; apiKey: string }> {
+): Promise<{ customer: Customer; apiKey: string; webhookSecret: string }> {
   const key = generateApiKey();
+  const webhookSecret = generateWebhookSecret();
   return db.transaction(async (tx) => {
     const [row] = await tx
       .insert(customers)
@@ -65,6 +70,8 @@ export async function createCustomer(
       })
       .returning();
     if (!row) throw new Error('insert returned no row');
+    // The signing secret is bound to the customer id, so it is written once the id exists.
+    await tx.update(customers).set(currentSecretColumns(keyring, row.id, webhookSecret)).where(eq(customers.id, row.id));
     await tx.insert(apiKeys).values({ customerId: row.id, prefix: key.prefix, hash: key.hash });
     await recordAudit(tx, context, {
       action: 'customer.create',
@@ -73,7 +80,7 @@ export async function createCustomer(
       customerId: row.id,
       details: { plan: row.plan, maxAgents: row.maxAgents, keyPrefix: key.prefix },
     });
-    return { customer: toCustomer(row), apiKey: key.key };
+    return { customer: toCustomer(row), apiKey: key.key, webhookSecret };
   });
 }
 

@@ -84,6 +84,13 @@ export const CustomerWithKeySchema = z
   })
   .openapi('CustomerWithKey');
 
+export const CreatedCustomerSchema = CustomerWithKeySchema.extend({
+  webhookSecret: z.string().openapi({
+    description: 'Signs webhook deliveries (whsec_...). Shown once; rotate it with POST /api/v1/webhook/rotate-secret',
+    example: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
+  }),
+}).openapi('CreatedCustomer');
+
 export const ListCustomersQuerySchema = PageQuerySchema.extend({
   plan: PlanSchema.optional(),
   status: CustomerStatusSchema.optional(),

@@ -10,6 +10,7 @@ import {
 import { bodyErrors, commonErrors, notFoundError } from '../../../lib/schemas/common';
 import {
   CreateCustomerSchema,
+  CreatedCustomerSchema,
   CustomerSchema,
   CustomerWithKeySchema,
   IdParamsSchema,
@@ -41,7 +42,7 @@ const createCustomerRoute = createRoute({
   summary: 'Creates a customer and its first API key (shown once)',
   request: { body: jsonBody(CreateCustomerSchema) },
   responses: {
-    201: { description: 'Created', content: { 'application/json': { schema: CustomerWithKeySchema } } },
+    201: { description: 'Created', content: { 'application/json': { schema: CreatedCustomerSchema } } },
     ...commonErrors,
     ...bodyErrors,
   },
@@ -127,7 +128,8 @@ const rotateKeyRoute = createRoute({
 
 export function registerAdminCustomers(app: OpenAPIHono<AppEnv>) {
   app.openapi(createCustomerRoute, async (c) => {
-    const result = await createCustomer(c.get('services').db, requestContext(c), c.req.valid('json'));
+    const { db, keyring } = c.get('services');
+    const result = await createCustomer(db, requestContext(c), keyring, c.req.valid('json'));
     return c.json(result, 201);
   });
   app.openapi(listCustomersRoute, async (c) => {

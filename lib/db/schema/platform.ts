@@ -294,7 +294,10 @@ export const webhookDeliveries = pgTable(
     updatedAt: updatedAt(),
   },
   (t) => [
-    uniqueIndex('webhook_deliveries_event_idx').on(t.eventId),
+    // One original delivery per event; redeliveries repeat the event id (receivers dedupe on it).
+    uniqueIndex('webhook_deliveries_event_idx')
+      .on(t.eventId)
+      .where(sql`${t.redeliveryOf} is null`),
     index('webhook_deliveries_customer_created_idx').on(t.customerId, t.createdAt, t.id),
   ],
 );
