@@ -169,18 +169,16 @@ describe.each(databaseTargets())('conversation history on %s', (target) => {
     await add(9, 'inbound', null);
     await add(10, 'inbound', 'failed to answer', { status: 'failed' });
     // Same agent, other chat; other agent, same chat id.
-    await db
-      .insert(telegramMessages)
-      .values([
-        {
-          agentId: agent.id,
-          customerId: agent.customerId,
-          chatId: 201,
-          direction: 'inbound',
-          text: 'other chat',
-          createdAt: at(3),
-        },
-      ]);
+    await db.insert(telegramMessages).values([
+      {
+        agentId: agent.id,
+        customerId: agent.customerId,
+        chatId: 201,
+        direction: 'inbound',
+        text: 'other chat',
+        createdAt: at(3),
+      },
+    ]);
     const other = await setup(200);
     await other.add(3, 'inbound', 'other agent');
     const current = await add(11, 'inbound', 'second question');
