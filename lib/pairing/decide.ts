@@ -4,7 +4,8 @@ import { agents, pairingRequests } from '../db/schema';
 import { AppError } from '../errors';
 import { normaliseAllowFromEntry } from '../policy/access';
 import { normalisePairingCode } from './code';
-import { lockAgent, type PairingRequest } from './requests';
+import { lockAgent } from './lock';
+import type { PairingRequest } from './requests';
 
 export interface PairingDecisionInput {
   agentId: string;

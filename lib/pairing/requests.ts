@@ -1,8 +1,8 @@
 import { and, desc, eq, lt, lte, or, type SQL } from 'drizzle-orm';
 import type { Database, Queryable } from '../db/client';
-import { agents, pairingRequests } from '../db/schema';
-import { AppError } from '../errors';
+import { pairingRequests } from '../db/schema';
 import { generatePairingCode, MAX_PENDING_PAIRINGS, PAIRING_CODE_TTL_MS } from './code';
+import { lockAgent } from './lock';
 
 export type PairingRequest = typeof pairingRequests.$inferSelect;
 export type PairingStatus = PairingRequest['status'];
@@ -36,17 +36,6 @@ async function markExpired(db: Queryable, now: Date, agentId?: string): Promise<
     .where(and(...conditions))
     .returning({ id: pairingRequests.id });
   return expired.length;
-}
-
-/** Locks the agent row for the rest of the transaction: every pairing change of one agent goes one at a time. */
-export async function lockAgent(db: Queryable, agentId: string) {
-  const [agent] = await db
-    .select({ id: agents.id, telegramAllowFrom: agents.telegramAllowFrom })
-    .from(agents)
-    .where(eq(agents.id, agentId))
-    .for('update');
-  if (!agent) throw new AppError('agent_not_found', 'Agent not found', { details: { agentId } });
-  return agent;
 }
 
 /**
