@@ -1,0 +1,249 @@
+import { and, desc, eq, gt, lte, ne, notInArray, or, sql } from 'drizzle-orm';
+import { alias } from 'drizzle-orm/pg-core';
+import type { Queryable } from '../db/client';
+import { telegramChats, telegramMessages } from '../db/schema';
+import type { TelegramChatType } from '../policy/access';
+import { contextWindowFor } from './context-window';
+import { estimateMessageTokens, estimateTextTokens } from './tokens';
+
+/** One turn of a Claude Messages API request (assignable to the SDK's `MessageParam`). */
+export interface ConversationMessage {
+  role: 'user' | 'assistant';
+  content: string;
+}
+
+export interface ConversationInput {
+  agentId: string;
+  chatId: number;
+  /** The stored inbound message (telegram_messages.id) being answered: the conversation ends with it. */
+  currentMessageId: string;
+  /** Its text as Claude should see it, when that differs from the stored text (a mention removed). */
+  currentText?: string | undefined;
+  model: string;
+  maxTokens: number;
+  systemPrompt: string;
+  /** Decides whether user turns carry the sender's name; default: the chat row's type, else by the id's sign. */
+  chatType?: TelegramChatType | undefined;
+  /** At most this many turns, the current one included, whatever the token budget (cost). */
+  maxTurns?: number | undefined;
+  /** Tokens kept free besides `maxTokens` and the system prompt, for the estimate's error. */
+  safetyMarginTokens?: number | undefined;
+}
+
+export interface Conversation {
+  /** Starts with a user turn, alternates, ends with the current message. */
+  messages: ConversationMessage[];
+  /** Estimated input tokens of the request: system prompt and messages. */
+  estimatedInputTokens: number;
+  /** Whether older history (after the last reset) was left out for the budget or the turn cap. */
+  truncated: boolean;
+}
+
+export const DEFAULT_MAX_TURNS = 50;
+export const DEFAULT_SAFETY_MARGIN_TOKENS = 4_096;
+/** Rows read per turn allowed: consecutive messages of one role merge into one turn. */
+const ROWS_PER_TURN = 4;
+/** The system prompt's own framing around its text. */
+const SYSTEM_OVERHEAD_TOKENS = 8;
+const MAX_NAME_LENGTH = 64;
+
+interface TelegramFrom {
+  first_name?: unknown;
+  last_name?: unknown;
+  username?: unknown;
+}
+
+interface HistoryRow {
+  id: string;
+  direction: 'inbound' | 'outbound';
+  text: string | null;
+  createdAt: Date;
+  telegramMessageId: number | null;
+  fromUserId: number | null;
+  fromUsername: string | null;
+  from: TelegramFrom | null;
+}
+
+const rowColumns = {
+  id: telegramMessages.id,
+  direction: telegramMessages.direction,
+  text: telegramMessages.text,
+  createdAt: telegramMessages.createdAt,
+  telegramMessageId: telegramMessages.telegramMessageId,
+  fromUserId: telegramMessages.fromUserId,
+  fromUsername: telegramMessages.fromUsername,
+  from: sql<TelegramFrom | null>`coalesce(${telegramMessages.update} #> '{message,from}', ${telegramMessages.update} #> '{edited_message,from}')`,
+};
+
+/**
+ * The `messages` of the Claude request answering `currentMessageId` in one chat: the newest turns since
+ * the chat's last reset that fit the model's context window (minus `maxTokens`, the system prompt and
+ * a safety margin) and `maxTurns`. Inbound messages are user turns, outbound ones assistant turns;
+ * commands, ignored messages and answers to them, and undelivered answers are left out. Consecutive
+ * messages of one role merge with a blank line between them, so roles alternate; the result starts
+ * with a user turn. In groups every user message carries its sender's name: `[Alice]: hello`.
+ */
+export async function buildConversation(db: Queryable, input: ConversationInput): Promise<Conversation> {
+  const { agentId, chatId } = input;
+  const maxTurns = Math.max(1, Math.trunc(input.maxTurns ?? DEFAULT_MAX_TURNS));
+
+  const [current] = await db
+    .select(rowColumns)
+    .from(telegramMessages)
+    .where(
+      and(
+        eq(telegramMessages.id, input.currentMessageId),
+        eq(telegramMessages.agentId, agentId),
+        eq(telegramMessages.chatId, chatId),
+        eq(telegramMessages.direction, 'inbound'),
+      ),
+    );
+  if (!current) throw new Error(`message ${input.currentMessageId} is not an inbound message of this chat`);
+  const currentText = input.currentText ?? current.text;
+  if (!currentText) throw new Error(`message ${input.currentMessageId} has no text to answer`);
+
+  const [chat] = await db
+    .select({ type: telegramChats.type, historyResetAt: telegramChats.historyResetAt })
+    .from(telegramChats)
+    .where(and(eq(telegramChats.agentId, agentId), eq(telegramChats.chatId, chatId)));
+  const chatType = input.chatType ?? chat?.type ?? (chatId < 0 ? 'group' : 'private');
+  const named = chatType === 'group' || chatType === 'supergroup';
+
+  const rowLimit = maxTurns * ROWS_PER_TURN;
+  const replyTo = alias(telegramMessages, 'reply_to');
+  const fetched: HistoryRow[] = await db
+    .select(rowColumns)
+    .from(telegramMessages)
+    .leftJoin(replyTo, eq(replyTo.id, telegramMessages.replyToId))
+    .where(
+      and(
+        eq(telegramMessages.agentId, agentId),
+        eq(telegramMessages.chatId, chatId),
+        ne(telegramMessages.id, current.id),
+        lte(telegramMessages.createdAt, current.createdAt),
+        chat?.historyResetAt ? gt(telegramMessages.createdAt, chat.historyResetAt) : undefined,
+        eq(telegramMessages.isCommand, false),
+        sql`coalesce(${telegramMessages.text}, '') <> ''`,
+        or(
+          and(eq(telegramMessages.direction, 'inbound'), ne(telegramMessages.status, 'ignored')),
+          and(
+            eq(telegramMessages.direction, 'outbound'),
+            notInArray(telegramMessages.status, ['failed', 'ignored']),
+            // An answer to a command or to an ignored message is not part of the conversation either.
+            sql`(${replyTo.id} is null or (${replyTo.isCommand} = false and ${replyTo.status} <> 'ignored'))`,
+          ),
+        ),
+      ),
+    )
+    .orderBy(
+      desc(telegramMessages.createdAt),
+      sql`${telegramMessages.telegramMessageId} desc nulls last`,
+      desc(telegramMessages.id),
+    )
+    .limit(rowLimit + 1);
+  // Same timestamp as the current message but later in the chat: sent after it, not before.
+  const rows = fetched
+    .slice(0, rowLimit)
+    .filter(
+      (row) =>
+        !(
+          row.createdAt.getTime() === current.createdAt.getTime() &&
+          row.telegramMessageId !== null &&
+          current.telegramMessageId !== null &&
+          row.telegramMessageId > current.telegramMessageId
+        ),
+    );
+  let truncated = fetched.length > rowLimit;
+
+  const systemTokens = estimateTextTokens(input.systemPrompt) + SYSTEM_OVERHEAD_TOKENS;
+  const budget =
+    contextWindowFor(input.model) -
+    input.maxTokens -
+    systemTokens -
+    (input.safetyMarginTokens ?? DEFAULT_SAFETY_MARGIN_TOKENS);
+
+  const last: ConversationMessage = { role: 'user', content: userText(current, currentText, named) };
+  let used = estimateMessageTokens(last.content);
+  const newestFirst: ConversationMessage[] = [];
+  for (const row of rows) {
+    const message: ConversationMessage =
+      row.direction === 'inbound'
+        ? { role: 'user', content: userText(row, row.text ?? '', named) }
+        : { role: 'assistant', content: row.text ?? '' };
+    const cost = estimateMessageTokens(message.content);
+    if (used + cost > budget) {
+      truncated = true;
+      break;
+    }
+    used += cost;
+    newestFirst.push(message);
+  }
+
+  let turns = mergeTurns([...newestFirst.reverse(), last]);
+  if (turns.length > maxTurns) {
+    turns = turns.slice(-maxTurns);
+    truncated = true;
+  }
+  while (turns[0]?.role === 'assistant') turns.shift();
+
+  const messageTokens = turns.reduce((sum, turn) => sum + estimateMessageTokens(turn.content), 0);
+  return { messages: turns, estimatedInputTokens: systemTokens + messageTokens, truncated };
+}
+
+function mergeTurns(messages: ConversationMessage[]): ConversationMessage[] {
+  const turns: ConversationMessage[] = [];
+  for (const message of messages) {
+    const previous = turns.at(-1);
+    if (previous && previous.role === message.role)
+      previous.content = `${previous.content}\n\n${message.content}`;
+    else turns.push({ ...message });
+  }
+  return turns;
+}
+
+function userText(row: HistoryRow, text: string, named: boolean): string {
+  return named ? `[${senderName(row)}]: ${text}` : text;
+}
+
+/** First and last name as Telegram has them, else @username, else the numeric id. */
+export function senderName(row: Pick<HistoryRow, 'from' | 'fromUsername' | 'fromUserId'>): string {
+  const from = row.from ?? {};
+  const full = [from.first_name, from.last_name]
+    .filter((part): part is string => typeof part === 'string')
+    .join(' ');
+  const username = typeof from.username === 'string' ? from.username : row.fromUsername;
+  const name =
+    clean(full) ||
+    (username ? `@${clean(username)}` : '') ||
+    (row.fromUserId !== null ? `user ${row.fromUserId}` : 'someone');
+  return name;
+}
+
+/** Brackets and line breaks in a name could fake another speaker's prefix. */
+function clean(name: string): string {
+  return name
+    .replace(/[[\]\r\n\t]+/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim()
+    .slice(0, MAX_NAME_LENGTH);
+}
+
+/**
+ * Starts the conversation afresh (/reset, /new): later requests only see messages after `now`.
+ * Creates the chat row when the chat has none yet; `chatType` is only used then.
+ */
+export async function resetConversation(
+  db: Queryable,
+  agentId: string,
+  chatId: number,
+  now: Date,
+  chatType: TelegramChatType = chatId < 0 ? 'group' : 'private',
+): Promise<void> {
+  await db
+    .insert(telegramChats)
+    .values({ agentId, chatId, type: chatType, historyResetAt: now })
+    .onConflictDoUpdate({
+      target: [telegramChats.agentId, telegramChats.chatId],
+      set: { historyResetAt: now, updatedAt: now },
+    });
+}

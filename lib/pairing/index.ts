@@ -1,0 +1,4 @@
+export * from './code';
+export * from './decide';
+export * from './messages';
+export * from './requests';
