@@ -2,6 +2,7 @@ import { OpenAPIHono } from '@hono/zod-openapi';
 import { cors } from 'hono/cors';
 import { requestId } from 'hono/request-id';
 import type { JobsProbe } from '../lib/health';
+import type { SendEvent } from '../lib/jobs';
 import type { Services } from '../lib/services';
 import type { AppEnv } from './env';
 import { bodyGuard } from './middleware/body-guard';
@@ -16,10 +17,13 @@ import { registerAgentRoutes } from './routes/agents';
 import { registerAuditLog } from './routes/audit-log';
 import { registerHealth } from './routes/health';
 import { registerOpenApi } from './routes/openapi';
+import { registerWebhook } from './routes/webhook';
 
 export interface AppOptions {
   /** Reports the jobs engine's health; the engine that runs sets it. */
   jobsProbe?: JobsProbe;
+  /** Sends events to the jobs engine; routes that start work need it. */
+  sendEvent?: SendEvent;
   /** Mounts more routes (the Inngest serve handler, for instance) on the composed app. */
   extend?: (app: OpenAPIHono<AppEnv>) => void;
 }
@@ -27,7 +31,7 @@ export interface AppOptions {
 export function createApp(services: Services, options: AppOptions = {}) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   app.use(requestId());
-  app.use(servicesMiddleware(services, options.jobsProbe));
+  app.use(servicesMiddleware(services, options.jobsProbe, options.sendEvent));
   app.use(requestLogger({ quietPaths: ['/health'] }));
   if (services.config.corsOrigins.length > 0) {
     const origins = services.config.corsOrigins;
@@ -42,6 +46,7 @@ export function createApp(services: Services, options: AppOptions = {}) {
   registerAdminAuditLog(app);
   registerAgentRoutes(app);
   registerAuditLog(app);
+  registerWebhook(app);
   registerAdminRuns(app);
   registerAdminEvents(app);
   options.extend?.(app);

@@ -1,5 +1,6 @@
 import type { Actor } from '../lib/actor';
 import type { JobsProbe } from '../lib/health';
+import type { SendEvent } from '../lib/jobs';
 import type { Logger } from '../lib/logger';
 import type { Services } from '../lib/services';
 
@@ -14,5 +15,7 @@ export interface AppEnv {
     logger: Logger;
     jobsProbe: JobsProbe | undefined;
     actor: Actor;
+    /** Sends events to the jobs engine (bound to `inngest.send` at boot). */
+    sendEvent: SendEvent;
   };
 }

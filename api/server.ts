@@ -14,6 +14,9 @@ const { config, logger } = services;
 const runtime = createJobsRuntime(services);
 const app = createApp(services, {
   jobsProbe: () => runtime.health(),
+  sendEvent: async (events) => {
+    await runtime.inngest.send(events);
+  },
   // Inngest (Cloud or self-hosted) calls the serve endpoint over HTTP, signed. The embedded executor
   // calls it in-process and unsigned, so in embedded mode it is not exposed on the network at all.
   extend: (root) => {

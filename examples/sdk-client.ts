@@ -105,9 +105,13 @@ export class OpenClawClient {
 
   // Admin (admin key)
   createCustomer(body: CreateCustomerRequest) {
-    return this.#request<{ customer: Customer; apiKey: string; webhookSecret: string }>('POST', '/admin/customers', {
-      body,
-    });
+    return this.#request<{ customer: Customer; apiKey: string; webhookSecret: string }>(
+      'POST',
+      '/admin/customers',
+      {
+        body,
+      },
+    );
   }
   listCustomers(query: Page & { plan?: Customer['plan']; status?: Customer['status'] } = {}) {
     return this.#request<{ customers: Customer[]; nextCursor: string | null }>('GET', '/admin/customers', {

@@ -1,6 +1,7 @@
 import type { InngestFunction } from 'inngest';
 import type { Services } from '../lib/services';
 import type { InngestClient } from './client';
+import { deliverWebhook } from './deliver-webhook';
 
 export interface FunctionDeps {
   inngest: InngestClient;
@@ -8,6 +9,6 @@ export interface FunctionDeps {
 }
 
 /** Every Inngest function of the platform. Each lives in its own file, named as its id. */
-export function createFunctions(_deps: FunctionDeps): InngestFunction.Any[] {
-  return [];
+export function createFunctions(deps: FunctionDeps): InngestFunction.Any[] {
+  return [deliverWebhook(deps)];
 }

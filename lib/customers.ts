@@ -1,20 +1,20 @@
 import { and, desc, eq, isNull, type SQL } from 'drizzle-orm';
 import type { RequestContext } from './actor';
-import type { Keyring } from './crypto';
 import { generateApiKey } from './api-keys';
 import { recordAudit } from './audit';
+import type { Keyring } from './crypto';
 import type { Database, Queryable } from './db/client';
 import { apiKeys, customers } from './db/schema';
 import { AppError } from './errors';
 import { type CursorPage, cursorCondition, isUuid, pageOf } from './pagination';
-import { currentSecretColumns } from './webhooks/secrets';
-import { generateWebhookSecret } from './webhooks/sign';
 import {
   type CreateCustomerInput,
   type Customer,
   PLAN_MAX_AGENTS,
   type UpdateCustomerInput,
 } from './schemas/customers';
+import { currentSecretColumns } from './webhooks/secrets';
+import { generateWebhookSecret } from './webhooks/sign';
 
 type CustomerRow = typeof customers.$inferSelect;
 
@@ -71,7 +71,10 @@ export async function createCustomer(
       .returning();
     if (!row) throw new Error('insert returned no row');
     // The signing secret is bound to the customer id, so it is written once the id exists.
-    await tx.update(customers).set(currentSecretColumns(keyring, row.id, webhookSecret)).where(eq(customers.id, row.id));
+    await tx
+      .update(customers)
+      .set(currentSecretColumns(keyring, row.id, webhookSecret))
+      .where(eq(customers.id, row.id));
     await tx.insert(apiKeys).values({ customerId: row.id, prefix: key.prefix, hash: key.hash });
     await recordAudit(tx, context, {
       action: 'customer.create',

@@ -1,5 +1,7 @@
 import { createMiddleware } from 'hono/factory';
+import { AppError } from '../../lib/errors';
 import type { JobsProbe } from '../../lib/health';
+import type { SendEvent } from '../../lib/jobs';
 import type { Services } from '../../lib/services';
 import type { AppEnv } from '../env';
 
@@ -8,10 +10,16 @@ import type { AppEnv } from '../env';
  *
  * @example app.use(servicesMiddleware(services))
  */
-export function servicesMiddleware(services: Services, jobsProbe?: JobsProbe) {
+export function servicesMiddleware(services: Services, jobsProbe?: JobsProbe, sendEvent?: SendEvent) {
+  const send: SendEvent =
+    sendEvent ??
+    (async () => {
+      throw new AppError('service_unavailable', 'The jobs engine is not connected to this process');
+    });
   return createMiddleware<AppEnv>(async function injectServices(c, next) {
     c.set('services', services);
     c.set('jobsProbe', jobsProbe);
+    c.set('sendEvent', send);
     c.set('logger', services.logger.child({ requestId: c.get('requestId') }));
     await next();
   });

@@ -86,7 +86,8 @@ export const CustomerWithKeySchema = z
 
 export const CreatedCustomerSchema = CustomerWithKeySchema.extend({
   webhookSecret: z.string().openapi({
-    description: 'Signs webhook deliveries (whsec_...). Shown once; rotate it with POST /api/v1/webhook/rotate-secret',
+    description:
+      'Signs webhook deliveries (whsec_...). Shown once; rotate it with POST /api/v1/webhook/rotate-secret',
     example: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
   }),
 }).openapi('CreatedCustomer');

@@ -32,7 +32,10 @@ export interface CustomerEventInput<T extends WebhookEventType = WebhookEventTyp
  * Stores the event as a pending delivery to the customer's current URL. Undefined when the customer
  * has no webhook URL (nothing to deliver). Recording the same event id twice returns the first row.
  */
-export async function recordCustomerEvent(db: Queryable, input: CustomerEventInput): Promise<DeliveryRow | undefined> {
+export async function recordCustomerEvent(
+  db: Queryable,
+  input: CustomerEventInput,
+): Promise<DeliveryRow | undefined> {
   const [customer] = await db
     .select({ webhookUrl: customers.webhookUrl })
     .from(customers)
@@ -50,6 +53,7 @@ export async function recordCustomerEvent(db: Queryable, input: CustomerEventInp
       eventType: event.type,
       agentId: input.agentId === PING_AGENT_ID ? null : input.agentId,
       payload: JSON.parse(body) as Record<string, unknown>,
+      body,
       url: customer.webhookUrl,
     })
     .onConflictDoNothing()
@@ -65,11 +69,20 @@ export async function recordCustomerEvent(db: Queryable, input: CustomerEventInp
 }
 
 /** A new delivery of an earlier one's event (same id and body), to the customer's current URL. */
-export async function createRedelivery(db: Queryable, customerId: string, deliveryId: string): Promise<DeliveryRow> {
+export async function createRedelivery(
+  db: Queryable,
+  customerId: string,
+  deliveryId: string,
+): Promise<DeliveryRow> {
   const original = await findOwnDelivery(db, customerId, deliveryId);
-  const [customer] = await db.select({ webhookUrl: customers.webhookUrl }).from(customers).where(eq(customers.id, customerId));
+  const [customer] = await db
+    .select({ webhookUrl: customers.webhookUrl })
+    .from(customers)
+    .where(eq(customers.id, customerId));
   if (!customer?.webhookUrl) {
-    throw new AppError('conflict', 'Set a webhook URL first (PUT /api/v1/webhook)', { details: { field: 'webhookUrl' } });
+    throw new AppError('conflict', 'Set a webhook URL first (PUT /api/v1/webhook)', {
+      details: { field: 'webhookUrl' },
+    });
   }
   const [row] = await db
     .insert(webhookDeliveries)
@@ -79,6 +92,7 @@ export async function createRedelivery(db: Queryable, customerId: string, delive
       eventType: original.eventType,
       agentId: original.agentId,
       payload: original.payload,
+      body: original.body,
       url: customer.webhookUrl,
       redeliveryOf: original.redeliveryOf ?? original.id,
     })
@@ -87,7 +101,11 @@ export async function createRedelivery(db: Queryable, customerId: string, delive
   return row;
 }
 
-export async function findOwnDelivery(db: Queryable, customerId: string, deliveryId: string): Promise<DeliveryRow> {
+export async function findOwnDelivery(
+  db: Queryable,
+  customerId: string,
+  deliveryId: string,
+): Promise<DeliveryRow> {
   const [row] = isUuid(deliveryId)
     ? await db
         .select()
@@ -222,28 +240,31 @@ export async function attemptDelivery(
   const result = await sendWebhookAttempt({
     url,
     id: row.eventId,
-    body: JSON.stringify(row.payload),
+    body: row.body,
     secrets,
     allowPrivate: input.allowPrivate,
     now: input.now,
     ...(input.dispatcher ? { dispatcher: input.dispatcher } : {}),
   });
-  const retryInMs = result.outcome === 'retry' ? webhookRetryDelayMs(input.attempt, result.retryAfterMs) : undefined;
+  const retryInMs =
+    result.outcome === 'retry' ? webhookRetryDelayMs(input.attempt, result.retryAfterMs) : undefined;
   const nextAttemptAt = retryInMs !== undefined ? new Date(input.now.getTime() + retryInMs) : null;
   const status =
-    result.outcome === 'success' ? 'succeeded' : result.outcome === 'retry' && retryInMs !== undefined ? 'retrying' : 'failed';
+    result.outcome === 'success'
+      ? 'succeeded'
+      : result.outcome === 'retry' && retryInMs !== undefined
+        ? 'retrying'
+        : 'failed';
   await db.transaction(async (tx) => {
-    await tx
-      .insert(webhookDeliveryAttempts)
-      .values({
-        deliveryId: row.id,
-        attempt: input.attempt,
-        statusCode: result.statusCode ?? null,
-        durationMs: Math.round(result.durationMs),
-        responseExcerpt: result.responseExcerpt ?? null,
-        error: result.error ?? null,
-        nextAttemptAt,
-      });
+    await tx.insert(webhookDeliveryAttempts).values({
+      deliveryId: row.id,
+      attempt: input.attempt,
+      statusCode: result.statusCode ?? null,
+      durationMs: Math.round(result.durationMs),
+      responseExcerpt: result.responseExcerpt ?? null,
+      error: result.error ?? null,
+      nextAttemptAt,
+    });
     await tx
       .update(webhookDeliveries)
       .set({

@@ -20,14 +20,24 @@ export function currentSecretColumns(keyring: Keyring, customerId: string, secre
 function readSlot(keyring: Keyring, row: CustomerRow, slot: 'current' | 'previous'): string | undefined {
   const stored =
     slot === 'current'
-      ? [row.webhookSecretCiphertext, row.webhookSecretIv, row.webhookSecretAuthTag, row.webhookSecretKeyVersion]
+      ? [
+          row.webhookSecretCiphertext,
+          row.webhookSecretIv,
+          row.webhookSecretAuthTag,
+          row.webhookSecretKeyVersion,
+        ]
       : [
           row.previousWebhookSecretCiphertext,
           row.previousWebhookSecretIv,
           row.previousWebhookSecretAuthTag,
           row.previousWebhookSecretKeyVersion,
         ];
-  const [ciphertext, iv, authTag, keyVersion] = stored as [string | null, string | null, string | null, number | null];
+  const [ciphertext, iv, authTag, keyVersion] = stored as [
+    string | null,
+    string | null,
+    string | null,
+    number | null,
+  ];
   if (!ciphertext || !iv || !authTag || !keyVersion) return undefined;
   return decryptSecret(keyring, webhookSecretBinding(row.id, slot), { ciphertext, iv, authTag, keyVersion });
 }
@@ -37,7 +47,11 @@ export function signingSecretsOf(keyring: Keyring, row: CustomerRow, now: Date):
   const current = readSlot(keyring, row, 'current');
   if (!current) return undefined;
   return activeSigningSecrets(
-    { current, previous: readSlot(keyring, row, 'previous') ?? null, previousExpiresAt: row.previousWebhookSecretExpiresAt },
+    {
+      current,
+      previous: readSlot(keyring, row, 'previous') ?? null,
+      previousExpiresAt: row.previousWebhookSecretExpiresAt,
+    },
     now,
   );
 }
@@ -55,7 +69,8 @@ export async function rotateWebhookSecret(
   const secret = generateWebhookSecret();
   const old = readSlot(keyring, row, 'current');
   const previous = old ? encryptSecret(keyring, webhookSecretBinding(row.id, 'previous'), old) : undefined;
-  const previousExpiresAt = previous && options.graceMs > 0 ? new Date(options.now.getTime() + options.graceMs) : null;
+  const previousExpiresAt =
+    previous && options.graceMs > 0 ? new Date(options.now.getTime() + options.graceMs) : null;
   await db
     .update(customers)
     .set({

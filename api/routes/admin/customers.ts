@@ -17,6 +17,7 @@ import {
   ListCustomersQuerySchema,
   UpdateCustomerSchema,
 } from '../../../lib/schemas/customers';
+import { checkWebhookUrl } from '../../../lib/webhooks/settings';
 import type { AppEnv } from '../../env';
 import { requireAdmin } from '../../middleware/auth';
 import { requestContext } from '../../request-context';
@@ -129,7 +130,9 @@ const rotateKeyRoute = createRoute({
 export function registerAdminCustomers(app: OpenAPIHono<AppEnv>) {
   app.openapi(createCustomerRoute, async (c) => {
     const { db, keyring } = c.get('services');
-    const result = await createCustomer(db, requestContext(c), keyring, c.req.valid('json'));
+    const body = c.req.valid('json');
+    if (body.webhookUrl) checkWebhookUrl(c.get('services').config, body.webhookUrl);
+    const result = await createCustomer(db, requestContext(c), keyring, body);
     return c.json(result, 201);
   });
   app.openapi(listCustomersRoute, async (c) => {
@@ -140,6 +143,8 @@ export function registerAdminCustomers(app: OpenAPIHono<AppEnv>) {
     return c.json({ customer: await getCustomer(c.get('services').db, c.req.valid('param').id) }, 200);
   });
   app.openapi(updateCustomerRoute, async (c) => {
+    const webhookUrl = c.req.valid('json').webhookUrl;
+    if (webhookUrl) checkWebhookUrl(c.get('services').config, webhookUrl);
     const customer = await updateCustomer(
       c.get('services').db,
       requestContext(c),

@@ -279,6 +279,8 @@ export const webhookDeliveries = pgTable(
     eventType: text('event_type').notNull(),
     agentId: uuid('agent_id'),
     payload: jsonb('payload').$type<Record<string, unknown>>().notNull(),
+    /** The exact bytes sent and signed (jsonb reorders keys): the same on every attempt and redelivery. */
+    body: text('body').notNull(),
     url: text('url'),
     status: deliveryStatusEnum('status').notNull().default('pending'),
     attempts: integer('attempts').notNull().default(0),
@@ -295,9 +297,7 @@ export const webhookDeliveries = pgTable(
   },
   (t) => [
     // One original delivery per event; redeliveries repeat the event id (receivers dedupe on it).
-    uniqueIndex('webhook_deliveries_event_idx')
-      .on(t.eventId)
-      .where(sql`${t.redeliveryOf} is null`),
+    uniqueIndex('webhook_deliveries_event_idx').on(t.eventId).where(sql`${t.redeliveryOf} is null`),
     index('webhook_deliveries_customer_created_idx').on(t.customerId, t.createdAt, t.id),
   ],
 );

@@ -1,0 +1,164 @@
+import { eq } from 'drizzle-orm';
+import type { RequestContext } from '../actor';
+import { recordAudit } from '../audit';
+import type { ReadyConfig } from '../config';
+import type { Keyring } from '../crypto';
+import type { Database } from '../db/client';
+import { customers } from '../db/schema';
+import { AppError } from '../errors';
+import type { SendEvent } from '../jobs';
+import {
+  createRedelivery,
+  type Delivery,
+  PING_AGENT_ID,
+  recordCustomerEvent,
+  toDelivery,
+} from './deliveries';
+import { rotateWebhookSecret } from './secrets';
+import { validateWebhookUrl } from './ssrf';
+
+type CustomerRow = typeof customers.$inferSelect;
+
+export interface WebhookSettings {
+  url: string | null;
+  secretConfigured: boolean;
+  /** Until when the secret before the last rotation still signs (alongside the current one). */
+  previousSecretExpiresAt: string | null;
+}
+
+/** The event name the delivery function consumes for a stored delivery (see functions/events.ts). */
+export const DELIVERY_REQUESTED = 'webhook/delivery.requested';
+
+export function toWebhookSettings(row: CustomerRow, now: Date): WebhookSettings {
+  const expires = row.previousWebhookSecretExpiresAt;
+  return {
+    url: row.webhookUrl,
+    secretConfigured: row.webhookSecretCiphertext !== null,
+    previousSecretExpiresAt: expires && expires > now ? expires.toISOString() : null,
+  };
+}
+
+async function lockCustomer(
+  db: Database | Parameters<Parameters<Database['transaction']>[0]>[0],
+  customerId: string,
+) {
+  const [row] = await db.select().from(customers).where(eq(customers.id, customerId)).for('update');
+  if (!row) throw new AppError('unauthorized', 'Invalid API key');
+  return row;
+}
+
+export async function getWebhookSettings(
+  db: Database,
+  customerId: string,
+  now: Date,
+): Promise<WebhookSettings> {
+  const [row] = await db.select().from(customers).where(eq(customers.id, customerId));
+  if (!row) throw new AppError('unauthorized', 'Invalid API key');
+  return toWebhookSettings(row, now);
+}
+
+/** Checks a webhook URL as saved (https in production, no credentials, no literal private address). */
+export function checkWebhookUrl(config: ReadyConfig, url: string, field = 'webhookUrl'): void {
+  validateWebhookUrl(url, {
+    production: config.isProduction,
+    allowPrivate: config.webhooks.allowPrivateTargets,
+    field,
+  });
+}
+
+export async function setWebhookUrl(
+  db: Database,
+  config: ReadyConfig,
+  context: RequestContext,
+  customerId: string,
+  url: string | null,
+): Promise<WebhookSettings> {
+  if (url !== null) checkWebhookUrl(config, url, 'url');
+  return db.transaction(async (tx) => {
+    await lockCustomer(tx, customerId);
+    const [row] = await tx
+      .update(customers)
+      .set({ webhookUrl: url })
+      .where(eq(customers.id, customerId))
+      .returning();
+    if (!row) throw new AppError('unauthorized', 'Invalid API key');
+    await recordAudit(tx, context, {
+      action: url === null ? 'webhook.clear' : 'webhook.set',
+      targetType: 'customer',
+      targetId: customerId,
+      customerId,
+      details: url === null ? {} : { host: new URL(url).host },
+    });
+    return toWebhookSettings(row, new Date());
+  });
+}
+
+export async function rotateCustomerWebhookSecret(
+  db: Database,
+  keyring: Keyring,
+  context: RequestContext,
+  customerId: string,
+  graceMs: number,
+): Promise<{ webhook: WebhookSettings; secret: string }> {
+  return db.transaction(async (tx) => {
+    const row = await lockCustomer(tx, customerId);
+    const now = new Date();
+    const { secret, previousExpiresAt } = await rotateWebhookSecret(tx, keyring, row, { graceMs, now });
+    await recordAudit(tx, context, {
+      action: 'webhook.rotate_secret',
+      targetType: 'customer',
+      targetId: customerId,
+      customerId,
+      details: { previousExpiresAt: previousExpiresAt?.toISOString() ?? null },
+    });
+    const [updated] = await tx.select().from(customers).where(eq(customers.id, customerId));
+    if (!updated) throw new AppError('unauthorized', 'Invalid API key');
+    return { webhook: toWebhookSettings(updated, now), secret };
+  });
+}
+
+/** Stores a signed `ping` and asks the delivery function to send it. */
+export async function sendTestPing(
+  db: Database,
+  sendEvent: SendEvent,
+  customerId: string,
+): Promise<Delivery> {
+  const row = await recordCustomerEvent(db, {
+    customerId,
+    type: 'ping',
+    agentId: PING_AGENT_ID,
+    data: {},
+    occurredAt: new Date(),
+  });
+  if (!row) {
+    throw new AppError('conflict', 'Set a webhook URL first (PUT /api/v1/webhook)', {
+      details: { field: 'url' },
+    });
+  }
+  await sendEvent([
+    { name: DELIVERY_REQUESTED, id: `delivery-${row.id}`, data: { customerId, deliveryId: row.id } },
+  ]);
+  return toDelivery(row);
+}
+
+/** Sends an earlier delivery's event again (same event id and body) to the current URL. */
+export async function redeliver(
+  db: Database,
+  sendEvent: SendEvent,
+  context: RequestContext,
+  customerId: string,
+  deliveryId: string,
+): Promise<Delivery> {
+  const row = await createRedelivery(db, customerId, deliveryId);
+  await recordAudit(db, context, {
+    action: 'webhook.redeliver',
+    targetType: 'webhook_delivery',
+    targetId: row.id,
+    customerId,
+    details: { redeliveryOf: row.redeliveryOf, eventId: row.eventId },
+  });
+  await sendEvent([
+    { name: DELIVERY_REQUESTED, id: `delivery-${row.id}`, data: { customerId, deliveryId: row.id } },
+  ]);
+  return toDelivery(row);
+}

@@ -1,0 +1,268 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type App, createApp } from '../../api/app';
+import { customerEventEmitted } from '../../functions/events';
+import { createFunctions } from '../../functions/index';
+import { databaseTargets } from '../support/db';
+import { createExecutorHarness, type ExecutorHarness } from '../support/executor';
+import { TEST_ADMIN_KEY } from '../support/services';
+import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver';
+
+const AGENT_ID = '5f0c2a1e-7d44-4c1b-9a8e-2b7f4d9c1e00';
+
+describe.each(databaseTargets())('customer webhooks end to end on %s', (target) => {
+  let harness: ExecutorHarness;
+  let app: App;
+  let receiver: WebhookReceiver;
+
+  beforeAll(async () => {
+    harness = await createExecutorHarness({
+      target,
+      functions: (inngest, services) => createFunctions({ inngest, services }),
+    });
+    app = createApp(harness.services, {
+      sendEvent: async (events) => {
+        await harness.inngest.send(events);
+      },
+    });
+    receiver = await startWebhookReceiver();
+  });
+  afterAll(async () => {
+    await receiver.close();
+    await harness.close();
+  });
+
+  const call = async (method: string, path: string, key: string, body?: unknown) =>
+    app.request(path, {
+      method,
+      headers: {
+        authorization: `Bearer ${key}`,
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+
+  async function newCustomer(path = '/hook') {
+    const res = await call('POST', '/api/v1/admin/customers', TEST_ADMIN_KEY, {
+      name: 'Hooked',
+      plan: 'pro',
+    });
+    const created = (await res.json()) as { customer: { id: string }; apiKey: string; webhookSecret: string };
+    expect(created.webhookSecret).toMatch(/^whsec_/);
+    const put = await call('PUT', '/api/v1/webhook', created.apiKey, { url: `${receiver.url}${path}` });
+    expect(put.status).toBe(200);
+    return created;
+  }
+
+  function emit(
+    customerId: string,
+    eventId: string,
+    type: 'agent.started' | 'agent.stopped' = 'agent.started',
+  ) {
+    return harness.send(
+      customerEventEmitted.create(
+        {
+          customerId,
+          type,
+          agentId: AGENT_ID,
+          data: type === 'agent.started' ? { status: 'running' } : {},
+          eventId,
+          occurredAt: new Date().toISOString(),
+        },
+        { id: `customer-event-${eventId}` },
+      ),
+    );
+  }
+
+  const requestsTo = (path: string) => receiver.requests.filter((request) => request.path.endsWith(path));
+
+  it('sends a signed ping that both the seed snippet and Standard Webhooks verify', async () => {
+    const customer = await newCustomer('/ping');
+    receiver.script([{ status: 204 }]);
+    const res = await call('POST', '/api/v1/webhook/test', customer.apiKey);
+    expect(res.status).toBe(202);
+    await harness.settle();
+    const [received] = requestsTo('/ping');
+    expect(received).toBeDefined();
+    expect(received?.seedVerifies(customer.webhookSecret)).toBe(true);
+    expect(received?.standardVerifies(customer.webhookSecret)).toBe(true);
+    expect(JSON.parse(received?.body ?? '{}')).toMatchObject({
+      type: 'ping',
+      data: {},
+      id: expect.any(String),
+    });
+  });
+
+  it('retries a failing endpoint with the same event id until it succeeds, logging every attempt', async () => {
+    const customer = await newCustomer('/flaky');
+    receiver.script([
+      { status: 500 },
+      { status: 503, headers: { 'retry-after': '1' } },
+      { status: 200, body: 'ok' },
+    ]);
+    await emit(customer.customer.id, 'evt-flaky-1');
+    await harness.settle();
+    const received = requestsTo('/flaky');
+    expect(received).toHaveLength(3);
+    expect(new Set(received.map((request) => request.headers['webhook-id']))).toEqual(
+      new Set(['evt-flaky-1']),
+    );
+    const body = JSON.parse(received[2]?.body ?? '{}');
+    expect(body).toEqual({
+      id: 'evt-flaky-1',
+      type: 'agent.started',
+      agentId: AGENT_ID,
+      timestamp: expect.any(String),
+      data: { status: 'running' },
+    });
+
+    const list = (await (await call('GET', '/api/v1/webhook/deliveries', customer.apiKey)).json()) as {
+      deliveries: { id: string; status: string; attempts: number; lastStatusCode: number }[];
+    };
+    expect(list.deliveries).toHaveLength(1);
+    expect(list.deliveries[0]).toMatchObject({ status: 'succeeded', attempts: 3, lastStatusCode: 200 });
+    const detail = (await (
+      await call('GET', `/api/v1/webhook/deliveries/${list.deliveries[0]?.id}`, customer.apiKey)
+    ).json()) as {
+      delivery: { attemptLog: { attempt: number; statusCode: number; nextAttemptAt: string | null }[] };
+    };
+    expect(detail.delivery.attemptLog.map((attempt) => attempt.statusCode)).toEqual([500, 503, 200]);
+    expect(detail.delivery.attemptLog[0]?.nextAttemptAt).toEqual(expect.any(String));
+    expect(detail.delivery.attemptLog[2]?.nextAttemptAt).toBeNull();
+  });
+
+  it('stops at once on 410 Gone and on other 4xx', async () => {
+    const customer = await newCustomer('/gone');
+    receiver.script([{ status: 410 }]);
+    await emit(customer.customer.id, 'evt-gone-1');
+    await harness.settle();
+    expect(requestsTo('/gone')).toHaveLength(1);
+    const list = (await (await call('GET', '/api/v1/webhook/deliveries', customer.apiKey)).json()) as {
+      deliveries: { status: string; attempts: number }[];
+    };
+    expect(list.deliveries[0]).toMatchObject({ status: 'failed', attempts: 1 });
+  });
+
+  it("delivers a customer's events in the order they happened", async () => {
+    const customer = await newCustomer('/ordered');
+    receiver.script([{ status: 500 }, { status: 200 }]);
+    for (const id of ['evt-order-1', 'evt-order-2', 'evt-order-3']) await emit(customer.customer.id, id);
+    await harness.settle();
+    const firstSuccessOrder = requestsTo('/ordered').map((request) => request.headers['webhook-id']);
+    expect(firstSuccessOrder).toEqual(['evt-order-1', 'evt-order-1', 'evt-order-2', 'evt-order-3']);
+  });
+
+  it('an event id is delivered once, and a redelivery sends the same event again on request', async () => {
+    const customer = await newCustomer('/redeliver');
+    receiver.script([{ status: 200 }]);
+    await emit(customer.customer.id, 'evt-dup-1');
+    await emit(customer.customer.id, 'evt-dup-1');
+    await harness.settle();
+    expect(requestsTo('/redeliver')).toHaveLength(1);
+    const list = (await (await call('GET', '/api/v1/webhook/deliveries', customer.apiKey)).json()) as {
+      deliveries: { id: string }[];
+    };
+    const res = await call(
+      'POST',
+      `/api/v1/webhook/deliveries/${list.deliveries[0]?.id}/redeliver`,
+      customer.apiKey,
+    );
+    expect(res.status).toBe(202);
+    await harness.settle();
+    const received = requestsTo('/redeliver');
+    expect(received).toHaveLength(2);
+    expect(received[1]?.headers['webhook-id']).toBe('evt-dup-1');
+    expect(received[1]?.body).toBe(received[0]?.body);
+  });
+
+  it('signs with both secrets during a rotation grace period, and only the new one after', async () => {
+    const customer = await newCustomer('/rotate');
+    receiver.script([{ status: 200 }]);
+    const rotated = (await (
+      await call('POST', '/api/v1/webhook/rotate-secret', customer.apiKey, { gracePeriodHours: 1 })
+    ).json()) as { secret: string; webhook: { previousSecretExpiresAt: string } };
+    expect(rotated.secret).not.toBe(customer.webhookSecret);
+    expect(rotated.webhook.previousSecretExpiresAt).toEqual(expect.any(String));
+    await emit(customer.customer.id, 'evt-rotate-1');
+    await harness.settle();
+    const [during] = requestsTo('/rotate');
+    expect(during?.standardVerifies(customer.webhookSecret)).toBe(true);
+    expect(during?.standardVerifies(rotated.secret)).toBe(true);
+    expect(during?.seedVerifies(rotated.secret)).toBe(true);
+
+    const again = (await (
+      await call('POST', '/api/v1/webhook/rotate-secret', customer.apiKey, { gracePeriodHours: 0 })
+    ).json()) as { secret: string };
+    await emit(customer.customer.id, 'evt-rotate-2');
+    await harness.settle();
+    const after = requestsTo('/rotate')[1];
+    expect(after?.standardVerifies(again.secret)).toBe(true);
+    expect(after?.standardVerifies(rotated.secret)).toBe(false);
+    expect(after?.standardVerifies(customer.webhookSecret)).toBe(false);
+  });
+
+  it('records nothing for a customer without a URL, and refuses a test ping with a clear 409', async () => {
+    const res = await call('POST', '/api/v1/admin/customers', TEST_ADMIN_KEY, { name: 'No hook' });
+    const created = (await res.json()) as { customer: { id: string }; apiKey: string };
+    await emit(created.customer.id, 'evt-nohook-1');
+    await harness.settle();
+    const list = (await (await call('GET', '/api/v1/webhook/deliveries', created.apiKey)).json()) as {
+      deliveries: unknown[];
+    };
+    expect(list.deliveries).toHaveLength(0);
+    const ping = await call('POST', '/api/v1/webhook/test', created.apiKey);
+    expect(ping.status).toBe(409);
+    expect(((await ping.json()) as { error: { code: string } }).error.code).toBe('conflict');
+  });
+
+  it("another customer's delivery is a 404", async () => {
+    const alice = await newCustomer('/alice');
+    const mallory = await newCustomer('/mallory');
+    receiver.script([{ status: 200 }]);
+    await emit(alice.customer.id, 'evt-alice-1');
+    await harness.settle();
+    const list = (await (await call('GET', '/api/v1/webhook/deliveries', alice.apiKey)).json()) as {
+      deliveries: { id: string }[];
+    };
+    const id = list.deliveries[0]?.id;
+    expect((await call('GET', `/api/v1/webhook/deliveries/${id}`, mallory.apiKey)).status).toBe(404);
+    expect((await call('POST', `/api/v1/webhook/deliveries/${id}/redeliver`, mallory.apiKey)).status).toBe(
+      404,
+    );
+  });
+});
+
+describe('webhook URLs in production', () => {
+  it('refuse http and private literal addresses when private targets are not allowed', async () => {
+    const harness = await createExecutorHarness({
+      target: 'pglite',
+      functions: (inngest, services) => createFunctions({ inngest, services }),
+      env: { WEBHOOK_ALLOW_PRIVATE_TARGETS: 'false' },
+    });
+    try {
+      const app = createApp(harness.services);
+      const created = (await (
+        await app.request('/api/v1/admin/customers', {
+          method: 'POST',
+          headers: { authorization: `Bearer ${TEST_ADMIN_KEY}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ name: 'Prod' }),
+        })
+      ).json()) as { apiKey: string };
+      for (const url of [
+        'http://example.com/hook',
+        'https://127.0.0.1/hook',
+        'https://169.254.169.254/latest',
+        'https://[::1]/x',
+      ]) {
+        const res = await app.request('/api/v1/webhook', {
+          method: 'PUT',
+          headers: { authorization: `Bearer ${created.apiKey}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ url }),
+        });
+        expect(res.status).toBe(400);
+        expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(/^url /);
+      }
+    } finally {
+      await harness.close();
+    }
+  });
+});
