@@ -4,7 +4,7 @@ import type { AddressInfo, Socket } from 'node:net';
 
 /**
  * A fake Anthropic API on 127.0.0.1 that the REAL @anthropic-ai/sdk talks to (baseURL = `fake.baseURL`).
- * Implements POST /v1/messages (non-streaming), GET /v1/models (paginated) and GET /v1/models/:id with
+ * Authenticates with `x-api-key` or `Authorization: Bearer`. Implements POST /v1/messages (non-streaming), GET /v1/models (paginated) and GET /v1/models/:id with
  * Anthropic's error envelope `{ type: 'error', error: { type, message }, request_id }`.
  */
 
@@ -71,12 +71,13 @@ export const ANTHROPIC_ERRORS = {
   }),
 } as const;
 
+/** Current models (none in the SDK's deprecation table, which would make it print warnings). */
 export const DEFAULT_MODELS: ModelInfo[] = [
-  { id: 'claude-opus-4-5', display_name: 'Claude Opus 4.5', created_at: '2025-11-24T00:00:00Z' },
-  { id: 'claude-sonnet-4-5', display_name: 'Claude Sonnet 4.5', created_at: '2025-09-29T00:00:00Z' },
+  { id: 'claude-opus-5-5', display_name: 'Claude Opus 5.5', created_at: '2026-09-01T00:00:00Z' },
+  { id: 'claude-sonnet-5-5', display_name: 'Claude Sonnet 5.5', created_at: '2026-09-01T00:00:00Z' },
+  { id: 'claude-haiku-5-5', display_name: 'Claude Haiku 5.5', created_at: '2026-09-01T00:00:00Z' },
+  { id: 'claude-sonnet-4-6', display_name: 'Claude Sonnet 4.6', created_at: '2026-02-17T00:00:00Z' },
   { id: 'claude-haiku-4-5', display_name: 'Claude Haiku 4.5', created_at: '2025-10-01T00:00:00Z' },
-  { id: 'claude-opus-4-1', display_name: 'Claude Opus 4.1', created_at: '2025-08-05T00:00:00Z' },
-  { id: 'claude-sonnet-4-0', display_name: 'Claude Sonnet 4', created_at: '2025-05-22T00:00:00Z' },
 ];
 
 export type ReplyFn = (request: MessagesRequest) => string;
@@ -214,7 +215,9 @@ export class FakeAnthropic {
       Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : String(v)]),
     );
     const raw = await readBody(req);
-    const apiKey = headers['x-api-key'];
+    // Older SDKs send the key as x-api-key; the current one (1.x) sends `Authorization: Bearer <key>`.
+    const bearer = /^Bearer\s+(.+)$/i.exec(headers.authorization ?? '')?.[1];
+    const apiKey = headers['x-api-key'] ?? bearer;
     let body: MessagesRequest | undefined;
     if (raw !== '') {
       try {
@@ -233,7 +236,12 @@ export class FakeAnthropic {
     if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
 
     if (!apiKey || !this.validKeys.has(apiKey)) {
-      this.sendError(res, ANTHROPIC_ERRORS.unauthorized());
+      this.sendError(
+        res,
+        headers['x-api-key'] === undefined
+          ? { ...ANTHROPIC_ERRORS.unauthorized(), message: 'invalid bearer token' }
+          : ANTHROPIC_ERRORS.unauthorized(),
+      );
       return;
     }
     if (!headers['anthropic-version']) {
