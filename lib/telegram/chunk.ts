@@ -1,5 +1,5 @@
 import { Lexer, type Token } from 'marked';
-import { markdownToPlainText, markdownToTelegramHtml, telegramHtmlVisibleText } from './format';
+import { escapeHtml, markdownToPlainText, markdownToTelegramHtml, telegramHtmlVisibleText } from './format';
 
 /** Telegram's limit on a message's text, in UTF-16 code units, counted after entity parsing. */
 export const TELEGRAM_MESSAGE_LIMIT = 4096;
@@ -104,8 +104,13 @@ export function formatForTelegram(markdown: string, limit = TELEGRAM_MESSAGE_LIM
     const html = markdownToTelegramHtml(source);
     const plain = markdownToPlainText(source);
     const visible = Math.max(telegramHtmlVisibleText(html).length, plain.length);
-    if (visible <= limit || depth >= 3) {
+    if (visible <= limit) {
       if (html.trim() !== '') out.push({ html, plain });
+      return;
+    }
+    if (depth >= 3) {
+      // Formatting keeps growing past the limit (pathological input): send it unformatted, cut to fit.
+      for (const piece of splitText(plain, limit)) out.push({ html: escapeHtml(piece), plain: piece });
       return;
     }
     const smaller = Math.max(sourceLimit - (visible - limit) - 64, 256);

@@ -9,8 +9,9 @@ import { Lexer, type Token, type Tokens } from 'marked';
 
 type Mode = 'html' | 'plain';
 
-const escapeText = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-const escapeAttr = (s: string) => escapeText(s).replace(/"/g, '&quot;');
+/** Escapes text for Telegram's HTML parse mode. */
+export const escapeHtml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+const escapeAttr = (s: string) => escapeHtml(s).replace(/"/g, '&quot;');
 
 const SAFE_SCHEMES = new Set(['http:', 'https:', 'tg:']);
 
@@ -35,7 +36,7 @@ function inline(tokens: Token[] | undefined, mode: Mode, inLink = false): string
 }
 
 function inlineToken(token: Token, mode: Mode, inLink: boolean): string {
-  const text = (s: string) => (mode === 'html' ? escapeText(s) : s);
+  const text = (s: string) => (mode === 'html' ? escapeHtml(s) : s);
   switch (token.type) {
     case 'strong':
       return wrap(mode, 'b', inline(token.tokens, mode, inLink));
@@ -90,7 +91,7 @@ function list(token: Tokens.List, mode: Mode, depth: number): string {
 }
 
 function block(token: Token, mode: Mode, depth: number, inQuote: boolean): string {
-  const text = (s: string) => (mode === 'html' ? escapeText(s) : s);
+  const text = (s: string) => (mode === 'html' ? escapeHtml(s) : s);
   switch (token.type) {
     case 'space':
     case 'def':

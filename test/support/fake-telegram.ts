@@ -527,7 +527,14 @@ export class FakeTelegram {
     }
     const token = decodeURIComponent(match[1]!);
     const method = match[2]!;
-    const params = { ...Object.fromEntries(url.searchParams), ...(await readParams(req)) };
+    let params: Record<string, unknown>;
+    try {
+      params = { ...Object.fromEntries(url.searchParams), ...(await readParams(req)) };
+    } catch (error) {
+      if (error instanceof ApiFailure) this.sendError(res, error.spec);
+      else this.sendError(res, { error_code: 400, description: "Bad Request: can't parse JSON object" });
+      return;
+    }
     this.calls.push({ method, token, params, at: new Date() });
 
     const delay = this.delays.get(method) ?? this.delays.get('*') ?? 0;

@@ -134,6 +134,26 @@ describe('fake Telegram with the real grammY Api', () => {
   });
 });
 
+describe('fake Telegram wire format', () => {
+  it('accepts form-encoded and query parameters, and rejects unparseable JSON like Telegram', async () => {
+    const form = await fetch(`${fake.apiRoot}/bot${TOKEN}/sendMessage`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ chat_id: '77', text: 'a &amp; b', parse_mode: 'HTML' }),
+    });
+    expect(await form.json()).toMatchObject({ ok: true, result: { chat: { id: 77 }, text: 'a & b' } });
+    const query = await fetch(`${fake.apiRoot}/bot${TOKEN}/sendChatAction?chat_id=77&action=typing`);
+    expect(await query.json()).toEqual({ ok: true, result: true });
+    const broken = await fetch(`${fake.apiRoot}/bot${TOKEN}/sendMessage`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{not json',
+    });
+    expect(broken.status).toBe(400);
+    expect(await broken.json()).toMatchObject({ ok: false, error_code: 400 });
+  });
+});
+
 describe('webhooks', () => {
   let receiver: Server;
   let url: string;
