@@ -1,0 +1,121 @@
+import { Lexer, type Token } from 'marked';
+import { escapeHtml, markdownToPlainText, markdownToTelegramHtml, telegramHtmlVisibleText } from './format';
+
+/** Telegram's limit on a message's text, in UTF-16 code units, counted after entity parsing. */
+export const TELEGRAM_MESSAGE_LIMIT = 4096;
+
+/*
+ * Where we cut: we chunk the Markdown SOURCE and format each chunk on its own. Formatting a chunk
+ * always yields balanced HTML, whereas cutting formatted HTML would have to re-balance tags by hand.
+ * Formatting only removes characters from what Telegram displays (markers, fences, link targets), so
+ * a source chunk within the limit displays within it; `formatForTelegram` still measures every
+ * formatted chunk and re-cuts any that would not fit. Lengths are JS string lengths = UTF-16 units,
+ * which is what Telegram counts; we never cut inside a surrogate pair.
+ */
+
+const SEPARATORS: RegExp[] = [/\n\s*\n/g, /\n/g, /(?<=[.!?…])\s+/g, /\s+/g];
+
+/** Cuts `text` into pieces of at most `limit`, preferring the coarsest boundary that works. */
+export function splitText(text: string, limit: number, level = 0): string[] {
+  if (text.length <= limit) return text.trim() === '' ? [] : [text];
+  const separator = SEPARATORS[level];
+  if (!separator) return hardCut(text, limit);
+  // Pieces keep their trailing separator so that joining them gives back the text.
+  const pieces: string[] = [];
+  let last = 0;
+  for (const m of text.matchAll(separator)) {
+    const end = (m.index ?? 0) + m[0].length;
+    pieces.push(text.slice(last, end));
+    last = end;
+  }
+  pieces.push(text.slice(last));
+  const out: string[] = [];
+  let current = '';
+  for (const piece of pieces) {
+    if (current.length + piece.length <= limit) {
+      current += piece;
+      continue;
+    }
+    if (current !== '') out.push(current);
+    current = '';
+    if (piece.length <= limit) current = piece;
+    else out.push(...splitText(piece, limit, level + 1));
+  }
+  if (current !== '') out.push(current);
+  return out.map((s) => s.trimEnd()).filter((s) => s.trim() !== '');
+}
+
+function hardCut(text: string, limit: number): string[] {
+  const out: string[] = [];
+  let i = 0;
+  while (i < text.length) {
+    let end = Math.min(i + limit, text.length);
+    const code = text.charCodeAt(end - 1);
+    if (end < text.length && code >= 0xd800 && code <= 0xdbff) end--; // keep surrogate pairs whole
+    out.push(text.slice(i, end));
+    i = end;
+  }
+  return out;
+}
+
+/** A fenced code block too long for one message: close the fence and reopen it in the next chunk. */
+function splitCode(token: Token & { type: 'code' }, limit: number): string[] {
+  const lang = typeof token.lang === 'string' ? token.lang : '';
+  const open = `\`\`\`${lang}\n`;
+  const close = '\n```';
+  const budget = Math.max(limit - open.length - close.length, 1);
+  return splitText(String(token.text), budget, 1).map((piece) => `${open}${piece}${close}`);
+}
+
+/** Cuts Markdown into chunks of at most `limit` source characters on block boundaries first. */
+export function chunkMarkdown(markdown: string, limit = TELEGRAM_MESSAGE_LIMIT): string[] {
+  const chunks: string[] = [];
+  let current = '';
+  const flush = () => {
+    if (current.trim() !== '') chunks.push(current.trim());
+    current = '';
+  };
+  for (const token of Lexer.lex(markdown)) {
+    const raw = token.raw;
+    if (current.length + raw.length <= limit) {
+      current += raw;
+      continue;
+    }
+    flush();
+    if (raw.length <= limit) current = raw;
+    else if (token.type === 'code') chunks.push(...splitCode(token as Token & { type: 'code' }, limit));
+    else chunks.push(...splitText(raw, limit));
+  }
+  flush();
+  return chunks;
+}
+
+export interface TelegramChunk {
+  /** HTML for parse_mode 'HTML'. */
+  html: string;
+  /** The same chunk without formatting, for the fallback when Telegram rejects the entities. */
+  plain: string;
+}
+
+/** Formats a Claude answer into Telegram messages, each within the limit once parsed. */
+export function formatForTelegram(markdown: string, limit = TELEGRAM_MESSAGE_LIMIT): TelegramChunk[] {
+  const out: TelegramChunk[] = [];
+  const visit = (source: string, sourceLimit: number, depth: number) => {
+    const html = markdownToTelegramHtml(source);
+    const plain = markdownToPlainText(source);
+    const visible = Math.max(telegramHtmlVisibleText(html).length, plain.length);
+    if (visible <= limit) {
+      if (html.trim() !== '') out.push({ html, plain });
+      return;
+    }
+    if (depth >= 3) {
+      // Formatting keeps growing past the limit (pathological input): send it unformatted, cut to fit.
+      for (const piece of splitText(plain, limit)) out.push({ html: escapeHtml(piece), plain: piece });
+      return;
+    }
+    const smaller = Math.max(sourceLimit - (visible - limit) - 64, 256);
+    for (const piece of chunkMarkdown(source, smaller)) visit(piece, smaller, depth + 1);
+  };
+  for (const piece of chunkMarkdown(markdown, limit)) visit(piece, limit, 0);
+  return out;
+}

@@ -1,0 +1,48 @@
+import type { Api } from 'grammy';
+
+export interface TypingOptions {
+  /** How often the action is re-sent; Telegram shows it for about 5 s (default 4000 ms). */
+  intervalMs?: number;
+  /** Never keep typing longer than this (default 120 s), whatever the promise does. */
+  maxMs?: number;
+  /** Forum topic to show the action in. */
+  messageThreadId?: number;
+}
+
+/**
+ * Shows "typing…" in `chatId` until `work` settles: sent at once, then every `intervalMs`. A failed
+ * sendChatAction stops the keep-alive (it is cosmetic and must not cause more calls) but never fails
+ * `work`. The timer is always cleared. Returns what `work` returns.
+ */
+export async function withTyping<T>(
+  api: Pick<Api, 'sendChatAction'>,
+  chatId: number | string,
+  work: Promise<T>,
+  options: TypingOptions = {},
+): Promise<T> {
+  const intervalMs = options.intervalMs ?? 4_000;
+  const deadline = Date.now() + (options.maxMs ?? 120_000);
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  const send = () => {
+    if (stopped) return;
+    const extra =
+      options.messageThreadId === undefined ? undefined : { message_thread_id: options.messageThreadId };
+    api.sendChatAction(chatId, 'typing', extra).then(
+      () => {
+        if (stopped || Date.now() + intervalMs > deadline) return;
+        timer = setTimeout(send, intervalMs);
+      },
+      () => {
+        stopped = true;
+      },
+    );
+  };
+  send();
+  try {
+    return await work;
+  } finally {
+    stopped = true;
+    if (timer) clearTimeout(timer);
+  }
+}

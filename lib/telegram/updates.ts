@@ -1,0 +1,132 @@
+import { z } from 'zod';
+
+/*
+ * The subset of Telegram's Update we act on. Objects are loose: Telegram adds fields often and an
+ * unknown field must never make us drop a user's message.
+ */
+
+export const TelegramUserSchema = z.looseObject({
+  id: z.number().int(),
+  is_bot: z.boolean(),
+  first_name: z.string(),
+  last_name: z.string().optional(),
+  username: z.string().optional(),
+  language_code: z.string().optional(),
+});
+export type TelegramUser = z.infer<typeof TelegramUserSchema>;
+
+export const TelegramChatSchema = z.looseObject({
+  id: z.number().int(),
+  type: z.enum(['private', 'group', 'supergroup', 'channel']),
+  title: z.string().optional(),
+  username: z.string().optional(),
+  first_name: z.string().optional(),
+});
+export type TelegramChat = z.infer<typeof TelegramChatSchema>;
+
+export const MessageEntitySchema = z.looseObject({
+  type: z.string(),
+  offset: z.number().int().nonnegative(),
+  length: z.number().int().nonnegative(),
+  user: TelegramUserSchema.optional(),
+});
+export type MessageEntity = z.infer<typeof MessageEntitySchema>;
+
+const BaseMessageSchema = z.looseObject({
+  message_id: z.number().int(),
+  message_thread_id: z.number().int().optional(),
+  from: TelegramUserSchema.optional(),
+  chat: TelegramChatSchema,
+  date: z.number().int(),
+  text: z.string().optional(),
+  caption: z.string().optional(),
+  entities: z.array(MessageEntitySchema).optional(),
+  edit_date: z.number().int().optional(),
+});
+
+export const TelegramMessageSchema = BaseMessageSchema.extend({
+  reply_to_message: BaseMessageSchema.optional(),
+});
+export type TelegramMessage = z.infer<typeof TelegramMessageSchema>;
+
+export const TelegramUpdateSchema = z.looseObject({
+  update_id: z.number().int().nonnegative(),
+  message: TelegramMessageSchema.optional(),
+  edited_message: TelegramMessageSchema.optional(),
+});
+export type TelegramUpdate = z.infer<typeof TelegramUpdateSchema>;
+
+/** The message an update carries (new or edited), with `edited` telling which. */
+export function updateMessage(
+  update: TelegramUpdate,
+): { message: TelegramMessage; edited: boolean } | undefined {
+  if (update.message) return { message: update.message, edited: false };
+  if (update.edited_message) return { message: update.edited_message, edited: true };
+  return undefined;
+}
+
+export interface BotRef {
+  id: number;
+  username: string;
+}
+
+/** The UTF-16 slice an entity covers (Telegram offsets are in UTF-16 code units, as JS strings are). */
+const entityText = (text: string, e: MessageEntity) => text.slice(e.offset, e.offset + e.length);
+
+/**
+ * Whether a group message is meant for the bot: an @mention of its username (case-insensitive), a
+ * text_mention of its id, a /command@username, or a reply to one of the bot's messages. Private chats
+ * are always addressed to the bot.
+ */
+export function isAddressedToBot(message: TelegramMessage, bot: BotRef): boolean {
+  if (message.chat.type === 'private') return true;
+  if (message.reply_to_message?.from?.id === bot.id) return true;
+  const text = message.text ?? message.caption ?? '';
+  const username = bot.username.replace(/^@/, '').toLowerCase();
+  for (const entity of message.entities ?? []) {
+    if (entity.type === 'text_mention' && entity.user?.id === bot.id) return true;
+    if (entity.type === 'mention' && entityText(text, entity).toLowerCase() === `@${username}`) return true;
+    if (entity.type === 'bot_command') {
+      const at = entityText(text, entity).split('@')[1];
+      if (at !== undefined && at.toLowerCase() === username) return true;
+    }
+  }
+  return false;
+}
+
+export const BOT_COMMANDS = ['start', 'help', 'reset', 'new'] as const;
+export type BotCommand = (typeof BOT_COMMANDS)[number];
+
+export interface ParsedCommand {
+  command: BotCommand;
+  args: string;
+}
+
+/**
+ * Parses `/start`, `/help`, `/reset` or `/new` (optionally `@botusername`, which must then be this
+ * bot's) at the start of the text. Anything else, including commands for another bot, is undefined.
+ */
+export function parseCommand(text: string | undefined, botUsername?: string): ParsedCommand | undefined {
+  if (!text) return undefined;
+  const m = /^\/([A-Za-z0-9_]{1,32})(?:@([A-Za-z0-9_]{1,64}))?(?:\s+([\s\S]*))?$/.exec(text.trim());
+  if (!m) return undefined;
+  const name = m[1]!.toLowerCase();
+  const target = m[2];
+  if (
+    target !== undefined &&
+    (!botUsername || target.toLowerCase() !== botUsername.replace(/^@/, '').toLowerCase())
+  ) {
+    return undefined;
+  }
+  if (!(BOT_COMMANDS as readonly string[]).includes(name)) return undefined;
+  return { command: name as BotCommand, args: (m[3] ?? '').trim() };
+}
+
+/** The text with the bot's own @mention removed, as the model should read it. */
+export function stripBotMention(text: string, botUsername: string): string {
+  const escaped = botUsername.replace(/^@/, '').replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return text
+    .replace(new RegExp(`@${escaped}\\b`, 'gi'), '')
+    .replace(/\s{2,}/g, ' ')
+    .trim();
+}

@@ -1,0 +1,87 @@
+import { describe, expect, it } from 'vitest';
+import {
+  chunkMarkdown,
+  formatForTelegram,
+  splitText,
+  TELEGRAM_MESSAGE_LIMIT,
+} from '../../lib/telegram/chunk';
+import { parseTelegramHtml } from '../support/fake-telegram';
+
+const words = (s: string) => s.split(/\s+/).filter(Boolean);
+
+function paragraph(n: number, seed: string): string {
+  const out: string[] = [];
+  for (let i = 0; out.join(' ').length < n; i++) out.push(`${seed}${i}`);
+  return `${out.join(' ')}.`;
+}
+
+describe('chunkMarkdown', () => {
+  it('keeps a short answer whole', () => {
+    expect(chunkMarkdown('Hello **there**')).toEqual(['Hello **there**']);
+  });
+
+  it('splits a 5,000-character answer in two on a paragraph boundary', () => {
+    const first = paragraph(2_500, 'alpha');
+    const second = paragraph(2_400, 'beta');
+    const chunks = chunkMarkdown(`${first}\n\n${second}`);
+    expect(chunks).toEqual([first, second]);
+  });
+
+  it('splits a 10,000-character code block into fenced chunks, each balanced and within the limit', () => {
+    const lines = Array.from({ length: 400 }, (_, i) => `const v${i} = a < b && c > "${i}";`);
+    const code = lines.join('\n');
+    expect(code.length).toBeGreaterThan(10_000);
+    const chunks = formatForTelegram(`Here:\n\n\`\`\`ts\n${code}\n\`\`\`\n\nDone.`);
+    expect(chunks.length).toBeGreaterThanOrEqual(3);
+    const seen: string[] = [];
+    for (const chunk of chunks) {
+      const visible = parseTelegramHtml(chunk.html);
+      expect(visible.length).toBeLessThanOrEqual(TELEGRAM_MESSAGE_LIMIT);
+      expect(chunk.plain.length).toBeLessThanOrEqual(TELEGRAM_MESSAGE_LIMIT);
+      const codeMatch = /<pre><code class="language-ts">([\s\S]*)<\/code><\/pre>/.exec(chunk.html);
+      if (codeMatch) seen.push(parseTelegramHtml(codeMatch[1]!));
+    }
+    expect(seen.join('\n')).toBe(code);
+  });
+
+  it('splits a paragraph longer than the limit on sentences, then words', () => {
+    const sentences = Array.from({ length: 300 }, (_, i) => `Sentence number ${i} is here.`).join(' ');
+    const chunks = chunkMarkdown(sentences, 1_000);
+    for (const c of chunks) {
+      expect(c.length).toBeLessThanOrEqual(1_000);
+      expect(c.endsWith('.')).toBe(true);
+    }
+    expect(words(chunks.join(' '))).toEqual(words(sentences));
+  });
+
+  it('cuts a word longer than the limit without breaking surrogate pairs', () => {
+    const emoji = '😀'.repeat(3_000); // 6,000 UTF-16 units
+    const pieces = splitText(emoji, TELEGRAM_MESSAGE_LIMIT);
+    expect(pieces.length).toBe(2);
+    for (const p of pieces) {
+      expect(p.length).toBeLessThanOrEqual(TELEGRAM_MESSAGE_LIMIT);
+      expect(p).toMatch(/^(😀)+$/u);
+    }
+    expect(pieces.join('')).toBe(emoji);
+  });
+
+  it('preserves every word of a mixed long answer, in order, and every chunk fits', () => {
+    const parts: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      parts.push(
+        `## Section ${i}`,
+        paragraph(700, `w${i}x`),
+        `- item ${i}a\n- item ${i}b`,
+        `> quote ${i} & <tag>`,
+      );
+    }
+    const markdown = parts.join('\n\n');
+    const chunks = formatForTelegram(markdown);
+    expect(chunks.length).toBeGreaterThan(1);
+    for (const c of chunks)
+      expect(parseTelegramHtml(c.html).length).toBeLessThanOrEqual(TELEGRAM_MESSAGE_LIMIT);
+    const plainWords = words(chunks.map((c) => c.plain).join('\n'));
+    const expected = words(formatForTelegram(markdown, 1_000_000)[0]!.plain);
+    expect(plainWords).toEqual(expected);
+  });
+});

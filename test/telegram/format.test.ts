@@ -1,0 +1,82 @@
+import { describe, expect, it } from 'vitest';
+import { markdownToPlainText, markdownToTelegramHtml, safeHref } from '../../lib/telegram/format';
+import { parseTelegramHtml } from '../support/fake-telegram';
+
+describe('markdownToTelegramHtml', () => {
+  it.each([
+    ['**bold** and *it* and ~~gone~~', '<b>bold</b> and <i>it</i> and <s>gone</s>'],
+    ['**bold *nested* text**', '<b>bold <i>nested</i> text</b>'],
+    ['`a < b && c > d`', '<code>a &lt; b &amp;&amp; c &gt; d</code>'],
+    ['5 < 6 & 7 > 3 "quoted"', '5 &lt; 6 &amp; 7 &gt; 3 "quoted"'],
+    ['# Title', '<b>Title</b>'],
+    ['[site](https://example.com/a?b=1&c=2)', '<a href="https://example.com/a?b=1&amp;c=2">site</a>'],
+    ['[bot](tg://resolve?domain=x)', '<a href="tg://resolve?domain=x">bot</a>'],
+    ['[click](javascript:alert(1))', 'click'],
+    ['[data](data:text/html,hi)', 'data'],
+    ['[rel](/relative/path)', 'rel'],
+    ['<script>alert(1)</script>', '&lt;script&gt;alert(1)&lt;/script&gt;'],
+    ['> quoted **text**', '<blockquote>quoted <b>text</b></blockquote>'],
+    ['- one\n- two', '• one\n• two'],
+    ['3. three\n4. four', '3. three\n4. four'],
+    ['**unclosed bold', '**unclosed bold'],
+    ['*unbalanced **mix*', '*unbalanced *<i>mix</i>'],
+  ])('%j', (markdown, html) => {
+    expect(markdownToTelegramHtml(markdown)).toBe(html);
+  });
+
+  it('renders fenced code with its language, escaped', () => {
+    const html = markdownToTelegramHtml('```ts\nif (a < b && c) { x = "<b>"; }\n```');
+    expect(html).toBe(
+      '<pre><code class="language-ts">if (a &lt; b &amp;&amp; c) { x = "&lt;b&gt;"; }</code></pre>',
+    );
+  });
+
+  it('drops a language that could break out of the class attribute', () => {
+    expect(markdownToTelegramHtml('```a"onclick\nx\n```')).toBe('<pre>x</pre>');
+  });
+
+  it('escapes quotes inside href attributes', () => {
+    const html = markdownToTelegramHtml('[x](https://example.com/?q=%22a%22&r="b")');
+    expect(html).not.toMatch(/href="[^"]*"[^>]/);
+    expect(() => parseTelegramHtml(html)).not.toThrow();
+  });
+
+  it('flattens nested blockquotes (Telegram does not nest them)', () => {
+    expect(markdownToTelegramHtml('> a\n> > b')).toBe('<blockquote>a\n\nb</blockquote>');
+  });
+
+  it('always produces HTML the Bot API parser accepts', () => {
+    const nasty = [
+      '***triple*** __under__ _x_ `<>&` **a [b](https://x.y "t") c**',
+      '> quote\n> ```\n> code <\n> ```',
+      '| a | <b> |\n|---|---|\n| & | "q" |',
+      '- [x] done\n- [ ] todo\n  1. nested',
+      '![img](https://x.y/p.png) and ![bad](javascript:1)',
+      '**bold _mixed** close_',
+      '<b>raw html</b> <a href="javascript:x">x</a>',
+    ];
+    for (const md of nasty) expect(() => parseTelegramHtml(markdownToTelegramHtml(md))).not.toThrow();
+  });
+});
+
+describe('markdownToPlainText', () => {
+  it('strips formatting and keeps the words, unescaped', () => {
+    expect(markdownToPlainText('**bold** `a<b` [l](https://e.x/)\n\n```\nx & y\n```')).toBe(
+      'bold a<b l (https://e.x/)\n\nx & y',
+    );
+  });
+});
+
+describe('safeHref', () => {
+  it.each([
+    ['https://a.b/c', 'https://a.b/c'],
+    ['http://a.b', 'http://a.b/'],
+    ['tg://user?id=1', 'tg://user?id=1'],
+    ['javascript:alert(1)', undefined],
+    ['JAVASCRIPT:alert(1)', undefined],
+    ['mailto:a@b.c', undefined],
+    ['//a.b', undefined],
+  ])('%s', (href, expected) => {
+    expect(safeHref(href)).toBe(expected);
+  });
+});

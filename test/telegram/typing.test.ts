@@ -1,0 +1,69 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTelegramApi } from '../../lib/telegram/api';
+import { withTyping } from '../../lib/telegram/typing';
+import { type FakeTelegram, startFakeTelegram, TELEGRAM_ERRORS } from '../support/fake-telegram';
+
+const TOKEN = '222:typingtypingtypingtypingtyping';
+let fake: FakeTelegram;
+beforeAll(async () => {
+  fake = await startFakeTelegram();
+  fake.addBot(TOKEN, { id: 222, first_name: 'T', username: 'typing_bot' });
+});
+afterAll(() => fake.stop());
+
+const api = () => createTelegramApi(TOKEN, { apiRoot: fake.apiRoot });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('withTyping', () => {
+  it('re-sends typing until the work settles, then stops', async () => {
+    const typed = () => fake.callsOf('sendChatAction').filter((c) => c.params.chat_id === 10).length;
+    // The work ends once three actions were seen (bounded wait), so the test does not race the clock.
+    const work = (async () => {
+      for (let i = 0; i < 200 && typed() < 3; i++) await sleep(20);
+      return 'done';
+    })();
+    const result = await withTyping(api(), 10, work, { intervalMs: 30 });
+    expect(result).toBe('done');
+    expect(typed()).toBeGreaterThanOrEqual(3);
+    await sleep(60); // let a request already on the wire land
+    const count = typed();
+    await sleep(150);
+    expect(typed()).toBe(count);
+    expect(fake.callsOf('sendChatAction')[0]!.params).toMatchObject({ action: 'typing' });
+  });
+
+  it('passes the work failure through and stops', async () => {
+    await expect(
+      withTyping(
+        api(),
+        11,
+        sleep(60).then(() => Promise.reject(new Error('boom'))),
+        { intervalMs: 20 },
+      ),
+    ).rejects.toThrow('boom');
+    await sleep(40);
+    const count = fake.callsOf('sendChatAction').filter((c) => c.params.chat_id === 11).length;
+    await sleep(100);
+    expect(fake.callsOf('sendChatAction').filter((c) => c.params.chat_id === 11).length).toBe(count);
+  });
+
+  it('stops after a failed chat action without failing the work', async () => {
+    fake.failNext('sendChatAction', 1, TELEGRAM_ERRORS.blocked());
+    await expect(
+      withTyping(
+        api(),
+        12,
+        sleep(200).then(() => 1),
+        { intervalMs: 20 },
+      ),
+    ).resolves.toBe(1);
+    expect(fake.callsOf('sendChatAction').filter((c) => c.params.chat_id === 12)).toHaveLength(1);
+  });
+
+  it('is bounded by maxMs', async () => {
+    await withTyping(api(), 13, sleep(300), { intervalMs: 20, maxMs: 60 });
+    expect(fake.callsOf('sendChatAction').filter((c) => c.params.chat_id === 13).length).toBeLessThanOrEqual(
+      4,
+    );
+  });
+});

@@ -1,0 +1,127 @@
+import { describe, expect, it } from 'vitest';
+import {
+  isAddressedToBot,
+  parseCommand,
+  stripBotMention,
+  TelegramUpdateSchema,
+  updateMessage,
+} from '../../lib/telegram/updates';
+import { buildUpdate } from '../support/fake-telegram';
+
+const bot = { id: 777, username: 'Helper_Bot' };
+const from = { id: 5, first_name: 'Ann', username: 'ann' };
+
+const messageOf = (update: unknown) => {
+  const parsed = TelegramUpdateSchema.parse(update);
+  const m = updateMessage(parsed);
+  if (!m) throw new Error('no message');
+  return m.message;
+};
+
+describe('TelegramUpdateSchema', () => {
+  it('accepts real updates with extra fields and keeps them', () => {
+    const update = { ...buildUpdate.privateText({ from, text: 'hi' }), some_future_field: { x: 1 } };
+    const parsed = TelegramUpdateSchema.parse(update);
+    expect(parsed.message?.text).toBe('hi');
+    expect((parsed as Record<string, unknown>).some_future_field).toEqual({ x: 1 });
+  });
+
+  it('reports edited messages as edited', () => {
+    const parsed = TelegramUpdateSchema.parse(
+      buildUpdate.editedPrivateText({ from, text: 'fixed', messageId: 3 }),
+    );
+    expect(updateMessage(parsed)).toMatchObject({ edited: true, message: { text: 'fixed', message_id: 3 } });
+  });
+
+  it('rejects an update without update_id', () => {
+    expect(TelegramUpdateSchema.safeParse({ message: {} }).success).toBe(false);
+  });
+
+  it('gives unique update ids', () => {
+    const ids = Array.from({ length: 20 }, () => buildUpdate.privateText({ from, text: 'x' }).update_id);
+    expect(new Set(ids).size).toBe(20);
+  });
+});
+
+describe('isAddressedToBot', () => {
+  it.each([
+    ['private chat', buildUpdate.privateText({ from, text: 'hello' }), true],
+    [
+      '@mention, other case',
+      buildUpdate.groupMention({ chatId: -1, from, botUsername: 'helper_bot', rest: 'hi' }),
+      true,
+    ],
+    [
+      'mention of another bot',
+      buildUpdate.groupMention({ chatId: -1, from, botUsername: 'other_bot', rest: 'hi' }),
+      false,
+    ],
+    [
+      'text_mention of the bot id',
+      buildUpdate.groupTextMention({ chatId: -1, from, bot: { id: 777, first_name: 'Helper' }, rest: 'hi' }),
+      true,
+    ],
+    [
+      'text_mention of someone else',
+      buildUpdate.groupTextMention({ chatId: -1, from, bot: { id: 778, first_name: 'X' }, rest: 'hi' }),
+      false,
+    ],
+    [
+      '/command@bot',
+      buildUpdate.groupCommand({ chatId: -1, from, command: 'help', botUsername: 'HELPER_BOT' }),
+      true,
+    ],
+    [
+      '/command@otherbot',
+      buildUpdate.groupCommand({ chatId: -1, from, command: 'help', botUsername: 'other_bot' }),
+      false,
+    ],
+    [
+      'reply to the bot',
+      buildUpdate.groupReplyToBot({ chatId: -1, from, bot: { id: 777, first_name: 'Helper' }, text: 'and?' }),
+      true,
+    ],
+    [
+      'reply to someone else',
+      buildUpdate.groupReplyToBot({ chatId: -1, from, bot: { id: 1, first_name: 'Z' }, text: 'and?' }),
+      false,
+    ],
+    ['plain group chatter', buildUpdate.groupText({ chatId: -1, from, text: 'helper_bot is nice' }), false],
+  ])('%s', (_name, update, expected) => {
+    expect(isAddressedToBot(messageOf(update), bot)).toBe(expected);
+  });
+
+  it('matches a mention after non-BMP characters (UTF-16 offsets)', () => {
+    const text = '😀😀 @helper_bot hi';
+    const update = buildUpdate.groupText({
+      chatId: -1,
+      from,
+      text,
+      entities: [{ type: 'mention', offset: 5, length: 11 }],
+    });
+    expect(isAddressedToBot(messageOf(update), bot)).toBe(true);
+  });
+});
+
+describe('parseCommand', () => {
+  it.each([
+    ['/start', { command: 'start', args: '' }],
+    ['/help', { command: 'help', args: '' }],
+    ['/reset now', { command: 'reset', args: 'now' }],
+    ['/NEW', { command: 'new', args: '' }],
+    ['/start@helper_bot payload', { command: 'start', args: 'payload' }],
+    ['/start@other_bot', undefined],
+    ['/unknown', undefined],
+    ['hello /start', undefined],
+    ['', undefined],
+    [undefined, undefined],
+  ])('%j', (text, expected) => {
+    expect(parseCommand(text, 'Helper_Bot')).toEqual(expected);
+  });
+});
+
+describe('stripBotMention', () => {
+  it('removes the bot mention only', () => {
+    expect(stripBotMention('@Helper_Bot what about @ann?', 'helper_bot')).toBe('what about @ann?');
+  });
+});
