@@ -50,6 +50,8 @@ export function isAdminKey(presented: string, adminKey: string): boolean {
 export interface ApiKeyOwner {
   customerId: string;
   customerStatus: 'active' | 'suspended';
+  plan: 'free' | 'pro' | 'enterprise';
+  apiRequestsPerHour: number | null;
   keyId: string;
   keyPrefix: string;
 }
@@ -64,6 +66,8 @@ export async function findApiKeyOwner(db: Queryable, presented: string): Promise
     .select({
       customerId: apiKeys.customerId,
       customerStatus: customers.status,
+      plan: customers.plan,
+      apiRequestsPerHour: customers.apiRequestsPerHour,
       keyId: apiKeys.id,
       keyPrefix: apiKeys.prefix,
     })

@@ -52,6 +52,7 @@ export const EnvSchema = z
     DATABASE_URL: urlWithProtocols(['postgres:', 'postgresql:'], 'a PostgreSQL URL').optional(),
     DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(10),
     MIGRATE_ON_START: booleanFlag.default(true),
+    ADMIN_RATE_LIMIT_PER_HOUR: z.coerce.number().int().min(1).max(100_000_000).default(10_000),
     REDIS_URL: urlWithProtocols(['redis:', 'rediss:'], 'a Redis URL').optional(),
     UPSTASH_REDIS_REST_URL: urlWithProtocols(['https:', 'http:'], 'the Upstash REST URL').optional(),
     UPSTASH_REDIS_REST_TOKEN: optionalString,
@@ -174,6 +175,8 @@ export interface Config {
     adminApiKey: string | undefined;
   };
   corsOrigins: string[];
+  /** Admin API requests per hour (all admin calls share it). */
+  adminRateLimitPerHour: number;
   /** Claude models agents may use; the first Sonnet is the default. */
   allowedModels: string[];
   telegram: { apiRoot: string; webhookBaseUrl: string | undefined };
@@ -253,6 +256,7 @@ export function parseConfig(source: Record<string, string | undefined>): Config 
       adminApiKey: env.ADMIN_API_KEY,
     },
     corsOrigins: env.CORS_ORIGIN,
+    adminRateLimitPerHour: env.ADMIN_RATE_LIMIT_PER_HOUR,
     allowedModels: env.ALLOWED_MODELS,
     telegram: { apiRoot: env.TELEGRAM_API_ROOT, webhookBaseUrl: env.TELEGRAM_WEBHOOK_BASE_URL },
     anthropic: { baseUrl: env.ANTHROPIC_BASE_URL },

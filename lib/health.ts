@@ -10,7 +10,8 @@ export interface PartHealth {
 export interface HealthReport {
   status: 'ok' | 'degraded';
   db: PartHealth & { driver: DatabaseDriver };
-  redis: PartHealth & { mode: RedisMode };
+  /** Rate limits fail open while Redis is down (see lib/ratelimit/limiter.ts). */
+  redis: PartHealth & { mode: RedisMode; rateLimits: 'enforced' | 'failing_open' };
   jobs: PartHealth & { engine: JobsEngine };
   version: string;
 }
@@ -53,7 +54,7 @@ export async function checkHealth(
   return {
     status: db.ok && redis.ok && jobs.ok ? 'ok' : 'degraded',
     db: { driver: services.database.driver, ...db },
-    redis: { mode: services.redis.mode, ...redis },
+    redis: { mode: services.redis.mode, ...redis, rateLimits: redis.ok ? 'enforced' : 'failing_open' },
     jobs: { engine: services.config.jobs.engine, ...jobs },
     version: VERSION,
   };

@@ -27,8 +27,9 @@ export function createRedis(config: Pick<Config, 'redis'>): RedisHandle {
   if (redis.mode === 'tcp') {
     const client = new IORedis(redis.url, {
       lazyConnect: true,
-      // Commands fail fast while Redis is down instead of queueing forever; callers decide open/closed.
-      enableOfflineQueue: false,
+      // A command waits through at most one reconnect, then fails; callers bound the wait with their
+      // own timeout and decide open or closed (rate limits fail open, see lib/ratelimit/limiter.ts).
+      enableOfflineQueue: true,
       maxRetriesPerRequest: 1,
       connectTimeout: 2_000,
       retryStrategy: (times) => Math.min(times * 200, 2_000),

@@ -3,6 +3,7 @@ import { createKeyring, type Keyring } from './crypto';
 import { createDatabase, type Database, type DatabaseHandle, pgliteDirFor } from './db/client';
 import { createLogger, type Logger } from './logger';
 import { createModelCatalog, type ModelCatalog } from './models';
+import { createRateLimiter, type RateLimiter } from './ratelimit/limiter';
 import { createRedis, type RedisHandle } from './redis';
 
 /**
@@ -18,6 +19,8 @@ export interface Services {
   /** Master keys for secrets at rest (current, and the previous one during a rotation). */
   keyring: Keyring;
   models: ModelCatalog;
+  /** API requests per customer (and admin) per hour; Telegram messages per customer per day. */
+  limits: { api: RateLimiter; messages: RateLimiter };
   close(): Promise<void>;
 }
 
@@ -26,6 +29,8 @@ export interface ServiceOverrides {
   /** A database the caller already opened (tests); it is closed with the services. */
   database?: DatabaseHandle;
   redis?: RedisHandle;
+  /** Rate-limit key prefix (tests sharing one Redis keep apart with their own). */
+  limitPrefix?: string;
 }
 
 export async function createServices(
@@ -49,6 +54,20 @@ export async function createServices(
     redis,
     keyring: createKeyring(config.secrets.encryptionMasterKey, config.secrets.encryptionMasterKeyPrevious),
     models: createModelCatalog(config.allowedModels),
+    limits: {
+      api: createRateLimiter({
+        redis,
+        kind: 'api',
+        logger,
+        ...(overrides.limitPrefix ? { prefix: `${overrides.limitPrefix}:api` } : {}),
+      }),
+      messages: createRateLimiter({
+        redis,
+        kind: 'messages',
+        logger,
+        ...(overrides.limitPrefix ? { prefix: `${overrides.limitPrefix}:messages` } : {}),
+      }),
+    },
     async close() {
       await Promise.allSettled([redis.close(), database.close()]);
     },

@@ -1,7 +1,9 @@
 import { createMiddleware } from 'hono/factory';
 import { findApiKeyOwner, isAdminKey } from '../../lib/api-keys';
 import { AppError } from '../../lib/errors';
+import { limitsFor } from '../../lib/ratelimit/plans';
 import type { Actor, AppEnv } from '../env';
+import { enforceApiLimit } from './rate-limit';
 
 /** `Authorization: Bearer <key>` or `X-API-Key: <key>`. */
 function presentedKey(header: (name: string) => string | undefined): string | undefined {
@@ -26,8 +28,10 @@ export function requireAdmin() {
   return createMiddleware<AppEnv>(async function authenticateAdmin(c, next) {
     const key = presentedKey((name) => c.req.header(name));
     if (!key) throw missingKey();
-    if (!isAdminKey(key, c.get('services').config.secrets.adminApiKey)) throw badKey();
+    const { config } = c.get('services');
+    if (!isAdminKey(key, config.secrets.adminApiKey)) throw badKey();
     c.set('actor', { type: 'admin' });
+    await enforceApiLimit(c, 'admin', config.adminRateLimitPerHour);
     await next();
   });
 }
@@ -52,6 +56,9 @@ export function requireCustomer() {
       keyId: owner.keyId,
       keyPrefix: owner.keyPrefix,
     });
+    // Plan and overrides come with the key lookup: no extra query per request.
+    const { apiRequestsPerHour } = limitsFor({ ...owner, messagesPerDay: null });
+    await enforceApiLimit(c, `customer:${owner.customerId}`, apiRequestsPerHour);
     await next();
   });
 }

@@ -8,7 +8,10 @@ export const HealthSchema = z
   .object({
     status: z.enum(['ok', 'degraded']),
     db: PartSchema.extend({ driver: z.enum(['pglite', 'pg', 'neon']) }),
-    redis: PartSchema.extend({ mode: z.enum(['memory', 'tcp', 'upstash']) }),
+    redis: PartSchema.extend({
+      mode: z.enum(['memory', 'tcp', 'upstash']),
+      rateLimits: z.enum(['enforced', 'failing_open']),
+    }),
     jobs: PartSchema.extend({ engine: z.enum(['embedded', 'inngest']) }),
     version: z.string(),
   })

@@ -27,7 +27,7 @@ describe.each(databaseTargets())('GET /health on %s', (target) => {
     expect(await res.json()).toEqual({
       status: 'ok',
       db: { driver: target === 'pglite' ? 'pglite' : 'pg', ok: true },
-      redis: { mode: 'memory', ok: true },
+      redis: { mode: 'memory', ok: true, rateLimits: 'enforced' },
       jobs: { engine: 'embedded', ok: true },
       version: VERSION,
     });

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { parseConfig, type ReadyConfig } from '../../lib/config';
 import type { DatabaseHandle } from '../../lib/db/client';
@@ -46,6 +47,8 @@ export async function createTestServices(options: {
   const config = testConfig(options.env);
   return createServices(config, {
     database: options.database,
+    // Rate-limit counters of one test never meet another's, on the real Redis or the in-memory one.
+    limitPrefix: `test:${randomUUID()}`,
     logger: options.logger ?? createLogger(config),
     ...(options.redis ? { redis: options.redis } : {}),
   });

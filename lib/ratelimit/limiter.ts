@@ -1,0 +1,144 @@
+import { Ratelimit } from '@upstash/ratelimit';
+import { Redis as UpstashRedis } from '@upstash/redis';
+import IORedisMock from 'ioredis-mock';
+import type { Logger } from '../logger';
+import type { RedisHandle } from '../redis';
+import { createIORedisRequester } from './requester';
+
+export interface LimitResult {
+  success: boolean;
+  limit: number;
+  remaining: number;
+  /** Unix time in milliseconds when the window frees up. */
+  reset: number;
+  /** True when Redis did not answer and the limit was not enforced (fail open). */
+  failedOpen: boolean;
+}
+
+/** What the rest of the code sees: not which store runs it. */
+export interface RateLimiter {
+  /** Counts one use of `identifier` against `limit` per window. */
+  limit(identifier: string, limit: number): Promise<LimitResult>;
+  /** The current use without counting one. */
+  usage(identifier: string, limit: number): Promise<{ used: number; remaining: number; reset: number }>;
+}
+
+export type LimitKind = 'api' | 'messages';
+
+/**
+ * API requests: sliding window of one hour. It weighs the previous window, so a client cannot
+ * spend two hours' budget around a window boundary (a fixed window would allow that burst), at
+ * two keys per identifier.
+ * Messages: fixed window of one day. Windows start at 00:00 UTC (epoch-aligned), so "messages per
+ * day" means a calendar day, which is what customers read on their plan and usage page.
+ */
+const ALGORITHMS: Record<LimitKind, (tokens: number) => ReturnType<typeof Ratelimit.slidingWindow>> = {
+  api: (tokens) => Ratelimit.slidingWindow(tokens, '1 h'),
+  messages: (tokens) => Ratelimit.fixedWindow(tokens, '1 d'),
+};
+
+/** The @upstash/redis client for whatever Redis runs: REST, TCP through ioredis, or in memory. */
+export function upstashClientFor(redis: RedisHandle): UpstashRedis {
+  if (redis.upstash) return redis.upstash;
+  if (redis.tcp) return new UpstashRedis(createIORedisRequester(redis.tcp));
+  // Embedded: ioredis-mock runs the ratelimit Lua scripts in-process, so the code path is the same.
+  return new UpstashRedis(createIORedisRequester(new IORedisMock()));
+}
+
+export interface RateLimiterOptions {
+  redis: RedisHandle;
+  kind: LimitKind;
+  logger: Logger;
+  /** Key prefix; tests isolate runs with their own. */
+  prefix?: string;
+  /** How long to wait for Redis before failing open. */
+  timeoutMs?: number;
+  now?: () => number;
+}
+
+/**
+ * Both limits fail open when Redis is down or slow: a Redis outage must never lose a Telegram
+ * message, and refusing every API call for the length of an outage would take the product down
+ * with the cache. Each failure is logged (at most once a minute) and /health shows Redis down.
+ */
+export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
+  const client = upstashClientFor(options.redis);
+  const prefix = options.prefix ?? `oc:rl:${options.kind}`;
+  const timeoutMs = options.timeoutMs ?? 500;
+  const now = options.now ?? Date.now;
+  // One Ratelimit per distinct limit: an override changes the tokens, not the algorithm.
+  const byLimit = new Map<number, Ratelimit>();
+  let lastWarning = 0;
+
+  const limiterFor = (tokens: number) => {
+    let limiter = byLimit.get(tokens);
+    if (!limiter) {
+      limiter = new Ratelimit({
+        redis: client,
+        limiter: ALGORITHMS[options.kind](tokens),
+        prefix: `${prefix}:${tokens}`,
+        // Our own timeout below decides fail-open; no analytics, no cache that outlives a change.
+        timeout: 0,
+        ephemeralCache: false,
+        analytics: false,
+      });
+      byLimit.set(tokens, limiter);
+    }
+    return limiter;
+  };
+
+  const withTimeout = async <T>(work: Promise<T>): Promise<T> => {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        work,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`Redis did not answer within ${timeoutMs} ms`)),
+            timeoutMs,
+          );
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+
+  const warn = (error: unknown) => {
+    if (now() - lastWarning < 60_000) return;
+    lastWarning = now();
+    options.logger.warn(
+      { err: error instanceof Error ? error.message : String(error), limit: options.kind },
+      'rate limit store unavailable: failing open',
+    );
+  };
+
+  return {
+    async limit(identifier, tokens) {
+      try {
+        const result = await withTimeout(limiterFor(tokens).limit(identifier));
+        // The ratelimit promise for analytics and multi-region sync; nothing pending here, but never leave it unhandled.
+        result.pending.catch(() => {});
+        return {
+          success: result.success,
+          limit: tokens,
+          remaining: result.remaining,
+          reset: result.reset,
+          failedOpen: false,
+        };
+      } catch (error) {
+        warn(error);
+        return { success: true, limit: tokens, remaining: tokens, reset: now() + 60_000, failedOpen: true };
+      }
+    },
+    async usage(identifier, tokens) {
+      try {
+        const { remaining, reset } = await withTimeout(limiterFor(tokens).getRemaining(identifier));
+        return { used: Math.max(0, tokens - remaining), remaining, reset };
+      } catch (error) {
+        warn(error);
+        return { used: 0, remaining: tokens, reset: now() };
+      }
+    },
+  };
+}
