@@ -17,6 +17,7 @@ import { registerAgentRoutes } from './routes/agents';
 import { registerAuditLog } from './routes/audit-log';
 import { registerHealth } from './routes/health';
 import { registerOpenApi } from './routes/openapi';
+import { registerUsage } from './routes/usage';
 import { registerWebhook } from './routes/webhook';
 
 export interface AppOptions {
@@ -47,6 +48,7 @@ export function createApp(services: Services, options: AppOptions = {}) {
   registerAgentRoutes(app);
   registerAuditLog(app);
   registerWebhook(app);
+  registerUsage(app);
   registerAdminRuns(app);
   registerAdminEvents(app);
   options.extend?.(app);

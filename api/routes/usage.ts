@@ -1,0 +1,56 @@
+import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
+import { commonErrors, IdParamsSchema, notFoundError, Timestamp } from '../../lib/schemas/common';
+import { getUsage } from '../../lib/usage';
+import type { AppEnv } from '../env';
+import { customerIdOf, requireAdmin, requireCustomer } from '../middleware/auth';
+
+const TokensSchema = z.object({ inputTokens: z.number().int(), outputTokens: z.number().int() });
+const CounterSchema = z.object({ used: z.number().int(), remaining: z.number().int(), resetAt: Timestamp });
+
+export const UsageSchema = z
+  .object({
+    plan: z.enum(['free', 'pro', 'enterprise']),
+    limits: z.object({ apiRequestsPerHour: z.number().int(), messagesPerDay: z.number().int() }),
+    apiRequests: CounterSchema.openapi({ description: 'This hour (sliding window)' }),
+    messages: CounterSchema.openapi({ description: 'Today (UTC)' }),
+    tokens: z.object({ today: TokensSchema, month: TokensSchema }),
+    agents: z.array(
+      z.object({ agentId: z.uuid(), name: z.string(), today: TokensSchema, month: TokensSchema }),
+    ),
+  })
+  .openapi('Usage');
+
+const usageResponse = { content: { 'application/json': { schema: z.object({ usage: UsageSchema }) } } };
+
+const customerRoute = createRoute({
+  operationId: 'getUsage',
+  tags: ['Usage'],
+  security: [{ customerKey: [] }],
+  middleware: requireCustomer(),
+  method: 'get',
+  path: '/api/v1/usage',
+  summary: 'API requests this hour, messages today, limits, and Claude tokens by agent',
+  responses: { 200: { description: 'Usage', ...usageResponse }, ...commonErrors },
+});
+
+const adminRoute = createRoute({
+  operationId: 'getCustomerUsage',
+  tags: ['Admin: customers'],
+  security: [{ adminKey: [] }],
+  middleware: requireAdmin(),
+  method: 'get',
+  path: '/api/v1/admin/customers/{id}/usage',
+  request: { params: IdParamsSchema },
+  responses: { 200: { description: 'Usage', ...usageResponse }, ...commonErrors, ...notFoundError },
+});
+
+export function registerUsage(app: OpenAPIHono<AppEnv>) {
+  app.openapi(customerRoute, async (c) => {
+    const { db, limits } = c.get('services');
+    return c.json({ usage: await getUsage(db, limits, customerIdOf(c.get('actor')), new Date()) }, 200);
+  });
+  app.openapi(adminRoute, async (c) => {
+    const { db, limits } = c.get('services');
+    return c.json({ usage: await getUsage(db, limits, c.req.valid('param').id, new Date()) }, 200);
+  });
+}

@@ -1,0 +1,120 @@
+import { and, eq, gte, isNotNull, or, sql } from 'drizzle-orm';
+import type { Database, Queryable } from '../db/client';
+import { customers, telegramChats, telegramMessages } from '../db/schema';
+import type { RateLimiter } from './limiter';
+import { limitsFor } from './plans';
+
+/** YYYY-MM-DD of `now` in UTC: the day quotas, budgets and their once-a-day notices count by. */
+export function utcDay(now: Date): string {
+  return now.toISOString().slice(0, 10);
+}
+
+export function startOfUtcDay(now: Date): Date {
+  return new Date(`${utcDay(now)}T00:00:00.000Z`);
+}
+
+export const QUOTA_NOTICE =
+  'This assistant has reached its message limit for today. Please try again tomorrow (the limit resets at 00:00 UTC).';
+export const TOKEN_BUDGET_NOTICE =
+  "This assistant has used its daily budget and can't answer more messages today. Please try again tomorrow.";
+
+/**
+ * Marks that today's notice went to this chat; true only for the first caller of the day, so the
+ * end user gets one notice per chat per day, however many messages arrive, even concurrently.
+ */
+async function claimDailyNotice(
+  db: Queryable,
+  column: 'quotaNoticeDay' | 'budgetNoticeDay',
+  agentId: string,
+  chatId: number,
+  day: string,
+): Promise<boolean> {
+  const target = column === 'quotaNoticeDay' ? telegramChats.quotaNoticeDay : telegramChats.budgetNoticeDay;
+  await db.insert(telegramChats).values({ agentId, chatId, type: 'unknown' }).onConflictDoNothing();
+  const claimed = await db
+    .update(telegramChats)
+    .set({ [column]: day })
+    .where(
+      and(
+        eq(telegramChats.agentId, agentId),
+        eq(telegramChats.chatId, chatId),
+        or(sql`${target} is null`, sql`${target} <> ${day}`),
+      ),
+    )
+    .returning({ id: telegramChats.id });
+  return claimed.length > 0;
+}
+
+export type QuotaDecision =
+  | { allowed: true; remaining: number; limit: number }
+  | { allowed: false; limit: number; notify: boolean };
+
+/**
+ * Counts one Telegram message against the customer's messages-per-day quota when it is accepted for
+ * a reply. Over quota: `notify` is true once per chat per UTC day (send QUOTA_NOTICE then, and the
+ * customer's `agent.error` with code `quota_exceeded`). Fails open when Redis is down: a Redis
+ * outage never costs an end user their answer.
+ */
+export async function checkMessageQuota(
+  db: Database,
+  limiter: RateLimiter,
+  input: { customerId: string; agentId: string; chatId: number; now: Date },
+): Promise<QuotaDecision> {
+  const [customer] = await db
+    .select({
+      plan: customers.plan,
+      apiRequestsPerHour: customers.apiRequestsPerHour,
+      messagesPerDay: customers.messagesPerDay,
+    })
+    .from(customers)
+    .where(eq(customers.id, input.customerId));
+  if (!customer) return { allowed: false, limit: 0, notify: false };
+  const { messagesPerDay } = limitsFor(customer);
+  const result = await limiter.limit(`customer:${input.customerId}`, messagesPerDay);
+  if (result.success) return { allowed: true, remaining: result.remaining, limit: messagesPerDay };
+  const notify = await claimDailyNotice(db, 'quotaNoticeDay', input.agentId, input.chatId, utcDay(input.now));
+  return { allowed: false, limit: messagesPerDay, notify };
+}
+
+export type BudgetDecision =
+  | { allowed: true; used: number; budget: number | null }
+  | { allowed: false; used: number; budget: number; notify: boolean };
+
+/** Claude tokens (input + output) the agent used today (UTC), from the stored messages. */
+export async function tokensUsedToday(db: Queryable, agentId: string, now: Date): Promise<number> {
+  const [row] = await db
+    .select({
+      used: sql<string>`coalesce(sum(coalesce(${telegramMessages.inputTokens}, 0) + coalesce(${telegramMessages.outputTokens}, 0)), 0)`,
+    })
+    .from(telegramMessages)
+    .where(
+      and(
+        eq(telegramMessages.agentId, agentId),
+        gte(telegramMessages.createdAt, startOfUtcDay(now)),
+        or(isNotNull(telegramMessages.inputTokens), isNotNull(telegramMessages.outputTokens)),
+      ),
+    );
+  return Number(row?.used ?? 0);
+}
+
+/**
+ * The agent's daily token budget: once today's input + output tokens reach it, no more Claude calls
+ * today. `notify` is true once per chat per day (send TOKEN_BUDGET_NOTICE, and `agent.error` with
+ * code `token_budget_exceeded`).
+ */
+export async function checkTokenBudget(
+  db: Database,
+  input: { agentId: string; chatId: number; dailyTokenBudget: number | null; now: Date },
+): Promise<BudgetDecision> {
+  if (input.dailyTokenBudget === null) return { allowed: true, used: 0, budget: null };
+  const used = await tokensUsedToday(db, input.agentId, input.now);
+  if (used < input.dailyTokenBudget) return { allowed: true, used, budget: input.dailyTokenBudget };
+  const notify = await claimDailyNotice(
+    db,
+    'budgetNoticeDay',
+    input.agentId,
+    input.chatId,
+    utcDay(input.now),
+  );
+  return { allowed: false, used, budget: input.dailyTokenBudget, notify };
+}

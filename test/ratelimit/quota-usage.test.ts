@@ -1,0 +1,156 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { type App, createApp } from '../../api/app';
+import { createCustomer } from '../../lib/customers';
+import { agents, telegramMessages } from '../../lib/db/schema';
+import { checkMessageQuota, checkTokenBudget } from '../../lib/ratelimit/quota';
+import { createRedis } from '../../lib/redis';
+import type { Services } from '../../lib/services';
+import { createTestDatabase, databaseTargets, type TestDatabase } from '../support/db';
+import { createTestServices, TEST_ADMIN_KEY } from '../support/services';
+
+const system = { actor: { type: 'system' as const }, requestId: undefined, ip: undefined };
+const cases = databaseTargets().flatMap((target) =>
+  (inject('redisUrl') ? ['memory', 'redis'] : ['memory']).map((store) => [target, store] as const),
+);
+
+describe.each(cases)('quotas and usage on %s with the %s store', (target, store) => {
+  let database: TestDatabase;
+  let services: Services;
+  let app: App;
+
+  beforeAll(async () => {
+    database = await createTestDatabase(target);
+    const redis =
+      store === 'redis' ? createRedis({ redis: { mode: 'tcp', url: inject('redisUrl') } }) : undefined;
+    services = await createTestServices({ database: database.handle, ...(redis ? { redis } : {}) });
+    app = createApp(services);
+  });
+  afterAll(async () => {
+    await services.close();
+    await database.destroy();
+  });
+
+  async function customerWithAgent(
+    limits: { messagesPerDay?: number } = {},
+    dailyTokenBudget: number | null = null,
+  ) {
+    const { customer, apiKey } = await createCustomer(services.db, system, services.keyring, {
+      name: 'quota',
+      plan: 'free',
+      limits,
+    } as never);
+    const [agent] = await services.db
+      .insert(agents)
+      .values({ customerId: customer.id, name: 'bot', model: 'claude-sonnet-5-5', dailyTokenBudget })
+      .returning();
+    if (!agent) throw new Error('no agent');
+    return { customerId: customer.id, apiKey, agentId: agent.id };
+  }
+
+  it('allows exactly messagesPerDay messages, then notifies each chat once a day', async () => {
+    const { customerId, agentId } = await customerWithAgent({ messagesPerDay: 2 });
+    const now = new Date('2030-06-01T12:00:00Z');
+    const check = (chatId: number) =>
+      checkMessageQuota(services.db, services.limits.messages, { customerId, agentId, chatId, now });
+    expect(await check(1)).toEqual({ allowed: true, remaining: 1, limit: 2 });
+    expect(await check(2)).toEqual({ allowed: true, remaining: 0, limit: 2 });
+    expect(await check(1)).toEqual({ allowed: false, limit: 2, notify: true });
+    expect(await check(1)).toEqual({ allowed: false, limit: 2, notify: false });
+    expect(await check(2)).toEqual({ allowed: false, limit: 2, notify: true });
+    const concurrent = await Promise.all([check(3), check(3), check(3)]);
+    expect(concurrent.filter((decision) => !decision.allowed && decision.notify)).toHaveLength(1);
+  });
+
+  it("stops Claude once today's tokens reach the agent's budget, notifying each chat once", async () => {
+    const { customerId, agentId } = await customerWithAgent({}, 1000);
+    const now = new Date();
+    expect(await checkTokenBudget(services.db, { agentId, chatId: 5, dailyTokenBudget: 1000, now })).toEqual({
+      allowed: true,
+      used: 0,
+      budget: 1000,
+    });
+    await services.db.insert(telegramMessages).values([
+      {
+        agentId,
+        customerId,
+        chatId: 5,
+        direction: 'outbound',
+        text: 'a',
+        inputTokens: 600,
+        outputTokens: 300,
+      },
+      { agentId, customerId, chatId: 5, direction: 'outbound', text: 'b', inputTokens: 50, outputTokens: 50 },
+    ]);
+    expect(await checkTokenBudget(services.db, { agentId, chatId: 5, dailyTokenBudget: 1000, now })).toEqual({
+      allowed: false,
+      used: 1000,
+      budget: 1000,
+      notify: true,
+    });
+    expect(
+      await checkTokenBudget(services.db, { agentId, chatId: 5, dailyTokenBudget: 1000, now }),
+    ).toMatchObject({
+      allowed: false,
+      notify: false,
+    });
+    expect(
+      await checkTokenBudget(services.db, { agentId, chatId: 5, dailyTokenBudget: null, now }),
+    ).toMatchObject({
+      allowed: true,
+    });
+  });
+
+  it('reports usage to the customer and to the admin', async () => {
+    const { customerId, agentId, apiKey } = await customerWithAgent({ messagesPerDay: 10 });
+    await checkMessageQuota(services.db, services.limits.messages, {
+      customerId,
+      agentId,
+      chatId: 9,
+      now: new Date(),
+    });
+    await services.db.insert(telegramMessages).values([
+      {
+        agentId,
+        customerId,
+        chatId: 9,
+        direction: 'outbound',
+        text: 'a',
+        inputTokens: 120,
+        outputTokens: 30,
+      },
+      {
+        agentId,
+        customerId,
+        chatId: 9,
+        direction: 'outbound',
+        text: 'old',
+        inputTokens: 1,
+        outputTokens: 1,
+        createdAt: new Date(Date.now() - 40 * 24 * 3600 * 1000),
+      },
+    ]);
+    const res = await app.request('/api/v1/usage', { headers: { authorization: `Bearer ${apiKey}` } });
+    expect(res.status).toBe(200);
+    const { usage } = (await res.json()) as { usage: Record<string, unknown> };
+    expect(usage).toMatchObject({
+      plan: 'free',
+      limits: { apiRequestsPerHour: 100, messagesPerDay: 10 },
+      apiRequests: { used: 1, remaining: 99 },
+      messages: { used: 1, remaining: 9 },
+      tokens: {
+        today: { inputTokens: 120, outputTokens: 30 },
+        month: { inputTokens: 120, outputTokens: 30 },
+      },
+      agents: [{ agentId, name: 'bot', today: { inputTokens: 120, outputTokens: 30 } }],
+    });
+    const admin = await app.request(`/api/v1/admin/customers/${customerId}/usage`, {
+      headers: { authorization: `Bearer ${TEST_ADMIN_KEY}` },
+    });
+    expect(admin.status).toBe(200);
+    expect(((await admin.json()) as { usage: { messages: { used: number } } }).usage.messages.used).toBe(1);
+    const missing = await app.request('/api/v1/admin/customers/00000000-0000-4000-8000-000000000000/usage', {
+      headers: { authorization: `Bearer ${TEST_ADMIN_KEY}` },
+    });
+    expect(missing.status).toBe(404);
+  });
+});
