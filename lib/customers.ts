@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { and, desc, eq, isNull, type SQL } from 'drizzle-orm';
 import type { RequestContext } from './actor';
 import { generateApiKey } from './api-keys';
@@ -56,10 +57,14 @@ export async function createCustomer(
 ): Promise<{ customer: Customer; apiKey: string; webhookSecret: string }> {
   const key = generateApiKey();
   const webhookSecret = generateWebhookSecret();
+  // The id is chosen here because the signing secret is encrypted bound to it, in the same insert.
+  const id = randomUUID();
   return db.transaction(async (tx) => {
     const [row] = await tx
       .insert(customers)
       .values({
+        id,
+        ...currentSecretColumns(keyring, id, webhookSecret),
         name: input.name,
         email: input.email ?? null,
         plan: input.plan,
@@ -70,11 +75,6 @@ export async function createCustomer(
       })
       .returning();
     if (!row) throw new Error('insert returned no row');
-    // The signing secret is bound to the customer id, so it is written once the id exists.
-    await tx
-      .update(customers)
-      .set(currentSecretColumns(keyring, row.id, webhookSecret))
-      .where(eq(customers.id, row.id));
     await tx.insert(apiKeys).values({ customerId: row.id, prefix: key.prefix, hash: key.hash });
     await recordAudit(tx, context, {
       action: 'customer.create',
