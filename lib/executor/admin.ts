@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { type Database, type Queryable, selectRows } from '../db/client';
 import { AppError } from '../errors';
+import { decodeCursor, encodeCursor } from '../pagination';
 import { cancelRun, enqueueFanOut, storeEvent } from './events';
 import type { EventPayload, RunStatus } from './types';
 
@@ -51,18 +52,14 @@ export interface EventSummary {
 
 const isoOf = (value: unknown): string | null => (value ? new Date(value as string).toISOString() : null);
 
-function encodeCursor(at: unknown, id: string): string {
-  return Buffer.from(`${isoOf(at)}|${id}`).toString('base64url');
+/** Keyset cursors in the same opaque format as every other list of the API (lib/pagination). */
+function afterCursor(cursor: string | undefined): { at: string; id: string } | undefined {
+  if (!cursor) return undefined;
+  const { createdAt, id } = decodeCursor(cursor);
+  return { at: createdAt.toISOString(), id };
 }
 
-function decodeCursor(cursor: string | undefined): { at: string; id: string } | undefined {
-  if (!cursor) return undefined;
-  const [at, id] = Buffer.from(cursor, 'base64url').toString().split('|');
-  if (!at || !id || Number.isNaN(Date.parse(at)) || !/^[0-9a-f-]{36}$/i.test(id)) {
-    throw new AppError('validation_error', 'Invalid cursor', { details: { field: 'cursor' } });
-  }
-  return { at, id };
-}
+const cursorOf = (at: unknown, id: string) => encodeCursor({ createdAt: new Date(at as string), id });
 
 interface RunRow extends Record<string, unknown> {
   id: string;
@@ -100,7 +97,7 @@ export async function listRuns(
     cursor?: string | undefined;
   },
 ): Promise<{ runs: RunSummary[]; nextCursor: string | null }> {
-  const after = decodeCursor(filter.cursor);
+  const after = afterCursor(filter.cursor);
   const rows = await selectRows<RunRow>(
     db,
     sql`select id, function_id, status, event_id, event, created_at, started_at, ended_at, output, error
@@ -117,7 +114,7 @@ export async function listRuns(
   const last = page[page.length - 1];
   return {
     runs: page.map(summary),
-    nextCursor: rows.length > filter.limit && last ? encodeCursor(last.created_at, last.id) : null,
+    nextCursor: rows.length > filter.limit && last ? cursorOf(last.created_at, last.id) : null,
   };
 }
 
@@ -206,7 +203,7 @@ export async function listEvents(
   db: Queryable,
   filter: { name?: string | undefined; limit: number; cursor?: string | undefined },
 ): Promise<{ events: EventSummary[]; nextCursor: string | null }> {
-  const after = decodeCursor(filter.cursor);
+  const after = afterCursor(filter.cursor);
   const rows = await selectRows<EventRow>(
     db,
     sql`select id, external_id, name, data, ts, received_at, replay_of from executor_events
@@ -220,7 +217,7 @@ export async function listEvents(
   const last = page[page.length - 1];
   return {
     events: page.map(eventSummary),
-    nextCursor: rows.length > filter.limit && last ? encodeCursor(last.received_at, last.id) : null,
+    nextCursor: rows.length > filter.limit && last ? cursorOf(last.received_at, last.id) : null,
   };
 }
 

@@ -1,6 +1,7 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import { AppError } from '../../../lib/errors';
 import { getEvent, listEvents, replayEvent } from '../../../lib/executor/admin';
+import { commonErrors, notFoundError } from '../../../lib/schemas/common';
 import type { AppEnv } from '../../env';
 import { requireAdmin } from '../../middleware/auth';
 import { RunSummarySchema } from './runs';
@@ -19,24 +20,6 @@ const EventSchema = z
   })
   .openapi('JobEvent');
 
-const ErrorSchema = z.object({
-  error: z.object({
-    code: z.string(),
-    message: z.string(),
-    details: z.record(z.string(), z.unknown()).optional(),
-    requestId: z.string(),
-  }),
-});
-const errors = {
-  400: { description: 'Invalid input', content: { 'application/json': { schema: ErrorSchema } } },
-  401: {
-    description: 'Missing or invalid admin key',
-    content: { 'application/json': { schema: ErrorSchema } },
-  },
-};
-const notFound = {
-  404: { description: 'No such event', content: { 'application/json': { schema: ErrorSchema } } },
-};
 const EventIdParams = z.object({ id: z.string().openapi({ param: { name: 'id', in: 'path' } }) });
 
 const listRoute = createRoute({
@@ -62,7 +45,7 @@ const listRoute = createRoute({
         },
       },
     },
-    ...errors,
+    ...commonErrors,
   },
 });
 
@@ -79,8 +62,8 @@ const getRoute = createRoute({
       description: 'The event',
       content: { 'application/json': { schema: EventSchema.extend({ runs: z.array(RunSummarySchema) }) } },
     },
-    ...errors,
-    ...notFound,
+    ...commonErrors,
+    ...notFoundError,
   },
 });
 
@@ -97,8 +80,8 @@ const replayRoute = createRoute({
       description: 'The new event, queued for the workers',
       content: { 'application/json': { schema: EventSchema } },
     },
-    ...errors,
-    ...notFound,
+    ...commonErrors,
+    ...notFoundError,
   },
 });
 

@@ -1,6 +1,7 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import { AppError } from '../../../lib/errors';
 import { cancelRunById, getRun, listRuns } from '../../../lib/executor/admin';
+import { commonErrors, notFoundError } from '../../../lib/schemas/common';
 import type { AppEnv } from '../../env';
 import { requireAdmin } from '../../middleware/auth';
 
@@ -46,27 +47,6 @@ export const RunDetailSchema = RunSummarySchema.extend({
   steps: z.array(StepSchema),
 }).openapi('RunDetail');
 
-const ErrorSchema = z
-  .object({
-    error: z.object({
-      code: z.string(),
-      message: z.string(),
-      details: z.record(z.string(), z.unknown()).optional(),
-      requestId: z.string(),
-    }),
-  })
-  .openapi('Error');
-
-const errors = {
-  400: { description: 'Invalid input', content: { 'application/json': { schema: ErrorSchema } } },
-  401: {
-    description: 'Missing or invalid admin key',
-    content: { 'application/json': { schema: ErrorSchema } },
-  },
-};
-const notFound = {
-  404: { description: 'No such run', content: { 'application/json': { schema: ErrorSchema } } },
-};
 const RunIdParams = z.object({ id: z.string().openapi({ param: { name: 'id', in: 'path' } }) });
 
 const listRoute = createRoute({
@@ -93,7 +73,7 @@ const listRoute = createRoute({
         },
       },
     },
-    ...errors,
+    ...commonErrors,
   },
 });
 
@@ -107,8 +87,8 @@ const getRoute = createRoute({
   request: { params: RunIdParams },
   responses: {
     200: { description: 'The run', content: { 'application/json': { schema: RunDetailSchema } } },
-    ...errors,
-    ...notFound,
+    ...commonErrors,
+    ...notFoundError,
   },
 });
 
@@ -125,8 +105,8 @@ const cancelRoute = createRoute({
       description: 'The run after cancelling',
       content: { 'application/json': { schema: RunDetailSchema } },
     },
-    ...errors,
-    ...notFound,
+    ...commonErrors,
+    ...notFoundError,
   },
 });
 
