@@ -1,14 +1,8 @@
 import { and, eq, isNotNull, ne, or } from 'drizzle-orm';
-import {
-  credentialBinding,
-  decryptSecret,
-  encryptSecret,
-  type Keyring,
-  secretFingerprint,
-  webhookSecretBinding,
-} from './crypto';
+import { credentialBinding, decryptSecret, encryptSecret, type Keyring, secretFingerprint } from './crypto';
 import type { Database } from './db/client';
 import { credentials, customers } from './db/schema';
+import { readWebhookSecretSlot, webhookSecretSlotColumns } from './webhooks/secrets';
 
 export interface RotationReport {
   credentials: number;
@@ -86,47 +80,9 @@ export async function rotateMasterKey(
         .for('update', { skipLocked: true });
       for (const row of rows) {
         const changes: Partial<typeof customers.$inferInsert> = {};
-        if (
-          row.webhookSecretCiphertext &&
-          row.webhookSecretIv &&
-          row.webhookSecretAuthTag &&
-          row.webhookSecretKeyVersion
-        ) {
-          const binding = webhookSecretBinding(row.id, 'current');
-          const secret = decryptSecret(keyring, binding, {
-            ciphertext: row.webhookSecretCiphertext,
-            iv: row.webhookSecretIv,
-            authTag: row.webhookSecretAuthTag,
-            keyVersion: row.webhookSecretKeyVersion,
-          });
-          const encrypted = encryptSecret(keyring, binding, secret);
-          Object.assign(changes, {
-            webhookSecretCiphertext: encrypted.ciphertext,
-            webhookSecretIv: encrypted.iv,
-            webhookSecretAuthTag: encrypted.authTag,
-            webhookSecretKeyVersion: encrypted.keyVersion,
-          });
-        }
-        if (
-          row.previousWebhookSecretCiphertext &&
-          row.previousWebhookSecretIv &&
-          row.previousWebhookSecretAuthTag &&
-          row.previousWebhookSecretKeyVersion
-        ) {
-          const binding = webhookSecretBinding(row.id, 'previous');
-          const secret = decryptSecret(keyring, binding, {
-            ciphertext: row.previousWebhookSecretCiphertext,
-            iv: row.previousWebhookSecretIv,
-            authTag: row.previousWebhookSecretAuthTag,
-            keyVersion: row.previousWebhookSecretKeyVersion,
-          });
-          const encrypted = encryptSecret(keyring, binding, secret);
-          Object.assign(changes, {
-            previousWebhookSecretCiphertext: encrypted.ciphertext,
-            previousWebhookSecretIv: encrypted.iv,
-            previousWebhookSecretAuthTag: encrypted.authTag,
-            previousWebhookSecretKeyVersion: encrypted.keyVersion,
-          });
+        for (const slot of ['current', 'previous'] as const) {
+          const secret = readWebhookSecretSlot(keyring, row, slot);
+          if (secret) Object.assign(changes, webhookSecretSlotColumns(keyring, row.id, slot, secret));
         }
         await tx.update(customers).set(changes).where(eq(customers.id, row.id));
       }

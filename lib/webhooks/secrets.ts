@@ -6,18 +6,42 @@ import { activeSigningSecrets, generateWebhookSecret, type SigningSecrets } from
 
 type CustomerRow = typeof customers.$inferSelect;
 
-/** The columns that store a new current secret (encrypted, bound to the customer's "current" slot). */
-export function currentSecretColumns(keyring: Keyring, customerId: string, secret: string) {
-  const encrypted = encryptSecret(keyring, webhookSecretBinding(customerId, 'current'), secret);
-  return {
-    webhookSecretCiphertext: encrypted.ciphertext,
-    webhookSecretIv: encrypted.iv,
-    webhookSecretAuthTag: encrypted.authTag,
-    webhookSecretKeyVersion: encrypted.keyVersion,
-  };
+export type WebhookSecretSlot = 'current' | 'previous';
+
+/** The columns that store `secret` in a slot, encrypted and bound to the customer and the slot. */
+export function webhookSecretSlotColumns(
+  keyring: Keyring,
+  customerId: string,
+  slot: WebhookSecretSlot,
+  secret: string,
+) {
+  const encrypted = encryptSecret(keyring, webhookSecretBinding(customerId, slot), secret);
+  return slot === 'current'
+    ? {
+        webhookSecretCiphertext: encrypted.ciphertext,
+        webhookSecretIv: encrypted.iv,
+        webhookSecretAuthTag: encrypted.authTag,
+        webhookSecretKeyVersion: encrypted.keyVersion,
+      }
+    : {
+        previousWebhookSecretCiphertext: encrypted.ciphertext,
+        previousWebhookSecretIv: encrypted.iv,
+        previousWebhookSecretAuthTag: encrypted.authTag,
+        previousWebhookSecretKeyVersion: encrypted.keyVersion,
+      };
 }
 
-function readSlot(keyring: Keyring, row: CustomerRow, slot: 'current' | 'previous'): string | undefined {
+/** The columns that store a new current secret. */
+export function currentSecretColumns(keyring: Keyring, customerId: string, secret: string) {
+  return webhookSecretSlotColumns(keyring, customerId, 'current', secret);
+}
+
+/** The plaintext secret in a slot, or undefined when the slot is empty. */
+export function readWebhookSecretSlot(
+  keyring: Keyring,
+  row: CustomerRow,
+  slot: WebhookSecretSlot,
+): string | undefined {
   const stored =
     slot === 'current'
       ? [
@@ -44,12 +68,12 @@ function readSlot(keyring: Keyring, row: CustomerRow, slot: 'current' | 'previou
 
 /** The secrets to sign with at `now`: the current one, plus the previous one during its grace period. */
 export function signingSecretsOf(keyring: Keyring, row: CustomerRow, now: Date): SigningSecrets | undefined {
-  const current = readSlot(keyring, row, 'current');
+  const current = readWebhookSecretSlot(keyring, row, 'current');
   if (!current) return undefined;
   return activeSigningSecrets(
     {
       current,
-      previous: readSlot(keyring, row, 'previous') ?? null,
+      previous: readWebhookSecretSlot(keyring, row, 'previous') ?? null,
       previousExpiresAt: row.previousWebhookSecretExpiresAt,
     },
     now,
@@ -67,18 +91,21 @@ export async function rotateWebhookSecret(
   options: { graceMs: number; now: Date },
 ): Promise<{ secret: string; previousExpiresAt: Date | null }> {
   const secret = generateWebhookSecret();
-  const old = readSlot(keyring, row, 'current');
-  const previous = old ? encryptSecret(keyring, webhookSecretBinding(row.id, 'previous'), old) : undefined;
+  const old = readWebhookSecretSlot(keyring, row, 'current');
   const previousExpiresAt =
-    previous && options.graceMs > 0 ? new Date(options.now.getTime() + options.graceMs) : null;
+    old && options.graceMs > 0 ? new Date(options.now.getTime() + options.graceMs) : null;
   await db
     .update(customers)
     .set({
       ...currentSecretColumns(keyring, row.id, secret),
-      previousWebhookSecretCiphertext: previousExpiresAt ? (previous?.ciphertext ?? null) : null,
-      previousWebhookSecretIv: previousExpiresAt ? (previous?.iv ?? null) : null,
-      previousWebhookSecretAuthTag: previousExpiresAt ? (previous?.authTag ?? null) : null,
-      previousWebhookSecretKeyVersion: previousExpiresAt ? (previous?.keyVersion ?? null) : null,
+      ...(old && previousExpiresAt
+        ? webhookSecretSlotColumns(keyring, row.id, 'previous', old)
+        : {
+            previousWebhookSecretCiphertext: null,
+            previousWebhookSecretIv: null,
+            previousWebhookSecretAuthTag: null,
+            previousWebhookSecretKeyVersion: null,
+          }),
       previousWebhookSecretExpiresAt: previousExpiresAt,
     })
     .where(eq(customers.id, row.id));
