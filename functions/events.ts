@@ -24,3 +24,18 @@ export const customerEventEmitted = eventType('customer/event.emitted', {
 export const webhookDeliveryRequested = eventType('webhook/delivery.requested', {
   schema: z.object({ customerId: z.uuid(), deliveryId: z.uuid() }),
 });
+
+/** A customer asked to validate an agent's credentials. */
+export const credentialsValidateRequested = eventType('agent/credentials.validate-requested', {
+  schema: z.object({ agentId: z.uuid(), customerId: z.uuid() }),
+});
+
+/** An agent went stopped -> starting: register its webhook (or polling), then mark it running. */
+export const agentStartRequested = eventType('agent/start.requested', {
+  schema: z.object({ agentId: z.uuid(), customerId: z.uuid() }),
+});
+
+/** An agent went -> stopping: remove its webhook, then mark it stopped. */
+export const agentStopRequested = eventType('agent/stop.requested', {
+  schema: z.object({ agentId: z.uuid(), customerId: z.uuid(), reason: z.string().optional() }),
+});

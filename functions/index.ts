@@ -2,6 +2,9 @@ import type { InngestFunction } from 'inngest';
 import type { Services } from '../lib/services';
 import type { InngestClient } from './client';
 import { deliverWebhook } from './deliver-webhook';
+import { startAgent } from './start-agent';
+import { stopAgent } from './stop-agent';
+import { validateCredentials } from './validate-credentials';
 
 export interface FunctionDeps {
   inngest: InngestClient;
@@ -10,5 +13,5 @@ export interface FunctionDeps {
 
 /** Every Inngest function of the platform. Each lives in its own file, named as its id. */
 export function createFunctions(deps: FunctionDeps): InngestFunction.Any[] {
-  return [deliverWebhook(deps)];
+  return [deliverWebhook(deps), validateCredentials(deps), startAgent(deps), stopAgent(deps)];
 }

@@ -1,0 +1,55 @@
+import { eq } from 'drizzle-orm';
+import { readCredentialSecret } from '../lib/credentials';
+import { agents } from '../lib/db/schema';
+import { transition } from '../lib/lifecycle/transitions';
+import { createTelegramApi } from '../lib/telegram/api';
+import { classifyTelegramError } from '../lib/telegram/errors';
+import { emitAgentEvent } from './emit-customer-event';
+import { agentStopRequested } from './events';
+import type { FunctionDeps } from './index';
+
+/** stopping -> stopped: removes the webhook (a revoked token has none left to remove) and tells the customer. */
+export function stopAgent({ inngest, services }: FunctionDeps) {
+  return inngest.createFunction(
+    {
+      id: 'stop-agent',
+      triggers: [agentStopRequested],
+      concurrency: { key: 'event.data.agentId', limit: 1 },
+      retries: 3,
+    },
+    async ({ event, step }) => {
+      const { agentId, customerId, reason } = agentStopRequested.schema.parse(event.data);
+      await step.run('delete-webhook', async () => {
+        const [agent] = await services.db.select().from(agents).where(eq(agents.id, agentId));
+        if (agent?.status !== 'stopping') return;
+        const token = await readCredentialSecret(services.db, services.keyring, agentId, 'telegram');
+        if (!token) return;
+        try {
+          await createTelegramApi(token, {
+            apiRoot: services.config.telegram.apiRoot,
+            timeoutMs: 10_000,
+          }).deleteWebhook();
+        } catch (error) {
+          const kind = classifyTelegramError(error).kind;
+          // A token Telegram no longer accepts has no webhook we could remove: stopping still succeeds.
+          if (kind !== 'invalid_token' && kind !== 'fatal') throw error;
+        }
+      });
+      const stopped = await step.run('mark-stopped', async () =>
+        Boolean(await transition(services.db, agentId, ['stopping'], 'stopped', { telegramDelivery: null })),
+      );
+      if (stopped) {
+        await step.run('emit-agent-stopped', () =>
+          emitAgentEvent(inngest, {
+            customerId,
+            agentId,
+            type: 'agent.stopped',
+            data: reason ? { reason } : {},
+            eventId: `${event.id ?? agentId}-stopped`,
+          }),
+        );
+      }
+      return { stopped };
+    },
+  );
+}

@@ -1,0 +1,277 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type App, createApp } from '../../api/app';
+import { createFunctions } from '../../functions/index';
+import { readCredentialSecret } from '../../lib/credentials';
+import { databaseTargets } from '../support/db';
+import { createExecutorHarness, type ExecutorHarness } from '../support/executor';
+import { type FakeAnthropic, startFakeAnthropic } from '../support/fake-anthropic';
+import { type FakeTelegram, startFakeTelegram } from '../support/fake-telegram';
+import { TEST_ADMIN_KEY } from '../support/services';
+
+const WEBHOOK_BASE = 'https://bots.example.com';
+let botCounter = 0;
+
+describe.each(databaseTargets())('agent lifecycle on %s', (target) => {
+  let harness: ExecutorHarness;
+  let app: App;
+  let telegram: FakeTelegram;
+  let anthropic: FakeAnthropic;
+
+  beforeAll(async () => {
+    telegram = await startFakeTelegram();
+    anthropic = await startFakeAnthropic();
+    harness = await createExecutorHarness({
+      target,
+      functions: (inngest, services) => createFunctions({ inngest, services }),
+      env: {
+        TELEGRAM_API_ROOT: telegram.apiRoot,
+        ANTHROPIC_BASE_URL: anthropic.baseURL,
+        TELEGRAM_WEBHOOK_BASE_URL: WEBHOOK_BASE,
+      },
+    });
+    app = createApp(harness.services, {
+      sendEvent: async (events) => {
+        await harness.inngest.send(events);
+      },
+    });
+  });
+  afterAll(async () => {
+    await harness.close();
+    await telegram.stop();
+    await anthropic.stop();
+  });
+
+  const call = (method: string, path: string, key: string, body?: unknown) =>
+    app.request(path, {
+      method,
+      headers: {
+        authorization: `Bearer ${key}`,
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+
+  /** Runs the engine while a request that waits for a function is in flight. */
+  async function whileDraining(request: Promise<Response>): Promise<Response> {
+    let settled = false;
+    request.then(
+      () => {
+        settled = true;
+      },
+      () => {
+        settled = true;
+      },
+    );
+    for (let round = 0; round < 500 && !settled; round += 1) {
+      await harness.drain();
+      await sleep(10);
+    }
+    return request;
+  }
+
+  async function setup(
+    options: { botUsername?: string; telegramValid?: boolean; claudeValid?: boolean } = {},
+  ) {
+    botCounter += 1;
+    const botId = 700000 + botCounter;
+    const token = `${botId}:AAE${'x'.repeat(30)}${String(botCounter).padStart(4, '0')}`;
+    const apiKeyForClaude = `sk-ant-api03-test-${'k'.repeat(20)}-${botCounter}`;
+    if (options.telegramValid !== false)
+      telegram.addBot(token, { id: botId, first_name: 'Bot', username: `lifecycle_${botCounter}_bot` });
+    if (options.claudeValid !== false) anthropic.addKey(apiKeyForClaude);
+    const created = (await (
+      await call('POST', '/api/v1/admin/customers', TEST_ADMIN_KEY, { name: 'Lifecycle', plan: 'pro' })
+    ).json()) as { customer: { id: string }; apiKey: string };
+    const agent = (await (
+      await call('POST', '/api/v1/agents', created.apiKey, {
+        name: 'Lifecycle bot',
+        ...(options.botUsername ? { botUsername: options.botUsername } : {}),
+      })
+    ).json()) as { agent: { id: string } };
+    const agentId = agent.agent.id;
+    await call('PUT', `/api/v1/agents/${agentId}/credentials/telegram`, created.apiKey, { botToken: token });
+    await call('PUT', `/api/v1/agents/${agentId}/credentials/claude`, created.apiKey, {
+      apiKey: apiKeyForClaude,
+    });
+    return {
+      key: created.apiKey,
+      customerId: created.customer.id,
+      agentId,
+      token,
+      botUsername: `lifecycle_${botCounter}_bot`,
+    };
+  }
+
+  const validate = (key: string, agentId: string) =>
+    whileDraining(Promise.resolve(call('POST', `/api/v1/agents/${agentId}/credentials/validate`, key)));
+
+  it('validates both credentials with the providers and stores the results', async () => {
+    const agent = await setup();
+    const res = await validate(agent.key, agent.agentId);
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as {
+      credentials: Record<string, { valid: boolean; validatedAt: string }>;
+    };
+    expect(body.credentials.telegram).toMatchObject({ valid: true, validatedAt: expect.any(String) });
+    expect(body.credentials.claude).toMatchObject({ valid: true });
+    expect(telegram.callsOf('getMe', agent.token)).toHaveLength(1);
+    const status = (await (await call('GET', `/api/v1/agents/${agent.agentId}`, agent.key)).json()) as {
+      agent: { telegramBotUsername: string };
+    };
+    expect(status.agent.telegramBotUsername).toBe(agent.botUsername);
+  });
+
+  it('reports invalid credentials with the provider reason, never the secret', async () => {
+    const agent = await setup({ telegramValid: false, claudeValid: false });
+    const res = await validate(agent.key, agent.agentId);
+    const text = await res.text();
+    expect(text).not.toContain(agent.token);
+    const body = JSON.parse(text) as {
+      credentials: Record<string, { valid: boolean; validation: { status: string; reason: string } }>;
+    };
+    expect(body.credentials.telegram).toMatchObject({ valid: false, validation: { status: 'invalid' } });
+    expect(body.credentials.claude).toMatchObject({ valid: false, validation: { status: 'invalid' } });
+  });
+
+  it('reports a bot username that does not match, and a model the key cannot use', async () => {
+    const agent = await setup({ botUsername: 'some_other_bot' });
+    await call('PATCH', `/api/v1/agents/${agent.agentId}`, agent.key, { model: 'claude-haiku-5-5' });
+    anthropic.addKey(`sk-ant-api03-limited-${'q'.repeat(24)}`, [
+      { id: 'claude-opus-5-5', display_name: 'Opus', created_at: '2026-09-01T00:00:00Z' },
+    ]);
+    await call('PUT', `/api/v1/agents/${agent.agentId}/credentials/claude`, agent.key, {
+      apiKey: `sk-ant-api03-limited-${'q'.repeat(24)}`,
+    });
+    const body = (await (await validate(agent.key, agent.agentId)).json()) as {
+      credentials: Record<string, { validation: { status: string; reason: string } }>;
+    };
+    expect(body.credentials.telegram?.validation).toMatchObject({
+      status: 'invalid',
+      reason: expect.stringMatching(/^bot_username_mismatch/),
+    });
+    expect(body.credentials.claude?.validation).toMatchObject({
+      status: 'invalid',
+      reason: expect.stringMatching(/^model_unavailable/),
+    });
+  });
+
+  it('reports a provider that is down as unreachable', async () => {
+    const agent = await setup();
+    telegram.setDown('reset');
+    anthropic.setDown(true);
+    try {
+      const body = (await (await validate(agent.key, agent.agentId)).json()) as {
+        credentials: Record<string, { validation: { status: string } }>;
+      };
+      expect(body.credentials.telegram?.validation.status).toBe('unreachable');
+      expect(body.credentials.claude?.validation.status).toBe('unreachable');
+    } finally {
+      telegram.setDown(false);
+      anthropic.setDown(false);
+    }
+  });
+
+  it('refuses to start before both credentials are valid', async () => {
+    const agent = await setup();
+    const res = await call('POST', `/api/v1/agents/${agent.agentId}/start`, agent.key);
+    expect(res.status).toBe(409);
+    expect(await res.json()).toMatchObject({
+      error: {
+        code: 'agent_not_ready',
+        details: { credentials: { telegram: 'not validated', claude: 'not validated' } },
+      },
+    });
+  });
+
+  it('starts once under concurrent calls: one webhook with a secret token, status running, agent.started', async () => {
+    const agent = await setup();
+    await validate(agent.key, agent.agentId);
+    const [first, second] = await Promise.all([
+      call('POST', `/api/v1/agents/${agent.agentId}/start`, agent.key),
+      call('POST', `/api/v1/agents/${agent.agentId}/start`, agent.key),
+    ]);
+    expect([first.status, second.status]).toEqual([202, 202]);
+    await harness.settle();
+    expect(telegram.callsOf('setWebhook', agent.token)).toHaveLength(1);
+    const hook = telegram.webhookOf(agent.token);
+    expect(hook?.url).toBe(`${WEBHOOK_BASE}/telegram/${agent.agentId}`);
+    const secret = await readCredentialSecret(
+      harness.services.db,
+      harness.services.keyring,
+      agent.agentId,
+      'telegram_webhook',
+    );
+    expect(hook?.secretToken).toBe(secret);
+    expect(hook?.allowedUpdates).toEqual(['message', 'edited_message']);
+    const status = (await (
+      await call('GET', `/api/v1/agents/${agent.agentId}/status`, agent.key)
+    ).json()) as {
+      status: { status: string; telegram: { delivery: string; webhook: { url: string } } };
+    };
+    expect(status.status).toMatchObject({
+      status: 'running',
+      telegram: { delivery: 'webhook', webhook: { url: hook?.url } },
+    });
+    const again = await call('POST', `/api/v1/agents/${agent.agentId}/start`, agent.key);
+    expect(again.status).toBe(202);
+    await harness.settle();
+    expect(telegram.callsOf('setWebhook', agent.token)).toHaveLength(1);
+    const events = await harness.runsOf('openclaw-platform-deliver-webhook');
+    const emitted = events.map((run) => run.event.data as { type?: string; agentId?: string });
+    expect(emitted).toContainEqual(
+      expect.objectContaining({ type: 'agent.started', agentId: agent.agentId }),
+    );
+  });
+
+  it('stops: deleteWebhook, status stopped, agent.stopped; stopping again changes nothing', async () => {
+    const agent = await setup();
+    await validate(agent.key, agent.agentId);
+    await call('POST', `/api/v1/agents/${agent.agentId}/start`, agent.key);
+    await harness.settle();
+    const res = await call('POST', `/api/v1/agents/${agent.agentId}/stop`, agent.key);
+    expect(res.status).toBe(202);
+    await harness.settle();
+    expect(telegram.callsOf('deleteWebhook', agent.token).length).toBeGreaterThanOrEqual(1);
+    expect(telegram.webhookOf(agent.token)).toBeUndefined();
+    const status = (await (
+      await call('GET', `/api/v1/agents/${agent.agentId}/status`, agent.key)
+    ).json()) as {
+      status: { status: string };
+    };
+    expect(status.status.status).toBe('stopped');
+    const deletes = telegram.callsOf('deleteWebhook', agent.token).length;
+    await call('POST', `/api/v1/agents/${agent.agentId}/stop`, agent.key);
+    await harness.settle();
+    expect(telegram.callsOf('deleteWebhook', agent.token)).toHaveLength(deletes);
+  });
+
+  it('refuses a second running agent on the same bot', async () => {
+    const first = await setup();
+    await validate(first.key, first.agentId);
+    await call('POST', `/api/v1/agents/${first.agentId}/start`, first.key);
+    await harness.settle();
+    const second = await setup();
+    await call('PUT', `/api/v1/agents/${second.agentId}/credentials/telegram`, second.key, {
+      botToken: first.token,
+    });
+    await validate(second.key, second.agentId);
+    const res = await call('POST', `/api/v1/agents/${second.agentId}/start`, second.key);
+    expect(res.status).toBe(409);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('bot_in_use');
+  });
+
+  it("another customer's agent is a 404 on every lifecycle route", async () => {
+    const alice = await setup();
+    const mallory = await setup();
+    for (const [method, suffix] of [
+      ['POST', '/credentials/validate'],
+      ['POST', '/start'],
+      ['POST', '/stop'],
+      ['GET', '/status'],
+    ] as const) {
+      const res = await call(method, `/api/v1/agents/${alice.agentId}${suffix}`, mallory.key);
+      expect(res.status).toBe(404);
+    }
+  });
+});
