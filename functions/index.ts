@@ -2,6 +2,7 @@ import type { InngestFunction } from 'inngest';
 import type { Services } from '../lib/services';
 import type { InngestClient } from './client';
 import { deliverWebhook } from './deliver-webhook';
+import { reconcileWebhooks } from './reconcile-webhooks';
 import { startAgent } from './start-agent';
 import { stopAgent } from './stop-agent';
 import { validateCredentials } from './validate-credentials';
@@ -13,5 +14,11 @@ export interface FunctionDeps {
 
 /** Every Inngest function of the platform. Each lives in its own file, named as its id. */
 export function createFunctions(deps: FunctionDeps): InngestFunction.Any[] {
-  return [deliverWebhook(deps), validateCredentials(deps), startAgent(deps), stopAgent(deps)];
+  return [
+    deliverWebhook(deps),
+    validateCredentials(deps),
+    startAgent(deps),
+    stopAgent(deps),
+    reconcileWebhooks(deps),
+  ];
 }

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type App, createApp } from '../../api/app';
 import { createFunctions } from '../../functions/index';
 import { readCredentialSecret } from '../../lib/credentials';
+import { createTelegramApi } from '../../lib/telegram/api';
 import { databaseTargets } from '../support/db';
 import { createExecutorHarness, type ExecutorHarness } from '../support/executor';
 import { type FakeAnthropic, startFakeAnthropic } from '../support/fake-anthropic';
@@ -259,6 +260,47 @@ describe.each(databaseTargets())('agent lifecycle on %s', (target) => {
     const res = await call('POST', `/api/v1/agents/${second.agentId}/start`, second.key);
     expect(res.status).toBe(409);
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe('bot_in_use');
+  });
+
+  it('the reconcile cron puts back a webhook URL that was changed behind our back', async () => {
+    const agent = await setup();
+    await validate(agent.key, agent.agentId);
+    await call('POST', `/api/v1/agents/${agent.agentId}/start`, agent.key);
+    await harness.settle();
+    const expected = telegram.webhookOf(agent.token);
+    await createTelegramApi(agent.token, { apiRoot: telegram.apiRoot }).setWebhook(
+      'https://elsewhere.example/hook',
+    );
+    expect(telegram.webhookOf(agent.token)?.url).toBe('https://elsewhere.example/hook');
+    await harness.advance(5 * 60_000);
+    await harness.settle();
+    expect(telegram.webhookOf(agent.token)).toMatchObject({
+      url: expected?.url,
+      secretToken: expected?.secretToken,
+    });
+  });
+
+  it('changing or deleting the Telegram token of a running agent stops it first', async () => {
+    const agent = await setup();
+    await validate(agent.key, agent.agentId);
+    await call('POST', `/api/v1/agents/${agent.agentId}/start`, agent.key);
+    await harness.settle();
+    const before = telegram.callsOf('deleteWebhook', agent.token).length;
+    const res = await call('PUT', `/api/v1/agents/${agent.agentId}/credentials/telegram`, agent.key, {
+      botToken: `999999:AAE${'z'.repeat(34)}`,
+    });
+    expect(res.status).toBe(200);
+    expect(telegram.callsOf('deleteWebhook', agent.token).length).toBe(before + 1);
+    const status = (await (
+      await call('GET', `/api/v1/agents/${agent.agentId}/status`, agent.key)
+    ).json()) as {
+      status: { status: string };
+    };
+    expect(status.status.status).toBe('stopped');
+    const log = (await (await call('GET', '/api/v1/audit-log?action=agent.stop', agent.key)).json()) as {
+      entries: { details: { reason?: string } }[];
+    };
+    expect(log.entries[0]?.details.reason).toBe('telegram_credential_changed');
   });
 
   it("another customer's agent is a 404 on every lifecycle route", async () => {

@@ -1,5 +1,6 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import { deleteCredential, getCredentialStatuses, setCredential } from '../../../lib/credentials';
+import { stopForTelegramCredentialChange } from '../../../lib/lifecycle/stop-for-credential-change';
 import { bodyErrors, commonErrors, IdParamsSchema, notFoundError } from '../../../lib/schemas/common';
 import {
   CredentialStatusSchema,
@@ -91,8 +92,17 @@ const statusRoute = createRoute({
 
 export function registerCredentials(app: OpenAPIHono<AppEnv>) {
   app.openapi(setTelegramRoute, async (c) => {
-    const { db, keyring } = c.get('services');
+    const services = c.get('services');
+    const { db, keyring } = services;
     const body = c.req.valid('json');
+    // A running agent stops before its bot token changes.
+    await stopForTelegramCredentialChange(
+      services,
+      c.get('sendEvent'),
+      requestContext(c),
+      customerIdOf(c.get('actor')),
+      c.req.valid('param').id,
+    );
     const credential = await setCredential(db, requestContext(c), keyring, {
       customerId: customerIdOf(c.get('actor')),
       agentId: c.req.valid('param').id,
@@ -114,6 +124,15 @@ export function registerCredentials(app: OpenAPIHono<AppEnv>) {
   });
   app.openapi(deleteRoute, async (c) => {
     const { id, kind } = c.req.valid('param');
+    if (kind === 'telegram') {
+      await stopForTelegramCredentialChange(
+        c.get('services'),
+        c.get('sendEvent'),
+        requestContext(c),
+        customerIdOf(c.get('actor')),
+        id,
+      );
+    }
     await deleteCredential(c.get('services').db, requestContext(c), {
       customerId: customerIdOf(c.get('actor')),
       agentId: id,
