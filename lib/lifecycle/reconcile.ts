@@ -36,7 +36,7 @@ export async function reconcileAgentWebhook(
 ): Promise<ReconcileOutcome | null> {
   const [agent] = await services.db.select().from(agents).where(eq(agents.id, agentId));
   const base = services.config.telegram.webhookBaseUrl;
-  if (!agent || agent.status !== 'running' || agent.telegramDelivery !== 'webhook' || !base) return null;
+  if (agent?.status !== 'running' || agent.telegramDelivery !== 'webhook' || !base) return null;
   const outcome: ReconcileOutcome = {
     agentId,
     customerId: agent.customerId,
