@@ -9,6 +9,7 @@
  * const { agent } = await client.createAgent({ name: 'Support' });
  */
 import type { z } from 'zod';
+import type { getAgentStatus } from '../lib/lifecycle/status';
 import type { Agent, CreateAgentSchema, UpdateAgentSchema } from '../lib/schemas/agents';
 import type { AuditEntrySchema } from '../lib/schemas/audit';
 import type { CredentialStatus } from '../lib/schemas/credentials';
@@ -19,6 +20,7 @@ export type UpdateCustomerRequest = z.input<typeof UpdateCustomerSchema>;
 export type CreateAgentRequest = z.input<typeof CreateAgentSchema>;
 export type UpdateAgentRequest = z.input<typeof UpdateAgentSchema>;
 export type AuditEntry = z.infer<typeof AuditEntrySchema>;
+export type AgentStatus = Awaited<ReturnType<typeof getAgentStatus>>;
 export type { Agent, CredentialStatus, Customer };
 
 export interface Page {
@@ -186,6 +188,21 @@ export class OpenClawClient {
       'GET',
       `/agents/${encodeURIComponent(agentId)}/credentials`,
     );
+  }
+  validateCredentials(agentId: string) {
+    return this.#request<
+      | { credentials: { telegram: CredentialStatus; claude: CredentialStatus } }
+      | { status: 'pending'; poll: string }
+    >('POST', `/agents/${encodeURIComponent(agentId)}/credentials/validate`);
+  }
+  startAgent(agentId: string) {
+    return this.#request<{ agent: Agent }>('POST', `/agents/${encodeURIComponent(agentId)}/start`);
+  }
+  stopAgent(agentId: string) {
+    return this.#request<{ agent: Agent }>('POST', `/agents/${encodeURIComponent(agentId)}/stop`);
+  }
+  getAgentStatus(agentId: string) {
+    return this.#request<{ status: AgentStatus }>('GET', `/agents/${encodeURIComponent(agentId)}/status`);
   }
   listAuditLog(query: Page & { action?: string } = {}) {
     return this.#request<{ entries: AuditEntry[]; nextCursor: string | null }>('GET', '/audit-log', {
