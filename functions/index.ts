@@ -3,6 +3,7 @@ import type { Services } from '../lib/services';
 import type { InngestClient } from './client';
 import { deliverWebhook } from './deliver-webhook';
 import { reconcileWebhooks } from './reconcile-webhooks';
+import { revalidateCredentials } from './revalidate-credentials';
 import { startAgent } from './start-agent';
 import { stopAgent } from './stop-agent';
 import { validateCredentials } from './validate-credentials';
@@ -20,5 +21,6 @@ export function createFunctions(deps: FunctionDeps): InngestFunction.Any[] {
     startAgent(deps),
     stopAgent(deps),
     reconcileWebhooks(deps),
+    revalidateCredentials(deps),
   ];
 }

@@ -303,6 +303,31 @@ describe.each(databaseTargets())('agent lifecycle on %s', (target) => {
     expect(log.entries[0]?.details.reason).toBe('telegram_credential_changed');
   });
 
+  it('the daily re-validation reports a token Telegram no longer accepts', async () => {
+    const agent = await setup();
+    await validate(agent.key, agent.agentId);
+    await call('POST', `/api/v1/agents/${agent.agentId}/start`, agent.key);
+    await harness.settle();
+    telegram.removeBot(agent.token);
+    await harness.advance(24 * 60 * 60_000);
+    await harness.settle();
+    const status = (await (
+      await call('GET', `/api/v1/agents/${agent.agentId}/status`, agent.key)
+    ).json()) as {
+      status: { lastErrorCode: string; lastError: string };
+    };
+    expect(status.status).toMatchObject({
+      lastErrorCode: 'credential_invalid',
+      lastError: expect.stringMatching(/^telegram: /),
+    });
+    const creds = (await (
+      await call('GET', `/api/v1/agents/${agent.agentId}/credentials`, agent.key)
+    ).json()) as {
+      credentials: { telegram: { valid: boolean } };
+    };
+    expect(creds.credentials.telegram.valid).toBe(false);
+  });
+
   it("another customer's agent is a 404 on every lifecycle route", async () => {
     const alice = await setup();
     const mallory = await setup();
