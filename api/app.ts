@@ -17,6 +17,7 @@ import { registerAgentRoutes } from './routes/agents';
 import { registerAuditLog } from './routes/audit-log';
 import { registerHealth } from './routes/health';
 import { registerOpenApi } from './routes/openapi';
+import { registerTelegramWebhook } from './routes/telegram';
 import { registerUsage } from './routes/usage';
 import { registerWebhook } from './routes/webhook';
 
@@ -49,6 +50,7 @@ export function createApp(services: Services, options: AppOptions = {}) {
   registerAuditLog(app);
   registerWebhook(app);
   registerUsage(app);
+  registerTelegramWebhook(app);
   registerAdminRuns(app);
   registerAdminEvents(app);
   options.extend?.(app);

@@ -39,3 +39,14 @@ export const agentStartRequested = eventType('agent/start.requested', {
 export const agentStopRequested = eventType('agent/stop.requested', {
   schema: z.object({ agentId: z.uuid(), customerId: z.uuid(), reason: z.string().optional() }),
 });
+
+/** A Telegram update was stored (webhook or polling): the reply pipeline answers it. */
+export const telegramUpdateReceived = eventType('telegram/update.received', {
+  schema: z.object({
+    agentId: z.uuid(),
+    customerId: z.uuid(),
+    messageId: z.uuid(),
+    chatId: z.number().int(),
+    updateId: z.number().int(),
+  }),
+});

@@ -6,6 +6,7 @@ import { EmbeddedExecutor, type ExecutorOptions } from '../lib/executor/executor
 import { SERVE_ORIGIN } from '../lib/executor/invoke';
 import type { PartHealth } from '../lib/health';
 import type { Services } from '../lib/services';
+import { startTelegramPolling } from '../lib/telegram/poller';
 import { createInngestClient, type InngestClient } from './client';
 import { createFunctions, type FunctionDeps } from './index';
 
@@ -71,10 +72,21 @@ export function createJobsRuntime(services: Services, options: JobsRuntimeOption
     },
     async startWorker() {
       const logger = services.logger.child({ component: 'worker' });
+      // Without a public webhook URL, running agents are served by long polling from the worker.
+      const poller = config.telegram.webhookBaseUrl
+        ? undefined
+        : startTelegramPolling(services, async (events) => {
+            await inngest.send(events);
+          });
       if (executor) {
         await executor.start();
         workerHealth = () => executor.health();
-        return { stop: () => executor.stop() };
+        return {
+          stop: async () => {
+            await poller?.stop();
+            await executor.stop();
+          },
+        };
       }
       // Inngest mode: a connect() worker holds an outbound WebSocket to Inngest (no HTTP timeout).
       const connection = await connect({
@@ -86,7 +98,12 @@ export function createJobsRuntime(services: Services, options: JobsRuntimeOption
           ? { ok: false, error: 'Inngest connect worker is closed' }
           : { ok: true };
       logger.info({ engine: 'inngest', functions: functions.length }, 'connect worker started');
-      return { stop: () => connection.close() };
+      return {
+        stop: async () => {
+          await poller?.stop();
+          await connection.close();
+        },
+      };
     },
   };
 }

@@ -1,0 +1,125 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { and, eq } from 'drizzle-orm';
+import { readCredentialSecret } from '../credentials';
+import { agents } from '../db/schema';
+import type { SendEvent } from '../jobs';
+import type { Services } from '../services';
+import { createTelegramApi } from './api';
+import { classifyTelegramError } from './errors';
+import { ingestTelegramUpdate } from './ingress';
+
+export interface PollerOptions {
+  /** How often running agents are looked up (started and stopped loops follow). Default 2 s. */
+  discoverEveryMs?: number;
+  /** getUpdates long-poll `timeout` in seconds. Default 25. */
+  pollTimeoutSeconds?: number;
+}
+
+export interface TelegramPoller {
+  /** Agents being polled right now. */
+  polling(): string[];
+  stop(): Promise<void>;
+}
+
+/**
+ * Long polling for running agents when there is no public webhook URL (a laptop): one getUpdates loop
+ * per agent whose delivery is `polling`, each feeding the same ingress as the webhook. Telegram
+ * allows one getUpdates per bot at a time, so run one worker process in this mode.
+ */
+export function startTelegramPolling(
+  services: Services,
+  sendEvent: SendEvent,
+  options: PollerOptions = {},
+): TelegramPoller {
+  const discoverEveryMs = options.discoverEveryMs ?? 2_000;
+  const timeout = options.pollTimeoutSeconds ?? 25;
+  const logger = services.logger.child({ component: 'telegram-poller' });
+  const loops = new Map<string, { abort: AbortController; done: Promise<void> }>();
+  const stopping = new AbortController();
+
+  async function pollAgent(agent: { id: string; customerId: string }, signal: AbortSignal): Promise<void> {
+    const token = await readCredentialSecret(services.db, services.keyring, agent.id, 'telegram');
+    if (!token) return;
+    const api = createTelegramApi(token, {
+      apiRoot: services.config.telegram.apiRoot,
+      timeoutMs: (timeout + 10) * 1000,
+    });
+    let offset: number | undefined;
+    let failures = 0;
+    while (!signal.aborted) {
+      try {
+        const updates = await api.getUpdates(
+          {
+            timeout,
+            allowed_updates: ['message', 'edited_message'],
+            ...(offset !== undefined ? { offset } : {}),
+          },
+          signal as Parameters<typeof api.getUpdates>[1],
+        );
+        failures = 0;
+        for (const update of updates) {
+          // Stored before the offset moves past it: a crash here means Telegram sends it again (a no-op).
+          await ingestTelegramUpdate(services.db, sendEvent, logger, agent, update);
+          offset = update.update_id + 1;
+        }
+      } catch (error) {
+        if (signal.aborted) return;
+        failures += 1;
+        const kind = classifyTelegramError(error);
+        logger.warn({ agentId: agent.id, kind: kind.kind }, 'getUpdates failed');
+        const waitMs =
+          kind.kind === 'retry_after'
+            ? kind.seconds * 1000
+            : Math.min(30_000, 1_000 * 2 ** Math.min(failures, 5));
+        await sleep(waitMs, undefined, { signal }).catch(() => {});
+      }
+    }
+  }
+
+  async function discover(): Promise<void> {
+    const running = await services.db
+      .select({ id: agents.id, customerId: agents.customerId })
+      .from(agents)
+      .where(and(eq(agents.status, 'running'), eq(agents.telegramDelivery, 'polling')));
+    const wanted = new Set(running.map((agent) => agent.id));
+    for (const [agentId, loop] of loops) {
+      if (!wanted.has(agentId)) {
+        loop.abort.abort();
+        loops.delete(agentId);
+      }
+    }
+    for (const agent of running) {
+      if (loops.has(agent.id)) continue;
+      const abort = new AbortController();
+      const done = pollAgent(agent, abort.signal).catch((error: unknown) => {
+        logger.error(
+          { agentId: agent.id, err: error instanceof Error ? error.message : String(error) },
+          'poll loop ended',
+        );
+      });
+      loops.set(agent.id, { abort, done });
+    }
+  }
+
+  const discovery = (async () => {
+    while (!stopping.signal.aborted) {
+      await discover().catch((error: unknown) => {
+        logger.error(
+          { err: error instanceof Error ? error.message : String(error) },
+          'poller discovery failed',
+        );
+      });
+      await sleep(discoverEveryMs, undefined, { signal: stopping.signal }).catch(() => {});
+    }
+  })();
+
+  return {
+    polling: () => [...loops.keys()],
+    async stop() {
+      stopping.abort();
+      for (const loop of loops.values()) loop.abort.abort();
+      await Promise.all([discovery, ...[...loops.values()].map((loop) => loop.done)]);
+      loops.clear();
+    },
+  };
+}

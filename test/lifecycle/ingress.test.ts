@@ -1,0 +1,193 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { eq } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type App, createApp } from '../../api/app';
+import { createFunctions } from '../../functions/index';
+import { createAgent } from '../../lib/agents';
+import { readCredentialSecret, setCredential } from '../../lib/credentials';
+import { createCustomer } from '../../lib/customers';
+import { agents, credentials, telegramMessages } from '../../lib/db/schema';
+import { listEvents } from '../../lib/executor/admin';
+import { startTelegramPolling } from '../../lib/telegram/poller';
+import { databaseTargets } from '../support/db';
+import { createExecutorHarness, type ExecutorHarness } from '../support/executor';
+import { buildUpdate, type FakeTelegram, startFakeTelegram } from '../support/fake-telegram';
+
+const system = { actor: { type: 'system' as const }, requestId: undefined, ip: undefined };
+let bots = 0;
+
+/** A customer with a running agent whose credentials are already valid (validation is tested elsewhere). */
+async function runningAgent(harness: ExecutorHarness, telegram: FakeTelegram) {
+  bots += 1;
+  const botId = 900000 + bots;
+  const token = `${botId}:AAE${'w'.repeat(31)}${String(bots).padStart(3, '0')}`;
+  telegram.addBot(token, { id: botId, first_name: 'Bot', username: `ingress_${bots}_bot` });
+  const { db, keyring, models } = harness.services;
+  const { customer } = await createCustomer(db, system, keyring, { name: 'ingress', plan: 'pro' } as never);
+  const agent = await createAgent(db, system, customer.id, models, { name: 'bot' } as never);
+  await setCredential(db, system, keyring, {
+    customerId: customer.id,
+    agentId: agent.id,
+    kind: 'telegram',
+    secret: token,
+  });
+  await setCredential(db, system, keyring, {
+    customerId: customer.id,
+    agentId: agent.id,
+    kind: 'claude',
+    secret: `sk-ant-api03-${'c'.repeat(30)}`,
+  });
+  await db
+    .update(credentials)
+    .set({ validationStatus: 'valid', validatedAt: new Date() })
+    .where(eq(credentials.agentId, agent.id));
+  await db.update(agents).set({ telegramBotId: botId }).where(eq(agents.id, agent.id));
+  await db.update(agents).set({ status: 'starting' }).where(eq(agents.id, agent.id));
+  await harness.send({
+    name: 'agent/start.requested',
+    data: { agentId: agent.id, customerId: customer.id },
+    id: `start-${agent.id}`,
+  });
+  await harness.settle();
+  const [row] = await db.select().from(agents).where(eq(agents.id, agent.id));
+  expect(row?.status).toBe('running');
+  return { agentId: agent.id, customerId: customer.id, token, delivery: row?.telegramDelivery };
+}
+
+const storedFor = (harness: ExecutorHarness, agentId: string) =>
+  harness.services.db.select().from(telegramMessages).where(eq(telegramMessages.agentId, agentId));
+
+describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
+  let telegram: FakeTelegram;
+  let webhookHarness: ExecutorHarness;
+  let app: App;
+
+  beforeAll(async () => {
+    telegram = await startFakeTelegram({ maxPollMs: 500 });
+    webhookHarness = await createExecutorHarness({
+      target,
+      functions: (inngest, services) => createFunctions({ inngest, services }),
+      env: { TELEGRAM_API_ROOT: telegram.apiRoot, TELEGRAM_WEBHOOK_BASE_URL: 'https://bots.example.com' },
+    });
+    app = createApp(webhookHarness.services, {
+      sendEvent: async (events) => {
+        await webhookHarness.inngest.send(events);
+      },
+    });
+  });
+  afterAll(async () => {
+    await webhookHarness.close();
+    await telegram.stop();
+  });
+
+  const post = (agentId: string, secret: string | undefined, body: string, application = app) =>
+    application.request(`/telegram/${agentId}`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        ...(secret ? { 'x-telegram-bot-api-secret-token': secret } : {}),
+      },
+      body,
+    });
+
+  it('stores a webhook update once, sends its event once, and marks it sent', async () => {
+    const agent = await runningAgent(webhookHarness, telegram);
+    expect(agent.delivery).toBe('webhook');
+    const { db, keyring } = webhookHarness.services;
+    const secret = (await readCredentialSecret(db, keyring, agent.agentId, 'telegram_webhook')) as string;
+    const update = buildUpdate.privateText({
+      from: { id: 42, first_name: 'Ann', username: 'ann' },
+      text: 'hello',
+    });
+    expect((await post(agent.agentId, secret, JSON.stringify(update))).status).toBe(200);
+    expect((await post(agent.agentId, secret, JSON.stringify(update))).status).toBe(200);
+    const rows = await storedFor(webhookHarness, agent.agentId);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({
+      text: 'hello',
+      fromUserId: 42,
+      fromUsername: 'ann',
+      direction: 'inbound',
+      eventSentAt: expect.any(Date),
+    });
+    const events = await listEvents(db, { name: 'telegram/update.received', limit: 100 });
+    expect(
+      events.events.filter((event) => (event.data as { agentId: string }).agentId === agent.agentId),
+    ).toHaveLength(1);
+  });
+
+  it('answers 401 for a wrong secret and for an unknown agent alike', async () => {
+    const agent = await runningAgent(webhookHarness, telegram);
+    const wrong = await post(agent.agentId, 'not-the-secret', '{}');
+    const unknown = await post('00000000-0000-4000-8000-000000000000', 'x', '{}');
+    const missing = await post(agent.agentId, undefined, '{}');
+    for (const res of [wrong, unknown, missing]) {
+      expect(res.status).toBe(401);
+      expect(((await res.json()) as { error: { message: string } }).error.message).toBe(
+        'Invalid secret token',
+      );
+    }
+  });
+
+  it('acknowledges malformed updates and updates for a stopped agent without storing them', async () => {
+    const agent = await runningAgent(webhookHarness, telegram);
+    const { db, keyring } = webhookHarness.services;
+    const secret = (await readCredentialSecret(db, keyring, agent.agentId, 'telegram_webhook')) as string;
+    expect((await post(agent.agentId, secret, '{"update_id": ')).status).toBe(200);
+    expect((await post(agent.agentId, secret, '{"update_id": "x"}')).status).toBe(200);
+    await db.update(agents).set({ status: 'stopped' }).where(eq(agents.id, agent.agentId));
+    const update = buildUpdate.privateText({ from: { id: 7, first_name: 'Bo' }, text: 'late' });
+    expect((await post(agent.agentId, secret, JSON.stringify(update))).status).toBe(200);
+    expect(await storedFor(webhookHarness, agent.agentId)).toHaveLength(0);
+  });
+
+  it('keeps the update for the outbox when the event cannot be sent, and still answers 200', async () => {
+    const agent = await runningAgent(webhookHarness, telegram);
+    const { db, keyring } = webhookHarness.services;
+    const secret = (await readCredentialSecret(db, keyring, agent.agentId, 'telegram_webhook')) as string;
+    const failing = createApp(webhookHarness.services, {
+      sendEvent: async () => {
+        throw new Error('engine down');
+      },
+    });
+    const update = buildUpdate.privateText({ from: { id: 8, first_name: 'Cy' }, text: 'kept' });
+    expect((await post(agent.agentId, secret, JSON.stringify(update), failing)).status).toBe(200);
+    const rows = await storedFor(webhookHarness, agent.agentId);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]?.eventSentAt).toBeNull();
+  });
+
+  it('long polling feeds the same ingress when there is no public webhook URL', async () => {
+    const harness = await createExecutorHarness({
+      target,
+      database: webhookHarness.database,
+      functions: (inngest, services) => createFunctions({ inngest, services }),
+      env: { TELEGRAM_API_ROOT: telegram.apiRoot },
+    });
+    const poller = startTelegramPolling(
+      harness.services,
+      async (events) => {
+        await harness.inngest.send(events);
+      },
+      { discoverEveryMs: 50, pollTimeoutSeconds: 1 },
+    );
+    try {
+      const agent = await runningAgent(harness, telegram);
+      expect(agent.delivery).toBe('polling');
+      expect(telegram.webhookOf(agent.token)).toBeUndefined();
+      const update = buildUpdate.privateText({ from: { id: 99, first_name: 'Pol' }, text: 'via polling' });
+      telegram.queueUpdate(agent.token, update);
+      let rows = await storedFor(harness, agent.agentId);
+      for (let wait = 0; wait < 100 && rows.length === 0; wait += 1) {
+        await sleep(50);
+        rows = await storedFor(harness, agent.agentId);
+      }
+      expect(rows).toHaveLength(1);
+      expect(rows[0]).toMatchObject({ text: 'via polling', eventSentAt: expect.any(Date) });
+      expect(poller.polling()).toContain(agent.agentId);
+    } finally {
+      await poller.stop();
+      await harness.close();
+    }
+  });
+});
