@@ -127,6 +127,13 @@ export async function getCredentialStatuses(
   const agent = await findOwnAgent(db, customerId, agentId);
   if (!agent) throw agentNotFound(agentId);
   const rows = await db.select().from(credentials).where(eq(credentials.agentId, agentId));
+  return credentialStatusesOf(rows);
+}
+
+/** The customer-visible status of both credentials, from an agent's credential rows. */
+export function credentialStatusesOf(
+  rows: CredentialRow[],
+): Record<CustomerCredentialKind, CredentialStatus> {
   return {
     telegram: toCredentialStatus(
       'telegram',

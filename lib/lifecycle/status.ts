@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { and, count, eq, gte, inArray } from 'drizzle-orm';
 import { agentNotFound, findOwnAgent } from '../agents';
-import { readCredentialSecret, toCredentialStatus } from '../credentials';
+import { credentialStatusesOf, readCredentialSecret } from '../credentials';
 import { credentials, customers, telegramMessages } from '../db/schema';
 import { limitsFor } from '../ratelimit/plans';
 import { startOfUtcDay } from '../ratelimit/quota';
@@ -26,18 +26,7 @@ export async function awaitValidation(
       .from(credentials)
       .where(and(eq(credentials.agentId, agentId), inArray(credentials.kind, ['telegram', 'claude'])));
     const done = rows.every((row) => row.validatedAt !== null && row.validatedAt >= since);
-    if (done) {
-      return {
-        telegram: toCredentialStatus(
-          'telegram',
-          rows.find((row) => row.kind === 'telegram'),
-        ),
-        claude: toCredentialStatus(
-          'claude',
-          rows.find((row) => row.kind === 'claude'),
-        ),
-      };
-    }
+    if (done) return credentialStatusesOf(rows);
     if (Date.now() >= deadline) return undefined;
     await sleep(100);
   }
