@@ -178,7 +178,8 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
       const update = buildUpdate.privateText({ from: { id: 99, first_name: 'Pol' }, text: 'via polling' });
       telegram.queueUpdate(agent.token, update);
       let rows = await storedFor(harness, agent.agentId);
-      for (let wait = 0; wait < 100 && rows.length === 0; wait += 1) {
+      // Stored first, marked sent right after: wait (bounded) for both.
+      for (let wait = 0; wait < 100 && !rows[0]?.eventSentAt; wait += 1) {
         await sleep(50);
         rows = await storedFor(harness, agent.agentId);
       }
