@@ -1,5 +1,6 @@
 import type { DatabaseDriver, JobsEngine, RedisMode } from './config';
 import type { Services } from './services';
+import { withTimeout } from './timeout';
 import { VERSION } from './version';
 
 export interface PartHealth {
@@ -22,23 +23,12 @@ export type JobsProbe = () => Promise<PartHealth>;
 const CHECK_TIMEOUT_MS = 2_000;
 
 async function probe(check: () => Promise<unknown>): Promise<PartHealth> {
-  let timer: NodeJS.Timeout | undefined;
   try {
-    await Promise.race([
-      check(),
-      new Promise((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`no answer within ${CHECK_TIMEOUT_MS} ms`)),
-          CHECK_TIMEOUT_MS,
-        );
-      }),
-    ]);
+    await withTimeout(check(), CHECK_TIMEOUT_MS, `no answer within ${CHECK_TIMEOUT_MS} ms`);
     return { ok: true };
   } catch (error) {
     // The message of a driver error names the failure (ECONNREFUSED, timeout) but never a credential.
     return { ok: false, error: error instanceof Error ? error.message : String(error) };
-  } finally {
-    clearTimeout(timer);
   }
 }
 

@@ -1,6 +1,7 @@
 import { Redis as UpstashRedis } from '@upstash/redis';
 import { Redis as IORedis } from 'ioredis';
 import type { Config, RedisMode } from './config';
+import { withTimeout } from './timeout';
 
 /** The Redis connection the platform holds, whatever runs it; rate limiting builds on it. */
 export interface RedisHandle {
@@ -12,14 +13,6 @@ export interface RedisHandle {
   /** The REST client (upstash mode). */
   upstash: UpstashRedis | undefined;
   close(): Promise<void>;
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 export function createRedis(config: Pick<Config, 'redis'>): RedisHandle {
@@ -44,7 +37,7 @@ export function createRedis(config: Pick<Config, 'redis'>): RedisHandle {
         await withTimeout(
           connected.then(() => client.ping()),
           timeoutMs,
-          'Redis',
+          `Redis did not answer within ${timeoutMs} ms`,
         );
       },
       async close() {
@@ -59,7 +52,7 @@ export function createRedis(config: Pick<Config, 'redis'>): RedisHandle {
       tcp: undefined,
       upstash: client,
       async ping(timeoutMs = 2_000) {
-        await withTimeout(client.ping(), timeoutMs, 'Upstash Redis');
+        await withTimeout(client.ping(), timeoutMs, `Upstash Redis did not answer within ${timeoutMs} ms`);
       },
       async close() {},
     };

@@ -3,6 +3,7 @@ import { Redis as UpstashRedis } from '@upstash/redis';
 import IORedisMock from 'ioredis-mock';
 import type { Logger } from '../logger';
 import type { RedisHandle } from '../redis';
+import { withTimeout } from '../timeout';
 import { createIORedisRequester } from './requester';
 
 export interface LimitResult {
@@ -87,22 +88,8 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     return limiter;
   };
 
-  const withTimeout = async <T>(work: Promise<T>): Promise<T> => {
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      return await Promise.race([
-        work,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new Error(`Redis did not answer within ${timeoutMs} ms`)),
-            timeoutMs,
-          );
-        }),
-      ]);
-    } finally {
-      clearTimeout(timer);
-    }
-  };
+  const bounded = <T>(work: Promise<T>) =>
+    withTimeout(work, timeoutMs, `Redis did not answer within ${timeoutMs} ms`);
 
   const warn = (error: unknown) => {
     if (now() - lastWarning < 60_000) return;
@@ -116,7 +103,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   return {
     async limit(identifier, tokens) {
       try {
-        const result = await withTimeout(limiterFor(tokens).limit(identifier));
+        const result = await bounded(limiterFor(tokens).limit(identifier));
         // The ratelimit promise for analytics and multi-region sync; nothing pending here, but never leave it unhandled.
         result.pending.catch(() => {});
         return {
@@ -133,7 +120,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     },
     async usage(identifier, tokens) {
       try {
-        const { remaining, reset } = await withTimeout(limiterFor(tokens).getRemaining(identifier));
+        const { remaining, reset } = await bounded(limiterFor(tokens).getRemaining(identifier));
         return { used: Math.max(0, tokens - remaining), remaining, reset };
       } catch (error) {
         warn(error);
