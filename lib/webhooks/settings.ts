@@ -3,7 +3,8 @@ import type { RequestContext } from '../actor';
 import { recordAudit } from '../audit';
 import type { ReadyConfig } from '../config';
 import type { Keyring } from '../crypto';
-import type { Database } from '../db/client';
+import { findCustomerRow } from '../customers';
+import type { Database, Queryable } from '../db/client';
 import { customers } from '../db/schema';
 import { AppError } from '../errors';
 import type { SendEvent } from '../jobs';
@@ -38,11 +39,9 @@ export function toWebhookSettings(row: CustomerRow, now: Date): WebhookSettings 
   };
 }
 
-async function lockCustomer(
-  db: Database | Parameters<Parameters<Database['transaction']>[0]>[0],
-  customerId: string,
-) {
-  const [row] = await db.select().from(customers).where(eq(customers.id, customerId)).for('update');
+/** The calling customer's row (locked when asked); gone means the key's customer was deleted meanwhile. */
+async function ownCustomer(db: Queryable, customerId: string, options: { forUpdate?: boolean } = {}) {
+  const row = await findCustomerRow(db, customerId, options);
   if (!row) throw new AppError('unauthorized', 'Invalid API key');
   return row;
 }
@@ -52,9 +51,7 @@ export async function getWebhookSettings(
   customerId: string,
   now: Date,
 ): Promise<WebhookSettings> {
-  const [row] = await db.select().from(customers).where(eq(customers.id, customerId));
-  if (!row) throw new AppError('unauthorized', 'Invalid API key');
-  return toWebhookSettings(row, now);
+  return toWebhookSettings(await ownCustomer(db, customerId), now);
 }
 
 /** Checks a webhook URL as saved (https in production, no credentials, no literal private address). */
@@ -75,7 +72,7 @@ export async function setWebhookUrl(
 ): Promise<WebhookSettings> {
   if (url !== null) checkWebhookUrl(config, url, 'url');
   return db.transaction(async (tx) => {
-    await lockCustomer(tx, customerId);
+    await ownCustomer(tx, customerId, { forUpdate: true });
     const [row] = await tx
       .update(customers)
       .set({ webhookUrl: url })
@@ -101,7 +98,7 @@ export async function rotateCustomerWebhookSecret(
   graceMs: number,
 ): Promise<{ webhook: WebhookSettings; secret: string }> {
   return db.transaction(async (tx) => {
-    const row = await lockCustomer(tx, customerId);
+    const row = await ownCustomer(tx, customerId, { forUpdate: true });
     const now = new Date();
     const { secret, previousExpiresAt } = await rotateWebhookSecret(tx, keyring, row, { graceMs, now });
     await recordAudit(tx, context, {
