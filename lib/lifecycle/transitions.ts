@@ -43,21 +43,50 @@ async function assertReady(db: Queryable, agent: AgentRow): Promise<void> {
   }
 }
 
+interface Move {
+  set: Partial<typeof agents.$inferInsert>;
+  action: 'agent.start' | 'agent.stop';
+}
+
 /**
- * stopped/error -> starting, under the agent's row lock, so concurrent starts make one transition.
- * Starting or running already: nothing changes (idempotent). The start function does the rest.
+ * Runs `plan` on the customer's agent under its row lock, so concurrent calls make one transition;
+ * `plan` answers undefined when the agent is already where it should be (idempotent), or throws.
  */
-export async function requestStart(
+async function moveUnderLock(
+  db: Database,
+  context: RequestContext,
+  customerId: string,
+  agentId: string,
+  plan: (agent: AgentRow, tx: Queryable) => Promise<Move | undefined>,
+): Promise<TransitionResult> {
+  return db.transaction(async (tx) => {
+    const agent = await findOwnAgent(tx, customerId, agentId, { forUpdate: true });
+    if (!agent) throw agentNotFound(agentId);
+    const move = await plan(agent, tx);
+    if (!move) return { agent: toAgent(agent), changed: false };
+    const [row] = await tx
+      .update(agents)
+      .set({ ...move.set, statusSince: new Date() })
+      .where(eq(agents.id, agentId))
+      .returning();
+    if (!row) throw agentNotFound(agentId);
+    await recordAudit(tx, context, { action: move.action, targetType: 'agent', targetId: agentId });
+    return { agent: toAgent(row), changed: true };
+  });
+}
+
+/**
+ * stopped/error -> starting. Starting or running already: nothing changes. The start function
+ * (functions/start-agent.ts) does the rest.
+ */
+export function requestStart(
   db: Database,
   context: RequestContext,
   customerId: string,
   agentId: string,
 ): Promise<TransitionResult> {
-  return db.transaction(async (tx) => {
-    const agent = await findOwnAgent(tx, customerId, agentId, { forUpdate: true });
-    if (!agent) throw agentNotFound(agentId);
-    if (agent.status === 'starting' || agent.status === 'running')
-      return { agent: toAgent(agent), changed: false };
+  return moveUnderLock(db, context, customerId, agentId, async (agent, tx) => {
+    if (agent.status === 'starting' || agent.status === 'running') return undefined;
     await assertReady(tx, agent);
     if (agent.telegramBotId !== null) {
       const [other] = await tx
@@ -77,38 +106,22 @@ export async function requestStart(
         });
       }
     }
-    const [row] = await tx
-      .update(agents)
-      .set({ status: 'starting', statusSince: new Date(), lastError: null, lastErrorCode: null })
-      .where(eq(agents.id, agentId))
-      .returning();
-    if (!row) throw agentNotFound(agentId);
-    await recordAudit(tx, context, { action: 'agent.start', targetType: 'agent', targetId: agentId });
-    return { agent: toAgent(row), changed: true };
+    return { set: { status: 'starting', lastError: null, lastErrorCode: null }, action: 'agent.start' };
   });
 }
 
 /** starting/running/error -> stopping (the stop function removes the webhook). Stopped: nothing to do. */
-export async function requestStop(
+export function requestStop(
   db: Database,
   context: RequestContext,
   customerId: string,
   agentId: string,
 ): Promise<TransitionResult> {
-  return db.transaction(async (tx) => {
-    const agent = await findOwnAgent(tx, customerId, agentId, { forUpdate: true });
-    if (!agent) throw agentNotFound(agentId);
-    if (agent.status === 'stopped' || agent.status === 'stopping')
-      return { agent: toAgent(agent), changed: false };
-    const [row] = await tx
-      .update(agents)
-      .set({ status: 'stopping', statusSince: new Date() })
-      .where(eq(agents.id, agentId))
-      .returning();
-    if (!row) throw agentNotFound(agentId);
-    await recordAudit(tx, context, { action: 'agent.stop', targetType: 'agent', targetId: agentId });
-    return { agent: toAgent(row), changed: true };
-  });
+  return moveUnderLock(db, context, customerId, agentId, async (agent) =>
+    agent.status === 'stopped' || agent.status === 'stopping'
+      ? undefined
+      : { set: { status: 'stopping' }, action: 'agent.stop' },
+  );
 }
 
 /** Moves the agent to `to` only from one of `from` (a stop that came meanwhile wins over a late start). */
