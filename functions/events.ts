@@ -1,6 +1,8 @@
 import { eventType } from 'inngest';
 import { z } from 'zod';
+import { UPDATE_RECEIVED } from '../lib/telegram/ingress';
 import { WebhookEventTypeSchema } from '../lib/webhooks/events';
+import { CUSTOMER_EVENT_EMITTED, DELIVERY_REQUESTED } from '../lib/webhooks/settings';
 
 /**
  * Every event the platform's functions consume, declared once; senders build them with
@@ -8,7 +10,7 @@ import { WebhookEventTypeSchema } from '../lib/webhooks/events';
  */
 
 /** A customer-facing event happened (agent started, message processed...): deliver it to the webhook. */
-export const customerEventEmitted = eventType('customer/event.emitted', {
+export const customerEventEmitted = eventType(CUSTOMER_EVENT_EMITTED, {
   schema: z.object({
     customerId: z.uuid(),
     type: WebhookEventTypeSchema,
@@ -21,7 +23,7 @@ export const customerEventEmitted = eventType('customer/event.emitted', {
 });
 
 /** A stored delivery should be (re)sent: redeliveries and test pings. */
-export const webhookDeliveryRequested = eventType('webhook/delivery.requested', {
+export const webhookDeliveryRequested = eventType(DELIVERY_REQUESTED, {
   schema: z.object({ customerId: z.uuid(), deliveryId: z.uuid() }),
 });
 
@@ -41,7 +43,7 @@ export const agentStopRequested = eventType('agent/stop.requested', {
 });
 
 /** A Telegram update was stored (webhook or polling): the reply pipeline answers it. */
-export const telegramUpdateReceived = eventType('telegram/update.received', {
+export const telegramUpdateReceived = eventType(UPDATE_RECEIVED, {
   schema: z.object({
     agentId: z.uuid(),
     customerId: z.uuid(),

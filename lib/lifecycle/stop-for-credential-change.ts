@@ -5,6 +5,7 @@ import { readCredentialSecret } from '../credentials';
 import type { SendEvent } from '../jobs';
 import type { Services } from '../services';
 import { createTelegramApi } from '../telegram/api';
+import { CUSTOMER_EVENT_EMITTED } from '../webhooks/settings';
 import { transition } from './transitions';
 
 /**
@@ -55,7 +56,7 @@ export async function stopForTelegramCredentialChange(
   const eventId = `${agentId}-stopped-${stopped.statusSince.getTime()}`;
   await sendEvent([
     {
-      name: 'customer/event.emitted',
+      name: CUSTOMER_EVENT_EMITTED,
       id: `customer-event-${eventId}`,
       data: {
         customerId,

@@ -29,6 +29,8 @@ export interface WebhookSettings {
 
 /** The event name the delivery function consumes for a stored delivery (see functions/events.ts). */
 export const DELIVERY_REQUESTED = 'webhook/delivery.requested';
+/** The event name that hands a new customer event to the delivery function (see functions/events.ts). */
+export const CUSTOMER_EVENT_EMITTED = 'customer/event.emitted';
 
 export function toWebhookSettings(row: CustomerRow, now: Date): WebhookSettings {
   const expires = row.previousWebhookSecretExpiresAt;

@@ -1,4 +1,9 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
+import {
+  agentStartRequested,
+  agentStopRequested,
+  credentialsValidateRequested,
+} from '../../../functions/events';
 import { getCredentialStatuses } from '../../../lib/credentials';
 import { AppError } from '../../../lib/errors';
 import { awaitValidation, getAgentStatus } from '../../../lib/lifecycle/status';
@@ -148,7 +153,7 @@ export function registerLifecycle(app: OpenAPIHono<AppEnv>) {
     const requestedAt = new Date();
     await c.get('sendEvent')([
       {
-        name: 'agent/credentials.validate-requested',
+        name: credentialsValidateRequested.name,
         data: { agentId: id, customerId },
         id: `validate-${id}-${requestedAt.getTime()}`,
       },
@@ -164,7 +169,7 @@ export function registerLifecycle(app: OpenAPIHono<AppEnv>) {
     if (result.changed) {
       await c.get('sendEvent')([
         {
-          name: 'agent/start.requested',
+          name: agentStartRequested.name,
           data: { agentId: id, customerId },
           id: `start-${id}-${result.agent.statusSince}`,
         },
@@ -179,7 +184,7 @@ export function registerLifecycle(app: OpenAPIHono<AppEnv>) {
     if (result.changed) {
       await c.get('sendEvent')([
         {
-          name: 'agent/stop.requested',
+          name: agentStopRequested.name,
           data: { agentId: id, customerId, reason: 'requested' },
           id: `stop-${id}-${result.agent.statusSince}`,
         },
