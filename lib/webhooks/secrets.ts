@@ -89,12 +89,12 @@ export async function rotateWebhookSecret(
   keyring: Keyring,
   row: CustomerRow,
   options: { graceMs: number; now: Date },
-): Promise<{ secret: string; previousExpiresAt: Date | null }> {
+): Promise<{ secret: string; previousExpiresAt: Date | null; row: CustomerRow }> {
   const secret = generateWebhookSecret();
   const old = readWebhookSecretSlot(keyring, row, 'current');
   const previousExpiresAt =
     old && options.graceMs > 0 ? new Date(options.now.getTime() + options.graceMs) : null;
-  await db
+  const [updated] = await db
     .update(customers)
     .set({
       ...currentSecretColumns(keyring, row.id, secret),
@@ -108,6 +108,8 @@ export async function rotateWebhookSecret(
           }),
       previousWebhookSecretExpiresAt: previousExpiresAt,
     })
-    .where(eq(customers.id, row.id));
-  return { secret, previousExpiresAt };
+    .where(eq(customers.id, row.id))
+    .returning();
+  if (!updated) throw new Error('customer row vanished during rotation');
+  return { secret, previousExpiresAt, row: updated };
 }

@@ -102,7 +102,11 @@ export async function rotateCustomerWebhookSecret(
   return db.transaction(async (tx) => {
     const row = await ownCustomer(tx, customerId, { forUpdate: true });
     const now = new Date();
-    const { secret, previousExpiresAt } = await rotateWebhookSecret(tx, keyring, row, { graceMs, now });
+    const {
+      secret,
+      previousExpiresAt,
+      row: updated,
+    } = await rotateWebhookSecret(tx, keyring, row, { graceMs, now });
     await recordAudit(tx, context, {
       action: 'webhook.rotate_secret',
       targetType: 'customer',
@@ -110,8 +114,6 @@ export async function rotateCustomerWebhookSecret(
       customerId,
       details: { previousExpiresAt: previousExpiresAt?.toISOString() ?? null },
     });
-    const [updated] = await tx.select().from(customers).where(eq(customers.id, customerId));
-    if (!updated) throw new AppError('unauthorized', 'Invalid API key');
     return { webhook: toWebhookSettings(updated, now), secret };
   });
 }
