@@ -11,7 +11,7 @@ import { buildWebhookEvent, type WebhookEventData, type WebhookEventType } from 
 import { signingSecretsOf } from './secrets';
 import { sendWebhookAttempt } from './send';
 
-type DeliveryRow = typeof webhookDeliveries.$inferSelect;
+export type DeliveryRow = typeof webhookDeliveries.$inferSelect;
 type AttemptRow = typeof webhookDeliveryAttempts.$inferSelect;
 
 /** The agent id a `ping` carries: it is about the endpoint, not an agent. */

@@ -9,12 +9,15 @@ import { customers } from '../db/schema';
 import { AppError } from '../errors';
 import type { SendEvent } from '../jobs';
 import {
+  type CustomerEventInput,
   createRedelivery,
   type Delivery,
+  type DeliveryRow,
   PING_AGENT_ID,
   recordCustomerEvent,
   toDelivery,
 } from './deliveries';
+import type { WebhookEventType } from './events';
 import { rotateWebhookSecret } from './secrets';
 import { validateWebhookUrl } from './ssrf';
 
@@ -124,7 +127,7 @@ export async function sendTestPing(
   sendEvent: SendEvent,
   customerId: string,
 ): Promise<Delivery> {
-  const row = await recordCustomerEvent(db, {
+  const row = await emitCustomerEvent(db, sendEvent, {
     customerId,
     type: 'ping',
     agentId: PING_AGENT_ID,
@@ -136,10 +139,29 @@ export async function sendTestPing(
       details: { field: 'url' },
     });
   }
-  await sendEvent([
-    { name: DELIVERY_REQUESTED, id: `delivery-${row.id}`, data: { customerId, deliveryId: row.id } },
-  ]);
   return toDelivery(row);
+}
+
+/**
+ * Stores a customer event as a pending delivery and asks the delivery function to send it; nothing
+ * at all (no row, no job) when the customer has no webhook URL. Idempotent by `eventId`: a retried
+ * caller finds the first row and the same `delivery-<id>` event, which the engine drops.
+ */
+export async function emitCustomerEvent<T extends WebhookEventType>(
+  db: Queryable,
+  sendEvent: SendEvent,
+  input: CustomerEventInput<T>,
+): Promise<DeliveryRow | undefined> {
+  const row = await recordCustomerEvent(db, input);
+  if (!row) return undefined;
+  await sendEvent([
+    {
+      name: DELIVERY_REQUESTED,
+      id: `delivery-${row.id}`,
+      data: { customerId: input.customerId, deliveryId: row.id },
+    },
+  ]);
+  return row;
 }
 
 /** Sends an earlier delivery's event again (same event id and body) to the current URL. */
