@@ -1,4 +1,5 @@
 import { serve } from '@hono/node-server';
+import { sendEventVia } from '../functions/client';
 import { createJobsRuntime, INNGEST_SERVE_PATH } from '../functions/runtime';
 import { boot, onShutdown } from '../lib/boot';
 import { createApp } from './app';
@@ -14,9 +15,7 @@ const { config, logger } = services;
 const runtime = createJobsRuntime(services);
 const app = createApp(services, {
   jobsProbe: () => runtime.health(),
-  sendEvent: async (events) => {
-    await runtime.inngest.send(events);
-  },
+  sendEvent: sendEventVia(runtime.inngest),
   // Inngest (Cloud or self-hosted) calls the serve endpoint over HTTP, signed. The embedded executor
   // calls it in-process and unsigned, so in embedded mode it is not exposed on the network at all.
   extend: (root) => {

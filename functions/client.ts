@@ -1,5 +1,6 @@
 import { Inngest } from 'inngest';
 import type { Config } from '../lib/config';
+import type { SendEvent } from '../lib/jobs';
 import type { Logger } from '../lib/logger';
 
 export interface InngestClientOptions {
@@ -29,3 +30,10 @@ export function createInngestClient(
 }
 
 export type InngestClient = ReturnType<typeof createInngestClient>;
+
+/** The client's `send` as lib's `SendEvent`: lib code sends events without knowing the engine. */
+export function sendEventVia(inngest: InngestClient): SendEvent {
+  return async (events) => {
+    await inngest.send(events);
+  };
+}

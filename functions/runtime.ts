@@ -7,7 +7,7 @@ import { SERVE_ORIGIN } from '../lib/executor/invoke';
 import type { PartHealth } from '../lib/health';
 import type { Services } from '../lib/services';
 import { startTelegramPolling } from '../lib/telegram/poller';
-import { createInngestClient, type InngestClient } from './client';
+import { createInngestClient, type InngestClient, sendEventVia } from './client';
 import { createFunctions, type FunctionDeps } from './index';
 
 /** Path of the Inngest serve endpoint (what Inngest Cloud, a dev server or the executor calls). */
@@ -75,9 +75,7 @@ export function createJobsRuntime(services: Services, options: JobsRuntimeOption
       // Without a public webhook URL, running agents are served by long polling from the worker.
       const poller = config.telegram.webhookBaseUrl
         ? undefined
-        : startTelegramPolling(services, async (events) => {
-            await inngest.send(events);
-          });
+        : startTelegramPolling(services, sendEventVia(inngest));
       if (executor) {
         await executor.start();
         workerHealth = () => executor.health();
