@@ -1,8 +1,9 @@
-import { and, desc, eq, gt, lte, ne, notInArray, or, sql } from 'drizzle-orm';
+import { and, desc, eq, ne, notInArray, or, sql } from 'drizzle-orm';
 import { alias } from 'drizzle-orm/pg-core';
 import type { Queryable } from '../db/client';
 import { telegramChats, telegramMessages } from '../db/schema';
 import type { TelegramChatType } from '../policy/access';
+import { stripBotMention } from '../telegram/updates';
 import { contextWindowFor } from './context-window';
 import { estimateMessageTokens, estimateTextTokens } from './tokens';
 
@@ -22,6 +23,8 @@ export interface ConversationInput {
   model: string;
   maxTokens: number;
   systemPrompt: string;
+  /** The bot's username: its @mentions are removed from earlier group messages, as from the current one. */
+  botUsername?: string | undefined;
   /** Decides whether user turns carry the sender's name; default: the chat row's type, else by the id's sign. */
   chatType?: TelegramChatType | undefined;
   /** At most this many turns, the current one included, whatever the token budget (cost). */
@@ -111,6 +114,12 @@ export async function buildConversation(db: Queryable, input: ConversationInput)
 
   const rowLimit = maxTurns * ROWS_PER_TURN;
   const replyTo = alias(telegramMessages, 'reply_to');
+  /*
+   * Where a row sits in the conversation: an inbound message when it arrived, an answer right after the
+   * message it answers. Messages that queued while an earlier one was being answered arrive before that
+   * answer is written, yet the answer belongs before them, as the user saw it in the chat.
+   */
+  const position = sql<Date>`coalesce(${replyTo.createdAt}, ${telegramMessages.createdAt})`;
   const fetched: HistoryRow[] = await db
     .select(rowColumns)
     .from(telegramMessages)
@@ -120,8 +129,10 @@ export async function buildConversation(db: Queryable, input: ConversationInput)
         eq(telegramMessages.agentId, agentId),
         eq(telegramMessages.chatId, chatId),
         ne(telegramMessages.id, current.id),
-        lte(telegramMessages.createdAt, current.createdAt),
-        chat?.historyResetAt ? gt(telegramMessages.createdAt, chat.historyResetAt) : undefined,
+        sql`${position} <= ${current.createdAt.toISOString()}::timestamptz`,
+        chat?.historyResetAt
+          ? sql`${position} > ${chat.historyResetAt.toISOString()}::timestamptz`
+          : undefined,
         eq(telegramMessages.isCommand, false),
         sql`coalesce(${telegramMessages.text}, '') <> ''`,
         or(
@@ -129,13 +140,17 @@ export async function buildConversation(db: Queryable, input: ConversationInput)
           and(
             eq(telegramMessages.direction, 'outbound'),
             notInArray(telegramMessages.status, ['failed', 'ignored']),
-            // An answer to a command or to an ignored message is not part of the conversation either.
-            sql`(${replyTo.id} is null or (${replyTo.isCommand} = false and ${replyTo.status} <> 'ignored'))`,
+            // An answer to a command, to an ignored message or to the current one (a partial answer
+            // of an earlier attempt) is not part of the conversation either.
+            sql`(${replyTo.id} is null or (${replyTo.isCommand} = false and ${replyTo.status} <> 'ignored' and ${replyTo.id} <> ${current.id}))`,
           ),
         ),
       ),
     )
     .orderBy(
+      desc(position),
+      // At one position the answer comes after its message: newest first, so outbound first.
+      desc(telegramMessages.direction),
       desc(telegramMessages.createdAt),
       sql`${telegramMessages.telegramMessageId} desc nulls last`,
       desc(telegramMessages.id),
@@ -147,6 +162,7 @@ export async function buildConversation(db: Queryable, input: ConversationInput)
     .filter(
       (row) =>
         !(
+          row.direction === 'inbound' &&
           row.createdAt.getTime() === current.createdAt.getTime() &&
           row.telegramMessageId !== null &&
           current.telegramMessageId !== null &&
@@ -168,7 +184,7 @@ export async function buildConversation(db: Queryable, input: ConversationInput)
   for (const row of rows) {
     const message: ConversationMessage =
       row.direction === 'inbound'
-        ? { role: 'user', content: userText(row, row.text ?? '', named) }
+        ? { role: 'user', content: userText(row, withoutMention(row.text ?? '', input.botUsername), named) }
         : { role: 'assistant', content: row.text ?? '' };
     const cost = estimateMessageTokens(message.content);
     if (used + cost > budget) {
@@ -199,6 +215,12 @@ function mergeTurns(messages: ConversationMessage[]): ConversationMessage[] {
     else turns.push({ ...message });
   }
   return turns;
+}
+
+function withoutMention(text: string, botUsername: string | undefined): string {
+  if (!botUsername) return text;
+  const stripped = stripBotMention(text, botUsername);
+  return stripped === '' ? text : stripped;
 }
 
 function userText(row: HistoryRow, text: string, named: boolean): string {
