@@ -1,5 +1,6 @@
 import { eventType } from 'inngest';
 import { z } from 'zod';
+import { PAIRING_APPROVED } from '../lib/pairing/notify';
 import { UPDATE_RECEIVED } from '../lib/telegram/ingress';
 import { WebhookEventTypeSchema } from '../lib/webhooks/events';
 import { CUSTOMER_EVENT_EMITTED, DELIVERY_REQUESTED } from '../lib/webhooks/settings';
@@ -50,5 +51,12 @@ export const telegramUpdateReceived = eventType(UPDATE_RECEIVED, {
     messageId: z.uuid(),
     chatId: z.number().int(),
     updateId: z.number().int(),
+    /** `<agentId>:<chatId>`: the reply function's concurrency key. */
+    chatKey: z.string().min(1),
   }),
+});
+
+/** A customer approved a pairing code: tell the Telegram user they now have access. */
+export const pairingApproved = eventType(PAIRING_APPROVED, {
+  schema: z.object({ agentId: z.uuid(), customerId: z.uuid(), pairingRequestId: z.uuid() }),
 });

@@ -2,10 +2,14 @@ import type { InngestFunction } from 'inngest';
 import type { Services } from '../lib/services';
 import type { InngestClient } from './client';
 import { deliverWebhook } from './deliver-webhook';
+import { expirePairingRequestsFunction } from './expire-pairing-requests';
+import { notifyPairingApprovedFunction } from './notify-pairing-approved';
 import { reconcileWebhooks } from './reconcile-webhooks';
+import { replyToMessage } from './reply-to-message';
 import { revalidateCredentials } from './revalidate-credentials';
 import { startAgent } from './start-agent';
 import { stopAgent } from './stop-agent';
+import { sweepTelegramOutboxFunction } from './sweep-telegram-outbox';
 import { validateCredentials } from './validate-credentials';
 
 export interface FunctionDeps {
@@ -22,5 +26,9 @@ export function createFunctions(deps: FunctionDeps): InngestFunction.Any[] {
     stopAgent(deps),
     reconcileWebhooks(deps),
     revalidateCredentials(deps),
+    replyToMessage(deps),
+    sweepTelegramOutboxFunction(deps),
+    notifyPairingApprovedFunction(deps),
+    expirePairingRequestsFunction(deps),
   ];
 }

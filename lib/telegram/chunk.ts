@@ -95,6 +95,8 @@ export interface TelegramChunk {
   html: string;
   /** The same chunk without formatting, for the fallback when Telegram rejects the entities. */
   plain: string;
+  /** The Markdown this chunk was formatted from: what the conversation history stores. */
+  markdown: string;
 }
 
 /** Formats a Claude answer into Telegram messages, each within the limit once parsed. */
@@ -105,12 +107,14 @@ export function formatForTelegram(markdown: string, limit = TELEGRAM_MESSAGE_LIM
     const plain = markdownToPlainText(source);
     const visible = Math.max(telegramHtmlVisibleText(html).length, plain.length);
     if (visible <= limit) {
-      if (html.trim() !== '') out.push({ html, plain });
+      if (html.trim() !== '') out.push({ html, plain, markdown: source });
       return;
     }
     if (depth >= 3) {
       // Formatting keeps growing past the limit (pathological input): send it unformatted, cut to fit.
-      for (const piece of splitText(plain, limit)) out.push({ html: escapeHtml(piece), plain: piece });
+      for (const piece of splitText(plain, limit)) {
+        out.push({ html: escapeHtml(piece), plain: piece, markdown: piece });
+      }
       return;
     }
     const smaller = Math.max(sourceLimit - (visible - limit) - 64, 256);

@@ -1,12 +1,34 @@
 import { eq, sql } from 'drizzle-orm';
 import type { Database } from '../db/client';
 import { agents, telegramChats, telegramMessages } from '../db/schema';
-import type { SendEvent } from '../jobs';
+import type { JobEvent, SendEvent } from '../jobs';
 import type { Logger } from '../logger';
 import { parseCommand, TelegramUpdateSchema, updateMessage } from './updates';
 
 /** The event the reply pipeline consumes for each stored update (functions/events.ts declares it). */
 export const UPDATE_RECEIVED = 'telegram/update.received';
+
+export interface StoredUpdateRef {
+  agentId: string;
+  customerId: string;
+  /** telegram_messages.id of the stored inbound message. */
+  messageId: string;
+  chatId: number;
+  updateId: number;
+}
+
+/**
+ * The event for one stored update, built the same way by ingress and by the outbox sweeper: its id
+ * `<agentId>:<update_id>` makes the engine drop a second copy. `chatKey` is the reply function's
+ * concurrency key (one run at a time per agent and chat), a plain path in the CEL subset.
+ */
+export function updateReceivedEvent(ref: StoredUpdateRef): JobEvent {
+  return {
+    name: UPDATE_RECEIVED,
+    id: `${ref.agentId}:${ref.updateId}`,
+    data: { ...ref, chatKey: `${ref.agentId}:${ref.chatId}` },
+  };
+}
 
 export type IngestOutcome =
   | { result: 'stored'; messageId: string; eventSent: boolean }
@@ -76,17 +98,13 @@ export async function ingestTelegramUpdate(
 
   try {
     await sendEvent([
-      {
-        name: UPDATE_RECEIVED,
-        id: `${agent.id}:${update.update_id}`,
-        data: {
-          agentId: agent.id,
-          customerId: agent.customerId,
-          messageId: stored.id,
-          chatId: message.chat.id,
-          updateId: update.update_id,
-        },
-      },
+      updateReceivedEvent({
+        agentId: agent.id,
+        customerId: agent.customerId,
+        messageId: stored.id,
+        chatId: message.chat.id,
+        updateId: update.update_id,
+      }),
     ]);
   } catch (error) {
     logger.error(

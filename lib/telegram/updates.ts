@@ -35,6 +35,8 @@ export type MessageEntity = z.infer<typeof MessageEntitySchema>;
 const BaseMessageSchema = z.looseObject({
   message_id: z.number().int(),
   message_thread_id: z.number().int().optional(),
+  /** True when the message belongs to a forum topic: only then is a reply sent into the thread. */
+  is_topic_message: z.boolean().optional(),
   from: TelegramUserSchema.optional(),
   chat: TelegramChatSchema,
   date: z.number().int(),

@@ -16,6 +16,13 @@ const AGENT_ROUTES: [string, string, unknown][] = [
   ['DELETE', '/credentials/telegram', undefined],
   ['PUT', '/credentials/claude', { apiKey: CLAUDE_KEY }],
   ['DELETE', '/credentials/claude', undefined],
+  ['POST', '/credentials/validate', undefined],
+  ['POST', '/start', undefined],
+  ['POST', '/stop', undefined],
+  ['GET', '/status', undefined],
+  ['GET', '/pairing-requests', undefined],
+  ['POST', '/pairing-requests/ABCDEFGH/approve', undefined],
+  ['POST', '/pairing-requests/ABCDEFGH/reject', undefined],
 ];
 
 describe.each(databaseTargets())('tenant isolation on %s', (target) => {

@@ -3,56 +3,18 @@ import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type App, createApp } from '../../api/app';
 import { createFunctions } from '../../functions/index';
-import { createAgent } from '../../lib/agents';
-import { readCredentialSecret, setCredential } from '../../lib/credentials';
-import { createCustomer } from '../../lib/customers';
-import { agents, credentials, telegramMessages } from '../../lib/db/schema';
+import { readCredentialSecret } from '../../lib/credentials';
+import { agents, telegramMessages } from '../../lib/db/schema';
 import { listEvents } from '../../lib/executor/admin';
 import { startTelegramPolling } from '../../lib/telegram/poller';
+import { createRunningAgent } from '../support/agents';
 import { databaseTargets } from '../support/db';
 import { createExecutorHarness, type ExecutorHarness } from '../support/executor';
 import { buildUpdate, type FakeTelegram, startFakeTelegram } from '../support/fake-telegram';
 
-const system = { actor: { type: 'system' as const }, requestId: undefined, ip: undefined };
-let bots = 0;
-
 /** A customer with a running agent whose credentials are already valid (validation is tested elsewhere). */
-async function runningAgent(harness: ExecutorHarness, telegram: FakeTelegram) {
-  bots += 1;
-  const botId = 900000 + bots;
-  const token = `${botId}:AAE${'w'.repeat(31)}${String(bots).padStart(3, '0')}`;
-  telegram.addBot(token, { id: botId, first_name: 'Bot', username: `ingress_${bots}_bot` });
-  const { db, keyring, models } = harness.services;
-  const { customer } = await createCustomer(db, system, keyring, { name: 'ingress', plan: 'pro' } as never);
-  const agent = await createAgent(db, system, customer.id, models, { name: 'bot' } as never);
-  await setCredential(db, system, keyring, {
-    customerId: customer.id,
-    agentId: agent.id,
-    kind: 'telegram',
-    secret: token,
-  });
-  await setCredential(db, system, keyring, {
-    customerId: customer.id,
-    agentId: agent.id,
-    kind: 'claude',
-    secret: `sk-ant-api03-${'c'.repeat(30)}`,
-  });
-  await db
-    .update(credentials)
-    .set({ validationStatus: 'valid', validatedAt: new Date() })
-    .where(eq(credentials.agentId, agent.id));
-  await db.update(agents).set({ telegramBotId: botId }).where(eq(agents.id, agent.id));
-  await db.update(agents).set({ status: 'starting' }).where(eq(agents.id, agent.id));
-  await harness.send({
-    name: 'agent/start.requested',
-    data: { agentId: agent.id, customerId: customer.id },
-    id: `start-${agent.id}`,
-  });
-  await harness.settle();
-  const [row] = await db.select().from(agents).where(eq(agents.id, agent.id));
-  expect(row?.status).toBe('running');
-  return { agentId: agent.id, customerId: customer.id, token, delivery: row?.telegramDelivery };
-}
+const runningAgent = (harness: ExecutorHarness, telegram: FakeTelegram) =>
+  createRunningAgent(harness, telegram, undefined);
 
 const storedFor = (harness: ExecutorHarness, agentId: string) =>
   harness.services.db.select().from(telegramMessages).where(eq(telegramMessages.agentId, agentId));

@@ -109,6 +109,9 @@ export class FakeAnthropic {
   private replies = new Map<string | undefined, ReplyFn>();
   private readonly scripted: Scripted[] = [];
   private delayMs = 0;
+  private inFlight = 0;
+  /** The most requests that were being answered at once (with a delay set, overlapping calls show here). */
+  maxInFlight = 0;
   private down = false;
   private readonly cachedPrefixes = new Set<string>();
   private readonly sockets = new Set<Socket>();
@@ -233,8 +236,24 @@ export class FakeAnthropic {
       }
     }
     this.record(req, url, apiKey, headers, body);
-    if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
+    this.inFlight += 1;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    try {
+      if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
+      this.answer(req, res, url, apiKey, headers, body);
+    } finally {
+      this.inFlight -= 1;
+    }
+  }
 
+  private answer(
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: URL,
+    apiKey: string | undefined,
+    headers: Record<string, string>,
+    body: MessagesRequest | undefined,
+  ): void {
     if (!apiKey || !this.validKeys.has(apiKey)) {
       this.sendError(
         res,

@@ -57,6 +57,8 @@ interface Failure {
   method: string;
   token: string | undefined;
   remaining: number;
+  /** Matching calls that still succeed before the failures start. */
+  skip: number;
   error: TelegramErrorSpec;
 }
 
@@ -371,6 +373,7 @@ export class FakeTelegram {
   private readonly failures: Failure[] = [];
   private readonly delays = new Map<string, number>();
   private down: false | 'reset' | '502' = false;
+  private readonly webhookRoutes = new Map<string, string>();
   private readonly sockets = new Set<Socket>();
   private server: Server | undefined;
   private port = 0;
@@ -424,9 +427,12 @@ export class FakeTelegram {
     this.bots.delete(token);
   }
 
-  /** The next `count` calls of `method` (for `token`, or any token) fail with `error`. */
-  failNext(method: string, count: number, error: TelegramErrorSpec, token?: string): void {
-    this.failures.push({ method, token, remaining: count, error });
+  /**
+   * The next `count` calls of `method` (for `token`, or any token) fail with `error`; with `after`,
+   * only once that many matching calls have succeeded first.
+   */
+  failNext(method: string, count: number, error: TelegramErrorSpec, token?: string, after = 0): void {
+    this.failures.push({ method, token, remaining: count, skip: after, error });
   }
 
   /** Every call of `method` ('*' for all) waits `ms` before answering. 0 removes the delay. */
@@ -443,6 +449,20 @@ export class FakeTelegram {
 
   callsOf(method: string, token?: string): RecordedCall[] {
     return this.calls.filter((c) => c.method === method && (token === undefined || c.token === token));
+  }
+
+  /**
+   * Stands in for DNS and TLS: webhook deliveries to a URL under `publicBase` (what the platform must
+   * register: an https URL) go to the same path under `loopbackBase` (the app under test on 127.0.0.1).
+   */
+  routeWebhooks(publicBase: string, loopbackBase: string): void {
+    this.webhookRoutes.set(publicBase.replace(/\/+$/, ''), loopbackBase.replace(/\/+$/, ''));
+  }
+
+  private routed(url: string): string {
+    for (const [from, to] of this.webhookRoutes)
+      if (url.startsWith(`${from}/`)) return to + url.slice(from.length);
+    return url;
   }
 
   webhookOf(token: string): WebhookState | undefined {
@@ -470,7 +490,7 @@ export class FakeTelegram {
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (hook.secretToken) headers['x-telegram-bot-api-secret-token'] = hook.secretToken;
     try {
-      const res = await fetch(hook.url, {
+      const res = await fetch(this.routed(hook.url), {
         method: 'POST',
         headers,
         body: JSON.stringify(update),
@@ -548,7 +568,8 @@ export class FakeTelegram {
     const failure = this.failures.find(
       (f) => f.remaining > 0 && (f.method === method || f.method === '*') && (!f.token || f.token === token),
     );
-    if (failure) {
+    if (failure && failure.skip > 0) failure.skip--;
+    else if (failure) {
       failure.remaining--;
       this.sendError(res, failure.error);
       return;

@@ -228,6 +228,11 @@ export const telegramMessages = pgTable(
     cacheReadTokens: integer('cache_read_tokens'),
     model: text('model'),
     isCommand: boolean('is_command').notNull().default(false),
+    /**
+     * Inbound: the reply run that claimed the message (status `processing`). The same run may claim it
+     * again after a crash that lost its step result; another run (a duplicate, a replay) may not.
+     */
+    replyRunId: text('reply_run_id'),
     createdAt: createdAt(),
   },
   (t) => [

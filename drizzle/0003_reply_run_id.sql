@@ -1,0 +1,1 @@
+ALTER TABLE "telegram_messages" ADD COLUMN "reply_run_id" text;

@@ -1,0 +1,181 @@
+import { NonRetriableError, RetryAfterError } from 'inngest';
+import type { ClaudeErrorKind } from '../lib/claude/errors';
+import { generateAnswer } from '../lib/reply/answer';
+import { decideInbound } from '../lib/reply/decide';
+import { replyFailureNotice } from '../lib/reply/failure';
+import { failReply, finishReply } from '../lib/reply/finish';
+import { agentTelegramApi, type ChunkResult, sendReplyChunk } from '../lib/reply/send';
+import { formatForTelegram } from '../lib/telegram/chunk';
+import { withTyping } from '../lib/telegram/typing';
+import { sendEventVia } from './client';
+import { telegramUpdateReceived } from './events';
+import type { FunctionDeps } from './index';
+
+/** A chunk's send as the engine should see it: sent or blocked are results, the rest are errors. */
+function settleChunk(result: ChunkResult) {
+  switch (result.status) {
+    case 'sent':
+    case 'blocked':
+      return result;
+    case 'retry_after':
+      throw new RetryAfterError('Telegram asked to slow down (429)', result.seconds * 1000);
+    case 'retryable':
+      throw new Error(`Telegram could not take the message: ${result.description}`);
+    case 'failed':
+      throw new NonRetriableError(`telegram_send_failed: ${result.description}`);
+  }
+}
+
+/** A failed Claude call as the engine should see it (the code before the colon reaches agent.error). */
+function claudeError(error: ClaudeErrorKind): Error {
+  switch (error.kind) {
+    case 'retry_after':
+      return new RetryAfterError(`Anthropic answered ${error.status}`, error.seconds * 1000);
+    case 'retryable':
+      return new Error(`Anthropic could not answer: ${error.message}`);
+    case 'invalid_credential':
+      return new NonRetriableError(
+        `claude_credential_invalid: Anthropic rejected the agent's API key (${error.status})`,
+      );
+    case 'model_unavailable':
+      return new NonRetriableError(`claude_model_unavailable: ${error.message}`);
+    case 'bad_request':
+      return new NonRetriableError(`claude_request_rejected: ${error.message}`);
+    case 'fatal':
+      return new Error(`Claude call failed: ${error.message}`);
+  }
+}
+
+/**
+ * Answers one Telegram message: decide (policy, pairing, commands, budget, quota), ask Claude with
+ * "typing…" shown, send the answer one step per chunk (a retry never re-sends a chunk that went out),
+ * then record it and tell the customer. One run at a time per agent and chat, so a chat's answers go
+ * out in the order its messages came; different chats run in parallel. When every retry is spent the
+ * user gets one apology and the customer `agent.error`.
+ */
+export function replyToMessage({ inngest, services }: FunctionDeps) {
+  const { db, keyring, config } = services;
+  const sendEvent = sendEventVia(inngest);
+  const sendDeps = { db, keyring, telegramApiRoot: config.telegram.apiRoot };
+  return inngest.createFunction(
+    {
+      id: 'reply-to-message',
+      triggers: [telegramUpdateReceived],
+      concurrency: { key: 'event.data.chatKey', limit: 1 },
+      retries: 5,
+      onFailure: async ({ event, error, step }) => {
+        const data = telegramUpdateReceived.schema.parse(event.data.event.data);
+        await step.run('fail-reply', () =>
+          failReply(
+            { ...sendDeps, sendEvent },
+            {
+              ref: data,
+              runId: event.data.run_id,
+              error: replyFailureNotice(error.message),
+              now: new Date(),
+            },
+          ),
+        );
+      },
+    },
+    async ({ event, step, runId }) => {
+      const data = telegramUpdateReceived.schema.parse(event.data);
+      const ref = {
+        agentId: data.agentId,
+        customerId: data.customerId,
+        messageId: data.messageId,
+        chatId: data.chatId,
+      };
+
+      const decision = await step.run('decide', () =>
+        decideInbound({ db, messageLimiter: services.limits.messages }, ref, runId, new Date()),
+      );
+      if (decision.action === 'skip') return { outcome: 'skipped', reason: decision.reason };
+
+      if (decision.action === 'notice') {
+        const sent = await step.run('send-notice', async () =>
+          settleChunk(
+            await sendReplyChunk(sendDeps, {
+              ref,
+              target: decision.target,
+              chunk: { plain: decision.text, markdown: decision.text },
+              first: true,
+            }),
+          ),
+        );
+        await step.run('finish', () =>
+          finishReply(
+            { db, sendEvent },
+            {
+              ref,
+              runId,
+              settle: decision.settle,
+              outboundIds: sent.status === 'sent' ? [sent.outboundId] : [],
+              agentError: decision.agentError,
+              now: new Date(),
+            },
+          ),
+        );
+        return { outcome: decision.kind, delivered: sent.status === 'sent' };
+      }
+
+      const { target } = decision;
+      const answer = await step.run('call-claude', async () => {
+        const work = generateAnswer({ db, keyring, anthropicBaseUrl: config.anthropic.baseUrl }, ref, {
+          text: decision.text,
+          chatType: decision.chatType,
+        });
+        const api = await agentTelegramApi(sendDeps, ref.agentId);
+        const typing =
+          target.messageThreadId === undefined ? {} : { messageThreadId: target.messageThreadId };
+        const result = api ? await withTyping(api, target.chatId, work, typing) : await work;
+        if (!result.ok) throw claudeError(result.error);
+        return result.answer;
+      });
+
+      const usage = {
+        model: answer.model,
+        inputTokens: answer.inputTokens,
+        outputTokens: answer.outputTokens,
+        cacheReadTokens: answer.cacheReadTokens,
+      };
+      const chunks = formatForTelegram(answer.text);
+      const outboundIds: string[] = [];
+      let blocked = false;
+      for (const [index, chunk] of chunks.entries()) {
+        const sent = await step.run(`send-chunk-${index}`, async () =>
+          settleChunk(
+            await sendReplyChunk(sendDeps, {
+              ref,
+              target,
+              chunk,
+              first: index === 0,
+              usage: index === 0 ? usage : undefined,
+            }),
+          ),
+        );
+        if (sent.status === 'blocked') {
+          blocked = true;
+          break;
+        }
+        outboundIds.push(sent.outboundId);
+      }
+
+      const { latencyMs } = await step.run('finish', () =>
+        finishReply(
+          { db, sendEvent },
+          {
+            ref,
+            runId,
+            settle: outboundIds.length > 0 ? 'answered' : 'failed',
+            outboundIds,
+            usage,
+            undelivered: answer.text,
+            now: new Date(),
+          },
+        ),
+      );
+      return { outcome: blocked ? 'blocked' : 'answered', chunks: outboundIds.length, latencyMs };
+    },
+  );
+}

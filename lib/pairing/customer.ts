@@ -1,0 +1,65 @@
+import type { RequestContext } from '../actor';
+import { getOwnAgent } from '../agents';
+import { recordAudit } from '../audit';
+import type { Database } from '../db/client';
+import type { AppError } from '../errors';
+import { type CursorPage, decodeCursor, pageOf } from '../pagination';
+import type { PairingRequestView } from '../schemas/pairing';
+import { approvePairing, pairingDecisionError, rejectPairing } from './decide';
+import { listPairingRequests, type PairingRequest, type PairingStatus } from './requests';
+
+export function toPairingRequestView(row: PairingRequest): PairingRequestView {
+  return {
+    id: row.id,
+    code: row.code,
+    status: row.status,
+    telegramUserId: row.telegramUserId,
+    username: row.username,
+    firstName: row.firstName,
+    chatId: row.chatId,
+    expiresAt: row.expiresAt.toISOString(),
+    decidedAt: row.decidedAt?.toISOString() ?? null,
+    createdAt: row.createdAt.toISOString(),
+  };
+}
+
+/** One of the customer's agents' pairing requests, newest first (404 for another tenant's agent). */
+export async function listOwnPairingRequests(
+  db: Database,
+  customerId: string,
+  agentId: string,
+  query: { limit: number; cursor?: string | undefined; status?: PairingStatus | undefined },
+): Promise<CursorPage<PairingRequestView>> {
+  await getOwnAgent(db, customerId, agentId);
+  const rows = await listPairingRequests(db, agentId, {
+    status: query.status,
+    limit: query.limit + 1,
+    before: query.cursor ? decodeCursor(query.cursor) : undefined,
+  });
+  return pageOf(rows, query.limit, toPairingRequestView);
+}
+
+/**
+ * Approves or rejects a pending code of the customer's agent, audited. Approval adds the sender's
+ * numeric id to `telegramAllowFrom`. An unknown, expired or already decided code is a 404 that says which.
+ */
+export async function decideOwnPairingRequest(
+  db: Database,
+  context: RequestContext,
+  input: { customerId: string; agentId: string; code: string; decision: 'approve' | 'reject'; now: Date },
+): Promise<PairingRequest> {
+  await getOwnAgent(db, input.customerId, input.agentId);
+  const decide = input.decision === 'approve' ? approvePairing : rejectPairing;
+  const result = await decide(db, { agentId: input.agentId, code: input.code, now: input.now });
+  if (result.status !== 'approved' && result.status !== 'rejected') {
+    throw pairingDecisionError(result) as AppError;
+  }
+  await recordAudit(db, context, {
+    action: `pairing.${input.decision}`,
+    targetType: 'pairing_request',
+    targetId: result.request.id,
+    customerId: input.customerId,
+    details: { agentId: input.agentId, telegramUserId: result.request.telegramUserId },
+  });
+  return result.request;
+}

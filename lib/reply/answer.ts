@@ -1,0 +1,105 @@
+import { and, eq } from 'drizzle-orm';
+import { createClaudeClient } from '../claude/client';
+import { type ClaudeErrorKind, classifyClaudeError } from '../claude/errors';
+import { generateReply } from '../claude/reply';
+import { buildConversation } from '../conversation/history';
+import { readCredentialSecret } from '../credentials';
+import type { Keyring } from '../crypto';
+import type { Database } from '../db/client';
+import { agents, credentials } from '../db/schema';
+import type { TelegramChatType } from '../policy/access';
+import type { InboundRef } from './types';
+
+export interface AnswerDeps {
+  db: Database;
+  keyring: Keyring;
+  anthropicBaseUrl: string;
+  /** Per-request timeout of the Claude call (default 120 s). */
+  timeoutMs?: number | undefined;
+}
+
+export interface Answer {
+  text: string;
+  model: string;
+  inputTokens: number;
+  outputTokens: number;
+  cacheReadTokens: number;
+  stopReason: string | null;
+}
+
+export type AnswerResult = { ok: true; answer: Answer } | { ok: false; error: ClaudeErrorKind };
+
+/** What the user reads when Claude answers with no text at all (a refusal, say): never silence. */
+export const EMPTY_ANSWER_TEXT = "Sorry, I don't have an answer to that.";
+
+/**
+ * Asks Claude for the answer to one inbound message: the agent's model, maxTokens, temperature and
+ * system prompt, its decrypted key, and the chat's history within the model's context. Errors come back
+ * classified (retry after, retry, invalid credential...) for the caller's retry policy; an invalid key
+ * is also recorded on the credential, so the customer sees it in GET /agents/:id/credentials.
+ */
+export async function generateAnswer(
+  deps: AnswerDeps,
+  ref: InboundRef,
+  input: { text: string; chatType: TelegramChatType },
+): Promise<AnswerResult> {
+  const [agent] = await deps.db.select().from(agents).where(eq(agents.id, ref.agentId));
+  if (!agent) return { ok: false, error: { kind: 'fatal', message: 'the agent was deleted' } };
+  const key = await readCredentialSecret(deps.db, deps.keyring, ref.agentId, 'claude');
+  if (!key) return { ok: false, error: { kind: 'invalid_credential', status: 401 } };
+
+  const conversation = await buildConversation(deps.db, {
+    agentId: ref.agentId,
+    chatId: ref.chatId,
+    currentMessageId: ref.messageId,
+    currentText: input.text,
+    chatType: input.chatType,
+    botUsername: agent.telegramBotUsername ?? agent.botUsername ?? undefined,
+    model: agent.model,
+    maxTokens: agent.maxTokens,
+    systemPrompt: agent.systemPrompt,
+  });
+  try {
+    const reply = await generateReply({
+      client: createClaudeClient(key, { baseURL: deps.anthropicBaseUrl, timeoutMs: deps.timeoutMs }),
+      model: agent.model,
+      system: agent.systemPrompt,
+      messages: conversation.messages,
+      maxTokens: agent.maxTokens,
+      temperature: agent.temperature,
+    });
+    return {
+      ok: true,
+      answer: {
+        text: reply.text === '' ? EMPTY_ANSWER_TEXT : reply.text,
+        model: agent.model,
+        inputTokens: reply.inputTokens,
+        outputTokens: reply.outputTokens,
+        cacheReadTokens: reply.cacheReadTokens,
+        stopReason: reply.stopReason,
+      },
+    };
+  } catch (error) {
+    const kind = classifyClaudeError(error);
+    if (kind.kind === 'invalid_credential') {
+      await markClaudeCredentialInvalid(
+        deps.db,
+        ref.agentId,
+        `Anthropic rejected the API key (${kind.status})`,
+      );
+    }
+    return { ok: false, error: kind };
+  }
+}
+
+/** Records that Anthropic refused the agent's key, as a failed validation would. */
+export async function markClaudeCredentialInvalid(
+  db: Database,
+  agentId: string,
+  reason: string,
+): Promise<void> {
+  await db
+    .update(credentials)
+    .set({ validationStatus: 'invalid', validationReason: reason, validatedAt: new Date() })
+    .where(and(eq(credentials.agentId, agentId), eq(credentials.kind, 'claude')));
+}

@@ -1,0 +1,205 @@
+import { and, eq, inArray, or } from 'drizzle-orm';
+import { commandText } from '../conversation/commands';
+import { resetConversation } from '../conversation/history';
+import type { Database } from '../db/client';
+import { agents, customers, telegramMessages } from '../db/schema';
+import { pairingCodeMessage, pairingLimitMessage, requestPairing } from '../pairing';
+import { decideAccess } from '../policy/access';
+import type { RateLimiter } from '../ratelimit/limiter';
+import { checkMessageQuota, checkTokenBudget, QUOTA_NOTICE, TOKEN_BUDGET_NOTICE } from '../ratelimit/quota';
+import {
+  isAddressedToBot,
+  parseCommand,
+  stripBotMention,
+  type TelegramMessage,
+  TelegramUpdateSchema,
+  updateMessage,
+} from '../telegram/updates';
+import type { InboundDecision, InboundRef, ReplyTarget, SkipReason } from './types';
+
+export interface DecideDeps {
+  db: Database;
+  messageLimiter: RateLimiter;
+  /** Pairing codes (default: random); tests hand in a fixed sequence. */
+  generatePairingCode?: (() => string) | undefined;
+}
+
+/**
+ * Decides what one stored inbound message gets: nothing, a fixed notice, or a Claude answer. In order:
+ * claim the message for this run (a duplicate or replayed run of an answered message stops here), the
+ * agent must be running and its customer active, edits and bots' messages are not answered, the access
+ * policy (pairing hands out a code), the bot's commands, the daily token budget, then the message
+ * quota, which counts the message: the caller runs this once per message (one step).
+ */
+export async function decideInbound(
+  deps: DecideDeps,
+  ref: InboundRef,
+  runId: string,
+  now: Date,
+): Promise<InboundDecision> {
+  const { db } = deps;
+  const [claimed] = await db
+    .update(telegramMessages)
+    .set({ status: 'processing', replyRunId: runId })
+    .where(
+      and(
+        eq(telegramMessages.id, ref.messageId),
+        eq(telegramMessages.agentId, ref.agentId),
+        eq(telegramMessages.direction, 'inbound'),
+        or(
+          inArray(telegramMessages.status, ['received', 'failed']),
+          and(eq(telegramMessages.status, 'processing'), eq(telegramMessages.replyRunId, runId)),
+        ),
+      ),
+    )
+    .returning();
+  if (!claimed) return { action: 'skip', reason: 'already_handled' };
+
+  const skip = async (reason: SkipReason): Promise<InboundDecision> => {
+    await settleInbound(db, ref.messageId, 'ignored');
+    return { action: 'skip', reason };
+  };
+
+  const [row] = await db
+    .select({ agent: agents, customerStatus: customers.status })
+    .from(agents)
+    .innerJoin(customers, eq(customers.id, agents.customerId))
+    .where(eq(agents.id, ref.agentId));
+  if (row?.agent.status !== 'running') return skip('agent_not_running');
+  if (row.customerStatus !== 'active') return skip('customer_suspended');
+  const { agent } = row;
+
+  const parsed = TelegramUpdateSchema.safeParse(claimed.update);
+  const found = parsed.success ? updateMessage(parsed.data) : undefined;
+  if (!found) return skip('no_text');
+  if (found.edited) return skip('edited');
+  const { message } = found;
+  const sender = message.from;
+  if (!sender) return skip('no_sender');
+  if (sender.is_bot) return skip('from_bot');
+
+  const botUsername = agent.telegramBotUsername ?? agent.botUsername ?? '';
+  const bot = { id: agent.telegramBotId ?? 0, username: botUsername };
+  const chatType = message.chat.type;
+  const group = chatType === 'group' || chatType === 'supergroup';
+  const target = replyTargetOf(message);
+
+  const access = decideAccess(agent, {
+    chatType,
+    senderId: sender.id,
+    senderUsername: sender.username,
+    addressedToBot: botUsername !== '' && isAddressedToBot(message, bot),
+  });
+  if (access.action === 'ignore') return skip(access.reason);
+  if (access.action === 'pairing') {
+    const pairing = await requestPairing(db, {
+      agentId: agent.id,
+      telegramUserId: sender.id,
+      username: sender.username,
+      firstName: sender.first_name,
+      chatId: message.chat.id,
+      now,
+      generateCode: deps.generatePairingCode,
+    });
+    const text =
+      pairing.status === 'limit_reached'
+        ? pairingLimitMessage(agent.name)
+        : pairingCodeMessage({
+            agentName: agent.name,
+            code: pairing.code,
+            telegramUserId: sender.id,
+            expiresAt: pairing.expiresAt,
+            now,
+          });
+    return { action: 'notice', kind: 'pairing', target, text, settle: 'ignored' };
+  }
+
+  const text = message.text ?? message.caption ?? '';
+  const command = parseCommand(text, botUsername || undefined);
+  if (command) {
+    if (command.command === 'reset' || command.command === 'new') {
+      // From the command's own arrival: messages sent after it (and still queued) stay in the history.
+      await resetConversation(db, agent.id, message.chat.id, claimed.createdAt, chatType);
+    }
+    return {
+      action: 'notice',
+      kind: 'command',
+      target,
+      text: commandText(command.command, agent.name),
+      settle: 'answered',
+    };
+  }
+  if (text.trim() === '') return skip('no_text');
+
+  const budget = await checkTokenBudget(db, {
+    agentId: agent.id,
+    chatId: message.chat.id,
+    dailyTokenBudget: agent.dailyTokenBudget,
+    now,
+  });
+  if (!budget.allowed) {
+    const agentError = {
+      code: 'token_budget_exceeded',
+      message: `The agent used its daily token budget (${budget.used} of ${budget.budget} tokens); it answers again after 00:00 UTC.`,
+    };
+    if (!budget.notify) return skip('token_budget_exceeded');
+    return {
+      action: 'notice',
+      kind: 'token_budget',
+      target,
+      text: TOKEN_BUDGET_NOTICE,
+      settle: 'ignored',
+      agentError,
+    };
+  }
+
+  const quota = await checkMessageQuota(db, deps.messageLimiter, {
+    customerId: ref.customerId,
+    agentId: agent.id,
+    chatId: message.chat.id,
+    now,
+  });
+  if (!quota.allowed) {
+    if (!quota.notify) return skip('quota_exceeded');
+    return {
+      action: 'notice',
+      kind: 'quota',
+      target,
+      text: QUOTA_NOTICE,
+      settle: 'ignored',
+      agentError: {
+        code: 'quota_exceeded',
+        message: `The customer's ${quota.limit} messages for today are used up; answers resume after 00:00 UTC.`,
+      },
+    };
+  }
+
+  const stripped = group && botUsername ? stripBotMention(text, botUsername) : text;
+  return { action: 'answer', target, text: stripped.trim() === '' ? text : stripped, chatType };
+}
+
+/** The inbound message's final status (answered, ignored or failed): it leaves `processing`. */
+export async function settleInbound(
+  db: Database,
+  messageId: string,
+  status: 'answered' | 'ignored' | 'failed',
+): Promise<void> {
+  await db.update(telegramMessages).set({ status }).where(eq(telegramMessages.id, messageId));
+}
+
+/** Where the answer to `message` goes: its chat; in groups as a reply to it; in its forum topic. */
+export function replyTargetOf(message: TelegramMessage): ReplyTarget {
+  const group = message.chat.type === 'group' || message.chat.type === 'supergroup';
+  return {
+    chatId: message.chat.id,
+    replyToMessageId: group ? message.message_id : undefined,
+    messageThreadId: message.is_topic_message ? message.message_thread_id : undefined,
+  };
+}
+
+/** `replyTargetOf` for a stored raw update; undefined when it holds no message. */
+export function replyTargetOfUpdate(raw: unknown): ReplyTarget | undefined {
+  const parsed = TelegramUpdateSchema.safeParse(raw);
+  const found = parsed.success ? updateMessage(parsed.data) : undefined;
+  return found ? replyTargetOf(found.message) : undefined;
+}

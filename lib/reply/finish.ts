@@ -1,0 +1,153 @@
+import { and, eq, or } from 'drizzle-orm';
+import type { Database } from '../db/client';
+import { agents, telegramMessages } from '../db/schema';
+import type { SendEvent } from '../jobs';
+import { emitCustomerEvent } from '../webhooks/settings';
+import { replyTargetOfUpdate, settleInbound } from './decide';
+import { agentTelegramApi, type ReplyUsage, type SendDeps, storeOutbound } from './send';
+import type { AgentErrorNotice, InboundRef } from './types';
+
+export interface FinishDeps {
+  db: Database;
+  sendEvent: SendEvent;
+}
+
+/**
+ * Closes a run that answered (or tried to): the inbound message leaves `processing`, the customer gets
+ * `message.processed` for an answer that went out, and `agent.error` when the decision carried one
+ * (quota, budget). An answer Claude wrote but Telegram refused (blocked) is kept as a failed outbound
+ * row, so its tokens still count against the daily budget. `runId` makes the webhook event ids unique
+ * per run and stable across the step's retries.
+ */
+export async function finishReply(
+  deps: FinishDeps,
+  input: {
+    ref: InboundRef;
+    runId: string;
+    settle: 'answered' | 'ignored' | 'failed';
+    outboundIds: string[];
+    /** Claude's usage when an answer was generated; `undelivered` is its text when nothing was sent. */
+    usage?: ReplyUsage | undefined;
+    undelivered?: string | undefined;
+    agentError?: AgentErrorNotice | undefined;
+    now: Date;
+  },
+): Promise<{ latencyMs: number }> {
+  const { db } = deps;
+  const { ref, usage } = input;
+  if (usage && input.undelivered !== undefined && input.outboundIds.length === 0) {
+    await storeOutbound(db, {
+      ref,
+      telegramMessageId: null,
+      text: input.undelivered,
+      status: 'failed',
+      usage,
+    });
+  }
+  await settleInbound(db, ref.messageId, input.settle);
+  const [inbound] = await db
+    .select({ createdAt: telegramMessages.createdAt })
+    .from(telegramMessages)
+    .where(eq(telegramMessages.id, ref.messageId));
+  const latencyMs = Math.max(0, input.now.getTime() - (inbound?.createdAt.getTime() ?? input.now.getTime()));
+
+  if (input.settle === 'answered' && input.outboundIds.length > 0) {
+    await emitCustomerEvent(db, deps.sendEvent, {
+      customerId: ref.customerId,
+      agentId: ref.agentId,
+      type: 'message.processed',
+      data: {
+        chatId: ref.chatId,
+        inboundMessageId: ref.messageId,
+        outboundMessageIds: input.outboundIds,
+        inputTokens: usage?.inputTokens ?? 0,
+        outputTokens: usage?.outputTokens ?? 0,
+        latencyMs,
+      },
+      eventId: `message-processed-${input.runId}`,
+      occurredAt: input.now,
+    });
+  }
+  if (input.agentError) {
+    await emitCustomerEvent(db, deps.sendEvent, {
+      customerId: ref.customerId,
+      agentId: ref.agentId,
+      type: 'agent.error',
+      data: input.agentError,
+      eventId: `agent-error-${input.runId}`,
+      occurredAt: input.now,
+    });
+  }
+  return { latencyMs };
+}
+
+/** Said once when every retry is spent, so the user is not left waiting in silence. */
+export const APOLOGY_TEXT = "Sorry, I couldn't answer that just now. Please try again in a little while.";
+
+/**
+ * The end of a run whose retries are spent: unless the message was settled meanwhile, it becomes
+ * `failed` (claimed atomically, so a retried failure handler apologises once), the user gets one short
+ * apology (best effort: a blocked bot or a revoked token just means no apology), the agent's last error
+ * is set and the customer gets `agent.error`.
+ */
+export async function failReply(
+  deps: FinishDeps & SendDeps,
+  input: {
+    ref: InboundRef;
+    runId: string;
+    error: AgentErrorNotice;
+    now: Date;
+  },
+): Promise<{ apologised: boolean }> {
+  const { db } = deps;
+  const { ref, error } = input;
+  const [failed] = await db
+    .update(telegramMessages)
+    .set({ status: 'failed' })
+    .where(
+      and(
+        eq(telegramMessages.id, ref.messageId),
+        // Only a message this run holds (or that no run got to claim): an answered one is left alone.
+        or(
+          eq(telegramMessages.status, 'received'),
+          and(eq(telegramMessages.status, 'processing'), eq(telegramMessages.replyRunId, input.runId)),
+        ),
+      ),
+    )
+    .returning({ update: telegramMessages.update });
+  if (!failed) return { apologised: false };
+  const target = replyTargetOfUpdate(failed.update);
+
+  let apologised = false;
+  if (target) {
+    const api = await agentTelegramApi(deps, ref.agentId, 10_000);
+    if (api) {
+      apologised = await api
+        .sendMessage(target.chatId, APOLOGY_TEXT, {
+          ...(target.messageThreadId === undefined ? {} : { message_thread_id: target.messageThreadId }),
+          ...(target.replyToMessageId === undefined
+            ? {}
+            : {
+                reply_parameters: { message_id: target.replyToMessageId, allow_sending_without_reply: true },
+              }),
+        })
+        .then(
+          () => true,
+          () => false,
+        );
+    }
+  }
+  await db
+    .update(agents)
+    .set({ lastError: error.message.slice(0, 500), lastErrorCode: error.code, lastErrorAt: input.now })
+    .where(eq(agents.id, ref.agentId));
+  await emitCustomerEvent(db, deps.sendEvent, {
+    customerId: ref.customerId,
+    agentId: ref.agentId,
+    type: 'agent.error',
+    data: { code: error.code, message: error.message.slice(0, 500) },
+    eventId: `agent-error-${input.runId}`,
+    occurredAt: input.now,
+  });
+  return { apologised };
+}

@@ -1,0 +1,162 @@
+import { and, eq, sql } from 'drizzle-orm';
+import type { Api } from 'grammy';
+import { readCredentialSecret } from '../credentials';
+import type { Keyring } from '../crypto';
+import type { Database } from '../db/client';
+import { telegramChats, telegramMessages } from '../db/schema';
+import { createTelegramApi } from '../telegram/api';
+import { classifyTelegramError } from '../telegram/errors';
+import type { InboundRef, ReplyTarget } from './types';
+
+export interface SendDeps {
+  db: Database;
+  keyring: Keyring;
+  telegramApiRoot: string;
+}
+
+/** Claude's usage, stored with the first message of the answer it paid for. */
+export interface ReplyUsage {
+  model: string;
+  inputTokens: number;
+  outputTokens: number;
+  cacheReadTokens: number;
+}
+
+export interface OutgoingChunk {
+  /** Telegram HTML; absent for fixed plain-text notices. */
+  html?: string | undefined;
+  plain: string;
+  /** What the history stores: the Markdown source (the plain text for notices). */
+  markdown: string;
+}
+
+export type ChunkResult =
+  | { status: 'sent'; outboundId: string; telegramMessageId: number; format: 'html' | 'plain' }
+  /** The user blocked the bot, left, or the chat is gone: nothing more can be sent there. */
+  | { status: 'blocked'; description: string }
+  | { status: 'retry_after'; seconds: number }
+  | { status: 'retryable'; description: string }
+  | { status: 'failed'; description: string };
+
+/** grammY's Api for the agent's bot, or undefined when the token is gone. */
+export async function agentTelegramApi(
+  deps: SendDeps,
+  agentId: string,
+  timeoutMs = 15_000,
+): Promise<Api | undefined> {
+  const token = await readCredentialSecret(deps.db, deps.keyring, agentId, 'telegram');
+  return token ? createTelegramApi(token, { apiRoot: deps.telegramApiRoot, timeoutMs }) : undefined;
+}
+
+/**
+ * Sends one message of a reply and stores it as an outbound row (with `usage` when given). HTML first;
+ * when Telegram rejects the entities, the same chunk again as plain text. The first chunk of a group
+ * answer replies to the triggering message (and is still sent if that message was deleted). Failures
+ * come back classified: the caller decides between retrying after Telegram's `retry_after`, retrying,
+ * stopping quietly (blocked) and failing.
+ */
+export async function sendReplyChunk(
+  deps: SendDeps,
+  input: {
+    ref: InboundRef;
+    target: ReplyTarget;
+    chunk: OutgoingChunk;
+    first: boolean;
+    usage?: ReplyUsage | undefined;
+  },
+): Promise<ChunkResult> {
+  const { ref, target, chunk } = input;
+  const api = await agentTelegramApi(deps, ref.agentId);
+  if (!api) return { status: 'failed', description: 'the Telegram bot token was removed' };
+  const other = {
+    ...(target.messageThreadId === undefined ? {} : { message_thread_id: target.messageThreadId }),
+    ...(input.first && target.replyToMessageId !== undefined
+      ? { reply_parameters: { message_id: target.replyToMessageId, allow_sending_without_reply: true } }
+      : {}),
+  };
+
+  let sent: { message_id: number };
+  let format: 'html' | 'plain' = 'plain';
+  try {
+    if (chunk.html === undefined) {
+      sent = await api.sendMessage(target.chatId, chunk.plain, other);
+    } else {
+      try {
+        sent = await api.sendMessage(target.chatId, chunk.html, { ...other, parse_mode: 'HTML' });
+        format = 'html';
+      } catch (error) {
+        if (classifyTelegramError(error).kind !== 'bad_entities') throw error;
+        sent = await api.sendMessage(target.chatId, chunk.plain, other);
+      }
+    }
+  } catch (error) {
+    const kind = classifyTelegramError(error);
+    switch (kind.kind) {
+      case 'retry_after':
+        return { status: 'retry_after', seconds: kind.seconds };
+      case 'blocked':
+        await markChatBlocked(deps.db, ref.agentId, target.chatId);
+        return { status: 'blocked', description: kind.description };
+      case 'retryable':
+        return { status: 'retryable', description: kind.description };
+      case 'invalid_token':
+        return { status: 'failed', description: 'Telegram rejected the bot token' };
+      case 'bad_entities':
+      case 'fatal':
+        return { status: 'failed', description: kind.description };
+    }
+  }
+
+  const outboundId = await storeOutbound(deps.db, {
+    ref,
+    telegramMessageId: sent.message_id,
+    text: chunk.markdown,
+    status: 'sent',
+    usage: input.usage,
+  });
+  return { status: 'sent', outboundId, telegramMessageId: sent.message_id, format };
+}
+
+/** One outbound row: a sent message, or (status failed) an answer that could not be delivered. */
+export async function storeOutbound(
+  db: Database,
+  input: {
+    ref: InboundRef;
+    telegramMessageId: number | null;
+    text: string;
+    status: 'sent' | 'failed';
+    usage?: ReplyUsage | undefined;
+  },
+): Promise<string> {
+  const { ref, usage } = input;
+  const [row] = await db
+    .insert(telegramMessages)
+    .values({
+      agentId: ref.agentId,
+      customerId: ref.customerId,
+      chatId: ref.chatId,
+      telegramMessageId: input.telegramMessageId,
+      direction: 'outbound',
+      text: input.text,
+      status: input.status,
+      replyToId: ref.messageId,
+      ...(usage
+        ? {
+            model: usage.model,
+            inputTokens: usage.inputTokens,
+            outputTokens: usage.outputTokens,
+            cacheReadTokens: usage.cacheReadTokens,
+          }
+        : {}),
+    })
+    .returning({ id: telegramMessages.id });
+  if (!row) throw new Error('the outbound message was not stored');
+  return row.id;
+}
+
+async function markChatBlocked(db: Database, agentId: string, chatId: number): Promise<void> {
+  await db
+    .update(telegramChats)
+    .set({ blockedAt: sql`now()` })
+    .where(and(eq(telegramChats.agentId, agentId), eq(telegramChats.chatId, chatId)));
+}

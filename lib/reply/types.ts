@@ -1,0 +1,66 @@
+import type { TelegramChatType } from '../policy/access';
+
+/** Where an answer goes: the chat, and in groups the message it replies to. */
+export interface ReplyTarget {
+  chatId: number;
+  /** Groups: the triggering message (the first chunk replies to it). */
+  replyToMessageId?: number | undefined;
+  /** Forum topics: the thread the triggering message was in. */
+  messageThreadId?: number | undefined;
+}
+
+/** The stored inbound message one reply run answers (the `telegram/update.received` event's data). */
+export interface InboundRef {
+  agentId: string;
+  customerId: string;
+  /** telegram_messages.id */
+  messageId: string;
+  chatId: number;
+}
+
+/** Why a message gets no answer at all. */
+export type SkipReason =
+  | 'already_handled'
+  | 'agent_not_running'
+  | 'customer_suspended'
+  | 'edited'
+  | 'no_sender'
+  | 'from_bot'
+  | 'no_text'
+  | 'dm_disabled'
+  | 'not_allowed'
+  | 'group_disabled'
+  | 'not_addressed'
+  | 'channel'
+  | 'quota_exceeded'
+  | 'token_budget_exceeded';
+
+/** A customer-facing `agent.error` the run should send. */
+export interface AgentErrorNotice {
+  code: string;
+  message: string;
+}
+
+/**
+ * What one inbound message gets, decided once (the decision counts the message against the quota, so
+ * the reply function stores it as a step result and never decides twice).
+ */
+export type InboundDecision =
+  | { action: 'skip'; reason: SkipReason }
+  | {
+      /** A fixed text, no Claude call: a command's answer, a pairing code, a quota notice. */
+      action: 'notice';
+      kind: 'command' | 'pairing' | 'quota' | 'token_budget';
+      target: ReplyTarget;
+      text: string;
+      /** The inbound message's final status: commands are answered, the rest stay out of the history. */
+      settle: 'answered' | 'ignored';
+      agentError?: AgentErrorNotice | undefined;
+    }
+  | {
+      action: 'answer';
+      target: ReplyTarget;
+      /** The text Claude reads (the bot's @mention removed in groups). */
+      text: string;
+      chatType: TelegramChatType;
+    };

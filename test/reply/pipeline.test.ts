@@ -1,0 +1,469 @@
+import { and, eq } from 'drizzle-orm';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type App, createApp } from '../../api/app';
+import { sendEventVia } from '../../functions/client';
+import { createFunctions } from '../../functions/index';
+import { helpText, resetText } from '../../lib/conversation/commands';
+import { agents, credentials, customers, telegramMessages } from '../../lib/db/schema';
+import { QUOTA_NOTICE } from '../../lib/ratelimit/quota';
+import { APOLOGY_TEXT } from '../../lib/reply/finish';
+import {
+  createRunningAgent,
+  type RunningAgent,
+  type RunningAgentOptions,
+  serveOnLoopback,
+} from '../support/agents';
+import { databaseTargets } from '../support/db';
+import { createExecutorHarness, type ExecutorHarness } from '../support/executor';
+import { ANTHROPIC_ERRORS, type FakeAnthropic, startFakeAnthropic } from '../support/fake-anthropic';
+import { buildUpdate, type FakeTelegram, startFakeTelegram, TELEGRAM_ERRORS } from '../support/fake-telegram';
+import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver';
+
+const PUBLIC_BASE = 'https://bots.example.test';
+
+describe.each(databaseTargets())('reply pipeline on %s', (target) => {
+  let telegram: FakeTelegram;
+  let anthropic: FakeAnthropic;
+  let harness: ExecutorHarness;
+  let app: App;
+  let receiver: WebhookReceiver;
+  let server: { url: string; close(): Promise<void> };
+
+  beforeAll(async () => {
+    telegram = await startFakeTelegram();
+    anthropic = await startFakeAnthropic();
+    receiver = await startWebhookReceiver();
+    harness = await createExecutorHarness({
+      target,
+      functions: (inngest, services) => createFunctions({ inngest, services }),
+      env: {
+        TELEGRAM_API_ROOT: telegram.apiRoot,
+        ANTHROPIC_BASE_URL: anthropic.baseURL,
+        TELEGRAM_WEBHOOK_BASE_URL: PUBLIC_BASE,
+        WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true',
+      },
+    });
+    app = createApp(harness.services, { sendEvent: sendEventVia(harness.inngest) });
+    server = await serveOnLoopback(app.fetch);
+    telegram.routeWebhooks(PUBLIC_BASE, server.url);
+  });
+  afterAll(async () => {
+    await harness.close();
+    await server.close();
+    await Promise.all([telegram.stop(), anthropic.stop(), receiver.close()]);
+  });
+  afterEach(() => {
+    anthropic.setDelay(0);
+    anthropic.setReply((request) => {
+      const last = request.messages.at(-1);
+      return `Echo: ${typeof last?.content === 'string' ? last.content : ''}`;
+    });
+  });
+
+  const agentWith = (options: RunningAgentOptions = {}) =>
+    createRunningAgent(harness, telegram, anthropic, {
+      ...options,
+      agent: { telegramDmPolicy: 'open', ...options.agent },
+    });
+  const deliver = async (agent: RunningAgent, ...updates: Record<string, unknown>[]) => {
+    for (const update of updates) expect(await telegram.deliverUpdate(agent.token, update)).toBe(200);
+  };
+  const sentBy = (agent: RunningAgent, chatId?: number) =>
+    telegram.sent.filter((m) => m.token === agent.token && (chatId === undefined || m.chatId === chatId));
+  const textsTo = (agent: RunningAgent, chatId?: number) => sentBy(agent, chatId).map((m) => m.text);
+  const rowsOf = (agent: RunningAgent) =>
+    harness.services.db
+      .select()
+      .from(telegramMessages)
+      .where(eq(telegramMessages.agentId, agent.agentId))
+      .orderBy(telegramMessages.createdAt);
+  const claudeCalls = (agent: RunningAgent) => anthropic.messageRequests(agent.claudeKey);
+  const api = (agent: RunningAgent, path: string, method = 'GET') =>
+    app.request(path, { method, headers: { authorization: `Bearer ${agent.apiKey}` } });
+  const agentRow = async (agent: RunningAgent) =>
+    (await harness.services.db.select().from(agents).where(eq(agents.id, agent.agentId)))[0];
+  const webhookEventsOf = (agent: RunningAgent, type: string) =>
+    receiver.requests
+      .map((r) => JSON.parse(r.body) as { type: string; agentId: string; data: Record<string, unknown> })
+      .filter((event) => event.agentId === agent.agentId && event.type === type);
+
+  it('answers a DM once with typing shown, even when Telegram delivers the update twice', async () => {
+    const agent = await agentWith({ customer: { webhookUrl: receiver.url } });
+    const update = buildUpdate.privateText({ from: { id: 5001, first_name: 'Ann' }, text: 'hello' });
+    await deliver(agent, update, update);
+    await harness.settle();
+
+    expect(textsTo(agent, 5001)).toEqual(['Echo: hello']);
+    expect(sentBy(agent)[0]?.parseMode).toBe('HTML');
+    expect(claudeCalls(agent)).toHaveLength(1);
+    const typing = telegram.callsOf('sendChatAction', agent.token);
+    expect(typing.length).toBeGreaterThanOrEqual(1);
+    expect(typing[0]?.params).toMatchObject({ chat_id: 5001, action: 'typing' });
+
+    const rows = await rowsOf(agent);
+    expect(rows.map((r) => [r.direction, r.status])).toEqual([
+      ['inbound', 'answered'],
+      ['outbound', 'sent'],
+    ]);
+    const outbound = rows[1];
+    expect(outbound).toMatchObject({
+      text: 'Echo: hello',
+      replyToId: rows[0]?.id,
+      model: expect.any(String),
+    });
+    expect(outbound?.inputTokens).toBeGreaterThan(0);
+    expect(outbound?.outputTokens).toBeGreaterThan(0);
+    expect(outbound?.telegramMessageId).toBe(sentBy(agent)[0]?.messageId);
+
+    const processed = webhookEventsOf(agent, 'message.processed');
+    expect(processed).toHaveLength(1);
+    expect(processed[0]?.data).toMatchObject({
+      chatId: 5001,
+      inboundMessageId: rows[0]?.id,
+      outboundMessageIds: [outbound?.id],
+      inputTokens: outbound?.inputTokens,
+      outputTokens: outbound?.outputTokens,
+    });
+  });
+
+  it('answers three fast messages of one chat in order, with history, while another chat runs alongside', async () => {
+    const agent = await agentWith();
+    anthropic.setDelay(150);
+    anthropic.maxInFlight = 0;
+    const ann = { id: 5101, first_name: 'Ann' };
+    const bob = { id: 5102, first_name: 'Bob' };
+    await deliver(
+      agent,
+      buildUpdate.privateText({ from: ann, text: 'one' }),
+      buildUpdate.privateText({ from: bob, text: 'other chat' }),
+      buildUpdate.privateText({ from: ann, text: 'two' }),
+      buildUpdate.privateText({ from: ann, text: 'three' }),
+    );
+    await harness.settle();
+
+    expect(textsTo(agent, ann.id)).toEqual(['Echo: one', 'Echo: two', 'Echo: three']);
+    expect(textsTo(agent, bob.id)).toEqual(['Echo: other chat']);
+    // The two chats' Claude calls overlapped; one chat's never do (its runs go one at a time).
+    expect(anthropic.maxInFlight).toBeGreaterThanOrEqual(2);
+    const annCalls = claudeCalls(agent).filter((r) => JSON.stringify(r.messages).includes('one'));
+    expect(annCalls.at(-1)?.messages).toEqual([
+      { role: 'user', content: 'one' },
+      { role: 'assistant', content: 'Echo: one' },
+      { role: 'user', content: 'two' },
+      { role: 'assistant', content: 'Echo: two' },
+      { role: 'user', content: 'three' },
+    ]);
+  });
+
+  it('allowlist: answers listed ids and usernames only; disabled: answers no DM', async () => {
+    const listed = await agentWith({
+      agent: { telegramDmPolicy: 'allowlist', telegramAllowFrom: ['5201', '@Carol_T'] },
+    });
+    await deliver(
+      listed,
+      buildUpdate.privateText({ from: { id: 5201 }, text: 'by id' }),
+      buildUpdate.privateText({ from: { id: 5202, username: 'carol_t' }, text: 'by name' }),
+      buildUpdate.privateText({ from: { id: 5203, username: 'mallory' }, text: 'stranger' }),
+    );
+    const disabled = await agentWith({ agent: { telegramDmPolicy: 'disabled' } });
+    await deliver(disabled, buildUpdate.privateText({ from: { id: 5204 }, text: 'anyone?' }));
+    await harness.settle();
+
+    expect(textsTo(listed, 5201)).toEqual(['Echo: by id']);
+    expect(textsTo(listed, 5202)).toEqual(['Echo: by name']);
+    expect(textsTo(listed, 5203)).toEqual([]);
+    expect(textsTo(disabled)).toEqual([]);
+    expect(claudeCalls(disabled)).toHaveLength(0);
+    const ignored = (await rowsOf(listed)).find((r) => r.fromUserId === 5203);
+    expect(ignored?.status).toBe('ignored');
+  });
+
+  it('pairing: a code per unknown sender (the same one again), three at most, approval opens the chat', async () => {
+    const agent = await createRunningAgent(harness, telegram, anthropic, { agent: { name: 'Concierge' } });
+    const senders = [5301, 5302, 5303, 5304].map((id) => ({ id, first_name: `P${id}` }));
+    // Different chats are answered in parallel: settle between senders so the fourth is the one refused.
+    for (const from of senders) {
+      await deliver(agent, buildUpdate.privateText({ from, text: 'hi' }));
+      await harness.settle();
+    }
+    await deliver(agent, buildUpdate.privateText({ from: senders[0]!, text: 'hi again' }));
+    await harness.settle();
+
+    expect(claudeCalls(agent)).toHaveLength(0);
+    const codeOf = (text: string | undefined) => /pairing code: ([A-Z2-9]{8})/.exec(text ?? '')?.[1];
+    const first = textsTo(agent, 5301);
+    expect(first).toHaveLength(2);
+    expect(codeOf(first[0])).toBeDefined();
+    expect(codeOf(first[1])).toBe(codeOf(first[0]));
+    expect(codeOf(textsTo(agent, 5302)[0])).toBeDefined();
+    expect(codeOf(textsTo(agent, 5303)[0])).toBeDefined();
+    expect(textsTo(agent, 5304)[0]).toMatch(/too many pending access requests/);
+
+    const listed = await api(agent, `/api/v1/agents/${agent.agentId}/pairing-requests?status=pending`);
+    expect(listed.status).toBe(200);
+    const body = (await listed.json()) as { pairingRequests: { code: string; telegramUserId: number }[] };
+    expect(body.pairingRequests.map((r) => r.telegramUserId).sort()).toEqual([5301, 5302, 5303]);
+
+    const bad = await api(agent, `/api/v1/agents/${agent.agentId}/pairing-requests?status=granted`);
+    expect(bad.status).toBe(400);
+    expect(JSON.stringify(await bad.json())).toContain('status');
+    const unknown = await api(
+      agent,
+      `/api/v1/agents/${agent.agentId}/pairing-requests/not-a-code/approve`,
+      'POST',
+    );
+    expect(unknown.status).toBe(404);
+
+    const code = codeOf(first[0]) as string;
+    const approved = await api(
+      agent,
+      `/api/v1/agents/${agent.agentId}/pairing-requests/${code.toLowerCase()}/approve`,
+      'POST',
+    );
+    expect(approved.status).toBe(200);
+    expect(((await approved.json()) as { pairingRequest: { status: string } }).pairingRequest.status).toBe(
+      'approved',
+    );
+    const again = await api(
+      agent,
+      `/api/v1/agents/${agent.agentId}/pairing-requests/${code}/approve`,
+      'POST',
+    );
+    expect(again.status).toBe(404);
+    expect(((await again.json()) as { error: { details: { status: string } } }).error.details.status).toBe(
+      'approved',
+    );
+    const rejectCode = codeOf(textsTo(agent, 5302)[0]) as string;
+    expect(
+      (await api(agent, `/api/v1/agents/${agent.agentId}/pairing-requests/${rejectCode}/reject`, 'POST'))
+        .status,
+    ).toBe(200);
+    await harness.settle();
+
+    expect((await agentRow(agent))?.telegramAllowFrom).toEqual(['5301']);
+    expect(textsTo(agent, 5301).at(-1)).toMatch(/You now have access to Concierge/);
+    await deliver(agent, buildUpdate.privateText({ from: senders[0]!, text: 'finally' }));
+    await deliver(agent, buildUpdate.privateText({ from: senders[1]!, text: 'me too?' }));
+    await harness.settle();
+    expect(textsTo(agent, 5301).at(-1)).toBe('Echo: finally');
+    expect(claudeCalls(agent)).toHaveLength(1);
+    // The rejected sender may ask again: a new code, not an answer.
+    expect(codeOf(textsTo(agent, 5302).at(-1))).toBeDefined();
+    expect(codeOf(textsTo(agent, 5302).at(-1))).not.toBe(rejectCode);
+  });
+
+  it('groups: answers only when addressed, as a reply to the message, without the mention', async () => {
+    const agent = await agentWith({ agent: { telegramGroupPolicy: 'open' } });
+    const chatId = -1005400;
+    const from = { id: 5401, first_name: 'Gus' };
+    const bot = { id: agent.botId, first_name: 'Agent', username: agent.botUsername };
+    const mention = buildUpdate.groupMention({
+      chatId,
+      from,
+      botUsername: agent.botUsername,
+      rest: 'what time?',
+    });
+    await deliver(
+      agent,
+      buildUpdate.groupText({ chatId, from, text: 'just chatting' }),
+      mention,
+      buildUpdate.groupText({
+        chatId,
+        from,
+        text: '@someone_else_bot hi',
+        entities: [{ type: 'mention', offset: 0, length: 17 }],
+      }),
+      buildUpdate.groupReplyToBot({ chatId, from, bot, text: 'thanks' }),
+      buildUpdate.groupTextMention({ chatId, from, bot, rest: 'and you?' }),
+      buildUpdate.groupCommand({ chatId, from, command: 'help', botUsername: agent.botUsername }),
+      buildUpdate.groupCommand({ chatId, from, command: 'help', botUsername: 'someone_else_bot' }),
+    );
+    await harness.settle();
+
+    const sent = sentBy(agent, chatId);
+    expect(sent.map((m) => m.text)).toEqual([
+      'Echo: [Gus]: what time?',
+      'Echo: [Gus]: thanks',
+      'Echo: [Gus]: Agent and you?',
+      helpText('Helper'),
+    ]);
+    expect(sent[0]?.params.reply_parameters).toMatchObject({ message_id: mention.message.message_id });
+    for (const message of sent) expect(message.params.reply_parameters).toBeDefined();
+  });
+
+  it('/reset and /new forget the history; /start greets', async () => {
+    const agent = await agentWith();
+    const from = { id: 5501, first_name: 'Rae' };
+    await deliver(agent, buildUpdate.privateText({ from, text: '/start' }));
+    await deliver(agent, buildUpdate.privateText({ from, text: 'my name is Rae' }));
+    await deliver(agent, buildUpdate.privateText({ from, text: '/reset' }));
+    await deliver(agent, buildUpdate.privateText({ from, text: 'what is my name?' }));
+    await harness.settle();
+
+    const texts = textsTo(agent, 5501);
+    expect(texts[0]).toMatch(/^Hello! I'm Helper/);
+    expect(texts.slice(1)).toEqual(['Echo: my name is Rae', resetText('reset'), 'Echo: what is my name?']);
+    expect(claudeCalls(agent).at(-1)?.messages).toEqual([{ role: 'user', content: 'what is my name?' }]);
+  });
+
+  it('splits a 5,000-character answer at a paragraph, one step per chunk, never re-sending a sent chunk', async () => {
+    const agent = await agentWith({ agent: { maxTokens: 4096 } });
+    const paragraph = (n: number) => `${'word '.repeat(99)}end ${n}.`;
+    const long = Array.from({ length: 10 }, (_, i) => paragraph(i)).join('\n\n');
+    expect(long.length).toBeGreaterThan(5_000);
+    anthropic.setReply(long, agent.claudeKey);
+    // The second chunk's first try fails (Telegram 500): the run retries that step only.
+    telegram.failNext('sendMessage', 1, TELEGRAM_ERRORS.internal(), agent.token, 1);
+    await deliver(agent, buildUpdate.privateText({ from: { id: 5601 }, text: 'tell me a lot' }));
+    await harness.settle();
+
+    const sent = sentBy(agent, 5601);
+    expect(sent).toHaveLength(2);
+    for (const message of sent) expect(message.text.length).toBeLessThanOrEqual(4096);
+    expect(sent.map((m) => m.text).join('\n\n')).toBe(long);
+    expect(telegram.callsOf('sendMessage', agent.token)).toHaveLength(3);
+    const outbound = (await rowsOf(agent)).filter((r) => r.direction === 'outbound');
+    expect(outbound).toHaveLength(2);
+    expect(outbound[0]?.outputTokens).toBeGreaterThan(0);
+    expect(outbound[1]?.outputTokens).toBeNull();
+  });
+
+  it('retries Claude after 529 and 500, honouring retry-after, and answers once', async () => {
+    const agent = await agentWith();
+    anthropic.failNext(1, ANTHROPIC_ERRORS.overloaded(20), agent.claudeKey);
+    anthropic.failNext(1, ANTHROPIC_ERRORS.apiError(), agent.claudeKey);
+    await deliver(agent, buildUpdate.privateText({ from: { id: 5701 }, text: 'patience' }));
+    const before = harness.clock.now();
+    await harness.settle();
+
+    expect(textsTo(agent, 5701)).toEqual(['Echo: patience']);
+    expect(claudeCalls(agent)).toHaveLength(3);
+    expect(harness.clock.now() - before).toBeGreaterThanOrEqual(20_000);
+    expect((await rowsOf(agent))[0]?.status).toBe('answered');
+  });
+
+  it('Claude 401: the credential is marked invalid, the user gets one apology, the customer agent.error', async () => {
+    const agent = await agentWith({ customer: { webhookUrl: receiver.url } });
+    anthropic.failNext(1, ANTHROPIC_ERRORS.unauthorized(), agent.claudeKey);
+    await deliver(agent, buildUpdate.privateText({ from: { id: 5801 }, text: 'hello?' }));
+    await harness.settle();
+
+    expect(textsTo(agent, 5801)).toEqual([APOLOGY_TEXT]);
+    expect(claudeCalls(agent)).toHaveLength(1);
+    const [claude] = await harness.services.db
+      .select()
+      .from(credentials)
+      .where(and(eq(credentials.agentId, agent.agentId), eq(credentials.kind, 'claude')));
+    expect(claude?.validationStatus).toBe('invalid');
+    expect(claude?.validationReason).toMatch(/401/);
+    const row = await agentRow(agent);
+    expect(row?.lastErrorCode).toBe('claude_credential_invalid');
+    expect(row?.status).toBe('running');
+    expect(webhookEventsOf(agent, 'agent.error').map((e) => e.data.code)).toEqual([
+      'claude_credential_invalid',
+    ]);
+    expect((await rowsOf(agent))[0]?.status).toBe('failed');
+  });
+
+  it('a user who blocked the bot ends the run quietly; Telegram 429 waits retry_after; bad entities fall back to plain text', async () => {
+    const agent = await agentWith({ customer: { webhookUrl: receiver.url } });
+    telegram.failNext('sendMessage', 1, TELEGRAM_ERRORS.blocked(), agent.token);
+    await deliver(agent, buildUpdate.privateText({ from: { id: 5901 }, text: 'bye' }));
+    await harness.settle();
+    expect(textsTo(agent, 5901)).toEqual([]);
+    expect(telegram.callsOf('sendMessage', agent.token)).toHaveLength(1);
+    expect(webhookEventsOf(agent, 'agent.error')).toEqual([]);
+    const rows = await rowsOf(agent);
+    expect(rows.map((r) => [r.direction, r.status])).toEqual([
+      ['inbound', 'failed'],
+      ['outbound', 'failed'],
+    ]);
+    expect(rows[1]?.inputTokens).toBeGreaterThan(0);
+
+    telegram.failNext('sendMessage', 1, TELEGRAM_ERRORS.tooManyRequests(7), agent.token);
+    const before = harness.clock.now();
+    await deliver(agent, buildUpdate.privateText({ from: { id: 5902 }, text: 'slow' }));
+    await harness.settle();
+    expect(textsTo(agent, 5902)).toEqual(['Echo: slow']);
+    expect(harness.clock.now() - before).toBeGreaterThanOrEqual(7_000);
+
+    anthropic.setReply('**bold** answer', agent.claudeKey);
+    telegram.failNext(
+      'sendMessage',
+      1,
+      { error_code: 400, description: "Bad Request: can't parse entities: unsupported start tag" },
+      agent.token,
+    );
+    await deliver(agent, buildUpdate.privateText({ from: { id: 5903 }, text: 'format' }));
+    await harness.settle();
+    const plain = sentBy(agent, 5903);
+    expect(plain.map((m) => [m.text, m.parseMode])).toEqual([['bold answer', undefined]]);
+  });
+
+  it('quota: one notice per chat per day past the limit, and agent.error quota_exceeded', async () => {
+    const agent = await agentWith({ customer: { webhookUrl: receiver.url, limits: { messagesPerDay: 1 } } });
+    const from = { id: 6001 };
+    for (const text of ['first', 'second', 'third']) {
+      await deliver(agent, buildUpdate.privateText({ from, text }));
+    }
+    await harness.settle();
+    expect(textsTo(agent, 6001)).toEqual(['Echo: first', QUOTA_NOTICE]);
+    expect(claudeCalls(agent)).toHaveLength(1);
+    expect(webhookEventsOf(agent, 'agent.error').map((e) => e.data.code)).toEqual(['quota_exceeded']);
+  });
+
+  it('does not answer for a suspended customer, a stopped agent, or an edited message', async () => {
+    const agent = await agentWith();
+    await deliver(agent, buildUpdate.privateText({ from: { id: 6101 }, text: 'original', messageId: 77 }));
+    await harness.settle();
+    await deliver(
+      agent,
+      buildUpdate.editedPrivateText({ from: { id: 6101 }, text: 'edited', messageId: 77 }),
+    );
+    await harness.settle();
+    // Stored while all was well, answered after the customer was suspended / the agent stopped: no answer.
+    const { db } = harness.services;
+    await deliver(agent, buildUpdate.privateText({ from: { id: 6101 }, text: 'while suspended' }));
+    await db.update(customers).set({ status: 'suspended' }).where(eq(customers.id, agent.customerId));
+    await harness.settle();
+    await db.update(customers).set({ status: 'active' }).where(eq(customers.id, agent.customerId));
+    await deliver(agent, buildUpdate.privateText({ from: { id: 6101 }, text: 'while stopping' }));
+    await db.update(agents).set({ status: 'stopped' }).where(eq(agents.id, agent.agentId));
+    await harness.settle();
+    expect(textsTo(agent, 6101)).toEqual(['Echo: original']);
+    const statuses = (await rowsOf(agent)).filter((r) => r.direction === 'inbound').map((r) => r.status);
+    expect(statuses).toEqual(['answered', 'ignored', 'ignored', 'ignored']);
+  });
+
+  it('the outbox sweeper sends the event of an update stored when the engine was down, answered once', async () => {
+    const agent = await agentWith();
+    const { db, keyring } = harness.services;
+    const failing = createApp(harness.services, {
+      sendEvent: async () => {
+        throw new Error('engine down');
+      },
+    });
+    const { readCredentialSecret } = await import('../../lib/credentials');
+    const secret = (await readCredentialSecret(db, keyring, agent.agentId, 'telegram_webhook')) as string;
+    const update = buildUpdate.privateText({ from: { id: 6201 }, text: 'lost?' });
+    const res = await failing.request(`/telegram/${agent.agentId}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-telegram-bot-api-secret-token': secret },
+      body: JSON.stringify(update),
+    });
+    expect(res.status).toBe(200);
+    await harness.settle();
+    expect(textsTo(agent, 6201)).toEqual([]);
+    expect((await rowsOf(agent))[0]?.eventSentAt).toBeNull();
+
+    // The next cron tick of sweep-telegram-outbox (the clock is ahead of the row by far more than the grace).
+    await harness.advance(60_000);
+    await harness.settle();
+    await harness.advance(60_000);
+    await harness.settle();
+    expect(textsTo(agent, 6201)).toEqual(['Echo: lost?']);
+    const [row] = await rowsOf(agent);
+    expect(row?.eventSentAt).toBeInstanceOf(Date);
+    expect(row?.status).toBe('answered');
+  });
+});
