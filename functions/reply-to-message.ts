@@ -11,6 +11,9 @@ import { sendEventVia } from './client';
 import { telegramUpdateReceived } from './events';
 import type { FunctionDeps } from './index';
 
+/** Seconds a message waits for the earlier ones of its chat before it is answered regardless. */
+const MAX_TURN_WAITS = 120;
+
 /** A chunk's send as the engine should see it: sent or blocked are results, the rest are errors. */
 function settleChunk(result: ChunkResult) {
   switch (result.status) {
@@ -87,9 +90,17 @@ export function replyToMessage({ inngest, services }: FunctionDeps) {
         chatId: data.chatId,
       };
 
-      const decision = await step.run('decide', () =>
-        decideInbound({ db, messageLimiter: services.limits.messages }, ref, runId, new Date()),
-      );
+      const decideDeps = { db, messageLimiter: services.limits.messages };
+      let decision = await step.run('decide', () => decideInbound(decideDeps, ref, runId, new Date()));
+      // Wait (without holding a slot) while an earlier message of the chat is being answered; after
+      // MAX_TURN_WAITS seconds answer anyway, so one stuck message cannot silence a chat.
+      for (let turn = 1; decision.action === 'wait'; turn += 1) {
+        await step.sleep(`wait-for-turn-${turn}`, '1s');
+        const keepOrder = turn < MAX_TURN_WAITS;
+        decision = await step.run(`decide-${turn}`, () =>
+          decideInbound(decideDeps, ref, runId, new Date(), { keepOrder }),
+        );
+      }
       if (decision.action === 'skip') return { outcome: 'skipped', reason: decision.reason };
 
       if (decision.action === 'notice') {

@@ -1,4 +1,5 @@
-import { and, eq, inArray, or } from 'drizzle-orm';
+import { and, eq, gt, inArray, lt, ne, or } from 'drizzle-orm';
+import { alias } from 'drizzle-orm/pg-core';
 import { commandText } from '../conversation/commands';
 import { resetConversation } from '../conversation/history';
 import type { Database } from '../db/client';
@@ -24,8 +25,45 @@ export interface DecideDeps {
   generatePairingCode?: (() => string) | undefined;
 }
 
+/** An earlier message older than this no longer holds later ones back (a stuck row must not block a chat). */
+export const TURN_WAIT_WINDOW_MS = 10 * 60_000;
+
 /**
- * Decides what one stored inbound message gets: nothing, a fixed notice, or a Claude answer. In order:
+ * Whether an earlier message of the same chat is still waiting for its answer. Inngest's concurrency
+ * limits executing steps, not runs: between two steps of one run, the next message's run may take the
+ * chat's slot. Answering only once every earlier message is settled keeps a chat's answers in order
+ * on every engine (the embedded one holds the slot for the whole run, so it never has to wait).
+ */
+async function earlierMessagePending(db: Database, ref: InboundRef, now: Date): Promise<boolean> {
+  const current = alias(telegramMessages, 'current');
+  const [row] = await db
+    .select({ id: telegramMessages.id })
+    .from(telegramMessages)
+    .innerJoin(current, eq(current.id, ref.messageId))
+    .where(
+      and(
+        eq(telegramMessages.agentId, ref.agentId),
+        eq(telegramMessages.chatId, ref.chatId),
+        eq(telegramMessages.direction, 'inbound'),
+        inArray(telegramMessages.status, ['received', 'processing']),
+        ne(telegramMessages.id, ref.messageId),
+        gt(telegramMessages.createdAt, new Date(now.getTime() - TURN_WAIT_WINDOW_MS)),
+        or(
+          lt(telegramMessages.createdAt, current.createdAt),
+          and(
+            eq(telegramMessages.createdAt, current.createdAt),
+            lt(telegramMessages.updateId, current.updateId),
+          ),
+        ),
+      ),
+    )
+    .limit(1);
+  return row !== undefined;
+}
+
+/**
+ * Decides what one stored inbound message gets: nothing, a fixed notice, a Claude answer, or `wait`
+ * while an earlier message of the chat is unanswered (unless `keepOrder` is false). In order:
  * claim the message for this run (a duplicate or replayed run of an answered message stops here), the
  * agent must be running and its customer active, edits and bots' messages are not answered, the access
  * policy (pairing hands out a code), the bot's commands, the daily token budget, then the message
@@ -36,8 +74,10 @@ export async function decideInbound(
   ref: InboundRef,
   runId: string,
   now: Date,
+  options: { keepOrder?: boolean } = {},
 ): Promise<InboundDecision> {
   const { db } = deps;
+  if (options.keepOrder !== false && (await earlierMessagePending(db, ref, now))) return { action: 'wait' };
   const [claimed] = await db
     .update(telegramMessages)
     .set({ status: 'processing', replyRunId: runId })

@@ -47,6 +47,8 @@ export interface AgentErrorNotice {
  */
 export type InboundDecision =
   | { action: 'skip'; reason: SkipReason }
+  /** An earlier message of this chat is still being answered: decide again a little later. */
+  | { action: 'wait' }
   | {
       /** A fixed text, no Claude call: a command's answer, a pairing code, a quota notice. */
       action: 'notice';
