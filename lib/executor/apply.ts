@@ -3,10 +3,8 @@ import type { Queryable } from '../db/client';
 import { sleepUntil } from './duration';
 import type { CompiledFunction } from './function-config';
 import { discoverIfIdle, endRun, failRun, lockRun, type RunContext, recordStep } from './runs';
+import { iso, json } from './sql-values';
 import type { InvokeOutcome, OutgoingOp, QueueItem, StepMeta } from './types';
-
-const iso = (ms: number) => new Date(ms).toISOString();
-const json = (value: unknown) => JSON.stringify(value ?? null);
 
 export interface ApplyOptions extends RunContext {
   workerId: string;

@@ -4,10 +4,9 @@ import { type Queryable, selectRows } from '../db/client';
 import { compileExpression } from './expression';
 import type { CompiledFunction } from './function-config';
 import { createRun, discoverIfIdle, endRun, lockRun, type RunContext, recordStep } from './runs';
+import { iso, json } from './sql-values';
 import type { EventPayload, Registry } from './types';
 
-const iso = (ms: number) => new Date(ms).toISOString();
-const json = (value: unknown) => JSON.stringify(value ?? null);
 export const EVENT_DEDUPE_WINDOW_MS = 24 * 60 * 60 * 1000;
 
 /** What `inngest.send()` posts; the SDK fills `data` and `ts`. */

@@ -10,7 +10,8 @@ import { cancelRun, enqueueFanOut, fanOut, type IncomingEvent, storeEvent } from
 import { FunctionConfigError, nextCronTick } from './function-config';
 import { buildRequest, loadSteps, readOutcome, SERVE_ORIGIN, type ServeFetch } from './invoke';
 import { loadRegistry, registerFunctions } from './registry';
-import { createRun, failRun, type RunContext, recordStep } from './runs';
+import { createRun, failRun, type RunContext } from './runs';
+import { iso, json } from './sql-values';
 import {
   type Clock,
   type EventPayload,
@@ -20,8 +21,6 @@ import {
   type Registry,
   systemClock,
 } from './types';
-
-const iso = (ms: number) => new Date(ms).toISOString();
 
 export interface ExecutorOptions {
   db: Database;
@@ -546,31 +545,37 @@ export class EmbeddedExecutor {
     if (!Number.isSafeInteger(itemId) || !Array.isArray(parsed.steps)) return false;
     const now = this.clock.now();
     this.stats.checkpoints += 1;
-    return this.db.transaction(async (tx) => {
-      // The run's row lock (every change to a run is serialised) and the lease check in one query.
-      const [item] = await selectRows<{ status: string; attempt: number; meta: QueueItem['meta'] }>(
+    const steps = parsed.steps.filter((op) => op.op === 'StepRun' || op.op === 'Step');
+    const record = (tx: Queryable, op: OutgoingOp) =>
+      selectRows<{ live: boolean }>(
         tx,
-        sql`select r.status, q.attempt, q.meta from executor_runs r
-            join executor_queue q on q.run_id = r.id and q.id = ${itemId} and q.leased_by = ${this.workerId}
-            where r.id = ${runId} for update of r, q`,
+        // One statement: lock the run and the leased item (every change to a run is serialised on its
+        // row), then store the step only while this worker holds the lease and the run is live.
+        sql`with live as (
+              select r.id, q.attempt, q.meta from executor_runs r
+              join executor_queue q on q.run_id = r.id and q.id = ${itemId} and q.leased_by = ${this.workerId}
+              where r.id = ${runId} and r.status = 'running' for update of r, q),
+            seq as (update executor_runs set step_seq = step_seq + 1
+              where id = (select id from live) returning step_seq),
+            stored as (insert into executor_steps (run_id, step_id, name, op, status, data, attempts, seq, started_at, ended_at)
+              select ${runId}, ${op.id}, ${op.displayName ?? op.name ?? null}, 'StepRun', 'completed',
+                     ${op.data === undefined ? null : json(op.data)}::jsonb, live.attempt + 1, seq.step_seq,
+                     to_timestamp(coalesce((live.meta->>'firstAttemptAt')::double precision, ${now}::double precision) / 1000),
+                     ${iso(now)}::timestamptz
+              from live, seq
+              on conflict (run_id, step_id) do nothing)
+            select exists (select 1 from live) as live`,
       );
-      if (item?.status !== 'running') return false;
-      for (const op of parsed.steps ?? []) {
-        if (op.op !== 'StepRun' && op.op !== 'Step') continue;
-        await recordStep(
-          tx,
-          runId,
-          {
-            id: op.id,
-            name: op.displayName ?? op.name,
-            op: 'StepRun',
-            status: 'completed',
-            data: op.data ?? null,
-            attempts: item.attempt + 1,
-            startedAt: item.meta?.firstAttemptAt ?? now,
-          },
-          now,
-        );
+    if (steps.length <= 1) {
+      const [op] = steps;
+      if (!op) return true;
+      const [row] = await record(this.db, op);
+      return row?.live === true;
+    }
+    return this.db.transaction(async (tx) => {
+      for (const op of steps) {
+        const [row] = await record(tx, op);
+        if (row?.live !== true) return false;
       }
       return true;
     });

@@ -2,9 +2,8 @@ import { sql } from 'drizzle-orm';
 import { z } from 'zod';
 import { type Queryable, selectRows } from '../db/client';
 import { type CompiledFunction, compileFunction, nextCronTick } from './function-config';
+import { iso } from './sql-values';
 import type { Registry } from './types';
-
-const iso = (ms: number) => new Date(ms).toISOString();
 
 /** The body the SDK POSTs to /fn/register during its sync. */
 export const RegisterBodySchema = z

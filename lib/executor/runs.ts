@@ -2,10 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import { type Queryable, selectRows } from '../db/client';
 import type { CompiledFunction } from './function-config';
+import { iso, json } from './sql-values';
 import type { EventPayload } from './types';
 
-const iso = (ms: number) => new Date(ms).toISOString();
-const json = (value: unknown) => JSON.stringify(value ?? null);
 const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60 * 1000;
 
 export interface RunContext {
