@@ -1,10 +1,10 @@
 import { type SQL, sql } from 'drizzle-orm';
-import type { Queryable } from '../db/client';
+import { type Queryable, selectRows } from '../db/client';
 import { sleepUntil } from './duration';
 import type { CompiledFunction } from './function-config';
 import { discoverIfIdle, endRun, failRun, lockRun, type RunContext, recordStep } from './runs';
 import { iso, json } from './sql-values';
-import type { InvokeOutcome, OutgoingOp, QueueItem, StepMeta } from './types';
+import type { EventPayload, InvokeOutcome, OutgoingOp, QueueItem, Registry, StepMeta } from './types';
 
 export interface ApplyOptions extends RunContext {
   workerId: string;
@@ -214,30 +214,44 @@ export async function completeTimer(
   await discoverIfIdle(tx, item.runId, now);
 }
 
+/** What a run that just started is invoked with (it has no step results yet). */
+export interface StartedRun {
+  functionId: string;
+  event: EventPayload;
+}
+
 /**
  * A `start` item: the run may begin when its concurrency keys have a free slot and its throttle
- * window allows. Returns true when it started (the item became its first `invoke`).
+ * window allows. Returns the run when it started (the item became its first `invoke`).
  */
 export async function tryStart(
   tx: Queryable,
   item: QueueItem,
-  options: { workerId: string; now: number; fn: CompiledFunction | undefined },
-): Promise<boolean> {
-  const run = await lockRun(tx, item.runId);
+  options: { workerId: string; now: number; registry: Registry },
+): Promise<StartedRun | undefined> {
+  const [run] = await selectRows<{
+    status: string;
+    function_id: string;
+    event: EventPayload;
+    concurrency: { key: string; limit: number }[] | null;
+    throttle_key: string | null;
+  }>(
+    tx,
+    sql`select status, function_id, event, concurrency, throttle_key from executor_runs where id = ${item.runId} for update`,
+  );
   const now = options.now;
   if (run?.status !== 'queued') {
     await tx.execute(sql`delete from executor_queue where id = ${item.id}`);
-    return false;
+    return undefined;
   }
-  const rows = (await tx.execute(
-    sql`select concurrency, throttle_key from executor_runs where id = ${item.runId}`,
-  )) as unknown as { rows: { concurrency: { key: string; limit: number }[]; throttle_key: string | null }[] };
-  const { concurrency, throttle_key: throttleKey } = rows.rows[0] ?? { concurrency: [], throttle_key: null };
+  const concurrency = run.concurrency ?? [];
+  const throttleKey = run.throttle_key;
+  const started: StartedRun = { functionId: run.function_id, event: run.event };
   const block = async (until: number) => {
     await tx.execute(
       sql`update executor_queue set available_at = ${iso(until)}::timestamptz, leased_until = null, leased_by = null where id = ${item.id}`,
     );
-    return false;
+    return undefined;
   };
   for (const rule of concurrency) {
     // Serialises slot counting per key across processes (PGlite transactions are serial already).
@@ -252,7 +266,7 @@ export async function tryStart(
     // Blocked runs are woken when a slot frees up; the fallback re-check covers other processes.
     if ((counted.rows[0]?.n ?? 0) >= rule.limit) return block(now + 1_000);
   }
-  const throttle = options.fn?.throttle;
+  const throttle = options.registry.get(run.function_id)?.throttle;
   if (throttleKey && throttle) {
     await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${throttleKey}))`);
     if (await olderWaiting(tx, item.id, sql`r.throttle_key = ${throttleKey}`)) return block(now + 1_000);
@@ -280,7 +294,7 @@ export async function tryStart(
     await wakeWaiting(tx, now, sql`r.concurrency @> ${json([{ key: rule.key }])}::jsonb`);
   }
   if (throttleKey) await wakeWaiting(tx, now, sql`r.throttle_key = ${throttleKey}`);
-  return true;
+  return started;
 }
 
 async function olderWaiting(tx: Queryable, itemId: number, sharesKey: SQL): Promise<boolean> {

@@ -5,7 +5,7 @@ import type { Database, Queryable } from '../db/client';
 import { selectRows } from '../db/client';
 import type { PartHealth } from '../health';
 import type { Logger } from '../logger';
-import { applyOutcome, completeTimer, tryStart } from './apply';
+import { applyOutcome, completeTimer, type StartedRun, tryStart } from './apply';
 import { cancelRun, enqueueFanOut, fanOut, type IncomingEvent, storeEvent } from './events';
 import { FunctionConfigError, nextCronTick } from './function-config';
 import { buildRequest, loadSteps, readOutcome, SERVE_ORIGIN, type ServeFetch } from './invoke';
@@ -416,11 +416,11 @@ export class EmbeddedExecutor {
       case 'event':
         return this.processFanOut(item);
       case 'start': {
-        const fn = (await this.functions()).get(await this.functionIdOf(item.runId));
+        const registry = await this.functions();
         const started = await this.db.transaction((tx) =>
-          tryStart(tx, item, { workerId: this.workerId, now: this.clock.now(), fn }),
+          tryStart(tx, item, { workerId: this.workerId, now: this.clock.now(), registry }),
         );
-        if (started) return this.invoke({ ...item, kind: 'invoke' });
+        if (started) return this.invoke({ ...item, kind: 'invoke' }, started);
         return;
       }
       case 'invoke':
@@ -459,19 +459,14 @@ export class EmbeddedExecutor {
     return this.registry;
   }
 
-  private async functionIdOf(runId: string): Promise<string> {
-    const [row] = await selectRows<{ function_id: string }>(
-      this.db,
-      sql`select function_id from executor_runs where id = ${runId}`,
-    );
-    return row?.function_id ?? '';
-  }
-
-  private async invoke(item: QueueItem): Promise<void> {
-    const [run] = await selectRows<{ function_id: string; event: EventPayload; status: string }>(
-      this.db,
-      sql`select function_id, event, status from executor_runs where id = ${item.runId}`,
-    );
+  /** Calls the serve handler for one queue item; `started` = the run just started (nothing to read back). */
+  private async invoke(item: QueueItem, started?: StartedRun): Promise<void> {
+    const [run] = started
+      ? [{ function_id: started.functionId, event: started.event, status: 'running' }]
+      : await selectRows<{ function_id: string; event: EventPayload; status: string }>(
+          this.db,
+          sql`select function_id, event, status from executor_runs where id = ${item.runId}`,
+        );
     if (run?.status !== 'running') {
       await this.db.execute(
         sql`delete from executor_queue where id = ${item.id} and leased_by = ${this.workerId}`,
@@ -496,7 +491,8 @@ export class EmbeddedExecutor {
       });
       return;
     }
-    const steps = await loadSteps(this.db, item.runId);
+    // A run that just started has no step results yet.
+    const steps = started ? [] : await loadSteps(this.db, item.runId);
     const request = buildRequest(
       {
         servePath: this.servePath,
