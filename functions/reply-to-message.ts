@@ -4,9 +4,8 @@ import { generateAnswer } from '../lib/reply/answer';
 import { decideInbound } from '../lib/reply/decide';
 import { replyFailureNotice } from '../lib/reply/failure';
 import { failReply, finishReply } from '../lib/reply/finish';
-import { agentTelegramApi, type ChunkResult, sendReplyChunk } from '../lib/reply/send';
+import { type ChunkResult, sendReplyChunk } from '../lib/reply/send';
 import { formatForTelegram } from '../lib/telegram/chunk';
-import { withTyping } from '../lib/telegram/typing';
 import { sendEventVia } from './client';
 import { telegramUpdateReceived } from './events';
 import type { FunctionDeps } from './index';
@@ -132,14 +131,16 @@ export function replyToMessage({ inngest, services }: FunctionDeps) {
 
       const { target } = decision;
       const answer = await step.run('call-claude', async () => {
-        const work = generateAnswer({ db, keyring, anthropicBaseUrl: config.anthropic.baseUrl }, ref, {
-          text: decision.text,
-          chatType: decision.chatType,
-        });
-        const api = await agentTelegramApi(sendDeps, ref.agentId);
-        const typing =
-          target.messageThreadId === undefined ? {} : { messageThreadId: target.messageThreadId };
-        const result = api ? await withTyping(api, target.chatId, work, typing) : await work;
+        const result = await generateAnswer(
+          {
+            db,
+            keyring,
+            anthropicBaseUrl: config.anthropic.baseUrl,
+            telegramApiRoot: config.telegram.apiRoot,
+          },
+          ref,
+          { text: decision.text, chatType: decision.chatType, target },
+        );
         if (!result.ok) throw claudeError(result.error);
         return result.answer;
       });

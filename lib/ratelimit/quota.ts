@@ -45,6 +45,11 @@ async function claimDailyNotice(
   return claimed.length > 0;
 }
 
+export type CustomerLimits = Pick<
+  typeof customers.$inferSelect,
+  'plan' | 'apiRequestsPerHour' | 'messagesPerDay'
+>;
+
 export type QuotaDecision =
   | { allowed: true; remaining: number; limit: number }
   | { allowed: false; limit: number; notify: boolean };
@@ -58,16 +63,25 @@ export type QuotaDecision =
 export async function checkMessageQuota(
   db: Database,
   limiter: RateLimiter,
-  input: { customerId: string; agentId: string; chatId: number; now: Date },
+  input: {
+    customerId: string;
+    agentId: string;
+    chatId: number;
+    now: Date;
+    /** The customer's plan and overrides when the caller has just read them (saves a query). */
+    customer?: CustomerLimits | undefined;
+  },
 ): Promise<QuotaDecision> {
-  const [customer] = await db
-    .select({
-      plan: customers.plan,
-      apiRequestsPerHour: customers.apiRequestsPerHour,
-      messagesPerDay: customers.messagesPerDay,
-    })
-    .from(customers)
-    .where(eq(customers.id, input.customerId));
+  const [customer] = input.customer
+    ? [input.customer]
+    : await db
+        .select({
+          plan: customers.plan,
+          apiRequestsPerHour: customers.apiRequestsPerHour,
+          messagesPerDay: customers.messagesPerDay,
+        })
+        .from(customers)
+        .where(eq(customers.id, input.customerId));
   if (!customer) return { allowed: false, limit: 0, notify: false };
   const { messagesPerDay } = limitsFor(customer);
   const result = await limiter.limit(`customer:${input.customerId}`, messagesPerDay);

@@ -3,17 +3,20 @@ import { createClaudeClient } from '../claude/client';
 import { type ClaudeErrorKind, classifyClaudeError } from '../claude/errors';
 import { generateReply } from '../claude/reply';
 import { buildConversation } from '../conversation/history';
-import { readCredentialSecret } from '../credentials';
+import { readCredentialSecrets } from '../credentials';
 import type { Keyring } from '../crypto';
 import type { Database } from '../db/client';
 import { agents, credentials } from '../db/schema';
 import type { TelegramChatType } from '../policy/access';
-import type { InboundRef } from './types';
+import { createTelegramApi } from '../telegram/api';
+import { withTyping } from '../telegram/typing';
+import type { InboundRef, ReplyTarget } from './types';
 
 export interface AnswerDeps {
   db: Database;
   keyring: Keyring;
   anthropicBaseUrl: string;
+  telegramApiRoot: string;
   /** Per-request timeout of the Claude call (default 120 s). */
   timeoutMs?: number | undefined;
 }
@@ -33,21 +36,43 @@ export type AnswerResult = { ok: true; answer: Answer } | { ok: false; error: Cl
 export const EMPTY_ANSWER_TEXT = "Sorry, I don't have an answer to that.";
 
 /**
- * Asks Claude for the answer to one inbound message: the agent's model, maxTokens, temperature and
- * system prompt, its decrypted key, and the chat's history within the model's context. Errors come back
+ * Asks Claude for the answer to one inbound message, with "typing…" shown in the chat meanwhile: the
+ * agent's model, maxTokens, temperature and system prompt, its decrypted key, and the chat's history
+ * within the model's context. Errors come back
  * classified (retry after, retry, invalid credential...) for the caller's retry policy; an invalid key
  * is also recorded on the credential, so the customer sees it in GET /agents/:id/credentials.
  */
 export async function generateAnswer(
   deps: AnswerDeps,
   ref: InboundRef,
-  input: { text: string; chatType: TelegramChatType },
+  input: { text: string; chatType: TelegramChatType; target: ReplyTarget },
 ): Promise<AnswerResult> {
   const [agent] = await deps.db.select().from(agents).where(eq(agents.id, ref.agentId));
   if (!agent) return { ok: false, error: { kind: 'fatal', message: 'the agent was deleted' } };
-  const key = await readCredentialSecret(deps.db, deps.keyring, ref.agentId, 'claude');
+  const secrets = await readCredentialSecrets(deps.db, deps.keyring, ref.agentId, ['claude', 'telegram']);
+  const key = secrets.claude;
   if (!key) return { ok: false, error: { kind: 'invalid_credential', status: 401 } };
+  const typingApi = secrets.telegram
+    ? createTelegramApi(secrets.telegram, { apiRoot: deps.telegramApiRoot, timeoutMs: 10_000 })
+    : undefined;
+  const { target } = input;
+  const work = askClaude(deps, ref, input, agent, key);
+  if (!typingApi) return work;
+  return withTyping(
+    typingApi,
+    target.chatId,
+    work,
+    target.messageThreadId === undefined ? {} : { messageThreadId: target.messageThreadId },
+  );
+}
 
+async function askClaude(
+  deps: AnswerDeps,
+  ref: InboundRef,
+  input: { text: string; chatType: TelegramChatType },
+  agent: typeof agents.$inferSelect,
+  key: string,
+): Promise<AnswerResult> {
   const conversation = await buildConversation(deps.db, {
     agentId: ref.agentId,
     chatId: ref.chatId,

@@ -101,7 +101,15 @@ export async function decideInbound(
   };
 
   const [row] = await db
-    .select({ agent: agents, customerStatus: customers.status })
+    .select({
+      agent: agents,
+      customerStatus: customers.status,
+      limits: {
+        plan: customers.plan,
+        apiRequestsPerHour: customers.apiRequestsPerHour,
+        messagesPerDay: customers.messagesPerDay,
+      },
+    })
     .from(agents)
     .innerJoin(customers, eq(customers.id, agents.customerId))
     .where(eq(agents.id, ref.agentId));
@@ -198,6 +206,7 @@ export async function decideInbound(
     agentId: agent.id,
     chatId: message.chat.id,
     now,
+    customer: row.limits,
   });
   if (!quota.allowed) {
     if (!quota.notify) return skip('quota_exceeded');
@@ -218,13 +227,18 @@ export async function decideInbound(
   return { action: 'answer', target, text: stripped.trim() === '' ? text : stripped, chatType };
 }
 
-/** The inbound message's final status (answered, ignored or failed): it leaves `processing`. */
+/** The inbound message's final status (answered, ignored or failed): it leaves `processing`. Returns when it arrived. */
 export async function settleInbound(
   db: Database,
   messageId: string,
   status: 'answered' | 'ignored' | 'failed',
-): Promise<void> {
-  await db.update(telegramMessages).set({ status }).where(eq(telegramMessages.id, messageId));
+): Promise<Date | undefined> {
+  const [row] = await db
+    .update(telegramMessages)
+    .set({ status })
+    .where(eq(telegramMessages.id, messageId))
+    .returning({ createdAt: telegramMessages.createdAt });
+  return row?.createdAt;
 }
 
 /** Where the answer to `message` goes: its chat; in groups as a reply to it; in its forum topic. */

@@ -44,12 +44,8 @@ export async function finishReply(
       usage,
     });
   }
-  await settleInbound(db, ref.messageId, input.settle);
-  const [inbound] = await db
-    .select({ createdAt: telegramMessages.createdAt })
-    .from(telegramMessages)
-    .where(eq(telegramMessages.id, ref.messageId));
-  const latencyMs = Math.max(0, input.now.getTime() - (inbound?.createdAt.getTime() ?? input.now.getTime()));
+  const receivedAt = await settleInbound(db, ref.messageId, input.settle);
+  const latencyMs = Math.max(0, input.now.getTime() - (receivedAt?.getTime() ?? input.now.getTime()));
 
   if (input.settle === 'answered' && input.outboundIds.length > 0) {
     await emitCustomerEvent(db, deps.sendEvent, {

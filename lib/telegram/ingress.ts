@@ -1,6 +1,6 @@
 import { eq, sql } from 'drizzle-orm';
-import type { Database } from '../db/client';
-import { agents, telegramChats, telegramMessages } from '../db/schema';
+import { type Database, selectRows } from '../db/client';
+import { telegramMessages } from '../db/schema';
 import type { JobEvent, SendEvent } from '../jobs';
 import type { Logger } from '../logger';
 import { parseCommand, TelegramUpdateSchema, updateMessage } from './updates';
@@ -62,39 +62,32 @@ export async function ingestTelegramUpdate(
   if (!found) return { result: 'ignored', reason: 'no_message' };
   const { message } = found;
   const text = message.text ?? message.caption ?? null;
-  const [stored] = await db
-    .insert(telegramMessages)
-    .values({
-      agentId: agent.id,
-      customerId: agent.customerId,
-      chatId: message.chat.id,
-      updateId: update.update_id,
-      telegramMessageId: message.message_id,
-      direction: 'inbound',
-      fromUserId: message.from?.id ?? null,
-      fromUsername: message.from?.username ?? null,
-      text,
-      update: raw as Record<string, unknown>,
-      isCommand: parseCommand(text ?? undefined) !== undefined,
-    })
-    .onConflictDoNothing({ target: [telegramMessages.agentId, telegramMessages.updateId] })
-    .returning({ id: telegramMessages.id });
+  // One round trip: the message (a redelivery inserts nothing, and then nothing else happens), the
+  // chat as Telegram describes it now, and the agent's last-message time (at most once a second).
+  const chat = message.chat;
+  const [stored] = await selectRows<{ id: string }>(
+    db,
+    sql`with m as (
+          insert into telegram_messages (agent_id, customer_id, chat_id, update_id, telegram_message_id,
+            direction, from_user_id, from_username, text, update, is_command)
+          values (${agent.id}, ${agent.customerId}, ${chat.id}, ${update.update_id}, ${message.message_id},
+            'inbound', ${message.from?.id ?? null}, ${message.from?.username ?? null}, ${text},
+            ${JSON.stringify(raw)}::jsonb, ${parseCommand(text ?? undefined) !== undefined})
+          on conflict (agent_id, update_id) do nothing
+          returning id),
+        c as (
+          insert into telegram_chats (agent_id, chat_id, type, title, username)
+          select ${agent.id}, ${chat.id}, ${chat.type}, ${chat.title ?? null}, ${chat.username ?? null}
+          where exists (select 1 from m)
+          on conflict (agent_id, chat_id) do update
+            set type = excluded.type, title = excluded.title, updated_at = now()),
+        a as (
+          update agents set last_message_at = now()
+          where id = ${agent.id} and exists (select 1 from m)
+            and (last_message_at is null or last_message_at < now() - interval '1 second'))
+        select id from m`,
+  );
   if (!stored) return { result: 'duplicate' };
-
-  await db
-    .insert(telegramChats)
-    .values({
-      agentId: agent.id,
-      chatId: message.chat.id,
-      type: message.chat.type,
-      title: message.chat.title ?? null,
-      username: message.chat.username ?? null,
-    })
-    .onConflictDoUpdate({
-      target: [telegramChats.agentId, telegramChats.chatId],
-      set: { type: message.chat.type, title: message.chat.title ?? null, updatedAt: sql`now()` },
-    });
-  await db.update(agents).set({ lastMessageAt: new Date() }).where(eq(agents.id, agent.id));
 
   try {
     await sendEvent([

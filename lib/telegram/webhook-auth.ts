@@ -1,9 +1,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { eq } from 'drizzle-orm';
-import { readCredentialSecret } from '../credentials';
+import { and, eq } from 'drizzle-orm';
+import { decryptCredentialRow } from '../credentials';
 import type { Keyring } from '../crypto';
 import type { Queryable } from '../db/client';
-import { agents, customers } from '../db/schema';
+import { agents, credentials, customers } from '../db/schema';
 import { isUuid } from '../pagination';
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
@@ -33,13 +33,15 @@ export async function authenticateTelegramWebhook(
       customerId: agents.customerId,
       status: agents.status,
       customerStatus: customers.status,
+      secret: credentials,
     })
     .from(agents)
     .innerJoin(customers, eq(customers.id, agents.customerId))
+    .leftJoin(credentials, and(eq(credentials.agentId, agents.id), eq(credentials.kind, 'telegram_webhook')))
     .where(eq(agents.id, agentId));
-  if (!row) return undefined;
-  const expected = await readCredentialSecret(db, keyring, agentId, 'telegram_webhook');
-  if (!expected || !timingSafeEqual(digest(expected), digest(presented))) return undefined;
+  if (!row?.secret) return undefined;
+  const expected = decryptCredentialRow(keyring, row.secret);
+  if (!timingSafeEqual(digest(expected), digest(presented))) return undefined;
   return {
     id: row.id,
     customerId: row.customerId,
