@@ -256,15 +256,15 @@ export async function tryStart(
   for (const rule of concurrency) {
     // Serialises slot counting per key across processes (PGlite transactions are serial already).
     await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${rule.key}))`);
-    // First in, first out: an older run waiting on the same key goes first (replies stay in order).
-    if (await olderWaiting(tx, item.id, sql`r.concurrency @> ${json([{ key: rule.key }])}::jsonb`)) {
-      return block(now + 1_000);
-    }
-    const counted = (await tx.execute(
-      sql`select count(*)::int as n from executor_concurrency where key = ${rule.key}`,
-    )) as unknown as { rows: { n: number }[] };
-    // Blocked runs are woken when a slot frees up; the fallback re-check covers other processes.
-    if ((counted.rows[0]?.n ?? 0) >= rule.limit) return block(now + 1_000);
+    // First in, first out: an older run waiting on the same key goes first (replies stay in order);
+    // then a free slot. Blocked runs are woken when a slot frees up; the fallback re-check covers
+    // other processes.
+    const [slot] = await selectRows<{ older: boolean; used: number }>(
+      tx,
+      sql`select exists (${olderWaitingQuery(item.id, sql`r.concurrency @> ${json([{ key: rule.key }])}::jsonb`)}) as older,
+                 (select count(*)::int from executor_concurrency where key = ${rule.key}) as used`,
+    );
+    if (slot?.older || (slot?.used ?? 0) >= rule.limit) return block(now + 1_000);
   }
   const throttle = options.registry.get(run.function_id)?.throttle;
   if (throttleKey && throttle) {
@@ -286,9 +286,10 @@ export async function tryStart(
     );
   }
   await tx.execute(
-    sql`update executor_runs set status = 'running', started_at = ${iso(now)}::timestamptz where id = ${item.runId}`,
+    sql`with started as (
+          update executor_runs set status = 'running', started_at = ${iso(now)}::timestamptz where id = ${item.runId})
+        update executor_queue set kind = 'invoke' where id = ${item.id}`,
   );
-  await tx.execute(sql`update executor_queue set kind = 'invoke' where id = ${item.id}`);
   // The runs queued behind this one may start now if the limit allows more than one.
   for (const rule of concurrency) {
     await wakeWaiting(tx, now, sql`r.concurrency @> ${json([{ key: rule.key }])}::jsonb`);
@@ -297,12 +298,15 @@ export async function tryStart(
   return started;
 }
 
+/** A `start` item older than `itemId` whose queued run shares the key: it goes first. */
+function olderWaitingQuery(itemId: number, sharesKey: SQL): SQL {
+  return sql`select 1 from executor_queue q join executor_runs r on r.id = q.run_id
+      where q.kind = 'start' and q.id < ${itemId} and r.status = 'queued' and ${sharesKey} limit 1`;
+}
+
 async function olderWaiting(tx: Queryable, itemId: number, sharesKey: SQL): Promise<boolean> {
-  const rows = await tx.execute(
-    sql`select 1 from executor_queue q join executor_runs r on r.id = q.run_id
-        where q.kind = 'start' and q.id < ${itemId} and r.status = 'queued' and ${sharesKey} limit 1`,
-  );
-  return (rows as unknown as { rows: unknown[] }).rows.length > 0;
+  const rows = await selectRows(tx, olderWaitingQuery(itemId, sharesKey));
+  return rows.length > 0;
 }
 
 async function wakeWaiting(tx: Queryable, now: number, sharesKey: SQL): Promise<void> {

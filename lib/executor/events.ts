@@ -105,18 +105,29 @@ export async function fanOut(
     if (runId) runIds.push(runId);
   }
 
-  const waits = await selectRows<{
+  // The waits this event satisfies and the runs it cancels, in one round trip.
+  const matched = await selectRows<{
+    kind: 'wait' | 'cancel';
     run_id: string;
-    step_id: string;
+    step_id: string | null;
     name: string | null;
     expression: string | null;
     event: EventPayload;
   }>(
     tx,
-    sql`select w.run_id, w.step_id, w.name, w.expression, r.event from executor_waits w
+    sql`select 'wait' as kind, w.run_id, w.step_id, w.name, w.expression, r.event from executor_waits w
         join executor_runs r on r.id = w.run_id
-        where w.event_name = ${payload.name} and w.expires_at > ${iso(now)}::timestamptz and r.status = 'running'`,
+        where w.event_name = ${payload.name} and w.expires_at > ${iso(now)}::timestamptz and r.status = 'running'
+        union all
+        select 'cancel' as kind, c.run_id, null, null, c.expression, r.event from executor_cancels c
+        join executor_runs r on r.id = c.run_id
+        where c.event_name = ${payload.name} and (c.expires_at is null or c.expires_at > ${iso(now)}::timestamptz)
+          and r.status in ('queued', 'running')`,
   );
+  const waits = matched.flatMap((row) =>
+    row.kind === 'wait' && row.step_id !== null ? [{ ...row, step_id: row.step_id }] : [],
+  );
+  const cancels = matched.filter((row) => row.kind === 'cancel');
   for (const wait of waits) {
     if (wait.expression && !safeTest(wait.expression, { event: wait.event, async: payload })) continue;
     const run = await lockRun(tx, wait.run_id);
@@ -146,13 +157,6 @@ export async function fanOut(
     await discoverIfIdle(tx, wait.run_id, now);
   }
 
-  const cancels = await selectRows<{ run_id: string; expression: string | null; event: EventPayload }>(
-    tx,
-    sql`select c.run_id, c.expression, r.event from executor_cancels c
-        join executor_runs r on r.id = c.run_id
-        where c.event_name = ${payload.name} and (c.expires_at is null or c.expires_at > ${iso(now)}::timestamptz)
-          and r.status in ('queued', 'running')`,
-  );
   for (const cancel of cancels) {
     if (cancel.expression && !safeTest(cancel.expression, { event: cancel.event, async: payload })) continue;
     await cancelRun(tx, cancel.run_id, now);

@@ -45,12 +45,13 @@ export async function createRun(
   const throttleKey = fn.throttle ? `${fn.id}:${fn.throttle.key ? fn.throttle.key.key(scope) : ''}` : null;
   const gated = concurrency.length > 0 || throttleKey !== null;
   await tx.execute(
-    sql`insert into executor_runs (id, function_id, event_id, event, status, concurrency, throttle_key, created_at, started_at)
-        values (${runId}, ${fn.id}, ${eventRowId}, ${json(event)}::jsonb, ${gated ? 'queued' : 'running'},
-                ${json(concurrency)}::jsonb, ${throttleKey}, ${iso(now)}::timestamptz, ${gated ? null : iso(now)}::timestamptz)`,
-  );
-  await tx.execute(
-    sql`insert into executor_queue (run_id, kind, step_id, available_at) values (${runId}, ${gated ? 'start' : 'invoke'}, '', ${iso(now)}::timestamptz)`,
+    sql`with run as (
+          insert into executor_runs (id, function_id, event_id, event, status, concurrency, throttle_key, created_at, started_at)
+          values (${runId}, ${fn.id}, ${eventRowId}, ${json(event)}::jsonb, ${gated ? 'queued' : 'running'},
+                  ${json(concurrency)}::jsonb, ${throttleKey}, ${iso(now)}::timestamptz, ${gated ? null : iso(now)}::timestamptz)
+          returning id)
+        insert into executor_queue (run_id, kind, step_id, available_at)
+        select id, ${gated ? 'start' : 'invoke'}, '', ${iso(now)}::timestamptz from run`,
   );
   for (const rule of fn.cancel) {
     await tx.execute(
