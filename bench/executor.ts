@@ -6,43 +6,18 @@
  *
  *   npm run bench:executor            # BENCH_RUNS=1000 BENCH_RATE=50 BENCH_SECONDS=10
  */
-import { randomBytes } from 'node:crypto';
 import { sql } from 'drizzle-orm';
-import pg from 'pg';
 import { createJobsRuntime, type JobsRuntime } from '../functions/runtime';
 import { parseConfig } from '../lib/config';
 import { createDatabase, type DatabaseHandle, selectRows } from '../lib/db/client';
 import { migrateDatabase } from '../lib/db/migrate';
 import { withDevSecrets } from '../lib/dev-secrets';
 import { createServices, type Services } from '../lib/services';
+import { ADMIN_URL, scratchPostgres } from './support/scratch-postgres';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 1000);
 const RATE = Number(process.env.BENCH_RATE ?? 50);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
-const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-
-async function scratchPostgres(): Promise<{ url: string; drop(): Promise<void> } | undefined> {
-  const name = `oc_bench_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: ADMIN_URL });
-  try {
-    await admin.connect();
-  } catch {
-    return undefined;
-  }
-  await admin.query(`create database ${name}`);
-  await admin.end();
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    async drop() {
-      const client = new pg.Client({ connectionString: ADMIN_URL });
-      await client.connect();
-      await client.query(`drop database if exists ${name} with (force)`);
-      await client.end();
-    },
-  };
-}
 
 async function makeWorker(database: DatabaseHandle): Promise<{ services: Services; runtime: JobsRuntime }> {
   const config = withDevSecrets(

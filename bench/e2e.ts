@@ -1,0 +1,104 @@
+/**
+ * End to end under load: updates POSTed to `/telegram/:agentId` of the platform (web + worker in one
+ * process, `npm start`'s shape, on the real PostgreSQL and Redis) at a steady rate across many chats,
+ * answered through the fake Anthropic (instant) and the fake Telegram Bot API, which records each
+ * sendMessage. Latency is webhook POST to sendMessage received, i.e. the platform's own overhead.
+ * Prints one line per offered rate:
+ *   e2e: offered R msg/s … sent N answered M … p50 X ms p99 Y ms … max RSS Z MB
+ *
+ *   npm run bench:e2e          # BENCH_RATES=200,50 BENCH_SECONDS=10 BENCH_CHATS=500
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startFakeAnthropic } from '../test/support/fake-anthropic';
+import { startFakeTelegram } from '../test/support/fake-telegram';
+import { forkPlatform, percentile, textUpdate } from './support/fork-platform';
+import { ADMIN_URL, scratchPostgres } from './support/scratch-postgres';
+
+const RATES = (process.env.BENCH_RATES ?? '200,50').split(',').map(Number);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const CHATS = Number(process.env.BENCH_CHATS ?? 500);
+/** After the last send, how long the answers may take to arrive. */
+const DRAIN_MS = Number(process.env.BENCH_DRAIN_MS ?? 120_000);
+const BOT_TOKEN = `4242424242:AAE${'b'.repeat(32)}`;
+const CLAUDE_KEY = `sk-ant-api03-${'b'.repeat(40)}`;
+
+async function run(rate: number): Promise<string> {
+  const scratch = await scratchPostgres();
+  if (!scratch) return `e2e: skipped (${ADMIN_URL} not reachable)`;
+  const telegram = await startFakeTelegram();
+  const anthropic = await startFakeAnthropic();
+  telegram.addBot(BOT_TOKEN, { id: 4242424242, first_name: 'Bench', username: 'bench_bot' });
+  anthropic.addKey(CLAUDE_KEY);
+  const platform = await forkPlatform('full', {
+    BENCH_PLATFORM_DATABASE_URL: scratch.url,
+    BENCH_BOT_TOKEN: BOT_TOKEN,
+    BENCH_CLAUDE_KEY: CLAUDE_KEY,
+    TELEGRAM_API_ROOT: telegram.apiRoot,
+    ANTHROPIC_BASE_URL: anthropic.baseURL,
+  });
+  try {
+    const url = `http://127.0.0.1:${platform.port}/telegram/${platform.agentId}`;
+    const headers = {
+      'content-type': 'application/json',
+      'x-telegram-bot-api-secret-token': platform.secret,
+    };
+    const sentAt = new Map<string, number>();
+    const total = rate * SECONDS;
+    let failedPosts = 0;
+    const posts: Promise<void>[] = [];
+    const start = Date.now();
+    for (let i = 0; i < total; i += 1) {
+      const wait = start + (i * 1000) / rate - Date.now();
+      if (wait > 0) await sleep(wait);
+      const text = `m${i}`;
+      sentAt.set(text, Date.now());
+      posts.push(
+        fetch(url, {
+          method: 'POST',
+          headers,
+          body: JSON.stringify(textUpdate(i + 1, 200_000 + (i % CHATS), text)),
+        }).then(
+          async (res) => {
+            await res.arrayBuffer();
+            if (res.status !== 200) failedPosts += 1;
+          },
+          () => {
+            failedPosts += 1;
+          },
+        ),
+      );
+    }
+    await Promise.all(posts);
+    const offeredSeconds = (Date.now() - start) / 1000;
+
+    const answered = () => telegram.sent.filter((m) => m.token === BOT_TOKEN).length;
+    const deadline = Date.now() + DRAIN_MS;
+    while (answered() < total && Date.now() < deadline) await sleep(100);
+
+    const latencies: number[] = [];
+    let last = start;
+    for (const call of telegram.callsOf('sendMessage', BOT_TOKEN)) {
+      const text = String(call.params.text ?? '').replace(/^Echo: /, '');
+      const at = sentAt.get(text);
+      if (at === undefined) continue;
+      latencies.push(call.at.getTime() - at);
+      last = Math.max(last, call.at.getTime());
+    }
+    latencies.sort((a, b) => a - b);
+    const done = answered();
+    const throughput = done / ((last - start) / 1000);
+    return (
+      `e2e: offered ${rate} msg/s for ${offeredSeconds.toFixed(1)} s across ${CHATS} chats: sent ${total}` +
+      ` (${failedPosts} failed posts), answered ${done}, ${throughput.toFixed(0)} msg/s answered;` +
+      ` webhook-to-sendMessage p50 ${percentile(latencies, 50)} ms p99 ${percentile(latencies, 99)} ms;` +
+      ` max RSS ${(platform.maxRss() / 2 ** 20).toFixed(0)} MB`
+    );
+  } finally {
+    await platform.stop();
+    await Promise.all([telegram.stop(), anthropic.stop()]);
+    await scratch.drop();
+  }
+}
+
+for (const rate of RATES) process.stdout.write(`${await run(rate)}\n`);
+process.exit(0);
