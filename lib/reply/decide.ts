@@ -29,10 +29,11 @@ export interface DecideDeps {
 export const TURN_WAIT_WINDOW_MS = 10 * 60_000;
 
 /**
- * Whether an earlier message of the same chat is still waiting for its answer. Inngest's concurrency
- * limits executing steps, not runs: between two steps of one run, the next message's run may take the
- * chat's slot. Answering only once every earlier message is settled keeps a chat's answers in order
- * on every engine (the embedded one holds the slot for the whole run, so it never has to wait).
+ * Whether an earlier message of the same chat is being answered right now (claimed, not settled).
+ * Inngest's concurrency limits executing steps, not runs: between two steps of one run, the next
+ * message's run may take the chat's slot, and must then wait for the first answer to go out. An
+ * earlier message that no run has claimed yet is not waited for: its run is queued behind this one
+ * (the embedded engine holds the slot for a whole run), and waiting would only stall both.
  */
 async function earlierMessagePending(db: Database, ref: InboundRef, now: Date): Promise<boolean> {
   const current = alias(telegramMessages, 'current');
@@ -45,7 +46,7 @@ async function earlierMessagePending(db: Database, ref: InboundRef, now: Date): 
         eq(telegramMessages.agentId, ref.agentId),
         eq(telegramMessages.chatId, ref.chatId),
         eq(telegramMessages.direction, 'inbound'),
-        inArray(telegramMessages.status, ['received', 'processing']),
+        eq(telegramMessages.status, 'processing'),
         ne(telegramMessages.id, ref.messageId),
         gt(telegramMessages.createdAt, new Date(now.getTime() - TURN_WAIT_WINDOW_MS)),
         or(
