@@ -9,23 +9,15 @@ import { formatForTelegram } from '../lib/telegram/chunk';
 import { sendEventVia } from './client';
 import { telegramUpdateReceived } from './events';
 import type { FunctionDeps } from './index';
+import { sendFailureError } from './send-failure';
 
 /** Seconds a message waits for the earlier ones of its chat before it is answered regardless. */
 const MAX_TURN_WAITS = 120;
 
 /** A chunk's send as the engine should see it: sent or blocked are results, the rest are errors. */
 function settleChunk(result: ChunkResult) {
-  switch (result.status) {
-    case 'sent':
-    case 'blocked':
-      return result;
-    case 'retry_after':
-      throw new RetryAfterError('Telegram asked to slow down (429)', result.seconds * 1000);
-    case 'retryable':
-      throw new Error(`Telegram could not take the message: ${result.description}`);
-    case 'failed':
-      throw new NonRetriableError(`telegram_send_failed: ${result.description}`);
-  }
+  if (result.status === 'sent' || result.status === 'blocked') return result;
+  throw sendFailureError(result);
 }
 
 /** A failed Claude call as the engine should see it (the code before the colon reaches agent.error). */

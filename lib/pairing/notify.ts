@@ -1,16 +1,13 @@
 import { eq } from 'drizzle-orm';
 import { agents, pairingRequests } from '../db/schema';
 import { agentTelegramApi, type SendDeps } from '../reply/send';
-import { classifyTelegramError } from '../telegram/errors';
+import { type SendFailure, sendFailureOf } from '../telegram/errors';
 import { pairingApprovedMessage } from './messages';
 
 /** The event the approve route sends; functions/events.ts declares it. */
 export const PAIRING_APPROVED = 'agent/pairing.approved';
 
-export type PairingNoticeResult =
-  | { status: 'sent' | 'blocked' | 'no_token' | 'not_found' }
-  | { status: 'retry_after'; seconds: number }
-  | { status: 'retryable' | 'failed'; description: string };
+export type PairingNoticeResult = { status: 'sent' | 'no_token' | 'not_found' } | SendFailure;
 
 /** Tells the Telegram user their pairing code was approved, in the chat they asked from. */
 export async function notifyPairingApproved(
@@ -29,18 +26,6 @@ export async function notifyPairingApproved(
     await api.sendMessage(row.chatId, pairingApprovedMessage(row.agentName));
     return { status: 'sent' };
   } catch (error) {
-    const kind = classifyTelegramError(error);
-    switch (kind.kind) {
-      case 'retry_after':
-        return { status: 'retry_after', seconds: kind.seconds };
-      case 'blocked':
-        return { status: 'blocked' };
-      case 'retryable':
-        return { status: 'retryable', description: kind.description };
-      case 'invalid_token':
-        return { status: 'failed', description: 'Telegram rejected the bot token' };
-      default:
-        return { status: 'failed', description: kind.description };
-    }
+    return sendFailureOf(error);
   }
 }

@@ -5,7 +5,7 @@ import type { Keyring } from '../crypto';
 import type { Database } from '../db/client';
 import { telegramChats, telegramMessages } from '../db/schema';
 import { createTelegramApi } from '../telegram/api';
-import { classifyTelegramError } from '../telegram/errors';
+import { classifyTelegramError, type SendFailure, sendFailureOf } from '../telegram/errors';
 import type { InboundRef, ReplyTarget } from './types';
 
 export interface SendDeps {
@@ -32,11 +32,7 @@ export interface OutgoingChunk {
 
 export type ChunkResult =
   | { status: 'sent'; outboundId: string; telegramMessageId: number; format: 'html' | 'plain' }
-  /** The user blocked the bot, left, or the chat is gone: nothing more can be sent there. */
-  | { status: 'blocked'; description: string }
-  | { status: 'retry_after'; seconds: number }
-  | { status: 'retryable'; description: string }
-  | { status: 'failed'; description: string };
+  | SendFailure;
 
 /** grammY's Api for the agent's bot, or undefined when the token is gone. */
 export async function agentTelegramApi(
@@ -90,21 +86,9 @@ export async function sendReplyChunk(
       }
     }
   } catch (error) {
-    const kind = classifyTelegramError(error);
-    switch (kind.kind) {
-      case 'retry_after':
-        return { status: 'retry_after', seconds: kind.seconds };
-      case 'blocked':
-        await markChatBlocked(deps.db, ref.agentId, target.chatId);
-        return { status: 'blocked', description: kind.description };
-      case 'retryable':
-        return { status: 'retryable', description: kind.description };
-      case 'invalid_token':
-        return { status: 'failed', description: 'Telegram rejected the bot token' };
-      case 'bad_entities':
-      case 'fatal':
-        return { status: 'failed', description: kind.description };
-    }
+    const failure = sendFailureOf(error);
+    if (failure.status === 'blocked') await markChatBlocked(deps.db, ref.agentId, target.chatId);
+    return failure;
   }
 
   const outboundId = await storeOutbound(deps.db, {

@@ -42,3 +42,29 @@ export function classifyTelegramError(error: unknown): TelegramErrorKind {
   }
   return { kind: 'fatal', description: error instanceof Error ? error.message : String(error) };
 }
+
+/** A message Telegram did not take, as the sender acts on it. */
+export type SendFailure =
+  | { status: 'retry_after'; seconds: number }
+  /** The user blocked the bot, left, or the chat is gone: nothing more can be sent there. */
+  | { status: 'blocked'; description: string }
+  | { status: 'retryable'; description: string }
+  | { status: 'failed'; description: string };
+
+/** `classifyTelegramError` for a sendMessage that failed. */
+export function sendFailureOf(error: unknown): SendFailure {
+  const kind = classifyTelegramError(error);
+  switch (kind.kind) {
+    case 'retry_after':
+      return { status: 'retry_after', seconds: kind.seconds };
+    case 'blocked':
+      return { status: 'blocked', description: kind.description };
+    case 'retryable':
+      return { status: 'retryable', description: kind.description };
+    case 'invalid_token':
+      return { status: 'failed', description: 'Telegram rejected the bot token' };
+    case 'bad_entities':
+    case 'fatal':
+      return { status: 'failed', description: kind.description };
+  }
+}
