@@ -14,6 +14,7 @@ import type { Agent, CreateAgentSchema, UpdateAgentSchema } from '../lib/schemas
 import type { AuditEntrySchema } from '../lib/schemas/audit';
 import type { CredentialStatus } from '../lib/schemas/credentials';
 import type { CreateCustomerSchema, Customer, UpdateCustomerSchema } from '../lib/schemas/customers';
+import type { PairingRequestView as PairingRequest } from '../lib/schemas/pairing';
 
 export type CreateCustomerRequest = z.input<typeof CreateCustomerSchema>;
 export type UpdateCustomerRequest = z.input<typeof UpdateCustomerSchema>;
@@ -21,7 +22,7 @@ export type CreateAgentRequest = z.input<typeof CreateAgentSchema>;
 export type UpdateAgentRequest = z.input<typeof UpdateAgentSchema>;
 export type AuditEntry = z.infer<typeof AuditEntrySchema>;
 export type AgentStatus = Awaited<ReturnType<typeof getAgentStatus>>;
-export type { Agent, CredentialStatus, Customer };
+export type { Agent, CredentialStatus, Customer, PairingRequest };
 
 export interface Page {
   limit?: number;
@@ -203,6 +204,26 @@ export class OpenClawClient {
   }
   getAgentStatus(agentId: string) {
     return this.#request<{ status: AgentStatus }>('GET', `/agents/${encodeURIComponent(agentId)}/status`);
+  }
+  listPairingRequests(agentId: string, query: Page & { status?: PairingRequest['status'] } = {}) {
+    return this.#request<{ pairingRequests: PairingRequest[]; nextCursor: string | null }>(
+      'GET',
+      `/agents/${encodeURIComponent(agentId)}/pairing-requests`,
+      { query },
+    );
+  }
+  /** Lets the Telegram user who received `code` talk to the agent (their id joins telegramAllowFrom). */
+  approvePairingRequest(agentId: string, code: string) {
+    return this.#request<{ pairingRequest: PairingRequest }>(
+      'POST',
+      `/agents/${encodeURIComponent(agentId)}/pairing-requests/${encodeURIComponent(code)}/approve`,
+    );
+  }
+  rejectPairingRequest(agentId: string, code: string) {
+    return this.#request<{ pairingRequest: PairingRequest }>(
+      'POST',
+      `/agents/${encodeURIComponent(agentId)}/pairing-requests/${encodeURIComponent(code)}/reject`,
+    );
   }
   listAuditLog(query: Page & { action?: string } = {}) {
     return this.#request<{ entries: AuditEntry[]; nextCursor: string | null }>('GET', '/audit-log', {

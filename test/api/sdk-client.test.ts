@@ -48,6 +48,14 @@ describe('OpenClawClient against a running server', () => {
     await client.deleteTelegramCredentials(agent.id);
     expect((await client.listAgents()).agents).toHaveLength(1);
     expect((await client.listAuditLog()).entries.length).toBeGreaterThan(3);
+    expect(await client.listPairingRequests(agent.id, { status: 'pending' })).toEqual({
+      pairingRequests: [],
+      nextCursor: null,
+    });
+    await expect(client.approvePairingRequest(agent.id, 'ABCD-EFGH')).rejects.toMatchObject({
+      status: 404,
+      code: 'pairing_request_not_found',
+    });
     expect((await admin.listAdminAuditLog({ customerId: customer.id })).entries.length).toBeGreaterThan(3);
 
     const rotated = await admin.rotateCustomerKey(customer.id);
