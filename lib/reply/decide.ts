@@ -25,6 +25,9 @@ export interface DecideDeps {
   generatePairingCode?: (() => string) | undefined;
 }
 
+/** The answer to a message without text (photo, sticker, voice...) in a private chat. */
+export const TEXT_ONLY_NOTICE = 'I can only read text messages for now. Please send your question as text.';
+
 /** An earlier message older than this no longer holds later ones back (a stuck row must not block a chat). */
 export const TURN_WAIT_WINDOW_MS = 10 * 60_000;
 
@@ -178,7 +181,11 @@ export async function decideInbound(
       settle: 'answered',
     };
   }
-  if (text.trim() === '') return skip('no_text');
+  if (text.trim() === '') {
+    // A photo, sticker or voice note in a private chat: say so rather than stay silent.
+    if (chatType !== 'private') return skip('no_text');
+    return { action: 'notice', kind: 'unsupported', target, text: TEXT_ONLY_NOTICE, settle: 'ignored' };
+  }
 
   const budget = await checkTokenBudget(db, {
     agentId: agent.id,

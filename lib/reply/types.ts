@@ -52,7 +52,7 @@ export type InboundDecision =
   | {
       /** A fixed text, no Claude call: a command's answer, a pairing code, a quota notice. */
       action: 'notice';
-      kind: 'command' | 'pairing' | 'quota' | 'token_budget';
+      kind: 'command' | 'pairing' | 'quota' | 'token_budget' | 'unsupported';
       target: ReplyTarget;
       text: string;
       /** The inbound message's final status: commands are answered, the rest stay out of the history. */

@@ -6,6 +6,7 @@ import { createFunctions } from '../../functions/index';
 import { helpText, resetText } from '../../lib/conversation/commands';
 import { agents, credentials, customers, telegramMessages } from '../../lib/db/schema';
 import { QUOTA_NOTICE } from '../../lib/ratelimit/quota';
+import { TEXT_ONLY_NOTICE } from '../../lib/reply/decide';
 import { APOLOGY_TEXT } from '../../lib/reply/finish';
 import {
   createRunningAgent,
@@ -412,7 +413,7 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
     expect(webhookEventsOf(agent, 'agent.error').map((e) => e.data.code)).toEqual(['quota_exceeded']);
   });
 
-  it('does not answer for a suspended customer, a stopped agent, or an edited message', async () => {
+  it('does not answer for a suspended customer, a stopped agent or an edit; says it reads text only', async () => {
     const agent = await agentWith();
     await deliver(agent, buildUpdate.privateText({ from: { id: 6101 }, text: 'original', messageId: 77 }));
     await harness.settle();
@@ -420,6 +421,16 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
       agent,
       buildUpdate.editedPrivateText({ from: { id: 6101 }, text: 'edited', messageId: 77 }),
     );
+    await harness.settle();
+    const sticker = buildUpdate.privateText({ from: { id: 6101 }, text: 'x' });
+    const { text: _text, ...stickerMessage } = sticker.message;
+    await deliver(agent, {
+      update_id: sticker.update_id,
+      message: {
+        ...stickerMessage,
+        sticker: { file_id: 'CAAC', width: 512, height: 512, is_animated: false },
+      },
+    });
     await harness.settle();
     // Stored while all was well, answered after the customer was suspended / the agent stopped: no answer.
     const { db } = harness.services;
@@ -430,9 +441,9 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
     await deliver(agent, buildUpdate.privateText({ from: { id: 6101 }, text: 'while stopping' }));
     await db.update(agents).set({ status: 'stopped' }).where(eq(agents.id, agent.agentId));
     await harness.settle();
-    expect(textsTo(agent, 6101)).toEqual(['Echo: original']);
+    expect(textsTo(agent, 6101)).toEqual(['Echo: original', TEXT_ONLY_NOTICE]);
     const statuses = (await rowsOf(agent)).filter((r) => r.direction === 'inbound').map((r) => r.status);
-    expect(statuses).toEqual(['answered', 'ignored', 'ignored', 'ignored']);
+    expect(statuses).toEqual(['answered', 'ignored', 'ignored', 'ignored', 'ignored']);
   });
 
   it('the outbox sweeper sends the event of an update stored when the engine was down, answered once', async () => {
