@@ -4,7 +4,7 @@ import { agents, telegramMessages } from '../db/schema';
 import type { SendEvent } from '../jobs';
 import { emitCustomerEvent } from '../webhooks/settings';
 import { replyTargetOfUpdate, settleInbound } from './decide';
-import { agentTelegramApi, type ReplyUsage, type SendDeps, storeOutbound } from './send';
+import { type ReplyUsage, type SendDeps, sendReplyChunk, storeOutbound } from './send';
 import type { AgentErrorNotice, InboundRef } from './types';
 
 export interface FinishDeps {
@@ -81,10 +81,10 @@ export async function finishReply(
 export const APOLOGY_TEXT = "Sorry, I couldn't answer that just now. Please try again in a little while.";
 
 /**
- * The end of a run whose retries are spent: unless the message was settled meanwhile, it becomes
- * `failed` (claimed atomically, so a retried failure handler apologises once), the user gets one short
- * apology (best effort: a blocked bot or a revoked token just means no apology), the agent's last error
- * is set and the customer gets `agent.error`.
+ * The end of a run whose retries are spent: the agent's last error is set and the customer gets
+ * `agent.error` (both idempotent); then, unless the message was settled meanwhile, it becomes `failed`
+ * (claimed atomically, so a retried failure handler apologises at most once) and the user gets one
+ * short apology (best effort: a blocked bot or a revoked token just means no apology).
  */
 export async function failReply(
   deps: FinishDeps & SendDeps,
@@ -97,6 +97,19 @@ export async function failReply(
 ): Promise<{ apologised: boolean }> {
   const { db } = deps;
   const { ref, error } = input;
+  await db
+    .update(agents)
+    .set({ lastError: error.message.slice(0, 500), lastErrorCode: error.code, lastErrorAt: input.now })
+    .where(eq(agents.id, ref.agentId));
+  await emitCustomerEvent(db, deps.sendEvent, {
+    customerId: ref.customerId,
+    agentId: ref.agentId,
+    type: 'agent.error',
+    data: { code: error.code, message: error.message.slice(0, 500) },
+    eventId: `agent-error-${input.runId}`,
+    occurredAt: input.now,
+  });
+
   const [failed] = await db
     .update(telegramMessages)
     .set({ status: 'failed' })
@@ -111,39 +124,13 @@ export async function failReply(
       ),
     )
     .returning({ update: telegramMessages.update });
-  if (!failed) return { apologised: false };
-  const target = replyTargetOfUpdate(failed.update);
-
-  let apologised = false;
-  if (target) {
-    const api = await agentTelegramApi(deps, ref.agentId, 10_000);
-    if (api) {
-      apologised = await api
-        .sendMessage(target.chatId, APOLOGY_TEXT, {
-          ...(target.messageThreadId === undefined ? {} : { message_thread_id: target.messageThreadId }),
-          ...(target.replyToMessageId === undefined
-            ? {}
-            : {
-                reply_parameters: { message_id: target.replyToMessageId, allow_sending_without_reply: true },
-              }),
-        })
-        .then(
-          () => true,
-          () => false,
-        );
-    }
-  }
-  await db
-    .update(agents)
-    .set({ lastError: error.message.slice(0, 500), lastErrorCode: error.code, lastErrorAt: input.now })
-    .where(eq(agents.id, ref.agentId));
-  await emitCustomerEvent(db, deps.sendEvent, {
-    customerId: ref.customerId,
-    agentId: ref.agentId,
-    type: 'agent.error',
-    data: { code: error.code, message: error.message.slice(0, 500) },
-    eventId: `agent-error-${input.runId}`,
-    occurredAt: input.now,
-  });
-  return { apologised };
+  const target = failed ? replyTargetOfUpdate(failed.update) : undefined;
+  if (!target) return { apologised: false };
+  const sent = await sendReplyChunk(deps, {
+    ref,
+    target,
+    chunk: { plain: APOLOGY_TEXT, markdown: APOLOGY_TEXT },
+    first: true,
+  }).catch(() => undefined);
+  return { apologised: sent?.status === 'sent' };
 }
