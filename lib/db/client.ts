@@ -31,6 +31,12 @@ export interface DatabaseHandle {
    * (migrations, cron ticks). PGlite is one connection in one process: the lock is still taken.
    */
   withAdvisoryLock<T>(key: number, fn: (db: Database) => Promise<T>): Promise<T>;
+  /**
+   * LISTEN on `channel` over a connection of its own (re-opened after a drop), calling `onNotify` for
+   * each NOTIFY; returns the unsubscribe. Only the plain `pg` driver has it: PGlite is one process
+   * (in-process wake-ups suffice) and Neon's pooler does not keep sessions.
+   */
+  listen?(channel: string, onNotify: () => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 
@@ -115,10 +121,57 @@ async function createPool(driver: 'pg' | 'neon', url: string, max: number): Prom
         client.release();
       }
     },
+    ...(driver === 'pg'
+      ? { listen: (channel: string, onNotify: () => void) => listen(url, channel, onNotify) }
+      : {}),
     async close() {
       closed ??= pool.end();
       await closed;
     },
+  };
+}
+
+/**
+ * A dedicated client LISTENing on `channel`; reconnects with backoff (500 ms doubling to 30 s) until
+ * unsubscribed. Never throws for a connection problem: callers keep polling meanwhile.
+ */
+async function listen(url: string, channel: string, onNotify: () => void): Promise<() => Promise<void>> {
+  if (!/^[a-z_][a-z0-9_]*$/.test(channel)) throw new Error(`not a channel name: ${channel}`);
+  let stopped = false;
+  let client: pg.Client | undefined;
+  let retry: NodeJS.Timeout | undefined;
+  let delayMs = 500;
+  const retryLater = (lost: pg.Client) => {
+    // Once per lost client: its 'end' and a failed connect both land here.
+    if (stopped || client !== lost) return;
+    client = undefined;
+    retry = setTimeout(() => void connect(), delayMs);
+    retry.unref();
+    delayMs = Math.min(delayMs * 2, 30_000);
+  };
+  const connect = async (): Promise<void> => {
+    const next = new pg.Client({ connectionString: url });
+    next.on('notification', () => onNotify());
+    next.on('error', () => {});
+    next.on('end', () => retryLater(next));
+    client = next;
+    try {
+      await next.connect();
+      await next.query(`listen ${channel}`);
+      delayMs = 500;
+      // Work may have been queued while no one listened.
+      onNotify();
+    } catch {
+      retryLater(next);
+      await next.end().catch(() => {});
+    }
+  };
+  await connect();
+  return async () => {
+    stopped = true;
+    clearTimeout(retry);
+    await client?.end().catch(() => {});
+    client = undefined;
   };
 }
 

@@ -46,7 +46,17 @@ export interface ExecutorOptions {
    * and are stored as each finishes, through `/v1/checkpoint/:runId/async`. Default true.
    */
   checkpointing?: boolean;
+  /**
+   * Cross-process wake-ups (PostgreSQL LISTEN/NOTIFY): with `notify`, every stored event, replay and
+   * cancel also sends NOTIFY on commit; with `listen`, the running loop wakes on it instead of waiting
+   * for its next poll. Without them, other processes' work is found by polling.
+   */
+  notify?: boolean;
+  listen?: ((channel: string, onNotify: () => void) => Promise<() => Promise<void>>) | undefined;
 }
+
+/** The NOTIFY channel the executors of one database wake each other on. */
+export const WAKE_CHANNEL = 'openclaw_executor_wake';
 
 interface QueueRow {
   id: string | number;
@@ -89,6 +99,9 @@ export class EmbeddedExecutor {
   private wakeUp: (() => void) | undefined;
   private wakePending = false;
   private heartbeat: NodeJS.Timeout | undefined;
+  private readonly notify: boolean;
+  private readonly listen: ExecutorOptions['listen'];
+  private unlisten: (() => Promise<void>) | undefined;
   private lastCronCheck = 0;
 
   constructor(options: ExecutorOptions) {
@@ -105,6 +118,13 @@ export class EmbeddedExecutor {
     this.shutdownTimeoutMs = options.shutdownTimeoutMs ?? 10_000;
     this.random = options.random ?? Math.random;
     this.checkpointing = options.checkpointing ?? true;
+    this.notify = options.notify ?? false;
+    this.listen = options.listen;
+  }
+
+  /** Tells the other processes' loops (LISTEN) that there is new work; sent when `tx` commits. */
+  private async notifyOthers(tx: Queryable): Promise<void> {
+    if (this.notify) await tx.execute(sql`select pg_notify(${WAKE_CHANNEL}, '')`);
   }
 
   /** The Inngest client's `fetch`: `/e/:key` stores events, `/fn/register` takes the SDK's sync. */
@@ -173,6 +193,7 @@ export class EmbeddedExecutor {
         if (registry) await fanOut(tx, registry, event, this.context(now));
         else await enqueueFanOut(tx, event.rowId, now);
       }
+      if (stored.length > 0) await this.notifyOthers(tx);
       return stored;
     });
     this.wake();
@@ -193,6 +214,7 @@ export class EmbeddedExecutor {
       const event = await storeEvent(tx, rest, now, eventRowId);
       if (registry) await fanOut(tx, registry, event, this.context(now));
       else await enqueueFanOut(tx, event.rowId, now);
+      await this.notifyOthers(tx);
       return event.rowId;
     });
     this.wake();
@@ -201,7 +223,12 @@ export class EmbeddedExecutor {
 
   /** Cancels a live run; false when it had already ended. */
   async cancel(runId: string): Promise<boolean> {
-    const cancelled = await this.db.transaction((tx) => cancelRun(tx, runId, this.clock.now()));
+    const cancelled = await this.db.transaction(async (tx) => {
+      const ended = await cancelRun(tx, runId, this.clock.now());
+      // A cancel frees concurrency slots that runs queued in other processes wait for.
+      if (ended) await this.notifyOthers(tx);
+      return ended;
+    });
     this.wake();
     return cancelled;
   }
@@ -215,6 +242,12 @@ export class EmbeddedExecutor {
     this.loopError = undefined;
     this.heartbeat = setInterval(() => void this.extendLeases(), Math.max(100, Math.floor(this.leaseMs / 3)));
     this.heartbeat.unref();
+    if (this.listen) {
+      this.unlisten = await this.listen(WAKE_CHANNEL, () => this.wake()).catch((error: unknown) => {
+        this.logger.warn({ err: error }, 'LISTEN failed; polling only');
+        return undefined;
+      });
+    }
     this.loopDone = this.loop().catch((error: unknown) => {
       this.loopError = error instanceof Error ? error : new Error(String(error));
       this.logger.error({ err: error }, 'executor loop died');
@@ -237,6 +270,8 @@ export class EmbeddedExecutor {
     ]);
     clearTimeout(timer);
     clearInterval(this.heartbeat);
+    await this.unlisten?.();
+    this.unlisten = undefined;
     if (!finished) {
       await this.db.execute(
         sql`update executor_queue set leased_until = null, leased_by = null where leased_by = ${this.workerId}`,

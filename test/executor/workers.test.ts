@@ -62,6 +62,41 @@ describe.skipIf(!hasPostgres)('several executors on one real PostgreSQL', () => 
     expect(byWorker.two).toBeGreaterThan(0);
   });
 
+  it("another process's event wakes an idle worker at once (LISTEN/NOTIFY), not at its next poll", async () => {
+    const database = await createTestDatabase('postgres');
+    cleanup.push(() => database.destroy());
+    const functions = (inngest: Parameters<Parameters<typeof createExecutorHarness>[0]['functions']>[0]) => [
+      inngest.createFunction({ id: 'woken', triggers: [{ event: 'test/woken' }] }, async ({ step }) => {
+        await step.run('only', () => 'done');
+      }),
+    ];
+    // The web process: stores events, runs no loop. The worker: a loop that polls once a minute.
+    const web = await createExecutorHarness({ target: 'postgres', database, functions });
+    const worker = await createExecutorHarness({
+      target: 'postgres',
+      database,
+      functions,
+      executor: { pollIntervalMs: 60_000 },
+    });
+    cleanup.push(
+      () => web.close(),
+      () => worker.close(),
+    );
+    await worker.executor.start();
+    cleanup.push(() => worker.executor.stop());
+    await new Promise((resolve) => setTimeout(resolve, 300));
+
+    await web.send({ name: 'test/woken', data: {} });
+    let status: string | undefined;
+    for (let attempt = 0; attempt < 100 && status !== 'completed'; attempt += 1) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const runs = await listRuns(web.services.db, { functionId: `${APP}-woken`, limit: 1 });
+      status = runs.runs[0]?.status;
+    }
+    // Within 10 s, where polling alone would take a minute (without NOTIFY this fails).
+    expect(status).toBe('completed');
+  });
+
   it('a worker killed with SIGKILL mid-run: the run completes after restart, completed steps not re-run', async () => {
     const database = await createTestDatabase('postgres');
     cleanup.push(() => database.destroy());
