@@ -6,7 +6,7 @@
  * Prints one line per offered rate:
  *   e2e: offered R msg/s … sent N answered M … p50 X ms p99 Y ms … max RSS Z MB
  *
- *   npm run bench:e2e          # BENCH_RATES=200,50 BENCH_SECONDS=10 BENCH_CHATS=500
+ *   npm run bench:e2e          # BENCH_RATES=200,50 BENCH_SECONDS=10 BENCH_CHATS=500 [BENCH_SPLIT=1 BENCH_WORKERS=1]
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startFakeAnthropic } from '../test/support/fake-anthropic';
@@ -17,6 +17,9 @@ import { ADMIN_URL, scratchPostgres } from './support/scratch-postgres';
 const RATES = (process.env.BENCH_RATES ?? '200,50').split(',').map(Number);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CHATS = Number(process.env.BENCH_CHATS ?? 500);
+/** BENCH_SPLIT=1: a web and a worker process (Heroku's shape) instead of one process (`npm start`). */
+const SPLIT = Boolean(process.env.BENCH_SPLIT);
+const WORKERS = Number(process.env.BENCH_WORKERS ?? 1);
 /** After the last send, how long the answers may take to arrive. */
 const DRAIN_MS = Number(process.env.BENCH_DRAIN_MS ?? 120_000);
 const BOT_TOKEN = `4242424242:AAE${'b'.repeat(32)}`;
@@ -29,13 +32,17 @@ async function run(rate: number): Promise<string> {
   const anthropic = await startFakeAnthropic();
   telegram.addBot(BOT_TOKEN, { id: 4242424242, first_name: 'Bench', username: 'bench_bot' });
   anthropic.addKey(CLAUDE_KEY);
-  const platform = await forkPlatform('full', {
+  const env = {
     BENCH_PLATFORM_DATABASE_URL: scratch.url,
     BENCH_BOT_TOKEN: BOT_TOKEN,
     BENCH_CLAUDE_KEY: CLAUDE_KEY,
     TELEGRAM_API_ROOT: telegram.apiRoot,
     ANTHROPIC_BASE_URL: anthropic.baseURL,
-  });
+  };
+  const platform = await forkPlatform(SPLIT ? 'web' : 'full', env);
+  const workers = SPLIT
+    ? await Promise.all(Array.from({ length: WORKERS }, () => forkPlatform('worker', env)))
+    : [];
   try {
     const url = `http://127.0.0.1:${platform.port}/telegram/${platform.agentId}`;
     const headers = {
@@ -88,13 +95,14 @@ async function run(rate: number): Promise<string> {
     const done = answered();
     const throughput = done / ((last - start) / 1000);
     return (
-      `e2e: offered ${rate} msg/s for ${offeredSeconds.toFixed(1)} s across ${CHATS} chats: sent ${total}` +
+      `e2e (${SPLIT ? `web + ${WORKERS} worker process(es)` : 'one process'}): offered ${rate} msg/s for ${offeredSeconds.toFixed(1)} s across ${CHATS} chats: sent ${total}` +
       ` (${failedPosts} failed posts), answered ${done}, ${throughput.toFixed(0)} msg/s answered;` +
       ` webhook-to-sendMessage p50 ${percentile(latencies, 50)} ms p99 ${percentile(latencies, 99)} ms;` +
-      ` max RSS ${(platform.maxRss() / 2 ** 20).toFixed(0)} MB`
+      ` max RSS ${[platform, ...workers].map((p) => `${(p.maxRss() / 2 ** 20).toFixed(0)} MB`).join(' / ')}`
     );
   } finally {
     await platform.stop();
+    for (const worker of workers) await worker.stop();
     await Promise.all([telegram.stop(), anthropic.stop()]);
     await scratch.drop();
   }

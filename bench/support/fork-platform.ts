@@ -36,7 +36,7 @@ async function childEntry(): Promise<string> {
 
 /** Forks bench/support/platform-child.ts in `mode` and waits (bounded) until it listens. */
 export async function forkPlatform(
-  mode: 'bare' | 'web' | 'full',
+  mode: 'bare' | 'web' | 'full' | 'worker',
   env: Record<string, string> = {},
 ): Promise<ForkedPlatform> {
   const entry = await childEntry();

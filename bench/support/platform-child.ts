@@ -3,7 +3,8 @@
  * generator never shares its event loop. BENCH_MODE:
  * - `bare`: a Hono route that only parses the JSON body (the baseline);
  * - `web`: the platform's web process (`--web-only`): ingress stores updates and sends events;
- * - `full`: web and worker in one process (`npm start`): every update is answered.
+ * - `full`: web and worker in one process (`npm start`): every update is answered;
+ * - `worker`: the worker process alone (Heroku's `worker`), beside a `web` one.
  * It seeds one customer with one running agent (open DMs), then reports `{ port, agentId, secret }`
  * over IPC, and its RSS every 250 ms.
  */
@@ -58,6 +59,11 @@ async function platform(): Promise<ChildReady> {
   ).config;
   const services = await createServices(config);
   await migrateDatabase(services.database);
+  if (mode === 'worker') {
+    // The worker process of a split deployment: runs the jobs of the database the web process seeded.
+    await createJobsRuntime(services).startWorker();
+    return { port: 0, agentId: '', secret: '' };
+  }
   const { db, keyring, models } = services;
   const system = { actor: { type: 'system' as const }, requestId: undefined, ip: undefined };
   const { customer } = await createCustomer(db, system, keyring, {
