@@ -1,11 +1,10 @@
 import { NonRetriableError, RetryAfterError } from 'inngest';
 import type { ClaudeErrorKind } from '../lib/claude/errors';
-import { generateAnswer } from '../lib/reply/answer';
+import { answerChunks, generateAnswer } from '../lib/reply/answer';
 import { decideInbound } from '../lib/reply/decide';
 import { replyFailureNotice } from '../lib/reply/failure';
 import { failReply, finishReply } from '../lib/reply/finish';
 import { type ChunkResult, sendReplyChunk } from '../lib/reply/send';
-import { formatForTelegram } from '../lib/telegram/chunk';
 import { sendEventVia } from './client';
 import { telegramUpdateReceived } from './events';
 import type { FunctionDeps } from './index';
@@ -83,8 +82,9 @@ export function replyToMessage({ inngest, services }: FunctionDeps) {
 
       const decideDeps = { db, messageLimiter: services.limits.messages };
       let decision = await step.run('decide', () => decideInbound(decideDeps, ref, runId, new Date()));
-      // Wait (without holding a slot) while an earlier message of the chat is being answered; after
-      // MAX_TURN_WAITS seconds answer anyway, so one stuck message cannot silence a chat.
+      // Wait while an earlier message of the chat is being answered (on Inngest a sleeping run holds no
+      // concurrency slot); after MAX_TURN_WAITS seconds answer anyway, so one stuck message cannot
+      // silence a chat.
       for (let turn = 1; decision.action === 'wait'; turn += 1) {
         await step.sleep(`wait-for-turn-${turn}`, '1s');
         const keepOrder = turn < MAX_TURN_WAITS;
@@ -143,7 +143,7 @@ export function replyToMessage({ inngest, services }: FunctionDeps) {
         outputTokens: answer.outputTokens,
         cacheReadTokens: answer.cacheReadTokens,
       };
-      const chunks = formatForTelegram(answer.text);
+      const chunks = answerChunks(answer.text);
       const outboundIds: string[] = [];
       let blocked = false;
       for (const [index, chunk] of chunks.entries()) {

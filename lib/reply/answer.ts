@@ -9,6 +9,8 @@ import type { Database } from '../db/client';
 import { agents, credentials } from '../db/schema';
 import type { TelegramChatType } from '../policy/access';
 import { createTelegramApi } from '../telegram/api';
+import { formatForTelegram, type TelegramChunk } from '../telegram/chunk';
+import { escapeHtml } from '../telegram/format';
 import { withTyping } from '../telegram/typing';
 import type { InboundRef, ReplyTarget } from './types';
 
@@ -127,4 +129,11 @@ export async function markClaudeCredentialInvalid(
     .update(credentials)
     .set({ validationStatus: 'invalid', validationReason: reason, validatedAt: new Date() })
     .where(and(eq(credentials.agentId, agentId), eq(credentials.kind, 'claude')));
+}
+
+/** The Telegram messages of an answer; never none (Markdown that renders to nothing, a lone rule...). */
+export function answerChunks(text: string): TelegramChunk[] {
+  const chunks = formatForTelegram(text);
+  if (chunks.length > 0) return chunks;
+  return [{ html: escapeHtml(EMPTY_ANSWER_TEXT), plain: EMPTY_ANSWER_TEXT, markdown: EMPTY_ANSWER_TEXT }];
 }

@@ -1,6 +1,7 @@
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { telegramMessages } from '../../lib/db/schema';
+import { answerChunks, EMPTY_ANSWER_TEXT } from '../../lib/reply/answer';
 import { decideInbound, settleInbound } from '../../lib/reply/decide';
 import type { Services } from '../../lib/services';
 import { createAgent } from '../policy/fixtures';
@@ -87,5 +88,15 @@ describe.each(databaseTargets())('reply decisions on %s', (target) => {
       action: 'skip',
       reason: 'already_handled',
     });
+  });
+});
+
+describe('answer chunks', () => {
+  it('an answer that renders to nothing still gets a message; others get their formatted chunks', () => {
+    // A lone link reference definition renders to nothing at all.
+    expect(answerChunks('[ref]: https://example.com')).toEqual([
+      { html: EMPTY_ANSWER_TEXT, plain: EMPTY_ANSWER_TEXT, markdown: EMPTY_ANSWER_TEXT },
+    ]);
+    expect(answerChunks('**hi**')).toEqual([{ html: '<b>hi</b>', plain: 'hi', markdown: '**hi**' }]);
   });
 });
