@@ -249,7 +249,7 @@ export async function replayEvent(db: Database, eventId: string, now: number): P
     );
     const { id: _id, ts: _ts, ...rest } = (row as { payload: EventPayload }).payload;
     const stored = await storeEvent(tx, rest, now, eventId);
-    await enqueueFanOut(tx, stored.rowId, now);
+    await enqueueFanOut(tx, [stored.rowId], now);
     return stored.rowId;
   });
   const replayed = await getEvent(db, rowId);

@@ -3,7 +3,7 @@ import { sql } from 'drizzle-orm';
 import { type Queryable, selectRows } from '../db/client';
 import { compileExpression } from './expression';
 import type { CompiledFunction } from './function-config';
-import { createRun, discoverIfIdle, endRun, lockRun, type RunContext, recordStep } from './runs';
+import { createRuns, discoverIfIdle, endRun, lockRun, type RunContext, recordStep } from './runs';
 import { iso, json } from './sql-values';
 import type { EventPayload, Registry } from './types';
 
@@ -35,30 +35,12 @@ export async function storeEvent(
   now: number,
   replayOf: string | null = null,
 ): Promise<StoredEvent> {
-  if (typeof incoming.name !== 'string' || incoming.name === '') throw new Error('event "name" is required');
-  const rowId = randomUUID();
-  const externalId = incoming.id ? String(incoming.id) : rowId;
-  if (incoming.id) {
-    const fresh = await selectRows(
-      tx,
-      sql`insert into executor_event_ids (external_id, event_id, seen_at) values (${externalId}, ${rowId}, ${iso(now)}::timestamptz)
-          on conflict (external_id) do update set event_id = excluded.event_id, seen_at = excluded.seen_at
-          where executor_event_ids.seen_at < ${iso(now - EVENT_DEDUPE_WINDOW_MS)}::timestamptz
-          returning event_id`,
-    );
-    if (fresh.length === 0) {
-      const [existing] = await selectRows<{ event_id: string }>(
-        tx,
-        sql`select event_id from executor_event_ids where external_id = ${externalId}`,
-      );
-      return {
-        rowId: existing?.event_id ?? rowId,
-        payload: { id: externalId, name: incoming.name, data: incoming.data ?? {}, ts: incoming.ts ?? now },
-        duplicate: true,
-      };
-    }
-  }
-  const payload: EventPayload = {
+  const [stored] = await storeEvents(tx, [incoming], now, replayOf);
+  return stored as StoredEvent;
+}
+
+function payloadOf(incoming: IncomingEvent, externalId: string, now: number): EventPayload {
+  return {
     id: externalId,
     name: incoming.name,
     data: incoming.data ?? {},
@@ -66,12 +48,85 @@ export async function storeEvent(
     ...(incoming.user !== undefined ? { user: incoming.user } : {}),
     ...(incoming.v !== undefined ? { v: incoming.v } : {}),
   };
-  await tx.execute(
-    sql`insert into executor_events (id, external_id, name, data, payload, ts, received_at, replay_of)
-        values (${rowId}, ${externalId}, ${payload.name}, ${json(payload.data)}::jsonb, ${json(payload)}::jsonb,
-                ${payload.ts}, ${iso(now)}::timestamptz, ${replayOf})`,
-  );
-  return { rowId, payload, duplicate: false };
+}
+
+/**
+ * Stores events durably, in order, with a statement per table whatever their number. An `id` seen
+ * in the last 24 h (or earlier in the same batch) is not stored twice: the first row's id is
+ * returned, marked duplicate.
+ */
+export async function storeEvents(
+  tx: Queryable,
+  incoming: IncomingEvent[],
+  now: number,
+  replayOf: string | null = null,
+): Promise<StoredEvent[]> {
+  for (const event of incoming) {
+    if (typeof event.name !== 'string' || event.name === '') throw new Error('event "name" is required');
+  }
+  const drafts = incoming.map((event) => {
+    const rowId = randomUUID();
+    return { event, rowId, externalId: event.id ? String(event.id) : rowId };
+  });
+  // The first event of the batch with an external id claims it; later ones are its duplicates.
+  const claimant = new Map<string, number>();
+  drafts.forEach((draft, index) => {
+    if (draft.event.id && !claimant.has(draft.externalId)) claimant.set(draft.externalId, index);
+  });
+  const claims = [...claimant.entries()].map(([externalId, index]) => ({
+    external_id: externalId,
+    event_id: drafts[index]?.rowId,
+  }));
+  /** External ids already claimed by an earlier event, with that event's row id. */
+  const taken = new Map<string, string>();
+  if (claims.length > 0) {
+    const fresh = await selectRows<{ external_id: string }>(
+      tx,
+      sql`insert into executor_event_ids (external_id, event_id, seen_at)
+          select external_id, event_id, ${iso(now)}::timestamptz
+          from jsonb_to_recordset(${json(claims)}::jsonb) as x(external_id text, event_id uuid)
+          on conflict (external_id) do update set event_id = excluded.event_id, seen_at = excluded.seen_at
+          where executor_event_ids.seen_at < ${iso(now - EVENT_DEDUPE_WINDOW_MS)}::timestamptz
+          returning external_id`,
+    );
+    const freshIds = new Set(fresh.map((row) => row.external_id));
+    const seen = claims.map((claim) => claim.external_id).filter((id) => !freshIds.has(id));
+    if (seen.length > 0) {
+      const existing = await selectRows<{ external_id: string; event_id: string }>(
+        tx,
+        sql`select external_id, event_id from executor_event_ids
+            where external_id in (select jsonb_array_elements_text(${json(seen)}::jsonb))`,
+      );
+      for (const row of existing) taken.set(row.external_id, row.event_id);
+    }
+  }
+  const stored = drafts.map((draft, index): StoredEvent => {
+    const { event, externalId } = draft;
+    if (event.id) {
+      const earlier = taken.get(externalId);
+      const first = claimant.get(externalId) as number;
+      if (earlier !== undefined || first !== index) {
+        return {
+          rowId: earlier ?? (drafts[first]?.rowId as string),
+          payload: { id: externalId, name: event.name, data: event.data ?? {}, ts: event.ts ?? now },
+          duplicate: true,
+        };
+      }
+    }
+    return { rowId: draft.rowId, payload: payloadOf(event, externalId, now), duplicate: false };
+  });
+  const rows = stored
+    .filter((event) => !event.duplicate)
+    .map((event) => ({ id: event.rowId, payload: event.payload }));
+  if (rows.length > 0) {
+    await tx.execute(
+      sql`insert into executor_events (id, external_id, name, data, payload, ts, received_at, replay_of)
+          select id, payload->>'id', payload->>'name', payload->'data', payload, (payload->>'ts')::bigint,
+                 ${iso(now)}::timestamptz, ${replayOf}::uuid
+          from jsonb_to_recordset(${json(rows)}::jsonb) as x(id uuid, payload jsonb)`,
+    );
+  }
+  return stored;
 }
 
 /** Functions whose trigger matches the event (name and optional `if`). */
@@ -97,17 +152,45 @@ export async function fanOut(
   stored: StoredEvent,
   context: RunContext,
 ): Promise<string[]> {
-  const { payload, rowId } = stored;
-  const now = context.now;
-  const runIds: string[] = [];
-  for (const fn of matchingFunctions(registry, payload)) {
-    const runId = await createRun(tx, fn, payload, rowId, now);
-    if (runId) runIds.push(runId);
-  }
+  const [runIds] = await fanOutAll(tx, registry, [stored], context);
+  return runIds ?? [];
+}
 
-  // The waits this event satisfies and the runs it cancels, in one round trip.
+/**
+ * `fanOut` for several events at once, as if one after the other: their runs are created together,
+ * and one query finds the waits and cancel rules any of them matches. Returns each event's run ids.
+ */
+export async function fanOutAll(
+  tx: Queryable,
+  registry: Registry,
+  events: StoredEvent[],
+  context: RunContext,
+): Promise<string[][]> {
+  const now = context.now;
+  const planned = events.flatMap((stored, index) =>
+    matchingFunctions(registry, stored.payload).map((fn) => ({
+      fn,
+      event: stored.payload,
+      eventRowId: stored.rowId,
+      index,
+    })),
+  );
+  const created = await createRuns(tx, planned, now);
+  const runIds: string[][] = events.map(() => []);
+  /** Which event of this batch created a run: a later event's cancel does not reach back before it. */
+  const createdBy = new Map<string, number>();
+  planned.forEach((plan, i) => {
+    const runId = created[i];
+    if (!runId) return;
+    runIds[plan.index]?.push(runId);
+    createdBy.set(runId, plan.index);
+  });
+
+  const names = [...new Set(events.map((stored) => stored.payload.name))];
+  // The waits these events satisfy and the runs they cancel, in one round trip.
   const matched = await selectRows<{
     kind: 'wait' | 'cancel';
+    event_name: string;
     run_id: string;
     step_id: string | null;
     name: string | null;
@@ -115,53 +198,63 @@ export async function fanOut(
     event: EventPayload;
   }>(
     tx,
-    sql`select 'wait' as kind, w.run_id, w.step_id, w.name, w.expression, r.event from executor_waits w
+    sql`with names as (select jsonb_array_elements_text(${json(names)}::jsonb) as name)
+        select 'wait' as kind, w.event_name, w.run_id, w.step_id, w.name, w.expression, r.event from executor_waits w
         join executor_runs r on r.id = w.run_id
-        where w.event_name = ${payload.name} and w.expires_at > ${iso(now)}::timestamptz and r.status = 'running'
+        where w.event_name in (select name from names) and w.expires_at > ${iso(now)}::timestamptz and r.status = 'running'
         union all
-        select 'cancel' as kind, c.run_id, null, null, c.expression, r.event from executor_cancels c
+        select 'cancel' as kind, c.event_name, c.run_id, null, null, c.expression, r.event from executor_cancels c
         join executor_runs r on r.id = c.run_id
-        where c.event_name = ${payload.name} and (c.expires_at is null or c.expires_at > ${iso(now)}::timestamptz)
+        where c.event_name in (select name from names) and (c.expires_at is null or c.expires_at > ${iso(now)}::timestamptz)
           and r.status in ('queued', 'running')`,
   );
-  const waits = matched.flatMap((row) =>
-    row.kind === 'wait' && row.step_id !== null ? [{ ...row, step_id: row.step_id }] : [],
-  );
-  const cancels = matched.filter((row) => row.kind === 'cancel');
-  for (const wait of waits) {
-    if (wait.expression && !safeTest(wait.expression, { event: wait.event, async: payload })) continue;
-    const run = await lockRun(tx, wait.run_id);
-    if (run?.status !== 'running') continue;
-    const taken = await selectRows(
-      tx,
-      sql`delete from executor_waits where run_id = ${wait.run_id} and step_id = ${wait.step_id} returning step_id`,
-    );
-    if (taken.length === 0) continue;
-    await tx.execute(
-      sql`delete from executor_queue where run_id = ${wait.run_id} and kind = 'wait-timeout' and step_id = ${wait.step_id}`,
-    );
-    await recordStep(
-      tx,
-      wait.run_id,
-      {
-        id: wait.step_id,
-        name: wait.name ?? undefined,
-        op: 'WaitForEvent',
-        status: 'completed',
-        data: payload,
-        attempts: 1,
-        startedAt: undefined,
-      },
-      now,
-    );
-    await discoverIfIdle(tx, wait.run_id, now);
-  }
-
-  for (const cancel of cancels) {
-    if (cancel.expression && !safeTest(cancel.expression, { event: cancel.event, async: payload })) continue;
-    await cancelRun(tx, cancel.run_id, now);
+  if (matched.length === 0) return runIds;
+  for (const [index, { payload }] of events.entries()) {
+    for (const row of matched) {
+      if (row.event_name !== payload.name) continue;
+      if (row.expression && !safeTest(row.expression, { event: row.event, async: payload })) continue;
+      if (row.kind === 'wait' && row.step_id !== null) {
+        await resumeWait(tx, { runId: row.run_id, stepId: row.step_id, name: row.name }, payload, now);
+      } else if (row.kind === 'cancel' && (createdBy.get(row.run_id) ?? -1) < index) {
+        await cancelRun(tx, row.run_id, now);
+      }
+    }
   }
   return runIds;
+}
+
+/** A waiting step gets the event it waited for (once: the wait row is taken) and the run goes on. */
+async function resumeWait(
+  tx: Queryable,
+  wait: { runId: string; stepId: string; name: string | null },
+  payload: EventPayload,
+  now: number,
+): Promise<void> {
+  const run = await lockRun(tx, wait.runId);
+  if (run?.status !== 'running') return;
+  const taken = await selectRows(
+    tx,
+    sql`delete from executor_waits where run_id = ${wait.runId} and step_id = ${wait.stepId} returning step_id`,
+  );
+  if (taken.length === 0) return;
+  await tx.execute(
+    sql`delete from executor_queue where run_id = ${wait.runId} and kind = 'wait-timeout' and step_id = ${wait.stepId}`,
+  );
+  await recordStep(
+    tx,
+    wait.runId,
+    {
+      id: wait.stepId,
+      name: wait.name ?? undefined,
+      op: 'WaitForEvent',
+      status: 'completed',
+      data: payload,
+      attempts: 1,
+      startedAt: undefined,
+    },
+    now,
+  );
+  await discoverIfIdle(tx, wait.runId, now);
 }
 
 /** Cancels a live run; returns false when it had already ended. */
@@ -181,9 +274,11 @@ function safeTest(source: string, scope: Record<string, unknown>): boolean {
   }
 }
 
-/** Queues an event for a worker to fan out (the process that received it runs no executor loop). */
-export async function enqueueFanOut(tx: Queryable, rowId: string, now: number): Promise<void> {
+/** Queues events for a worker to fan out (the process that received them runs no executor loop). */
+export async function enqueueFanOut(tx: Queryable, rowIds: string[], now: number): Promise<void> {
+  if (rowIds.length === 0) return;
   await tx.execute(
-    sql`insert into executor_queue (run_id, kind, step_id, available_at) values (${rowId}, 'event', '', ${iso(now)}::timestamptz)`,
+    sql`insert into executor_queue (run_id, kind, step_id, available_at)
+        select id::uuid, 'event', '', ${iso(now)}::timestamptz from jsonb_array_elements_text(${json(rowIds)}::jsonb) as id`,
   );
 }

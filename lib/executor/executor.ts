@@ -5,10 +5,20 @@ import type { Database, Queryable } from '../db/client';
 import { selectRows } from '../db/client';
 import type { PartHealth } from '../health';
 import type { Logger } from '../logger';
-import { applyOutcome, completeTimer, type StartedRun, tryStart } from './apply';
-import { cancelRun, enqueueFanOut, fanOut, type IncomingEvent, storeEvent } from './events';
+import { applyOutcome, completeTimer, tryStart } from './apply';
+import {
+  cancelRun,
+  enqueueFanOut,
+  fanOut,
+  fanOutAll,
+  type IncomingEvent,
+  storeEvent,
+  storeEvents,
+} from './events';
 import { FunctionConfigError, nextCronTick } from './function-config';
+import { GroupCommit } from './group-commit';
 import { buildRequest, loadSteps, readOutcome, SERVE_ORIGIN, type ServeFetch } from './invoke';
+import { type Checkpoint, type CompletedRun, completeRuns, storeCheckpoints } from './leased-writes';
 import { loadRegistry, registerFunctions } from './registry';
 import { createRun, failRun, type RunContext } from './runs';
 import { iso, json } from './sql-values';
@@ -65,7 +75,22 @@ interface QueueRow {
   step_id: string;
   attempt: number;
   meta: QueueItem['meta'];
+  function_id: string | null;
+  status: string | null;
+  event: EventPayload | null;
+  step_seq: number | null;
 }
+
+/** What an `invoke` item's claim read of its run: no second read before calling the SDK. */
+interface ClaimedRun {
+  functionId: string;
+  event: EventPayload;
+  status: string;
+  /** No step of the run is stored yet: the SDK is called with an empty memo, without reading it. */
+  fresh: boolean;
+}
+
+type ClaimedItem = QueueItem & { run?: ClaimedRun | undefined };
 
 /**
  * The embedded jobs engine: the server side of the Inngest SDK protocol on Postgres. The Inngest
@@ -103,6 +128,11 @@ export class EmbeddedExecutor {
   private readonly listen: ExecutorOptions['listen'];
   private unlisten: (() => Promise<void>) | undefined;
   private lastCronCheck = 0;
+  /** Concurrent runs' step checkpoints and completions share statements (group commit). */
+  private readonly checkpoints: GroupCommit<Checkpoint, boolean>;
+  private readonly completions: GroupCommit<CompletedRun, boolean>;
+  /** Concurrent `send` calls (one per Telegram update, say) share one transaction. */
+  private readonly sends: GroupCommit<IncomingEvent[], string[]>;
 
   constructor(options: ExecutorOptions) {
     this.db = options.db;
@@ -120,6 +150,13 @@ export class EmbeddedExecutor {
     this.checkpointing = options.checkpointing ?? true;
     this.notify = options.notify ?? false;
     this.listen = options.listen;
+    this.checkpoints = new GroupCommit((batch) =>
+      storeCheckpoints(this.db, batch, this.workerId, this.clock.now()),
+    );
+    this.completions = new GroupCommit((batch) =>
+      completeRuns(this.db, batch, this.workerId, this.clock.now()),
+    );
+    this.sends = new GroupCommit((batch) => this.storeAndFanOut(batch), { maxParallel: 4 });
   }
 
   /** Tells the other processes' loops (LISTEN) that there is new work; sent when `tx` commits. */
@@ -180,23 +217,39 @@ export class EmbeddedExecutor {
     if (!response.ok) throw new Error(`Function sync failed: ${body.message ?? response.status}`);
   }
 
-  /** Stores events durably and sets off what they trigger. Returns the stored events' ids. */
+  /**
+   * Stores events durably and sets off what they trigger; resolves once they are committed. Returns
+   * the stored events' ids.
+   */
   async send(events: IncomingEvent[]): Promise<string[]> {
+    if (events.length === 0) return [];
+    return this.sends.submit(events);
+  }
+
+  /** Several `send` calls' events in one transaction, in order: each call gets its events' ids. */
+  private async storeAndFanOut(calls: IncomingEvent[][]): Promise<string[][]> {
     const now = this.clock.now();
     const registry = this.registry;
-    const ids = await this.db.transaction(async (tx) => {
-      const stored: string[] = [];
-      for (const incoming of events) {
-        const event = await storeEvent(tx, incoming, now);
-        stored.push(event.payload.id);
-        if (event.duplicate) continue;
-        if (registry) await fanOut(tx, registry, event, this.context(now));
-        else await enqueueFanOut(tx, event.rowId, now);
-      }
-      if (stored.length > 0) await this.notifyOthers(tx);
-      return stored;
+    const stored = await this.db.transaction(async (tx) => {
+      const events = await storeEvents(tx, calls.flat(), now);
+      const fresh = events.filter((event) => !event.duplicate);
+      if (registry) await fanOutAll(tx, registry, fresh, this.context(now));
+      else
+        await enqueueFanOut(
+          tx,
+          fresh.map((event) => event.rowId),
+          now,
+        );
+      await this.notifyOthers(tx);
+      return events;
     });
     this.wake();
+    const ids: string[][] = [];
+    let next = 0;
+    for (const call of calls) {
+      ids.push(stored.slice(next, next + call.length).map((event) => event.payload.id));
+      next += call.length;
+    }
     return ids;
   }
 
@@ -213,7 +266,7 @@ export class EmbeddedExecutor {
       const { id: _id, ts: _ts, ...rest } = row.payload;
       const event = await storeEvent(tx, rest, now, eventRowId);
       if (registry) await fanOut(tx, registry, event, this.context(now));
-      else await enqueueFanOut(tx, event.rowId, now);
+      else await enqueueFanOut(tx, [event.rowId], now);
       await this.notifyOthers(tx);
       return event.rowId;
     });
@@ -357,7 +410,7 @@ export class EmbeddedExecutor {
       emit: async (tx: Queryable, event: EventPayload) => {
         const stored = await storeEvent(tx, event, now);
         if (this.registry) await fanOut(tx, this.registry, stored, this.context(now));
-        else await enqueueFanOut(tx, stored.rowId, now);
+        else await enqueueFanOut(tx, [stored.rowId], now);
       },
     };
   }
@@ -399,19 +452,25 @@ export class EmbeddedExecutor {
     }
   }
 
-  private async claim(limit: number): Promise<QueueItem[]> {
+  private async claim(limit: number): Promise<ClaimedItem[]> {
     if (limit <= 0) return [];
     const now = this.clock.now();
     const rows = await selectRows<QueueRow & Record<string, unknown>>(
       this.db,
-      sql`update executor_queue set leased_until = ${iso(now + this.leaseMs)}::timestamptz, leased_by = ${this.workerId}
-          where id in (
-            select id from executor_queue
-            where available_at <= ${iso(now)}::timestamptz and (leased_until is null or leased_until < ${iso(now)}::timestamptz)
-            order by available_at, id
-            limit ${limit}
-            for update skip locked)
-          returning id, run_id, kind, step_id, attempt, meta`,
+      // An invoke item comes with its run (function, event, status, whether any step is stored).
+      sql`with claimed as (
+            update executor_queue set leased_until = ${iso(now + this.leaseMs)}::timestamptz, leased_by = ${this.workerId}
+            where id in (
+              select id from executor_queue
+              where available_at <= ${iso(now)}::timestamptz and (leased_until is null or leased_until < ${iso(now)}::timestamptz)
+              order by available_at, id
+              limit ${limit}
+              for update skip locked)
+            returning id, run_id, kind, step_id, attempt, meta)
+          select c.id, c.run_id, c.kind, c.step_id, c.attempt, c.meta,
+                 r.function_id, r.status, r.event, r.step_seq
+          from claimed c left join executor_runs r on c.kind = 'invoke' and r.id = c.run_id::uuid
+          order by c.id`,
     );
     return rows.map((row) => ({
       id: Number(row.id),
@@ -420,10 +479,19 @@ export class EmbeddedExecutor {
       stepId: row.step_id,
       attempt: row.attempt,
       meta: row.meta,
+      run:
+        row.function_id !== null && row.status !== null && row.event !== null
+          ? {
+              functionId: row.function_id,
+              event: row.event,
+              status: row.status,
+              fresh: Number(row.step_seq ?? 0) === 0,
+            }
+          : undefined,
     }));
   }
 
-  private dispatch(item: QueueItem): Promise<void> {
+  private dispatch(item: ClaimedItem): Promise<void> {
     const work = this.process(item)
       .catch(async (error: unknown) => {
         this.logger.error(
@@ -446,7 +514,7 @@ export class EmbeddedExecutor {
     return work;
   }
 
-  private async process(item: QueueItem): Promise<void> {
+  private async process(item: ClaimedItem): Promise<void> {
     switch (item.kind) {
       case 'event':
         return this.processFanOut(item);
@@ -455,7 +523,10 @@ export class EmbeddedExecutor {
         const started = await this.db.transaction((tx) =>
           tryStart(tx, item, { workerId: this.workerId, now: this.clock.now(), registry }),
         );
-        if (started) return this.invoke({ ...item, kind: 'invoke' }, started);
+        if (started) {
+          const run = { ...started, status: 'running', fresh: true };
+          return this.invoke({ ...item, kind: 'invoke', run });
+        }
         return;
       }
       case 'invoke':
@@ -494,24 +565,19 @@ export class EmbeddedExecutor {
     return this.registry;
   }
 
-  /** Calls the serve handler for one queue item; `started` = the run just started (nothing to read back). */
-  private async invoke(item: QueueItem, started?: StartedRun): Promise<void> {
-    const [run] = started
-      ? [{ function_id: started.functionId, event: started.event, status: 'running' }]
-      : await selectRows<{ function_id: string; event: EventPayload; status: string }>(
-          this.db,
-          sql`select function_id, event, status from executor_runs where id = ${item.runId}`,
-        );
+  /** Calls the serve handler for one queue item, with the run its claim (or its start) read. */
+  private async invoke(item: ClaimedItem): Promise<void> {
+    const run = item.run;
     if (run?.status !== 'running') {
       await this.db.execute(
         sql`delete from executor_queue where id = ${item.id} and leased_by = ${this.workerId}`,
       );
       return;
     }
-    let fn = (await this.functions()).get(run.function_id);
+    let fn = (await this.functions()).get(run.functionId);
     if (!fn) {
       this.registry = await loadRegistry(this.db);
-      fn = this.registry.get(run.function_id);
+      fn = this.registry.get(run.functionId);
     }
     const found = fn;
     if (!found) {
@@ -519,19 +585,18 @@ export class EmbeddedExecutor {
         await failRun(
           tx,
           item.runId,
-          { functionId: run.function_id, event: run.event },
-          { name: 'FunctionNotFound', message: `Function "${run.function_id}" is not synced` },
+          { functionId: run.functionId, event: run.event },
+          { name: 'FunctionNotFound', message: `Function "${run.functionId}" is not synced` },
           this.context(this.clock.now()),
         );
       });
       return;
     }
-    // A run that just started has no step results yet.
-    const steps = started ? [] : await loadSteps(this.db, item.runId);
+    const steps = run.fresh ? [] : await loadSteps(this.db, item.runId);
     const request = buildRequest(
       {
         servePath: this.servePath,
-        functionId: run.function_id,
+        functionId: run.functionId,
         stepId: item.stepId,
         runId: item.runId,
         attempt: item.attempt,
@@ -555,6 +620,15 @@ export class EmbeddedExecutor {
         retryAt: undefined,
       };
     }
+    // The usual end of a run goes through group commit; anything else (or a lost lease, a run that is
+    // no longer running) takes the general path, which knows what to do in each case.
+    const output = completedOutput(outcome);
+    if (
+      output &&
+      (await this.completions.submit({ runId: item.runId, itemId: item.id, output: output.value }))
+    ) {
+      return;
+    }
     const now = this.clock.now();
     await this.db.transaction((tx) =>
       applyOutcome(tx, item, outcome, {
@@ -574,41 +648,13 @@ export class EmbeddedExecutor {
     const parsed = body as { qi_id?: string; steps?: OutgoingOp[] };
     const itemId = Number(parsed.qi_id);
     if (!Number.isSafeInteger(itemId) || !Array.isArray(parsed.steps)) return false;
-    const now = this.clock.now();
     this.stats.checkpoints += 1;
     const steps = parsed.steps.filter((op) => op.op === 'StepRun' || op.op === 'Step');
-    const record = (tx: Queryable, op: OutgoingOp) =>
-      selectRows<{ live: boolean }>(
-        tx,
-        // One statement: lock the run and the leased item (every change to a run is serialised on its
-        // row), then store the step only while this worker holds the lease and the run is live.
-        sql`with live as (
-              select r.id, q.attempt, q.meta from executor_runs r
-              join executor_queue q on q.run_id = r.id and q.id = ${itemId} and q.leased_by = ${this.workerId}
-              where r.id = ${runId} and r.status = 'running' for update of r, q),
-            seq as (update executor_runs set step_seq = step_seq + 1
-              where id = (select id from live) returning step_seq),
-            stored as (insert into executor_steps (run_id, step_id, name, op, status, data, attempts, seq, started_at, ended_at)
-              select ${runId}, ${op.id}, ${op.displayName ?? op.name ?? null}, 'StepRun', 'completed',
-                     ${op.data === undefined ? null : json(op.data)}::jsonb, live.attempt + 1, seq.step_seq,
-                     to_timestamp(coalesce((live.meta->>'firstAttemptAt')::double precision, ${now}::double precision) / 1000),
-                     ${iso(now)}::timestamptz
-              from live, seq
-              on conflict (run_id, step_id) do nothing)
-            select exists (select 1 from live) as live`,
-      );
-    if (steps.length <= 1) {
-      const [op] = steps;
-      if (!op) return true;
-      const [row] = await record(this.db, op);
-      return row?.live === true;
-    }
-    return this.db.transaction(async (tx) => {
-      for (const op of steps) {
-        const [row] = await record(tx, op);
-        if (row?.live !== true) return false;
-      }
-      return true;
+    if (steps.length === 0) return true;
+    return this.checkpoints.submit({
+      runId,
+      itemId,
+      steps: steps.map((op) => ({ stepId: op.id, name: op.displayName ?? op.name ?? null, data: op.data })),
     });
   }
 
@@ -628,4 +674,13 @@ export class EmbeddedExecutor {
       )
       .catch((error: unknown) => this.logger.warn({ err: error }, 'lease heartbeat failed'));
   }
+}
+
+/** The run's result when an invocation ended it: a 200, or a 206 whose only op is RunComplete. */
+function completedOutput(outcome: InvokeOutcome): { value: unknown } | undefined {
+  if (outcome.type === 'complete') return { value: outcome.output };
+  if (outcome.type === 'ops' && outcome.ops.length === 1 && outcome.ops[0]?.op === 'RunComplete') {
+    return { value: outcome.ops[0].data ?? null };
+  }
+  return undefined;
 }

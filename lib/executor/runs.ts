@@ -13,6 +13,17 @@ export interface RunContext {
   emit(tx: Queryable, event: EventPayload): Promise<void>;
 }
 
+/** The concurrency keys and throttle key a run of `fn` for `event` holds, fixed when it is created. */
+function flowControlOf(fn: CompiledFunction, event: EventPayload) {
+  const scope = { event };
+  const concurrency = fn.concurrency.map((rule) => ({
+    limit: rule.limit,
+    key: `${rule.scope === 'fn' ? fn.id : rule.scope}:${rule.key ? rule.key.key(scope) : ''}`,
+  }));
+  const throttleKey = fn.throttle ? `${fn.id}:${fn.throttle.key ? fn.throttle.key.key(scope) : ''}` : null;
+  return { concurrency, throttleKey, gated: concurrency.length > 0 || throttleKey !== null };
+}
+
 /**
  * Creates a run of `fn` for `event`, honouring idempotency. A run without flow control goes straight
  * to an `invoke` item; one with concurrency or throttle waits in a `start` item until it may begin.
@@ -25,42 +36,72 @@ export async function createRun(
   eventRowId: string | null,
   now: number,
 ): Promise<string | undefined> {
-  const scope = { event };
-  const runId = randomUUID();
-  if (fn.idempotency) {
-    const key = `${fn.id}:${fn.idempotency.key(scope)}`;
-    const claimed = await selectRows(
-      tx,
-      sql`insert into executor_idempotency (key, run_id, created_at) values (${key}, ${runId}, ${iso(now)}::timestamptz)
-          on conflict (key) do update set run_id = excluded.run_id, created_at = excluded.created_at
-          where executor_idempotency.created_at < ${iso(now - IDEMPOTENCY_WINDOW_MS)}::timestamptz
-          returning run_id`,
-    );
-    if (claimed.length === 0) return undefined;
-  }
-  const concurrency = fn.concurrency.map((rule) => ({
-    limit: rule.limit,
-    key: `${rule.scope === 'fn' ? fn.id : rule.scope}:${rule.key ? rule.key.key(scope) : ''}`,
-  }));
-  const throttleKey = fn.throttle ? `${fn.id}:${fn.throttle.key ? fn.throttle.key.key(scope) : ''}` : null;
-  const gated = concurrency.length > 0 || throttleKey !== null;
-  await tx.execute(
-    sql`with run as (
-          insert into executor_runs (id, function_id, event_id, event, status, concurrency, throttle_key, created_at, started_at)
-          values (${runId}, ${fn.id}, ${eventRowId}, ${json(event)}::jsonb, ${gated ? 'queued' : 'running'},
-                  ${json(concurrency)}::jsonb, ${throttleKey}, ${iso(now)}::timestamptz, ${gated ? null : iso(now)}::timestamptz)
-          returning id)
-        insert into executor_queue (run_id, kind, step_id, available_at)
-        select id, ${gated ? 'start' : 'invoke'}, '', ${iso(now)}::timestamptz from run`,
-  );
-  for (const rule of fn.cancel) {
-    await tx.execute(
-      sql`insert into executor_cancels (run_id, event_name, expression, expires_at)
-          values (${runId}, ${rule.event}, ${rule.expression?.source ?? null},
-                  ${rule.timeoutMs === undefined ? null : iso(now + rule.timeoutMs)}::timestamptz)`,
-    );
-  }
+  const [runId] = await createRuns(tx, [{ fn, event, eventRowId }], now);
   return runId;
+}
+
+/**
+ * `createRun` for several runs: those without idempotency or cancel rules (nearly all) are written
+ * with one statement, their queue items included. Returns each run's id, in order.
+ */
+export async function createRuns(
+  tx: Queryable,
+  plans: { fn: CompiledFunction; event: EventPayload; eventRowId: string | null }[],
+  now: number,
+): Promise<(string | undefined)[]> {
+  const ids: (string | undefined)[] = plans.map(() => randomUUID());
+  const rows: Record<string, unknown>[] = [];
+  for (const [index, { fn, event, eventRowId }] of plans.entries()) {
+    const runId = ids[index] as string;
+    if (fn.idempotency) {
+      const key = `${fn.id}:${fn.idempotency.key({ event })}`;
+      const claimed = await selectRows(
+        tx,
+        sql`insert into executor_idempotency (key, run_id, created_at) values (${key}, ${runId}, ${iso(now)}::timestamptz)
+            on conflict (key) do update set run_id = excluded.run_id, created_at = excluded.created_at
+            where executor_idempotency.created_at < ${iso(now - IDEMPOTENCY_WINDOW_MS)}::timestamptz
+            returning run_id`,
+      );
+      if (claimed.length === 0) {
+        ids[index] = undefined;
+        continue;
+      }
+    }
+    const { concurrency, throttleKey, gated } = flowControlOf(fn, event);
+    rows.push({
+      id: runId,
+      function_id: fn.id,
+      event_id: eventRowId,
+      event,
+      gated,
+      concurrency,
+      throttle_key: throttleKey,
+    });
+    for (const rule of fn.cancel) {
+      await tx.execute(
+        sql`insert into executor_cancels (run_id, event_name, expression, expires_at)
+            values (${runId}, ${rule.event}, ${rule.expression?.source ?? null},
+                    ${rule.timeoutMs === undefined ? null : iso(now + rule.timeoutMs)}::timestamptz)`,
+      );
+    }
+  }
+  if (rows.length > 0) {
+    await tx.execute(
+      sql`with input as (
+            select * from jsonb_to_recordset(${json(rows)}::jsonb)
+              as x(id uuid, function_id text, event_id uuid, event jsonb, gated boolean, concurrency jsonb, throttle_key text)),
+          run as (
+            insert into executor_runs (id, function_id, event_id, event, status, concurrency, throttle_key, created_at, started_at)
+            select id, function_id, event_id, event, case when gated then 'queued' else 'running' end,
+                   concurrency, throttle_key, ${iso(now)}::timestamptz,
+                   case when gated then null else ${iso(now)}::timestamptz end
+            from input
+            returning id, status)
+          insert into executor_queue (run_id, kind, step_id, available_at)
+          select id, case when status = 'queued' then 'start' else 'invoke' end, '', ${iso(now)}::timestamptz from run`,
+    );
+  }
+  return ids;
 }
 
 /**
@@ -162,16 +203,23 @@ export async function endRun(
         cancels as (delete from executor_cancels where run_id = ${runId})
         delete from executor_concurrency where run_id = ${runId} returning key`,
   );
-  if (released.length > 0) {
-    const keys = released.map((row) => row.key);
-    await tx.execute(
-      sql`update executor_queue q set available_at = ${iso(now)}::timestamptz
-          from executor_runs r
-          where q.run_id = r.id and q.kind = 'start' and q.leased_by is null and r.status = 'queued'
-            and exists (select 1 from jsonb_array_elements(r.concurrency) c
-                        where c->>'key' in (select jsonb_array_elements_text(${json(keys)}::jsonb)))`,
-    );
-  }
+  await wakeQueuedOn(
+    tx,
+    released.map((row) => row.key),
+    now,
+  );
+}
+
+/** Runs queued on concurrency keys that just freed a slot may start now. */
+async function wakeQueuedOn(tx: Queryable, keys: string[], now: number): Promise<void> {
+  if (keys.length === 0) return;
+  await tx.execute(
+    sql`update executor_queue q set available_at = ${iso(now)}::timestamptz
+        from executor_runs r
+        where q.run_id = r.id and q.kind = 'start' and q.leased_by is null and r.status = 'queued'
+          and exists (select 1 from jsonb_array_elements(r.concurrency) c
+                      where c->>'key' in (select jsonb_array_elements_text(${json(keys)}::jsonb)))`,
+  );
 }
 
 /** Fails a run and emits `inngest/function.failed`, so the function's onFailure handler runs. */
