@@ -42,7 +42,7 @@ async function makeWorker(database: DatabaseHandle): Promise<{ services: Service
         },
       ),
     ],
-    executor: { pollIntervalMs: 100, concurrency: 32 },
+    executor: { pollIntervalMs: 100 },
   });
   await runtime.startWorker();
   return { services, runtime };

@@ -40,6 +40,7 @@ export function createJobsRuntime(services: Services, options: JobsRuntimeOption
         db: services.db,
         logger: services.logger,
         servePath: INNGEST_SERVE_PATH,
+        concurrency: config.jobs.concurrency,
         // PostgreSQL: the web process's events wake the worker at once (LISTEN/NOTIFY), not at its next poll.
         notify: services.database.driver === 'pg',
         listen: services.database.listen?.bind(services.database),

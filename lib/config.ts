@@ -95,6 +95,8 @@ export const EnvSchema = z
     ANTHROPIC_BASE_URL: httpUrl.default('https://api.anthropic.com'),
 
     JOBS_ENGINE: z.enum(['embedded', 'inngest']).optional(),
+    JOBS_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(128),
+    JOBS_HISTORY_DAYS: z.coerce.number().int().min(1).max(3650).default(7),
     INNGEST_EVENT_KEY: optionalString,
     INNGEST_SIGNING_KEY: z
       .string()
@@ -189,6 +191,10 @@ export interface Config {
     signingKeyFallback: string | undefined;
     baseUrl: string | undefined;
     serveOrigin: string | undefined;
+    /** Embedded engine: work items (steps, timers) one worker process runs at once. */
+    concurrency: number;
+    /** Embedded engine: ended runs and their events are deleted after this many days. */
+    historyDays: number;
   };
   webhooks: {
     /** Deliver customer webhooks to loopback/private addresses and over http (development, tests). */
@@ -268,6 +274,8 @@ export function parseConfig(source: Record<string, string | undefined>): Config 
       signingKeyFallback: env.INNGEST_SIGNING_KEY_FALLBACK,
       baseUrl: env.INNGEST_BASE_URL,
       serveOrigin: env.INNGEST_SERVE_ORIGIN,
+      concurrency: env.JOBS_CONCURRENCY,
+      historyDays: env.JOBS_HISTORY_DAYS,
     },
     webhooks: {
       allowPrivateTargets: env.WEBHOOK_ALLOW_PRIVATE_TARGETS ?? env.NODE_ENV !== 'production',

@@ -140,7 +140,7 @@ export class EmbeddedExecutor {
     this.clock = options.clock ?? systemClock;
     this.servePath = options.servePath;
     this.workerId = options.workerId ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
-    this.maxInFlight = options.concurrency ?? 16;
+    this.maxInFlight = options.concurrency ?? 128;
     this.pollIntervalMs = options.pollIntervalMs ?? 250;
     this.leaseMs = options.leaseMs ?? 30_000;
     this.backoffBaseMs = options.backoffBaseMs ?? 2_000;
@@ -166,32 +166,36 @@ export class EmbeddedExecutor {
 
   /** The Inngest client's `fetch`: `/e/:key` stores events, `/fn/register` takes the SDK's sync. */
   readonly fetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
-    const request = input instanceof Request ? input : new Request(input, init);
-    const { pathname } = new URL(request.url);
+    // The SDK calls fetch(url, init) with a string body: read it as it is rather than through a
+    // Request (each one costs an AbortSignal, and the SDK checkpoints every step through here).
+    const method = (input instanceof Request ? input.method : (init?.method ?? 'GET')).toUpperCase();
+    const { pathname } = new URL(input instanceof Request ? input.url : input);
+    const body = async (): Promise<unknown> => {
+      if (input instanceof Request) return input.json();
+      const raw = init?.body;
+      return JSON.parse(typeof raw === 'string' ? raw : await new Response(raw).text());
+    };
     try {
-      if (request.method === 'POST' && pathname.endsWith('/fn/register')) {
-        const compiled = await registerFunctions(this.db, await request.json(), this.clock.now());
+      if (method === 'POST' && pathname.endsWith('/fn/register')) {
+        const compiled = await registerFunctions(this.db, await body(), this.clock.now());
         this.registry = new Map(compiled.map((fn) => [fn.id, fn]));
         return Response.json({ status: 200, modified: true });
       }
       const checkpoint = /\/v1\/checkpoint\/([^/]+)\/async$/.exec(pathname);
-      if (request.method === 'POST' && checkpoint) {
-        const stored = await this.checkpoint(
-          decodeURIComponent(checkpoint[1] as string),
-          await request.json(),
-        );
+      if (method === 'POST' && checkpoint) {
+        const stored = await this.checkpoint(decodeURIComponent(checkpoint[1] as string), await body());
         return stored
           ? Response.json({ ok: true })
           : Response.json({ error: 'stale dispatch' }, { status: 409 });
       }
       const event = /\/e\/[^/]+$/.exec(pathname);
-      if (request.method === 'POST' && event) {
-        const body = (await request.json()) as IncomingEvent | IncomingEvent[];
-        const ids = await this.send(Array.isArray(body) ? body : [body]);
+      if (method === 'POST' && event) {
+        const events = (await body()) as IncomingEvent | IncomingEvent[];
+        const ids = await this.send(Array.isArray(events) ? events : [events]);
         return Response.json({ ids, status: 200 });
       }
       return Response.json(
-        { status: 404, error: `No executor route for ${request.method} ${pathname}` },
+        { status: 404, error: `No executor route for ${method} ${pathname}` },
         { status: 404 },
       );
     } catch (error) {
