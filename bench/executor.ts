@@ -12,8 +12,12 @@ import { parseConfig } from '../lib/config';
 import { createDatabase, type DatabaseHandle, selectRows } from '../lib/db/client';
 import { migrateDatabase } from '../lib/db/migrate';
 import { withDevSecrets } from '../lib/dev-secrets';
+import { usePlainProcessEnv } from '../lib/plain-env';
 import { createServices, type Services } from '../lib/services';
 import { ADMIN_URL, scratchPostgres } from './support/scratch-postgres';
+
+// As the platform's entry points do (lib/boot.ts).
+usePlainProcessEnv();
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 1000);
 const RATE = Number(process.env.BENCH_RATE ?? 50);

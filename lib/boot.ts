@@ -1,6 +1,7 @@
 import { ConfigError, parseConfig } from './config';
 import { migrateDatabase } from './db/migrate';
 import { type LoadedConfig, withDevSecrets } from './dev-secrets';
+import { usePlainProcessEnv } from './plain-env';
 import { createServices, type Services } from './services';
 
 export interface Booted extends LoadedConfig {
@@ -25,6 +26,7 @@ export async function boot(
     }
     throw error;
   }
+  if (env === process.env) usePlainProcessEnv();
   const services = await createServices(loaded.config);
   const { config, logger } = services;
   if (config.database.migrateOnStart) {

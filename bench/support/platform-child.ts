@@ -22,6 +22,7 @@ import { migrateDatabase } from '../../lib/db/migrate';
 import { agents, credentials } from '../../lib/db/schema';
 import { withDevSecrets } from '../../lib/dev-secrets';
 import { rotateWebhookSecretToken } from '../../lib/lifecycle/transitions';
+import { usePlainProcessEnv } from '../../lib/plain-env';
 import { createServices } from '../../lib/services';
 
 export interface ChildReady {
@@ -43,6 +44,7 @@ async function bare(): Promise<ChildReady> {
 }
 
 async function platform(): Promise<ChildReady> {
+  usePlainProcessEnv(); // as lib/boot.ts does for the real entry points
   const config = withDevSecrets(
     parseConfig({
       NODE_ENV: 'test',
