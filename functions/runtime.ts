@@ -41,6 +41,7 @@ export function createJobsRuntime(services: Services, options: JobsRuntimeOption
         logger: services.logger,
         servePath: INNGEST_SERVE_PATH,
         concurrency: config.jobs.concurrency,
+        historyMs: config.jobs.historyDays * 24 * 60 * 60 * 1000,
         // PostgreSQL: the web process's events wake the worker at once (LISTEN/NOTIFY), not at its next poll.
         notify: services.database.driver === 'pg',
         listen: services.database.listen?.bind(services.database),

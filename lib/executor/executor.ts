@@ -19,9 +19,10 @@ import { FunctionConfigError, nextCronTick } from './function-config';
 import { GroupCommit } from './group-commit';
 import { buildRequest, loadSteps, readOutcome, SERVE_ORIGIN, type ServeFetch } from './invoke';
 import { type Checkpoint, type CompletedRun, completeRuns, storeCheckpoints } from './leased-writes';
+import { type PruneResult, pruneHistory } from './prune';
 import { loadRegistry, registerFunctions } from './registry';
 import { createRun, failRun, type RunContext } from './runs';
-import { iso, json } from './sql-values';
+import { iso } from './sql-values';
 import {
   type Clock,
   type EventPayload,
@@ -63,6 +64,10 @@ export interface ExecutorOptions {
    */
   notify?: boolean;
   listen?: ((channel: string, onNotify: () => void) => Promise<() => Promise<void>>) | undefined;
+  /** Ended runs (with their steps) and unneeded events older than this are deleted. Default 7 days. */
+  historyMs?: number;
+  /** How often the loop prunes history (first one interval after start). Default 1 hour. */
+  pruneIntervalMs?: number;
 }
 
 /** The NOTIFY channel the executors of one database wake each other on. */
@@ -128,6 +133,12 @@ export class EmbeddedExecutor {
   private readonly listen: ExecutorOptions['listen'];
   private unlisten: (() => Promise<void>) | undefined;
   private lastCronCheck = 0;
+  private readonly historyMs: number;
+  private readonly pruneIntervalMs: number;
+  /** When the loop last pruned (set at start, so the first prune comes one interval later). */
+  private lastPrune = 0;
+  /** The loop's prune in progress: one at a time, and `stop()` lets it finish. */
+  private pruning: Promise<void> | undefined;
   /** Concurrent runs' step checkpoints and completions share statements (group commit). */
   private readonly checkpoints: GroupCommit<Checkpoint, boolean>;
   private readonly completions: GroupCommit<CompletedRun, boolean>;
@@ -150,6 +161,8 @@ export class EmbeddedExecutor {
     this.checkpointing = options.checkpointing ?? true;
     this.notify = options.notify ?? false;
     this.listen = options.listen;
+    this.historyMs = options.historyMs ?? 7 * 24 * 60 * 60 * 1000;
+    this.pruneIntervalMs = options.pruneIntervalMs ?? 60 * 60 * 1000;
     this.checkpoints = new GroupCommit((batch) =>
       storeCheckpoints(this.db, batch, this.workerId, this.clock.now()),
     );
@@ -297,6 +310,7 @@ export class EmbeddedExecutor {
     this.running = true;
     this.stopping = false;
     this.loopError = undefined;
+    this.lastPrune = this.clock.now();
     this.heartbeat = setInterval(() => void this.extendLeases(), Math.max(100, Math.floor(this.leaseMs / 3)));
     this.heartbeat.unref();
     if (this.listen) {
@@ -318,6 +332,7 @@ export class EmbeddedExecutor {
     this.stopping = true;
     this.wake();
     await this.loopDone;
+    await this.pruning;
     let timer: NodeJS.Timeout | undefined;
     const finished = await Promise.race([
       Promise.allSettled([...this.inFlight.values()]).then(() => true),
@@ -403,6 +418,25 @@ export class EmbeddedExecutor {
     return fired;
   }
 
+  /** Deletes history older than `historyMs` (bounded batches; see pruneHistory). */
+  async prune(): Promise<PruneResult> {
+    return pruneHistory(this.db, { now: this.clock.now(), historyMs: this.historyMs });
+  }
+
+  /** The loop's prune: one at a time, off the loop's path, never throwing. */
+  private async pruneInBackground(): Promise<void> {
+    try {
+      const pruned = await this.prune();
+      if (Object.values(pruned).some((count) => count > 0)) {
+        this.logger.info({ ...pruned }, 'pruned executor history');
+      }
+    } catch (error) {
+      this.logger.warn({ err: error }, 'pruning executor history failed');
+    } finally {
+      this.pruning = undefined;
+    }
+  }
+
   private requireServe(): ServeFetch {
     if (!this.serveFetch) throw new Error('executor has no serve handler attached (call attach(app.fetch))');
     return this.serveFetch;
@@ -432,6 +466,10 @@ export class EmbeddedExecutor {
         if (this.clock.now() - this.lastCronCheck >= this.pollIntervalMs) {
           this.lastCronCheck = this.clock.now();
           await this.fireDueCrons();
+        }
+        if (!this.pruning && this.clock.now() - this.lastPrune >= this.pruneIntervalMs) {
+          this.lastPrune = this.clock.now();
+          this.pruning = this.pruneInBackground();
         }
         const free = this.maxInFlight - this.inFlight.size;
         if (free > 0) {

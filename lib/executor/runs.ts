@@ -5,7 +5,8 @@ import type { CompiledFunction } from './function-config';
 import { iso, json } from './sql-values';
 import type { EventPayload } from './types';
 
-const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60 * 1000;
+/** How long a function's idempotency key blocks a second run of the same key. */
+export const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60 * 1000;
 
 export interface RunContext {
   now: number;
