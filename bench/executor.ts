@@ -3,9 +3,13 @@
  * Prints one line per database: runs/s when flooded, and p50/p99 event-to-completion latency when
  * offered a steady 50 runs/s. Real PostgreSQL is used when BENCH_DATABASE_URL (default
  * postgres://postgres@127.0.0.1:5432/postgres) answers; a scratch database is created and dropped.
+ * With two workers, the second is a process of its own (this file, forked), as a second worker
+ * dyno would be: two executors in one process would share one thread.
  *
- *   npm run bench:executor            # BENCH_RUNS=1000 BENCH_RATE=50 BENCH_SECONDS=10
+ *   npm run bench:executor            # BENCH_WARMUP=300 BENCH_RUNS=2000 BENCH_RATE=50 BENCH_SECONDS=10
  */
+import { type ChildProcess, fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { sql } from 'drizzle-orm';
 import { createJobsRuntime, type JobsRuntime } from '../functions/runtime';
 import { parseConfig } from '../lib/config';
@@ -19,7 +23,9 @@ import { ADMIN_URL, scratchPostgres } from './support/scratch-postgres';
 // As the platform's entry points do (lib/boot.ts).
 usePlainProcessEnv();
 
-const RUNS = Number(process.env.BENCH_RUNS ?? 1000);
+const RUNS = Number(process.env.BENCH_RUNS ?? 2000);
+/** Runs completed before the clock starts, so the figures are of a warm process (JIT, pools). */
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 300);
 const RATE = Number(process.env.BENCH_RATE ?? 50);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 
@@ -52,6 +58,31 @@ async function makeWorker(database: DatabaseHandle): Promise<{ services: Service
   return { services, runtime };
 }
 
+/** A worker process of its own on `url` (this file, forked); resolves once it has synced and runs. */
+async function forkWorker(url: string): Promise<ChildProcess> {
+  const child = fork(fileURLToPath(import.meta.url), [], {
+    execArgv: ['--import', 'tsx'],
+    env: { ...process.env, BENCH_WORKER_URL: url },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('worker process did not start in 60 s')), 60_000);
+    child.once('message', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`worker process exited (${code})`)));
+  });
+  return child;
+}
+
+if (process.env.BENCH_WORKER_URL) {
+  // The forked second worker: runs until the parent kills it.
+  await makeWorker(await createDatabase({ url: process.env.BENCH_WORKER_URL, poolSize: 10 }));
+  process.send?.('ready');
+  await new Promise(() => {});
+}
+
 async function waitForCompleted(database: DatabaseHandle, total: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
@@ -78,25 +109,42 @@ async function latencies(database: DatabaseHandle, since: number): Promise<numbe
   return rows.map((row) => new Date(row.ended).getTime() - Number(row.sent)).sort((a, b) => a - b);
 }
 
-async function bench(label: string, database: DatabaseHandle, workers: number): Promise<string> {
+async function bench(
+  label: string,
+  database: DatabaseHandle,
+  workers: number,
+  url?: string,
+): Promise<string> {
   await migrateDatabase(database);
-  const started = await Promise.all(Array.from({ length: workers }, () => makeWorker(database)));
+  const started = [await makeWorker(database)];
+  const others = url ? await Promise.all(Array.from({ length: workers - 1 }, () => forkWorker(url))) : [];
   const { runtime } = started[0] as { runtime: JobsRuntime };
   let invocations = 0;
 
+  const flood = async (count: number) => {
+    for (let sent = 0; sent < count; sent += 50) {
+      const batch = Math.min(50, count - sent);
+      await runtime.inngest.send(
+        Array.from({ length: batch }, (_, i) => ({
+          name: 'bench/noop',
+          data: { n: sent + i, sentAt: Date.now() },
+        })),
+      );
+    }
+  };
+  // 0. Warm-up, not measured.
+  await flood(WARMUP);
+  await waitForCompleted(database, WARMUP, 120_000);
+  for (const worker of started) {
+    if (worker.runtime.executor)
+      Object.assign(worker.runtime.executor.stats, { invocations: 0, checkpoints: 0 });
+  }
+
   // 1. Flood: RUNS events sent in batches, time until all complete.
   const t0 = Date.now();
-  for (let sent = 0; sent < RUNS; sent += 50) {
-    const batch = Math.min(50, RUNS - sent);
-    await runtime.inngest.send(
-      Array.from({ length: batch }, (_, i) => ({
-        name: 'bench/noop',
-        data: { n: sent + i, sentAt: Date.now() },
-      })),
-    );
-  }
-  await waitForCompleted(database, RUNS, 300_000);
-  const flood = RUNS / ((Date.now() - t0) / 1000);
+  await flood(RUNS);
+  await waitForCompleted(database, WARMUP + RUNS, 300_000);
+  const floodRate = RUNS / ((Date.now() - t0) / 1000);
   const sum = (pick: (stats: { invocations: number; checkpoints: number }) => number) =>
     started.reduce(
       (total, worker) => total + (worker.runtime.executor ? pick(worker.runtime.executor.stats) : 0),
@@ -114,12 +162,18 @@ async function bench(label: string, database: DatabaseHandle, workers: number): 
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     void runtime.inngest.send({ name: 'bench/noop', data: { n: i, sentAt: Date.now() } });
   }
-  await waitForCompleted(database, RUNS + total, 120_000);
+  await waitForCompleted(database, WARMUP + RUNS + total, 120_000);
   const lat = await latencies(database, steadyStart);
   for (const worker of started) await worker.runtime.executor?.stop();
+  for (const child of others) child.kill('SIGKILL');
+  // The forked worker's counters are not ours to read: the per-run counts are for one process.
+  const shape =
+    workers > 1
+      ? `${workers} worker processes): ${floodRate.toFixed(0)} runs/s (${RUNS} runs of 3 steps); `
+      : `1 worker): ${floodRate.toFixed(0)} runs/s (${RUNS} runs of 3 steps, ` +
+        `${invocations.toFixed(1)} invocations + ${checkpoints.toFixed(1)} checkpoints/run); `;
   return (
-    `executor ${label} (${workers} worker${workers > 1 ? 's' : ''}): ${flood.toFixed(0)} runs/s (${RUNS} runs of 3 steps, ` +
-    `${invocations.toFixed(1)} invocations + ${checkpoints.toFixed(1)} checkpoints/run); at ${RATE} runs/s offered: p50 ${percentile(lat, 50)} ms, ` +
+    `executor ${label} (${shape}at ${RATE} runs/s offered: p50 ${percentile(lat, 50)} ms, ` +
     `p99 ${percentile(lat, 99)} ms event-to-completion (${lat.length} runs)`
   );
 }
@@ -138,7 +192,7 @@ for (const workers of [1, 2]) {
   }
   const database = await createDatabase({ url: scratch.url, poolSize: 10 });
   try {
-    lines.push(await bench('postgres', database, workers));
+    lines.push(await bench('postgres', database, workers, scratch.url));
   } finally {
     await database.close();
     await scratch.drop();
