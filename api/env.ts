@@ -3,6 +3,7 @@ import type { JobsProbe } from '../lib/health';
 import type { SendEvent } from '../lib/jobs';
 import type { Logger } from '../lib/logger';
 import type { Services } from '../lib/services';
+import type { TelegramIngress } from '../lib/telegram/ingress';
 
 export type { Actor };
 
@@ -17,5 +18,7 @@ export interface AppEnv {
     actor: Actor;
     /** Sends events to the jobs engine (bound to `inngest.send` at boot). */
     sendEvent: SendEvent;
+    /** Stores Telegram updates and sends their events (lib/telegram/ingress.ts). */
+    telegramIngress: TelegramIngress;
   };
 }

@@ -3,6 +3,7 @@ import { AppError } from '../../lib/errors';
 import type { JobsProbe } from '../../lib/health';
 import type { SendEvent } from '../../lib/jobs';
 import type { Services } from '../../lib/services';
+import { TelegramIngress } from '../../lib/telegram/ingress';
 import type { AppEnv } from '../env';
 
 /**
@@ -16,8 +17,11 @@ export function servicesMiddleware(services: Services, jobsProbe?: JobsProbe, se
     (async () => {
       throw new AppError('service_unavailable', 'The jobs engine is not connected to this process');
     });
+  // One per app, so concurrent webhook calls share its group commit.
+  const telegramIngress = new TelegramIngress({ db: services.db, sendEvent: send, logger: services.logger });
   return createMiddleware<AppEnv>(async function injectServices(c, next) {
     c.set('services', services);
+    c.set('telegramIngress', telegramIngress);
     c.set('jobsProbe', jobsProbe);
     c.set('sendEvent', send);
     c.set('logger', services.logger.child({ requestId: c.get('requestId') }));

@@ -1,7 +1,6 @@
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
 import { AppError } from '../../lib/errors';
-import { ingestTelegramUpdate } from '../../lib/telegram/ingress';
 import { authenticateTelegramWebhook } from '../../lib/telegram/webhook-auth';
 import type { AppEnv } from '../env';
 
@@ -39,7 +38,7 @@ export function registerTelegramWebhook(app: OpenAPIHono<AppEnv>) {
         c.get('logger').warn({ agentId: agent.id }, 'Telegram update is not JSON; acknowledged');
         return c.json({ ok: true }, 200);
       }
-      await ingestTelegramUpdate(db, c.get('sendEvent'), c.get('logger'), agent, update);
+      await c.get('telegramIngress').ingest(agent, update, c.get('logger'));
       return c.json({ ok: true }, 200);
     },
   );

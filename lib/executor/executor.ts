@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { sql } from 'drizzle-orm';
 import type { Database, Queryable } from '../db/client';
 import { selectRows } from '../db/client';
+import { GroupCommit } from '../group-commit';
 import type { PartHealth } from '../health';
 import type { Logger } from '../logger';
 import { applyOutcome, completeTimer, tryStart } from './apply';
@@ -16,7 +17,6 @@ import {
   storeEvents,
 } from './events';
 import { FunctionConfigError, nextCronTick } from './function-config';
-import { GroupCommit } from './group-commit';
 import { buildRequest, loadSteps, readOutcome, SERVE_ORIGIN, type ServeFetch } from './invoke';
 import { type Checkpoint, type CompletedRun, completeRuns, storeCheckpoints } from './leased-writes';
 import { type PruneResult, pruneHistory } from './prune';

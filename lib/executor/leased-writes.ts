@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
 import { type Queryable, selectRows } from '../db/client';
-import { roundsByKey } from './group-commit';
+import { roundsByKey } from '../group-commit';
 import { iso } from './sql-values';
 
 /**

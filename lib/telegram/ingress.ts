@@ -1,6 +1,7 @@
-import { eq, sql } from 'drizzle-orm';
+import { inArray, sql } from 'drizzle-orm';
 import { type Database, selectRows } from '../db/client';
 import { telegramMessages } from '../db/schema';
+import { GroupCommit } from '../group-commit';
 import type { JobEvent, SendEvent } from '../jobs';
 import type { Logger } from '../logger';
 import { parseCommand, TelegramUpdateSchema, updateMessage } from './updates';
@@ -35,80 +36,183 @@ export type IngestOutcome =
   | { result: 'duplicate' }
   | { result: 'ignored'; reason: 'malformed' | 'no_message' };
 
+/** What one update needs stored, read from it before any database work. */
+interface IngressRow {
+  agent: { id: string; customerId: string };
+  chat: { id: number; type: string; title: string | null; username: string | null };
+  updateId: number;
+  telegramMessageId: number;
+  fromUserId: number | null;
+  fromUsername: string | null;
+  text: string | null;
+  update: unknown;
+  isCommand: boolean;
+}
+
 /**
  * The one ingress path of Telegram updates, for the webhook and for long polling alike: the update is
  * stored first (update_id is unique per agent, so a redelivery is a no-op), then its event is sent
  * with id `<agentId>:<update_id>` (the engine drops a second one), then the row is marked as sent.
  * If sending fails after the write, the row keeps `event_sent_at` null for the outbox sweeper: a crash
  * between the two loses nothing. A malformed update is acknowledged and logged, never retried forever.
+ *
+ * Updates arriving together (a busy bot, several bots) share the work (group commit): one statement
+ * stores them all with their chats, one `sendEvent` carries all their events, one statement marks
+ * them sent. `ingest` resolves once its own update is stored; it throws only when that write failed
+ * (the webhook then answers 5xx, so Telegram delivers it again).
+ *
+ * @example
+ * const ingress = new TelegramIngress({ db, sendEvent, logger });
+ * await ingress.ingest(agent, await c.req.json(), c.get('logger'));
  */
-export async function ingestTelegramUpdate(
-  db: Database,
-  sendEvent: SendEvent,
-  logger: Logger,
-  agent: { id: string; customerId: string },
-  raw: unknown,
-): Promise<IngestOutcome> {
-  const parsed = TelegramUpdateSchema.safeParse(raw);
-  if (!parsed.success) {
-    logger.warn(
-      { agentId: agent.id, issues: parsed.error.issues.slice(0, 3) },
-      'malformed Telegram update acknowledged',
-    );
-    return { result: 'ignored', reason: 'malformed' };
-  }
-  const update = parsed.data;
-  const found = updateMessage(update);
-  if (!found) return { result: 'ignored', reason: 'no_message' };
-  const { message } = found;
-  const text = message.text ?? message.caption ?? null;
-  // One round trip: the message (a redelivery inserts nothing, and then nothing else happens), the
-  // chat as Telegram describes it now, and the agent's last-message time (at most once a second).
-  const chat = message.chat;
-  const [stored] = await selectRows<{ id: string }>(
-    db,
-    sql`with m as (
-          insert into telegram_messages (agent_id, customer_id, chat_id, update_id, telegram_message_id,
-            direction, from_user_id, from_username, text, update, is_command)
-          values (${agent.id}, ${agent.customerId}, ${chat.id}, ${update.update_id}, ${message.message_id},
-            'inbound', ${message.from?.id ?? null}, ${message.from?.username ?? null}, ${text},
-            ${JSON.stringify(raw)}::jsonb, ${parseCommand(text ?? undefined) !== undefined})
-          on conflict (agent_id, update_id) do nothing
-          returning id),
-        c as (
-          insert into telegram_chats (agent_id, chat_id, type, title, username)
-          select ${agent.id}, ${chat.id}, ${chat.type}, ${chat.title ?? null}, ${chat.username ?? null}
-          where exists (select 1 from m)
-          on conflict (agent_id, chat_id) do update
-            set type = excluded.type, title = excluded.title, updated_at = now()),
-        a as (
-          update agents set last_message_at = now()
-          where id = ${agent.id} and exists (select 1 from m)
-            and (last_message_at is null or last_message_at < now() - interval '1 second'))
-        select id from m`,
-  );
-  if (!stored) return { result: 'duplicate' };
+export class TelegramIngress {
+  private readonly db: Database;
+  private readonly sendEvent: SendEvent;
+  private readonly logger: Logger;
+  private readonly writes: GroupCommit<IngressRow, IngestOutcome>;
 
-  try {
-    await sendEvent([
-      updateReceivedEvent({
-        agentId: agent.id,
-        customerId: agent.customerId,
-        messageId: stored.id,
-        chatId: message.chat.id,
-        updateId: update.update_id,
-      }),
-    ]);
-  } catch (error) {
-    logger.error(
-      { agentId: agent.id, err: error instanceof Error ? error.message : String(error) },
-      'update stored, event not sent: left for the sweeper',
-    );
-    return { result: 'stored', messageId: stored.id, eventSent: false };
+  constructor(deps: { db: Database; sendEvent: SendEvent; logger: Logger }) {
+    this.db = deps.db;
+    this.sendEvent = deps.sendEvent;
+    this.logger = deps.logger;
+    this.writes = new GroupCommit((rows) => this.store(rows), { maxParallel: 4 });
   }
-  await db
-    .update(telegramMessages)
-    .set({ eventSentAt: new Date() })
-    .where(eq(telegramMessages.id, stored.id));
-  return { result: 'stored', messageId: stored.id, eventSent: true };
+
+  async ingest(
+    agent: { id: string; customerId: string },
+    raw: unknown,
+    logger: Logger = this.logger,
+  ): Promise<IngestOutcome> {
+    const parsed = TelegramUpdateSchema.safeParse(raw);
+    if (!parsed.success) {
+      logger.warn(
+        { agentId: agent.id, issues: parsed.error.issues.slice(0, 3) },
+        'malformed Telegram update acknowledged',
+      );
+      return { result: 'ignored', reason: 'malformed' };
+    }
+    const update = parsed.data;
+    const found = updateMessage(update);
+    if (!found) return { result: 'ignored', reason: 'no_message' };
+    const { message } = found;
+    const text = message.text ?? message.caption ?? null;
+    return this.writes.submit({
+      agent,
+      chat: {
+        id: message.chat.id,
+        type: message.chat.type,
+        title: message.chat.title ?? null,
+        username: message.chat.username ?? null,
+      },
+      updateId: update.update_id,
+      telegramMessageId: message.message_id,
+      fromUserId: message.from?.id ?? null,
+      fromUsername: message.from?.username ?? null,
+      text,
+      update: raw,
+      isCommand: parseCommand(text ?? undefined) !== undefined,
+    });
+  }
+
+  private async store(rows: IngressRow[]): Promise<IngestOutcome[]> {
+    const input = rows.map((row, ord) => ({
+      ord,
+      agent_id: row.agent.id,
+      customer_id: row.agent.customerId,
+      chat_id: row.chat.id,
+      update_id: row.updateId,
+      telegram_message_id: row.telegramMessageId,
+      from_user_id: row.fromUserId,
+      from_username: row.fromUsername,
+      text: row.text,
+      update: row.update,
+      is_command: row.isCommand,
+      chat_type: row.chat.type,
+      chat_title: row.chat.title,
+      chat_username: row.chat.username,
+    }));
+    // One round trip: the messages (a redelivery inserts nothing, and then nothing else happens), each
+    // chat as Telegram describes it now (its latest update), and the agents' last-message time (at
+    // most once a second).
+    const inserted = await selectRows<{ id: string; agent_id: string; update_id: string | number }>(
+      this.db,
+      sql`with input as (
+            select * from jsonb_to_recordset(${JSON.stringify(input)}::jsonb) as x(
+              ord int, agent_id uuid, customer_id uuid, chat_id bigint, update_id bigint,
+              telegram_message_id bigint, from_user_id bigint, from_username text, text text, update jsonb,
+              is_command boolean, chat_type text, chat_title text, chat_username text)),
+          m as (
+            insert into telegram_messages (agent_id, customer_id, chat_id, update_id, telegram_message_id,
+              direction, from_user_id, from_username, text, update, is_command)
+            select agent_id, customer_id, chat_id, update_id, telegram_message_id, 'inbound'::message_direction,
+              from_user_id, from_username, text, update, is_command
+            from input order by ord
+            on conflict (agent_id, update_id) do nothing
+            returning id, agent_id, update_id),
+          c as (
+            insert into telegram_chats (agent_id, chat_id, type, title, username)
+            select distinct on (i.agent_id, i.chat_id) i.agent_id, i.chat_id, i.chat_type, i.chat_title, i.chat_username
+            from input i join m on m.agent_id = i.agent_id and m.update_id = i.update_id
+            order by i.agent_id, i.chat_id, i.ord desc
+            on conflict (agent_id, chat_id) do update
+              set type = excluded.type, title = excluded.title, updated_at = now()),
+          a as (
+            update agents set last_message_at = now()
+            where id in (select agent_id from m)
+              and (last_message_at is null or last_message_at < now() - interval '1 second'))
+          select id, agent_id, update_id from m`,
+    );
+    const storedIds = new Map(inserted.map((row) => [`${row.agent_id}:${Number(row.update_id)}`, row.id]));
+    // The first of two copies of one update in a batch is the one stored; the other is a redelivery.
+    const claimed = new Set<string>();
+    const stored = rows.map((row) => {
+      const key = `${row.agent.id}:${row.updateId}`;
+      const id = storedIds.get(key);
+      if (id === undefined || claimed.has(key)) return undefined;
+      claimed.add(key);
+      return { row, id };
+    });
+    const fresh = stored.filter((entry) => entry !== undefined);
+    let eventSent = false;
+    if (fresh.length > 0) {
+      try {
+        await this.sendEvent(
+          fresh.map(({ row, id }) =>
+            updateReceivedEvent({
+              agentId: row.agent.id,
+              customerId: row.agent.customerId,
+              messageId: id,
+              chatId: row.chat.id,
+              updateId: row.updateId,
+            }),
+          ),
+        );
+        eventSent = true;
+      } catch (error) {
+        this.logger.error(
+          {
+            agentIds: [...new Set(fresh.map(({ row }) => row.agent.id))],
+            updates: fresh.length,
+            err: error instanceof Error ? error.message : String(error),
+          },
+          'updates stored, events not sent: left for the sweeper',
+        );
+      }
+      if (eventSent) {
+        await this.db
+          .update(telegramMessages)
+          .set({ eventSentAt: new Date() })
+          .where(
+            inArray(
+              telegramMessages.id,
+              fresh.map(({ id }) => id),
+            ),
+          );
+      }
+    }
+    return stored.map(
+      (entry): IngestOutcome =>
+        entry ? { result: 'stored', messageId: entry.id, eventSent } : { result: 'duplicate' },
+    );
+  }
 }

@@ -6,7 +6,7 @@ import type { SendEvent } from '../jobs';
 import type { Services } from '../services';
 import { createTelegramApi } from './api';
 import { classifyTelegramError } from './errors';
-import { ingestTelegramUpdate } from './ingress';
+import { TelegramIngress } from './ingress';
 
 export interface PollerOptions {
   /** How often running agents are looked up (started and stopped loops follow). Default 2 s. */
@@ -34,6 +34,7 @@ export function startTelegramPolling(
   const discoverEveryMs = options.discoverEveryMs ?? 2_000;
   const timeout = options.pollTimeoutSeconds ?? 25;
   const logger = services.logger.child({ component: 'telegram-poller' });
+  const ingress = new TelegramIngress({ db: services.db, sendEvent, logger });
   const loops = new Map<string, { abort: AbortController; done: Promise<void> }>();
   const stopping = new AbortController();
 
@@ -59,7 +60,7 @@ export function startTelegramPolling(
         failures = 0;
         for (const update of updates) {
           // Stored before the offset moves past it: a crash here means Telegram sends it again (a no-op).
-          await ingestTelegramUpdate(services.db, sendEvent, logger, agent, update);
+          await ingress.ingest(agent, update);
           offset = update.update_id + 1;
         }
       } catch (error) {

@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import { afterEach, describe, expect, it } from 'vitest';
 import { selectRows } from '../../lib/db/client';
-import { GroupCommit, roundsByKey } from '../../lib/executor/group-commit';
 import { completeRuns, storeCheckpoints } from '../../lib/executor/leased-writes';
+import { GroupCommit, roundsByKey } from '../../lib/group-commit';
 import { createTestDatabase, databaseTargets, type TestDatabase } from '../support/db';
 import { createExecutorHarness, type ExecutorHarness } from '../support/executor';
 

@@ -1,10 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { eq } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type App, createApp } from '../../api/app';
 import { createFunctions } from '../../functions/index';
 import { readCredentialSecret } from '../../lib/credentials';
-import { agents, telegramMessages } from '../../lib/db/schema';
+import { agents, telegramChats, telegramMessages } from '../../lib/db/schema';
 import { listEvents } from '../../lib/executor/admin';
 import { startTelegramPolling } from '../../lib/telegram/poller';
 import { createRunningAgent } from '../support/agents';
@@ -117,6 +117,64 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
     const rows = await storedFor(webhookHarness, agent.agentId);
     expect(rows).toHaveLength(1);
     expect(rows[0]?.eventSentAt).toBeNull();
+  });
+
+  it('a burst of updates is stored once each with its event, redeliveries within it included', async () => {
+    const agent = await runningAgent(webhookHarness, telegram);
+    const { db, keyring } = webhookHarness.services;
+    const secret = (await readCredentialSecret(db, keyring, agent.agentId, 'telegram_webhook')) as string;
+    const privates = Array.from({ length: 24 }, (_, i) =>
+      buildUpdate.privateText({ from: { id: 5000 + (i % 8), first_name: `U${i % 8}` }, text: `burst ${i}` }),
+    );
+    // Two updates of one group chat in the burst: one chat row, whichever batch each lands in.
+    const group = [
+      buildUpdate.groupText({ chatId: -900, from: { id: 77, first_name: 'G' }, text: 'one', title: 'Old' }),
+      buildUpdate.groupText({ chatId: -900, from: { id: 77, first_name: 'G' }, text: 'two', title: 'New' }),
+    ];
+    const updates = [...privates, ...group];
+    const bodies = [...updates, ...privates.slice(0, 6)].map((update) => JSON.stringify(update));
+    const statuses = await Promise.all(bodies.map((body) => post(agent.agentId, secret, body)));
+    expect(statuses.map((res) => res.status)).toEqual(bodies.map(() => 200));
+
+    const rows = await storedFor(webhookHarness, agent.agentId);
+    expect(rows).toHaveLength(updates.length);
+    expect(new Set(rows.map((row) => row.updateId))).toEqual(new Set(updates.map((u) => u.update_id)));
+    expect(rows.every((row) => row.eventSentAt instanceof Date)).toBe(true);
+    const events = await listEvents(db, { name: 'telegram/update.received', limit: 100 });
+    const mine = events.events.filter(
+      (event) => (event.data as { agentId: string }).agentId === agent.agentId,
+    );
+    expect(mine).toHaveLength(updates.length);
+    const chats = await db.select().from(telegramChats).where(eq(telegramChats.agentId, agent.agentId));
+    expect(chats).toHaveLength(9);
+    // Concurrent deliveries have no order between them; the chat row is one of its two states.
+    expect(['Old', 'New']).toContain(chats.find((chat) => chat.chatId === -900)?.title);
+  });
+
+  it('answers 5xx for an update whose write failed, and stores the others sent with it', async () => {
+    const agent = await runningAgent(webhookHarness, telegram);
+    const { db, keyring } = webhookHarness.services;
+    const secret = (await readCredentialSecret(db, keyring, agent.agentId, 'telegram_webhook')) as string;
+    // A write only this one update's row fails (a stand-in for a database refusing it).
+    await db.execute(
+      sql`alter table telegram_messages add constraint test_refuse_boom check (text <> 'boom')`,
+    );
+    try {
+      const good = Array.from({ length: 5 }, (_, i) =>
+        buildUpdate.privateText({ from: { id: 6100 + i, first_name: 'Ok' }, text: `fine ${i}` }),
+      );
+      const bad = buildUpdate.privateText({ from: { id: 6199, first_name: 'No' }, text: 'boom' });
+      const responses = await Promise.all(
+        [...good, bad].map((update) => post(agent.agentId, secret, JSON.stringify(update))),
+      );
+      expect(responses.map((res) => res.status)).toEqual([200, 200, 200, 200, 200, 500]);
+      const rows = await storedFor(webhookHarness, agent.agentId);
+      expect(rows.map((row) => row.text).sort()).toEqual(good.map((u) => u.message.text).sort());
+      expect(rows.every((row) => row.eventSentAt instanceof Date)).toBe(true);
+    } finally {
+      await db.execute(sql`alter table telegram_messages drop constraint test_refuse_boom`);
+    }
+    // Telegram delivers it again once the database takes it: stored then.
   });
 
   it('long polling feeds the same ingress when there is no public webhook URL', async () => {
