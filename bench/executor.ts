@@ -6,7 +6,7 @@
  * With two workers, the second is a process of its own (this file, forked), as a second worker
  * dyno would be: two executors in one process would share one thread.
  *
- *   npm run bench:executor            # BENCH_WARMUP=300 BENCH_RUNS=2000 BENCH_RATE=50 BENCH_SECONDS=10
+ *   npm run bench:executor            # BENCH_WARMUP=1000 BENCH_RUNS=5000 BENCH_RATE=50 BENCH_SECONDS=10
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -23,9 +23,9 @@ import { ADMIN_URL, scratchPostgres } from './support/scratch-postgres';
 // As the platform's entry points do (lib/boot.ts).
 usePlainProcessEnv();
 
-const RUNS = Number(process.env.BENCH_RUNS ?? 2000);
+const RUNS = Number(process.env.BENCH_RUNS ?? 5000);
 /** Runs completed before the clock starts, so the figures are of a warm process (JIT, pools). */
-const WARMUP = Number(process.env.BENCH_WARMUP ?? 300);
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 1000);
 const RATE = Number(process.env.BENCH_RATE ?? 50);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 
@@ -61,7 +61,7 @@ async function makeWorker(database: DatabaseHandle): Promise<{ services: Service
 /** A worker process of its own on `url` (this file, forked); resolves once it has synced and runs. */
 async function forkWorker(url: string): Promise<ChildProcess> {
   const child = fork(fileURLToPath(import.meta.url), [], {
-    execArgv: ['--import', 'tsx'],
+    execArgv: ['--max-semi-space-size=32', '--import', 'tsx'],
     env: { ...process.env, BENCH_WORKER_URL: url },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
