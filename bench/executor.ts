@@ -7,6 +7,7 @@
  * dyno would be: two executors in one process would share one thread.
  *
  *   npm run bench:executor            # BENCH_WARMUP=1000 BENCH_RUNS=5000 BENCH_RATE=50 BENCH_SECONDS=10
+ *                                     # BENCH_CASES=pglite,postgres:1,postgres:2 (each its own process)
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -18,9 +19,11 @@ import { migrateDatabase } from '../lib/db/migrate';
 import { withDevSecrets } from '../lib/dev-secrets';
 import { usePlainProcessEnv } from '../lib/plain-env';
 import { createServices, type Services } from '../lib/services';
+import { procfileEnv } from './support/process-env';
 import { ADMIN_URL, scratchPostgres } from './support/scratch-postgres';
 
-// As the platform's entry points do (lib/boot.ts).
+// As a Procfile process sees its environment, and as the platform's entry points do (lib/boot.ts).
+process.env = procfileEnv();
 usePlainProcessEnv();
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5000);
@@ -178,25 +181,41 @@ async function bench(
   );
 }
 
-const lines: string[] = [];
-{
-  const database = await createDatabase({ pgliteDir: 'memory://' });
-  lines.push(await bench('pglite', database, 1));
-  await database.close();
-}
-for (const workers of [1, 2]) {
-  const scratch = await scratchPostgres();
-  if (!scratch) {
-    lines.push(`executor postgres: skipped (${ADMIN_URL} not reachable)`);
-    break;
+/** One case in this process: `pglite`, or `postgres:<workers>`. Prints its result line. */
+async function runCase(name: string): Promise<string> {
+  if (name === 'pglite') {
+    const database = await createDatabase({ pgliteDir: 'memory://' });
+    try {
+      return await bench('pglite', database, 1);
+    } finally {
+      await database.close();
+    }
   }
+  const workers = Number(name.split(':')[1] ?? 1);
+  const scratch = await scratchPostgres();
+  if (!scratch) return `executor postgres: skipped (${ADMIN_URL} not reachable)`;
   const database = await createDatabase({ url: scratch.url, poolSize: 10 });
   try {
-    lines.push(await bench('postgres', database, workers, scratch.url));
+    return await bench('postgres', database, workers, scratch.url);
   } finally {
     await database.close();
     await scratch.drop();
   }
 }
-for (const line of lines) process.stdout.write(`${line}\n`);
+
+if (process.env.BENCH_CASE) {
+  process.stdout.write(`${await runCase(process.env.BENCH_CASE)}\n`);
+  process.exit(0);
+}
+// Each case in a fresh process of its own (same node flags): one case's heap, JIT state and
+// PGlite's memory do not weigh on the next one's figures.
+for (const name of (process.env.BENCH_CASES ?? 'pglite,postgres:1,postgres:2').split(',')) {
+  const child = fork(fileURLToPath(import.meta.url), [], {
+    execArgv: process.execArgv,
+    env: { ...process.env, BENCH_CASE: name },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  if (code !== 0) process.stdout.write(`executor ${name}: the case exited with ${code}\n`);
+}
 process.exit(0);
