@@ -223,8 +223,89 @@ export interface StartedRun {
 /**
  * A `start` item: the run may begin when its concurrency keys have a free slot and its throttle
  * window allows. Returns the run when it started (the item became its first `invoke`).
+ *
+ * A run with concurrency keys only (a reply per chat, say) takes two statements: one locks the run and
+ * then its keys' advisory locks (in key order), so slot counting is serialised per key across
+ * processes; the next, whose snapshot is taken once those locks are held, checks first-in-first-out
+ * and the slots and either starts the run or puts its item back, in one go. A throttled run takes the
+ * general path.
  */
 export async function tryStart(
+  tx: Queryable,
+  item: QueueItem,
+  options: { workerId: string; now: number; registry: Registry },
+): Promise<StartedRun | undefined> {
+  const [run] = await selectRows<{
+    status: string;
+    function_id: string;
+    event: EventPayload;
+    concurrency: { key: string; limit: number }[] | null;
+    throttle_key: string | null;
+    locked: number;
+  }>(
+    tx,
+    sql`with run as (
+          select status, function_id, event, concurrency, throttle_key from executor_runs
+          where id = ${item.runId} for update),
+        keys as (
+          select distinct c->>'key' as key from run, jsonb_array_elements(run.concurrency) c
+          where run.status = 'queued' and run.throttle_key is null),
+        locked as (select count(pg_advisory_xact_lock(hashtext(key))) as n from (select key from keys order by key) k)
+        select run.*, (select n from locked)::int as locked from run`,
+  );
+  if (run?.status !== 'queued') {
+    await tx.execute(sql`delete from executor_queue where id = ${item.id}`);
+    return undefined;
+  }
+  if (run.throttle_key && options.registry.get(run.function_id)?.throttle) {
+    return tryStartThrottled(tx, item, options);
+  }
+  const now = options.now;
+  const [decided] = await selectRows<{ blocked: boolean }>(
+    tx,
+    sql`with rules as (
+          select c->>'key' as key, (c->>'limit')::int as lim
+          from jsonb_array_elements(${json(run.concurrency ?? [])}::jsonb) c),
+        verdict as (
+          -- First in, first out: an older run waiting on the same key goes first (replies stay in
+          -- order); then a free slot.
+          select coalesce(bool_or(
+            exists (select 1 from executor_queue q join executor_runs r on r.id = q.run_id
+                    where q.kind = 'start' and q.id < ${item.id} and r.status = 'queued'
+                      and r.concurrency @> jsonb_build_array(jsonb_build_object('key', rules.key)))
+            or (select count(*) from executor_concurrency ec where ec.key = rules.key) >= rules.lim), false) as blocked
+          from rules),
+        slots as (
+          insert into executor_concurrency (key, run_id)
+          select key, ${item.runId} from rules where not (select blocked from verdict)
+          on conflict do nothing),
+        started as (
+          update executor_runs set status = 'running', started_at = ${iso(now)}::timestamptz
+          where id = ${item.runId} and not (select blocked from verdict)),
+        moved as (
+          update executor_queue set
+            kind = case when (select blocked from verdict) then kind else 'invoke' end,
+            available_at = case when (select blocked from verdict) then ${iso(now + 1_000)}::timestamptz else available_at end,
+            leased_until = case when (select blocked from verdict) then null else leased_until end,
+            leased_by = case when (select blocked from verdict) then null else leased_by end
+          where id = ${item.id}),
+        -- Runs queued behind this one may start too when a key allows more than one at a time.
+        woken as (
+          update executor_queue q set available_at = ${iso(now)}::timestamptz
+          from executor_runs r
+          where not (select blocked from verdict)
+            and q.run_id = r.id and q.kind = 'start' and q.leased_by is null
+            and q.available_at > ${iso(now)}::timestamptz and r.status = 'queued'
+            and exists (select 1 from rules where rules.lim > 1
+                        and r.concurrency @> jsonb_build_array(jsonb_build_object('key', rules.key))))
+        select blocked from verdict`,
+  );
+  if (decided?.blocked !== false) return undefined;
+  return { functionId: run.function_id, event: run.event };
+}
+
+/** `tryStart` for a throttled run: its throttle window, then its concurrency keys, step by step. */
+async function tryStartThrottled(
   tx: Queryable,
   item: QueueItem,
   options: { workerId: string; now: number; registry: Registry },

@@ -107,6 +107,39 @@ describe.each(databaseTargets())('executor timers and flow control on %s', (targ
     expect(runs.map((r) => r.status)).toEqual(['completed', 'completed', 'completed']);
   });
 
+  it('concurrency limit 2 per key runs two of a key at once, in order, the third when a slot frees', async () => {
+    const log: string[] = [];
+    h = await createExecutorHarness({
+      target,
+      functions: (inngest) => [
+        inngest.createFunction(
+          {
+            id: 'two-at-once',
+            concurrency: { limit: 2, key: 'event.data.k' },
+            triggers: [{ event: 'test/two' }],
+          },
+          async ({ event, step }) => {
+            const { n } = event.data as { n: number };
+            await step.run('begin', () => log.push(`${n}:begin`));
+            await step.sleep('think', `${n}s`);
+            await step.run('end', () => log.push(`${n}:end`));
+          },
+        ),
+      ],
+    });
+    await h.send([1, 2, 3].map((n) => ({ name: 'test/two', data: { k: 'same', n } })));
+    await h.drain();
+    expect([...log].sort()).toEqual(['1:begin', '2:begin']);
+    await h.advance(1_000);
+    // Run 1 ended: its slot goes to run 3, the oldest one waiting.
+    expect(log).toContain('1:end');
+    expect(log).toContain('3:begin');
+    await h.settle();
+    const runs = await h.runsOf(`${APP}-two-at-once`);
+    expect(runs.map((r) => r.status)).toEqual(['completed', 'completed', 'completed']);
+    expect(log.indexOf('3:begin')).toBeGreaterThan(log.indexOf('1:end'));
+  });
+
   it('throttle starts at most `limit` runs per period per key', async () => {
     const started: number[] = [];
     h = await createExecutorHarness({
