@@ -220,6 +220,15 @@ export interface StartedRun {
   event: EventPayload;
 }
 
+/** The run a `start` item is for, read under its row lock. */
+type StartingRun = {
+  status: string;
+  function_id: string;
+  event: EventPayload;
+  concurrency: { key: string; limit: number }[] | null;
+  throttle_key: string | null;
+};
+
 /**
  * A `start` item: the run may begin when its concurrency keys have a free slot and its throttle
  * window allows. Returns the run when it started (the item became its first `invoke`).
@@ -235,14 +244,7 @@ export async function tryStart(
   item: QueueItem,
   options: { workerId: string; now: number; registry: Registry },
 ): Promise<StartedRun | undefined> {
-  const [run] = await selectRows<{
-    status: string;
-    function_id: string;
-    event: EventPayload;
-    concurrency: { key: string; limit: number }[] | null;
-    throttle_key: string | null;
-    locked: number;
-  }>(
+  const [run] = await selectRows<StartingRun & { locked: number }>(
     tx,
     sql`with run as (
           select status, function_id, event, concurrency, throttle_key from executor_runs
@@ -258,7 +260,7 @@ export async function tryStart(
     return undefined;
   }
   if (run.throttle_key && options.registry.get(run.function_id)?.throttle) {
-    return tryStartThrottled(tx, item, options);
+    return tryStartThrottled(tx, item, options, run);
   }
   const now = options.now;
   const [decided] = await selectRows<{ blocked: boolean }>(
@@ -304,27 +306,17 @@ export async function tryStart(
   return { functionId: run.function_id, event: run.event };
 }
 
-/** `tryStart` for a throttled run: its throttle window, then its concurrency keys, step by step. */
+/**
+ * `tryStart` for a throttled run (`run` is locked and queued): its concurrency keys, then its
+ * throttle window, step by step.
+ */
 async function tryStartThrottled(
   tx: Queryable,
   item: QueueItem,
   options: { workerId: string; now: number; registry: Registry },
+  run: StartingRun,
 ): Promise<StartedRun | undefined> {
-  const [run] = await selectRows<{
-    status: string;
-    function_id: string;
-    event: EventPayload;
-    concurrency: { key: string; limit: number }[] | null;
-    throttle_key: string | null;
-  }>(
-    tx,
-    sql`select status, function_id, event, concurrency, throttle_key from executor_runs where id = ${item.runId} for update`,
-  );
   const now = options.now;
-  if (run?.status !== 'queued') {
-    await tx.execute(sql`delete from executor_queue where id = ${item.id}`);
-    return undefined;
-  }
   const concurrency = run.concurrency ?? [];
   const throttleKey = run.throttle_key;
   const started: StartedRun = { functionId: run.function_id, event: run.event };

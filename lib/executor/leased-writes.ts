@@ -1,4 +1,4 @@
-import { sql } from 'drizzle-orm';
+import { type SQL, sql } from 'drizzle-orm';
 import { type Queryable, selectRows } from '../db/client';
 import { roundsByKey } from '../group-commit';
 import { iso } from './sql-values';
@@ -23,6 +23,19 @@ export interface Checkpoint extends LeasedItem {
 /** A run whose last invocation returned its result. */
 export interface CompletedRun extends LeasedItem {
   output: unknown;
+}
+
+/**
+ * The `input` rows whose run is running and whose queue item `workerId` still leases, with the run
+ * and the item locked in run-id order.
+ */
+function leasedInput(workerId: string, columns: SQL): SQL {
+  return sql`select ${columns} from input i
+    join executor_runs r on r.id = i.run_id
+    join executor_queue q on q.id = i.item_id and q.run_id = r.id and q.leased_by = ${workerId}
+    where r.status = 'running'
+    order by r.id
+    for update of r, q`;
 }
 
 /** Rows of a round, numbered, as the JSON `jsonb_to_recordset` reads. */
@@ -59,13 +72,7 @@ export async function storeCheckpoints(
       sql`with input as (
             select * from jsonb_to_recordset(${rows}::jsonb)
               as x(ord int, run_id uuid, item_id bigint, step_id text, name text, data jsonb)),
-          live as (
-            select r.id, q.attempt, q.meta, i.ord from input i
-            join executor_runs r on r.id = i.run_id
-            join executor_queue q on q.id = i.item_id and q.run_id = r.id and q.leased_by = ${workerId}
-            where r.status = 'running'
-            order by r.id
-            for update of r, q),
+          live as (${leasedInput(workerId, sql`r.id, q.attempt, q.meta, i.ord`)}),
           seq as (
             update executor_runs r set step_seq = r.step_seq + 1 from live where r.id = live.id
             returning r.id, r.step_seq),
@@ -103,13 +110,7 @@ export async function completeRuns(
       db,
       sql`with input as (
             select * from jsonb_to_recordset(${rows}::jsonb) as x(ord int, run_id uuid, item_id bigint, output jsonb)),
-          live as (
-            select r.id, i.ord, i.output from input i
-            join executor_runs r on r.id = i.run_id
-            join executor_queue q on q.id = i.item_id and q.run_id = r.id and q.leased_by = ${workerId}
-            where r.status = 'running'
-            order by r.id
-            for update of r, q),
+          live as (${leasedInput(workerId, sql`r.id, i.ord, i.output`)}),
           ended as (
             update executor_runs r set status = 'completed', ended_at = ${iso(now)}::timestamptz, output = live.output
             from live where r.id = live.id returning r.id),

@@ -92,40 +92,31 @@ export async function pruneHistory(db: Queryable, options: PruneOptions): Promis
     })
   ).deleted;
 
+  /** Deletes the rows of a window table (`key` column, `time` column) from before `cutoff`. */
+  const expire = async (table: string, key: string, time: string, cutoff: number) =>
+    (
+      await repeat(async () => {
+        const rows = await selectRows(
+          db,
+          sql`delete from ${sql.identifier(table)} where ${sql.identifier(key)} in (
+                select ${sql.identifier(key)} from ${sql.identifier(table)}
+                where ${sql.identifier(time)} < ${iso(cutoff)}::timestamptz
+                order by ${sql.identifier(time)}, ${sql.identifier(key)}
+                limit ${limit}
+                for update skip locked)
+              returning 1 as deleted`,
+        );
+        return { deleted: rows.length };
+      })
+    ).deleted;
   // Past the dedupe window a seen id no longer blocks a resend (storeEvents refreshes such a row).
-  const dedupeCutoff = iso(now - EVENT_DEDUPE_WINDOW_MS);
-  result.eventIds = (
-    await repeat(async () => {
-      const rows = await selectRows<{ external_id: string }>(
-        db,
-        sql`delete from executor_event_ids where external_id in (
-              select external_id from executor_event_ids
-              where seen_at < ${dedupeCutoff}::timestamptz
-              order by seen_at, external_id
-              limit ${limit}
-              for update skip locked)
-            returning external_id`,
-      );
-      return { deleted: rows.length };
-    })
-  ).deleted;
-
-  const idempotencyCutoff = iso(now - IDEMPOTENCY_WINDOW_MS);
-  result.idempotency = (
-    await repeat(async () => {
-      const rows = await selectRows<{ key: string }>(
-        db,
-        sql`delete from executor_idempotency where key in (
-              select key from executor_idempotency
-              where created_at < ${idempotencyCutoff}::timestamptz
-              order by created_at, key
-              limit ${limit}
-              for update skip locked)
-            returning key`,
-      );
-      return { deleted: rows.length };
-    })
-  ).deleted;
+  result.eventIds = await expire(
+    'executor_event_ids',
+    'external_id',
+    'seen_at',
+    now - EVENT_DEDUPE_WINDOW_MS,
+  );
+  result.idempotency = await expire('executor_idempotency', 'key', 'created_at', now - IDEMPOTENCY_WINDOW_MS);
 
   return result;
 }
