@@ -2,7 +2,16 @@ import { type SQL, sql } from 'drizzle-orm';
 import { type Queryable, selectRows } from '../db/client';
 import { sleepUntil } from './duration';
 import type { CompiledFunction } from './function-config';
-import { discoverIfIdle, endRun, failRun, lockRun, type RunContext, recordStep } from './runs';
+import {
+  discoverIfIdle,
+  endRun,
+  failRun,
+  lockRun,
+  queuedOnKeys,
+  type RunContext,
+  recordStep,
+  wakeQueuedStarts,
+} from './runs';
 import { iso, json } from './sql-values';
 import type { EventPayload, InvokeOutcome, OutgoingOp, QueueItem, Registry, StepMeta } from './types';
 
@@ -292,14 +301,11 @@ export async function tryStart(
             leased_by = case when (select blocked from verdict) then null else leased_by end
           where id = ${item.id}),
         -- Runs queued behind this one may start too when a key allows more than one at a time.
-        woken as (
-          update executor_queue q set available_at = ${iso(now)}::timestamptz
-          from executor_runs r
-          where not (select blocked from verdict)
-            and q.run_id = r.id and q.kind = 'start' and q.leased_by is null
-            and q.available_at > ${iso(now)}::timestamptz and r.status = 'queued'
-            and exists (select 1 from rules where rules.lim > 1
-                        and r.concurrency @> jsonb_build_array(jsonb_build_object('key', rules.key))))
+        woken as (${wakeQueuedStarts(
+          now,
+          sql`not (select blocked from verdict) and q.available_at > ${iso(now)}::timestamptz
+              and ${queuedOnKeys(sql`select key from rules where rules.lim > 1`)}`,
+        )})
         select blocked from verdict`,
   );
   if (decided?.blocked !== false) return undefined;
@@ -383,10 +389,5 @@ async function olderWaiting(tx: Queryable, itemId: number, sharesKey: SQL): Prom
 }
 
 async function wakeWaiting(tx: Queryable, now: number, sharesKey: SQL): Promise<void> {
-  await tx.execute(
-    sql`update executor_queue q set available_at = ${iso(now)}::timestamptz
-        from executor_runs r
-        where q.run_id = r.id and q.kind = 'start' and q.leased_by is null
-          and q.available_at > ${iso(now)}::timestamptz and r.status = 'queued' and ${sharesKey}`,
-  );
+  await tx.execute(wakeQueuedStarts(now, sql`q.available_at > ${iso(now)}::timestamptz and ${sharesKey}`));
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { sql } from 'drizzle-orm';
+import { type SQL, sql } from 'drizzle-orm';
 import { type Queryable, selectRows } from '../db/client';
 import type { CompiledFunction } from './function-config';
 import { iso, json } from './sql-values';
@@ -211,15 +211,27 @@ export async function endRun(
   );
 }
 
+/**
+ * The statement (or CTE) that makes the start items of queued runs matching `which` (a condition on
+ * the run `r` and its item `q`) due at `now`, so they try for a slot again. Not leased: a worker
+ * trying it already will decide with what it sees.
+ */
+export function wakeQueuedStarts(now: number, which: SQL): SQL {
+  return sql`update executor_queue q set available_at = ${iso(now)}::timestamptz
+    from executor_runs r
+    where q.run_id = r.id and q.kind = 'start' and q.leased_by is null and r.status = 'queued' and ${which}`;
+}
+
+/** A run `r` queued on one of the concurrency keys `keys` (a subquery of keys). */
+export function queuedOnKeys(keys: SQL): SQL {
+  return sql`exists (select 1 from jsonb_array_elements(r.concurrency) c where c->>'key' in (${keys}))`;
+}
+
 /** Runs queued on concurrency keys that just freed a slot may start now. */
 async function wakeQueuedOn(tx: Queryable, keys: string[], now: number): Promise<void> {
   if (keys.length === 0) return;
   await tx.execute(
-    sql`update executor_queue q set available_at = ${iso(now)}::timestamptz
-        from executor_runs r
-        where q.run_id = r.id and q.kind = 'start' and q.leased_by is null and r.status = 'queued'
-          and exists (select 1 from jsonb_array_elements(r.concurrency) c
-                      where c->>'key' in (select jsonb_array_elements_text(${json(keys)}::jsonb)))`,
+    wakeQueuedStarts(now, queuedOnKeys(sql`select jsonb_array_elements_text(${json(keys)}::jsonb)`)),
   );
 }
 
