@@ -13,6 +13,7 @@ import {
   fanOut,
   fanOutAll,
   type IncomingEvent,
+  type StoredEvent,
   storeEvent,
   storeEvents,
 } from './events';
@@ -246,17 +247,13 @@ export class EmbeddedExecutor {
   /** Several `send` calls' events in one transaction, in order: each call gets its events' ids. */
   private async storeAndFanOut(calls: IncomingEvent[][]): Promise<string[][]> {
     const now = this.clock.now();
-    const registry = this.registry;
     const stored = await this.db.transaction(async (tx) => {
       const events = await storeEvents(tx, calls.flat(), now);
-      const fresh = events.filter((event) => !event.duplicate);
-      if (registry) await fanOutAll(tx, registry, fresh, this.context(now));
-      else
-        await enqueueFanOut(
-          tx,
-          fresh.map((event) => event.rowId),
-          now,
-        );
+      await this.setOff(
+        tx,
+        events.filter((event) => !event.duplicate),
+        now,
+      );
       await this.notifyOthers(tx);
       return events;
     });
@@ -278,12 +275,10 @@ export class EmbeddedExecutor {
       sql`select payload from executor_events where id = ${eventRowId}`,
     );
     if (!row) return undefined;
-    const registry = this.registry;
     const rowId = await this.db.transaction(async (tx) => {
       const { id: _id, ts: _ts, ...rest } = row.payload;
       const event = await storeEvent(tx, rest, now, eventRowId);
-      if (registry) await fanOut(tx, registry, event, this.context(now));
-      else await enqueueFanOut(tx, [event.rowId], now);
+      await this.setOff(tx, [event], now);
       await this.notifyOthers(tx);
       return event.rowId;
     });
@@ -446,11 +441,23 @@ export class EmbeddedExecutor {
     return {
       now,
       emit: async (tx: Queryable, event: EventPayload) => {
-        const stored = await storeEvent(tx, event, now);
-        if (this.registry) await fanOut(tx, this.registry, stored, this.context(now));
-        else await enqueueFanOut(tx, [stored.rowId], now);
+        await this.setOff(tx, [await storeEvent(tx, event, now)], now);
       },
     };
+  }
+
+  /**
+   * What stored events set off: fanned out here when this process knows the functions, else queued
+   * for a worker that does (a process that runs no executor loop).
+   */
+  private async setOff(tx: Queryable, events: StoredEvent[], now: number): Promise<void> {
+    if (this.registry) await fanOutAll(tx, this.registry, events, this.context(now));
+    else
+      await enqueueFanOut(
+        tx,
+        events.map((event) => event.rowId),
+        now,
+      );
   }
 
   private wake(): void {
