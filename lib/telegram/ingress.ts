@@ -31,6 +31,11 @@ export function updateReceivedEvent(ref: StoredUpdateRef): JobEvent {
   };
 }
 
+/** Outbox: these stored updates' events were accepted, so the sweeper leaves them alone. */
+export async function markEventsSent(db: Database, messageIds: string[], at: Date): Promise<void> {
+  await db.update(telegramMessages).set({ eventSentAt: at }).where(inArray(telegramMessages.id, messageIds));
+}
+
 export type IngestOutcome =
   | { result: 'stored'; messageId: string; eventSent: boolean }
   | { result: 'duplicate' }
@@ -199,15 +204,11 @@ export class TelegramIngress {
         );
       }
       if (eventSent) {
-        await this.db
-          .update(telegramMessages)
-          .set({ eventSentAt: new Date() })
-          .where(
-            inArray(
-              telegramMessages.id,
-              fresh.map(({ id }) => id),
-            ),
-          );
+        await markEventsSent(
+          this.db,
+          fresh.map(({ id }) => id),
+          new Date(),
+        );
       }
     }
     return stored.map(

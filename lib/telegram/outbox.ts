@@ -1,8 +1,8 @@
-import { and, asc, eq, inArray, isNull, lte } from 'drizzle-orm';
+import { and, asc, eq, isNull, lte } from 'drizzle-orm';
 import type { Database } from '../db/client';
 import { telegramMessages } from '../db/schema';
 import type { SendEvent } from '../jobs';
-import { updateReceivedEvent } from './ingress';
+import { markEventsSent, updateReceivedEvent } from './ingress';
 
 /** Rows younger than this are left to the ingress request that is still sending their event. */
 export const OUTBOX_GRACE_MS = 30_000;
@@ -57,14 +57,10 @@ export async function sweepTelegramOutbox(
       ),
     );
   }
-  await db
-    .update(telegramMessages)
-    .set({ eventSentAt: now })
-    .where(
-      inArray(
-        telegramMessages.id,
-        rows.map((row) => row.id),
-      ),
-    );
+  await markEventsSent(
+    db,
+    rows.map((row) => row.id),
+    now,
+  );
   return { resent: pending.length, marked: rows.length - pending.length };
 }
