@@ -64,7 +64,8 @@ async function makeWorker(database: DatabaseHandle): Promise<{ services: Service
 /** A worker process of its own on `url` (this file, forked); resolves once it has synced and runs. */
 async function forkWorker(url: string): Promise<ChildProcess> {
   const child = fork(fileURLToPath(import.meta.url), [], {
-    execArgv: ['--max-semi-space-size=32', '--import', 'tsx'],
+    // The node flags this process runs with (package.json's bench:executor), as the first worker has.
+    execArgv: process.execArgv,
     env: { ...process.env, BENCH_WORKER_URL: url },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
