@@ -33,6 +33,10 @@ describe('secrets at rest', () => {
     ['another agent', credentialBinding(customerA, agent2, 'claude')],
     ['another kind', credentialBinding(customerA, agent1, 'telegram')],
     ['another customer (another derived key)', credentialBinding(customerB, agent1, 'claude')],
+    [
+      'another purpose (another derived key)',
+      { ...credentialBinding(customerA, agent1, 'claude'), purpose: 'webhook-secret' as const },
+    ],
   ])('fails to decrypt when moved to %s', (_, binding) => {
     const stored = encryptSecret(keyring, credentialBinding(customerA, agent1, 'claude'), 'sk-ant-secret');
     expect(() => decryptSecret(keyring, binding, stored)).toThrow(DecryptionError);
