@@ -1,8 +1,8 @@
-import { bodyLimit } from 'hono/body-limit';
 import { every } from 'hono/combine';
 import { createMiddleware } from 'hono/factory';
 import { AppError } from '../../lib/errors';
 import type { AppEnv } from '../env';
+import { limitBody } from './body-limit';
 
 export interface BodyGuardOptions {
   /** Largest accepted body in bytes. */
@@ -33,9 +33,9 @@ export function bodyGuard(options: BodyGuardOptions = {}) {
     }
     await next();
   });
-  const limit = bodyLimit({
-    maxSize: maxBytes,
-    onError: () => {
+  const limit = limitBody({
+    maxBytes,
+    onTooLarge: () => {
       throw new AppError('payload_too_large', `The body is larger than ${maxBytes} bytes`, {
         details: { maxBytes },
       });

@@ -1,8 +1,8 @@
 import type { OpenAPIHono } from '@hono/zod-openapi';
-import { bodyLimit } from 'hono/body-limit';
 import { AppError } from '../../lib/errors';
 import { authenticateTelegramWebhook } from '../../lib/telegram/webhook-auth';
 import type { AppEnv } from '../env';
+import { limitBody } from '../middleware/body-limit';
 
 /** Telegram sends at most a few KB per update; anything far larger is not Telegram. */
 const MAX_UPDATE_BYTES = 1024 * 1024;
@@ -15,9 +15,9 @@ const MAX_UPDATE_BYTES = 1024 * 1024;
 export function registerTelegramWebhook(app: OpenAPIHono<AppEnv>) {
   app.post(
     '/telegram/:agentId',
-    bodyLimit({
-      maxSize: MAX_UPDATE_BYTES,
-      onError: () => {
+    limitBody({
+      maxBytes: MAX_UPDATE_BYTES,
+      onTooLarge: () => {
         throw new AppError('payload_too_large', `An update is at most ${MAX_UPDATE_BYTES} bytes`);
       },
     }),
