@@ -62,9 +62,10 @@ interface IngressRow {
  * between the two loses nothing. A malformed update is acknowledged and logged, never retried forever.
  *
  * Updates arriving together (a busy bot, several bots) share the work (group commit): one statement
- * stores them all with their chats, one `sendEvent` carries all their events, one statement marks
- * them sent. `ingest` resolves once its own update is stored; it throws only when that write failed
- * (the webhook then answers 5xx, so Telegram delivers it again).
+ * stores them all with their chats, one `sendEvent` carries all their events, and one statement
+ * marks them sent, after `ingest` has resolved. `ingest` resolves once its own update is stored and
+ * its event sent (or left for the sweeper); it throws only when the write failed (the webhook then
+ * answers 5xx, so Telegram delivers it again).
  *
  * @example
  * const ingress = new TelegramIngress({ db, sendEvent, logger });
@@ -75,12 +76,20 @@ export class TelegramIngress {
   private readonly sendEvent: SendEvent;
   private readonly logger: Logger;
   private readonly writes: GroupCommit<IngressRow, IngestOutcome>;
+  private readonly marks: GroupCommit<string, undefined>;
 
   constructor(deps: { db: Database; sendEvent: SendEvent; logger: Logger }) {
     this.db = deps.db;
     this.sendEvent = deps.sendEvent;
     this.logger = deps.logger;
     this.writes = new GroupCommit((rows) => this.store(rows), { maxParallel: 4 });
+    this.marks = new GroupCommit(
+      async (ids) => {
+        await markEventsSent(this.db, ids, new Date());
+        return ids.map(() => undefined);
+      },
+      { maxParallel: 1, maxBatch: 1000 },
+    );
   }
 
   async ingest(
@@ -117,6 +126,13 @@ export class TelegramIngress {
       update: raw,
       isCommand: parseCommand(text ?? undefined) !== undefined,
     });
+  }
+
+  private markFailed(error: unknown): void {
+    this.logger.warn(
+      { err: error instanceof Error ? error.message : String(error) },
+      'updates not marked sent: the sweeper will send their events again (the engine drops the copies)',
+    );
   }
 
   private async store(rows: IngressRow[]): Promise<IngestOutcome[]> {
@@ -203,13 +219,10 @@ export class TelegramIngress {
           'updates stored, events not sent: left for the sweeper',
         );
       }
-      if (eventSent) {
-        await markEventsSent(
-          this.db,
-          fresh.map(({ id }) => id),
-          new Date(),
-        );
-      }
+      // Marked off the request's path, many batches in one statement: a mark that never lands only
+      // makes the sweeper send the event again, with the same id, which the engine drops.
+      if (eventSent)
+        for (const { id } of fresh) void this.marks.submit(id).catch((error) => this.markFailed(error));
     }
     return stored.map(
       (entry): IngestOutcome =>

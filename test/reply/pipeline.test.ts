@@ -1,4 +1,4 @@
-import { and, eq } from 'drizzle-orm';
+import { and, eq, sql } from 'drizzle-orm';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type App, createApp } from '../../api/app';
 import { sendEventVia } from '../../functions/client';
@@ -444,6 +444,30 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
     expect(textsTo(agent, 6101)).toEqual(['Echo: original', TEXT_ONLY_NOTICE]);
     const statuses = (await rowsOf(agent)).filter((r) => r.direction === 'inbound').map((r) => r.status);
     expect(statuses).toEqual(['answered', 'ignored', 'ignored', 'ignored', 'ignored']);
+  });
+
+  it('an update whose event went out but whose row was never marked sent is answered once, then marked by the sweeper', async () => {
+    const agent = await agentWith();
+    const { db } = harness.services;
+    // Marking this row fails, as when the process dies between the send and the mark.
+    await db.execute(
+      sql`alter table telegram_messages add constraint test_refuse_mark check (event_sent_at is null or text is distinct from 'unmarked')`,
+    );
+    try {
+      await deliver(agent, buildUpdate.privateText({ from: { id: 6301 }, text: 'unmarked' }));
+      await harness.settle();
+      expect(textsTo(agent, 6301)).toEqual(['Echo: unmarked']);
+      expect((await rowsOf(agent))[0]?.eventSentAt).toBeNull();
+    } finally {
+      await db.execute(sql`alter table telegram_messages drop constraint test_refuse_mark`);
+    }
+    for (let tick = 0; tick < 2; tick += 1) {
+      await harness.advance(60_000);
+      await harness.settle();
+    }
+    expect(textsTo(agent, 6301)).toEqual(['Echo: unmarked']);
+    const [row] = await rowsOf(agent);
+    expect(row).toMatchObject({ direction: 'inbound', status: 'answered', eventSentAt: expect.any(Date) });
   });
 
   it('the outbox sweeper sends the event of an update stored when the engine was down, answered once', async () => {
