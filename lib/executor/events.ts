@@ -50,6 +50,52 @@ function payloadOf(incoming: IncomingEvent, externalId: string, now: number): Ev
   };
 }
 
+/** A batch of events before any write: row ids, and which event of the batch claims each external id. */
+interface DraftBatch {
+  drafts: { event: IncomingEvent; rowId: string; externalId: string }[];
+  /** External id -> index of the batch's first event with it; later ones are its duplicates. */
+  claimant: Map<string, number>;
+  claims: { external_id: string; event_id: string }[];
+}
+
+function draftBatch(incoming: IncomingEvent[]): DraftBatch {
+  for (const event of incoming) {
+    if (typeof event.name !== 'string' || event.name === '') throw new Error('event "name" is required');
+  }
+  const drafts = incoming.map((event) => {
+    const rowId = randomUUID();
+    return { event, rowId, externalId: event.id ? String(event.id) : rowId };
+  });
+  const claimant = new Map<string, number>();
+  drafts.forEach((draft, index) => {
+    if (draft.event.id && !claimant.has(draft.externalId)) claimant.set(draft.externalId, index);
+  });
+  const claims = [...claimant.entries()].map(([externalId, index]) => ({
+    external_id: externalId,
+    event_id: drafts[index]?.rowId as string,
+  }));
+  return { drafts, claimant, claims };
+}
+
+/** Each drafted event as stored, given the external ids an earlier event holds (`taken`). */
+function resolveBatch(batch: DraftBatch, taken: Map<string, string>, now: number): StoredEvent[] {
+  return batch.drafts.map((draft, index): StoredEvent => {
+    const { event, externalId } = draft;
+    if (event.id) {
+      const earlier = taken.get(externalId);
+      const first = batch.claimant.get(externalId) as number;
+      if (earlier !== undefined || first !== index) {
+        return {
+          rowId: earlier ?? (batch.drafts[first]?.rowId as string),
+          payload: { id: externalId, name: event.name, data: event.data ?? {}, ts: event.ts ?? now },
+          duplicate: true,
+        };
+      }
+    }
+    return { rowId: draft.rowId, payload: payloadOf(event, externalId, now), duplicate: false };
+  });
+}
+
 /**
  * Stores events durably, in order, with a statement per table whatever their number. An `id` seen
  * in the last 24 h (or earlier in the same batch) is not stored twice: the first row's id is
@@ -61,22 +107,8 @@ export async function storeEvents(
   now: number,
   replayOf: string | null = null,
 ): Promise<StoredEvent[]> {
-  for (const event of incoming) {
-    if (typeof event.name !== 'string' || event.name === '') throw new Error('event "name" is required');
-  }
-  const drafts = incoming.map((event) => {
-    const rowId = randomUUID();
-    return { event, rowId, externalId: event.id ? String(event.id) : rowId };
-  });
-  // The first event of the batch with an external id claims it; later ones are its duplicates.
-  const claimant = new Map<string, number>();
-  drafts.forEach((draft, index) => {
-    if (draft.event.id && !claimant.has(draft.externalId)) claimant.set(draft.externalId, index);
-  });
-  const claims = [...claimant.entries()].map(([externalId, index]) => ({
-    external_id: externalId,
-    event_id: drafts[index]?.rowId,
-  }));
+  const batch = draftBatch(incoming);
+  const { claims } = batch;
   /** External ids already claimed by an earlier event, with that event's row id. */
   const taken = new Map<string, string>();
   if (claims.length > 0) {
@@ -100,21 +132,7 @@ export async function storeEvents(
       for (const row of existing) taken.set(row.external_id, row.event_id);
     }
   }
-  const stored = drafts.map((draft, index): StoredEvent => {
-    const { event, externalId } = draft;
-    if (event.id) {
-      const earlier = taken.get(externalId);
-      const first = claimant.get(externalId) as number;
-      if (earlier !== undefined || first !== index) {
-        return {
-          rowId: earlier ?? (drafts[first]?.rowId as string),
-          payload: { id: externalId, name: event.name, data: event.data ?? {}, ts: event.ts ?? now },
-          duplicate: true,
-        };
-      }
-    }
-    return { rowId: draft.rowId, payload: payloadOf(event, externalId, now), duplicate: false };
-  });
+  const stored = resolveBatch(batch, taken, now);
   const rows = stored
     .filter((event) => !event.duplicate)
     .map((event) => ({ id: event.rowId, payload: event.payload }));
@@ -127,6 +145,89 @@ export async function storeEvents(
     );
   }
   return stored;
+}
+
+/**
+ * `storeEvents` then `enqueueFanOut` of the new ones, for a process that runs no executor loop, in
+ * one statement (atomic on its own, so no transaction around it): the dedupe claims, the events,
+ * their fan-out queue items, and with `notifyChannel` a wake-up for the workers listening there.
+ * An external id held by an earlier event is read from the statement's snapshot, as `storeEvents`
+ * reads it.
+ */
+export async function storeAndQueueEvents(
+  db: Queryable,
+  incoming: IncomingEvent[],
+  now: number,
+  notifyChannel?: string,
+): Promise<StoredEvent[]> {
+  const batch = draftBatch(incoming);
+  // Events without an id, and each id's first event in the batch; the statement drops those whose
+  // id an earlier event still holds.
+  const candidates = batch.drafts
+    .filter((draft, index) => !draft.event.id || batch.claimant.get(draft.externalId) === index)
+    .map((draft) => ({
+      id: draft.rowId,
+      claim: draft.event.id ? draft.externalId : null,
+      payload: payloadOf(draft.event, draft.externalId, now),
+    }));
+  // pg_notify runs once, and only when something was queued (the CTE is referenced by the result).
+  const wake = notifyChannel
+    ? sql`select 'woken' as kind, null as external_id, null as event_id
+          from (select pg_notify(${notifyChannel}, '') from (select 1 from queued limit 1) q) w`
+    : sql`select 'woken', null, null where false`;
+  const result = await selectRows<{
+    kind: 'claimed' | 'taken' | 'woken';
+    external_id: string | null;
+    event_id: string | null;
+  }>(
+    db,
+    sql`with claims as (
+          insert into executor_event_ids (external_id, event_id, seen_at)
+          select external_id, event_id, ${iso(now)}::timestamptz
+          from jsonb_to_recordset(${json(batch.claims)}::jsonb) as x(external_id text, event_id uuid)
+          on conflict (external_id) do update set event_id = excluded.event_id, seen_at = excluded.seen_at
+          where executor_event_ids.seen_at < ${iso(now - EVENT_DEDUPE_WINDOW_MS)}::timestamptz
+          returning external_id),
+        input as (
+          select * from jsonb_to_recordset(${json(candidates)}::jsonb) as x(id uuid, claim text, payload jsonb)),
+        stored as (
+          insert into executor_events (id, external_id, name, data, payload, ts, received_at)
+          select id, payload->>'id', payload->>'name', payload->'data', payload, (payload->>'ts')::bigint,
+                 ${iso(now)}::timestamptz
+          from input where claim is null or claim in (select external_id from claims)
+          returning id),
+        queued as (
+          insert into executor_queue (run_id, kind, step_id, available_at)
+          select id, 'event', '', ${iso(now)}::timestamptz from stored
+          returning 1)
+        select 'claimed' as kind, external_id, null as event_id from claims
+        union all
+        select 'taken', external_id, event_id::text from executor_event_ids
+        where external_id in (select claim from input where claim is not null)
+          and external_id not in (select external_id from claims)
+        union all
+        ${wake}`,
+  );
+  const claimed = new Set<string>();
+  const taken = new Map<string, string>();
+  for (const row of result) {
+    if (row.kind === 'claimed' && row.external_id) claimed.add(row.external_id);
+    if (row.kind === 'taken' && row.external_id && row.event_id) taken.set(row.external_id, row.event_id);
+  }
+  // An id another transaction claimed and committed while this statement waited on it is not in
+  // this statement's snapshot: read it now.
+  const raced = batch.claims
+    .map((claim) => claim.external_id)
+    .filter((id) => !claimed.has(id) && !taken.has(id));
+  if (raced.length > 0) {
+    const rows = await selectRows<{ external_id: string; event_id: string }>(
+      db,
+      sql`select external_id, event_id from executor_event_ids
+          where external_id in (select jsonb_array_elements_text(${json(raced)}::jsonb))`,
+    );
+    for (const row of rows) taken.set(row.external_id, row.event_id);
+  }
+  return resolveBatch(batch, taken, now);
 }
 
 /** Functions whose trigger matches the event (name and optional `if`). */

@@ -14,6 +14,7 @@ import {
   fanOutAll,
   type IncomingEvent,
   type StoredEvent,
+  storeAndQueueEvents,
   storeEvent,
   storeEvents,
 } from './events';
@@ -247,16 +248,10 @@ export class EmbeddedExecutor {
   /** Several `send` calls' events in one transaction, in order: each call gets its events' ids. */
   private async storeAndFanOut(calls: IncomingEvent[][]): Promise<string[][]> {
     const now = this.clock.now();
-    const stored = await this.db.transaction(async (tx) => {
-      const events = await storeEvents(tx, calls.flat(), now);
-      await this.setOff(
-        tx,
-        events.filter((event) => !event.duplicate),
-        now,
-      );
-      await this.notifyOthers(tx);
-      return events;
-    });
+    // Without the functions (a web process), what the events set off is queued, in one statement.
+    const stored = this.registry
+      ? await this.storeAndFanOutHere(calls.flat(), now)
+      : await storeAndQueueEvents(this.db, calls.flat(), now, this.notify ? WAKE_CHANNEL : undefined);
     this.wake();
     const ids: string[][] = [];
     let next = 0;
@@ -265,6 +260,19 @@ export class EmbeddedExecutor {
       next += call.length;
     }
     return ids;
+  }
+
+  private storeAndFanOutHere(events: IncomingEvent[], now: number): Promise<StoredEvent[]> {
+    return this.db.transaction(async (tx) => {
+      const stored = await storeEvents(tx, events, now);
+      await this.setOff(
+        tx,
+        stored.filter((event) => !event.duplicate),
+        now,
+      );
+      await this.notifyOthers(tx);
+      return stored;
+    });
   }
 
   /** A copy of a stored event with a fresh id; it runs again. Returns the new event's row id. */
