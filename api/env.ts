@@ -4,6 +4,7 @@ import type { SendEvent } from '../lib/jobs';
 import type { Logger } from '../lib/logger';
 import type { Services } from '../lib/services';
 import type { TelegramIngress } from '../lib/telegram/ingress';
+import type { TelegramWebhookAuth } from '../lib/telegram/webhook-auth';
 
 export type { Actor };
 
@@ -20,5 +21,7 @@ export interface AppEnv {
     sendEvent: SendEvent;
     /** Stores Telegram updates and sends their events (lib/telegram/ingress.ts). */
     telegramIngress: TelegramIngress;
+    /** Checks Telegram webhook calls' secret tokens (lib/telegram/webhook-auth.ts). */
+    telegramWebhookAuth: TelegramWebhookAuth;
   };
 }

@@ -4,6 +4,7 @@ import type { JobsProbe } from '../../lib/health';
 import type { SendEvent } from '../../lib/jobs';
 import type { Services } from '../../lib/services';
 import { TelegramIngress } from '../../lib/telegram/ingress';
+import { TelegramWebhookAuth } from '../../lib/telegram/webhook-auth';
 import type { AppEnv } from '../env';
 
 /**
@@ -17,11 +18,13 @@ export function servicesMiddleware(services: Services, jobsProbe?: JobsProbe, se
     (async () => {
       throw new AppError('service_unavailable', 'The jobs engine is not connected to this process');
     });
-  // One per app, so concurrent webhook calls share its group commit.
+  // One each per app, so concurrent webhook calls share their group commits.
   const telegramIngress = new TelegramIngress({ db: services.db, sendEvent: send, logger: services.logger });
+  const telegramWebhookAuth = new TelegramWebhookAuth({ db: services.db, keyring: services.keyring });
   return createMiddleware<AppEnv>(async function injectServices(c, next) {
     c.set('services', services);
     c.set('telegramIngress', telegramIngress);
+    c.set('telegramWebhookAuth', telegramWebhookAuth);
     c.set('jobsProbe', jobsProbe);
     c.set('sendEvent', send);
     c.set('logger', services.logger.child({ requestId: c.get('requestId') }));

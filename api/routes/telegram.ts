@@ -1,6 +1,5 @@
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import { AppError } from '../../lib/errors';
-import { authenticateTelegramWebhook } from '../../lib/telegram/webhook-auth';
 import type { AppEnv } from '../env';
 import { limitBody } from '../middleware/body-limit';
 
@@ -22,13 +21,9 @@ export function registerTelegramWebhook(app: OpenAPIHono<AppEnv>) {
       },
     }),
     async (c) => {
-      const { db, keyring } = c.get('services');
-      const agent = await authenticateTelegramWebhook(
-        db,
-        keyring,
-        c.req.param('agentId'),
-        c.req.header('x-telegram-bot-api-secret-token'),
-      );
+      const agent = await c
+        .get('telegramWebhookAuth')
+        .authenticate(c.req.param('agentId'), c.req.header('x-telegram-bot-api-secret-token'));
       if (!agent) throw new AppError('unauthorized', 'Invalid secret token');
       if (!agent.answering) return c.json({ ok: true }, 200);
       let update: unknown;

@@ -1,9 +1,10 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { and, eq } from 'drizzle-orm';
+import { and, eq, inArray } from 'drizzle-orm';
 import { decryptCredentialRow } from '../credentials';
 import type { Keyring } from '../crypto';
 import type { Queryable } from '../db/client';
 import { agents, credentials, customers } from '../db/schema';
+import { GroupCommit } from '../group-commit';
 import { isUuid } from '../pagination';
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
@@ -15,19 +16,11 @@ export interface WebhookAgent {
   answering: boolean;
 }
 
-/**
- * The agent a Telegram webhook call is for, when `X-Telegram-Bot-Api-Secret-Token` matches the
- * agent's secret_token (compared in constant time). Undefined for a wrong secret and for an agent
- * that does not exist alike, so the caller's 401 says nothing about which.
- */
-export async function authenticateTelegramWebhook(
-  db: Queryable,
-  keyring: Keyring,
-  agentId: string,
-  presented: string | undefined,
-): Promise<WebhookAgent | undefined> {
-  if (!presented || !isUuid(agentId)) return undefined;
-  const [row] = await db
+type AgentSecretRow = WebhookAgent & { secret: typeof credentials.$inferSelect | null };
+
+/** The agents `ids` name, with their webhook secret_token credential, in one statement. */
+async function readAgentSecrets(db: Queryable, ids: string[]): Promise<Map<string, AgentSecretRow>> {
+  const rows = await db
     .select({
       id: agents.id,
       customerId: agents.customerId,
@@ -38,13 +31,55 @@ export async function authenticateTelegramWebhook(
     .from(agents)
     .innerJoin(customers, eq(customers.id, agents.customerId))
     .leftJoin(credentials, and(eq(credentials.agentId, agents.id), eq(credentials.kind, 'telegram_webhook')))
-    .where(eq(agents.id, agentId));
-  if (!row?.secret) return undefined;
-  const expected = decryptCredentialRow(keyring, row.secret);
-  if (!timingSafeEqual(digest(expected), digest(presented))) return undefined;
-  return {
-    id: row.id,
-    customerId: row.customerId,
-    answering: row.status === 'running' && row.customerStatus === 'active',
-  };
+    .where(inArray(agents.id, ids));
+  return new Map(
+    rows.map((row) => [
+      row.id,
+      {
+        id: row.id,
+        customerId: row.customerId,
+        answering: row.status === 'running' && row.customerStatus === 'active',
+        secret: row.secret,
+      },
+    ]),
+  );
+}
+
+/**
+ * Checks `X-Telegram-Bot-Api-Secret-Token` against the agent's secret_token, compared in constant
+ * time. Webhook calls arriving together (a busy bot, many bots) share one read of their agents
+ * (group commit); each call still reads the agent as it is now, so a rotated secret or a stopped
+ * agent counts from the next call on.
+ *
+ * @example
+ * const auth = new TelegramWebhookAuth({ db, keyring });
+ * const agent = await auth.authenticate(agentId, c.req.header('x-telegram-bot-api-secret-token'));
+ */
+export class TelegramWebhookAuth {
+  private readonly keyring: Keyring;
+  private readonly reads: GroupCommit<string, AgentSecretRow | undefined>;
+
+  constructor(deps: { db: Queryable; keyring: Keyring }) {
+    this.keyring = deps.keyring;
+    this.reads = new GroupCommit(
+      async (ids) => {
+        const found = await readAgentSecrets(deps.db, [...new Set(ids)]);
+        return ids.map((id) => found.get(id));
+      },
+      { maxParallel: 4 },
+    );
+  }
+
+  /**
+   * The agent a webhook call is for, when `presented` matches its secret. Undefined for a wrong
+   * secret and for an agent that does not exist alike, so the caller's 401 says nothing about which.
+   */
+  async authenticate(agentId: string, presented: string | undefined): Promise<WebhookAgent | undefined> {
+    if (!presented || !isUuid(agentId)) return undefined;
+    const row = await this.reads.submit(agentId);
+    if (!row?.secret) return undefined;
+    const expected = decryptCredentialRow(this.keyring, row.secret);
+    if (!timingSafeEqual(digest(expected), digest(presented))) return undefined;
+    return { id: row.id, customerId: row.customerId, answering: row.answering };
+  }
 }

@@ -162,6 +162,38 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
     expect(['Old', 'New']).toContain(chats.find((chat) => chat.chatId === -900)?.title);
   });
 
+  it('concurrent calls for several agents share one read of them, each judged by its own secret', async () => {
+    const { db, keyring } = webhookHarness.services;
+    const [first, second] = [
+      await runningAgent(webhookHarness, telegram),
+      await runningAgent(webhookHarness, telegram),
+    ];
+    const secretOf = async (agentId: string) =>
+      (await readCredentialSecret(db, keyring, agentId, 'telegram_webhook')) as string;
+    const secrets = {
+      [first.agentId]: await secretOf(first.agentId),
+      [second.agentId]: await secretOf(second.agentId),
+    };
+    const calls = Array.from({ length: 12 }, (_, i) => {
+      const agentId = i % 2 === 0 ? first.agentId : second.agentId;
+      // Every third call presents the other agent's secret.
+      const other = agentId === first.agentId ? second.agentId : first.agentId;
+      const secret = i % 3 === 0 ? secrets[other] : secrets[agentId];
+      const update = buildUpdate.privateText({ from: { id: 7000 + i, first_name: 'M' }, text: `multi ${i}` });
+      return { agentId, secret, valid: i % 3 !== 0, body: JSON.stringify(update) };
+    });
+    const responses = await Promise.all(calls.map((call) => post(call.agentId, call.secret, call.body)));
+    expect(responses.map((res) => res.status)).toEqual(calls.map((call) => (call.valid ? 200 : 401)));
+    for (const agent of [first, second]) {
+      const texts = (await storedFor(webhookHarness, agent.agentId)).map((row) => row.text).sort();
+      const expected = calls
+        .filter((call) => call.valid && call.agentId === agent.agentId)
+        .map((call) => (JSON.parse(call.body) as { message: { text: string } }).message.text)
+        .sort();
+      expect(texts).toEqual(expected);
+    }
+  });
+
   it('answers 5xx for an update whose write failed, and stores the others sent with it', async () => {
     const agent = await runningAgent(webhookHarness, telegram);
     const { db, keyring } = webhookHarness.services;
