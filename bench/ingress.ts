@@ -4,7 +4,10 @@
  * Hono route that only parses JSON, each in its own child process, in the same run. Prints:
  *   ingress: platform N req/s p99 X ms | bare M req/s p99 Y ms | ratio R (stored S of T)
  *
- *   npm run bench:ingress          # BENCH_SECONDS=10 BENCH_CONNECTIONS=10
+ *   npm run bench:ingress          # BENCH_SECONDS=10 BENCH_CONNECTIONS=40
+ *
+ * 40 connections is how Telegram delivers a busy bot's updates: setWebhook's max_connections
+ * defaults to 40, and the platform leaves it there.
  */
 import autocannon from 'autocannon';
 import pg from 'pg';
@@ -12,7 +15,7 @@ import { forkPlatform, textUpdate } from './support/fork-platform';
 import { ADMIN_URL, scratchPostgres } from './support/scratch-postgres';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
-const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 40);
 
 interface Load {
   requests: number;
