@@ -96,6 +96,27 @@ function resolveBatch(batch: DraftBatch, taken: Map<string, string>, now: number
   });
 }
 
+/** Claims external ids for the dedupe window (a claim past it is taken over); returns the ids claimed. */
+function claimIds(claims: DraftBatch['claims'], now: number) {
+  return sql`insert into executor_event_ids (external_id, event_id, seen_at)
+    select external_id, event_id, ${iso(now)}::timestamptz
+    from jsonb_to_recordset(${json(claims)}::jsonb) as x(external_id text, event_id uuid)
+    on conflict (external_id) do update set event_id = excluded.event_id, seen_at = excluded.seen_at
+    where executor_event_ids.seen_at < ${iso(now - EVENT_DEDUPE_WINDOW_MS)}::timestamptz
+    returning external_id`;
+}
+
+/** Adds to `taken` the row id of the event holding each of `ids`. */
+async function readTakenIds(db: Queryable, ids: string[], taken: Map<string, string>): Promise<void> {
+  if (ids.length === 0) return;
+  const rows = await selectRows<{ external_id: string; event_id: string }>(
+    db,
+    sql`select external_id, event_id from executor_event_ids
+        where external_id in (select jsonb_array_elements_text(${json(ids)}::jsonb))`,
+  );
+  for (const row of rows) taken.set(row.external_id, row.event_id);
+}
+
 /**
  * Stores events durably, in order, with a statement per table whatever their number. An `id` seen
  * in the last 24 h (or earlier in the same batch) is not stored twice: the first row's id is
@@ -112,25 +133,10 @@ export async function storeEvents(
   /** External ids already claimed by an earlier event, with that event's row id. */
   const taken = new Map<string, string>();
   if (claims.length > 0) {
-    const fresh = await selectRows<{ external_id: string }>(
-      tx,
-      sql`insert into executor_event_ids (external_id, event_id, seen_at)
-          select external_id, event_id, ${iso(now)}::timestamptz
-          from jsonb_to_recordset(${json(claims)}::jsonb) as x(external_id text, event_id uuid)
-          on conflict (external_id) do update set event_id = excluded.event_id, seen_at = excluded.seen_at
-          where executor_event_ids.seen_at < ${iso(now - EVENT_DEDUPE_WINDOW_MS)}::timestamptz
-          returning external_id`,
-    );
+    const fresh = await selectRows<{ external_id: string }>(tx, claimIds(claims, now));
     const freshIds = new Set(fresh.map((row) => row.external_id));
     const seen = claims.map((claim) => claim.external_id).filter((id) => !freshIds.has(id));
-    if (seen.length > 0) {
-      const existing = await selectRows<{ external_id: string; event_id: string }>(
-        tx,
-        sql`select external_id, event_id from executor_event_ids
-            where external_id in (select jsonb_array_elements_text(${json(seen)}::jsonb))`,
-      );
-      for (const row of existing) taken.set(row.external_id, row.event_id);
-    }
+    await readTakenIds(tx, seen, taken);
   }
   const stored = resolveBatch(batch, taken, now);
   const rows = stored
@@ -181,13 +187,7 @@ export async function storeAndQueueEvents(
     event_id: string | null;
   }>(
     db,
-    sql`with claims as (
-          insert into executor_event_ids (external_id, event_id, seen_at)
-          select external_id, event_id, ${iso(now)}::timestamptz
-          from jsonb_to_recordset(${json(batch.claims)}::jsonb) as x(external_id text, event_id uuid)
-          on conflict (external_id) do update set event_id = excluded.event_id, seen_at = excluded.seen_at
-          where executor_event_ids.seen_at < ${iso(now - EVENT_DEDUPE_WINDOW_MS)}::timestamptz
-          returning external_id),
+    sql`with claims as (${claimIds(batch.claims, now)}),
         input as (
           select * from jsonb_to_recordset(${json(candidates)}::jsonb) as x(id uuid, claim text, payload jsonb)),
         stored as (
@@ -219,14 +219,7 @@ export async function storeAndQueueEvents(
   const raced = batch.claims
     .map((claim) => claim.external_id)
     .filter((id) => !claimed.has(id) && !taken.has(id));
-  if (raced.length > 0) {
-    const rows = await selectRows<{ external_id: string; event_id: string }>(
-      db,
-      sql`select external_id, event_id from executor_event_ids
-          where external_id in (select jsonb_array_elements_text(${json(raced)}::jsonb))`,
-    );
-    for (const row of rows) taken.set(row.external_id, row.event_id);
-  }
+  await readTakenIds(db, raced, taken);
   return resolveBatch(batch, taken, now);
 }
 
