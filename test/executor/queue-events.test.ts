@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, inject, it } from 'vitest';
 import { selectRows } from '../../lib/db/client';
 import { EVENT_DEDUPE_WINDOW_MS, storeAndQueueEvents } from '../../lib/executor/events';
 import { createTestDatabase, databaseTargets, type TestDatabase } from '../support/db';
@@ -98,31 +98,38 @@ describe.each(databaseTargets())('events stored and queued in one statement on %
     expect(await events(db)).toHaveLength(1);
     expect(await queued(db)).toHaveLength(1);
   });
+});
 
-  it.skipIf(target !== 'postgres')(
-    'wakes the listening workers when it queued something, and only then',
-    async () => {
-      const db = await open();
-      const handle = (database as TestDatabase).handle;
-      let wakes = 0;
-      const unlisten = await handle.listen?.('test_wake', () => {
-        wakes += 1;
-      });
-      try {
-        const settle = () => new Promise((resolve) => setTimeout(resolve, 300));
-        await settle();
-        const onListen = wakes; // a listener wakes once as it starts, for work queued before it
-        await storeAndQueueEvents(db, [{ name: 'test/a', id: 'w' }], NOW, 'test_wake');
-        await settle();
-        expect(wakes).toBe(onListen + 1);
-        // A duplicate queues nothing; without a channel nobody is told.
-        await storeAndQueueEvents(db, [{ name: 'test/a', id: 'w' }], NOW, 'test_wake');
-        await storeAndQueueEvents(db, [{ name: 'test/a' }], NOW);
-        await settle();
-        expect(wakes).toBe(onListen + 1);
-      } finally {
-        await unlisten?.();
-      }
-    },
-  );
+// LISTEN/NOTIFY is the plain PostgreSQL driver's (PGlite is one process and polls).
+describe.skipIf(!inject('postgresAdminUrl'))('events stored and queued on PostgreSQL', () => {
+  let database: TestDatabase | undefined;
+  afterEach(async () => {
+    await database?.destroy();
+    database = undefined;
+  });
+
+  it('wakes the listening workers when it queued something, and only then', async () => {
+    database = await createTestDatabase('postgres');
+    const { handle } = database;
+    const { db } = handle;
+    let wakes = 0;
+    const unlisten = await handle.listen?.('test_wake', () => {
+      wakes += 1;
+    });
+    try {
+      const settle = () => new Promise((resolve) => setTimeout(resolve, 300));
+      await settle();
+      const onListen = wakes; // a listener wakes once as it starts, for work queued before it
+      await storeAndQueueEvents(db, [{ name: 'test/a', id: 'w' }], NOW, 'test_wake');
+      await settle();
+      expect(wakes).toBe(onListen + 1);
+      // A duplicate queues nothing; without a channel nobody is told.
+      await storeAndQueueEvents(db, [{ name: 'test/a', id: 'w' }], NOW, 'test_wake');
+      await storeAndQueueEvents(db, [{ name: 'test/a' }], NOW);
+      await settle();
+      expect(wakes).toBe(onListen + 1);
+    } finally {
+      await unlisten?.();
+    }
+  });
 });
