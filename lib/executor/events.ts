@@ -237,22 +237,10 @@ export function matchingFunctions(registry: Registry, event: EventPayload): Comp
 }
 
 /**
- * What an event sets off: a run per matching function, the waits it satisfies (step.waitForEvent)
- * and the runs it cancels (cancelOn). Runs in the caller's transaction.
- */
-export async function fanOut(
-  tx: Queryable,
-  registry: Registry,
-  stored: StoredEvent,
-  context: RunContext,
-): Promise<string[]> {
-  const [runIds] = await fanOutAll(tx, registry, [stored], context);
-  return runIds ?? [];
-}
-
-/**
- * `fanOut` for several events at once, as if one after the other: their runs are created together,
- * and one query finds the waits and cancel rules any of them matches. Returns each event's run ids.
+ * What events set off, as if one after the other: a run per matching function, the waits they satisfy
+ * (step.waitForEvent) and the runs they cancel (cancelOn). Their runs are created together, and one
+ * query finds the waits and cancel rules any of them matches. Runs in the caller's transaction;
+ * returns each event's run ids.
  */
 export async function fanOutAll(
   tx: Queryable,

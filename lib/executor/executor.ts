@@ -10,7 +10,6 @@ import { applyOutcome, completeTimer, tryStart } from './apply';
 import {
   cancelRun,
   enqueueFanOut,
-  fanOut,
   fanOutAll,
   type IncomingEvent,
   type StoredEvent,
@@ -24,7 +23,7 @@ import { type Checkpoint, type CompletedRun, completeRuns, storeCheckpoints } fr
 import { type PruneResult, pruneHistory } from './prune';
 import { loadRegistry, registerFunctions } from './registry';
 import { createRun, failRun, type RunContext } from './runs';
-import { iso } from './sql-values';
+import { iso, json } from './sql-values';
 import {
   type Clock,
   type EventPayload,
@@ -146,6 +145,7 @@ export class EmbeddedExecutor {
   private readonly completions: GroupCommit<CompletedRun, boolean>;
   /** Concurrent `send` calls (one per Telegram update, say) share one transaction. */
   private readonly sends: GroupCommit<IncomingEvent[], string[]>;
+  private readonly fanOuts: GroupCommit<QueueItem, undefined>;
 
   constructor(options: ExecutorOptions) {
     this.db = options.db;
@@ -172,6 +172,14 @@ export class EmbeddedExecutor {
       completeRuns(this.db, batch, this.workerId, this.clock.now()),
     );
     this.sends = new GroupCommit((batch) => this.storeAndFanOut(batch), { maxParallel: 4 });
+    // One batch at a time: the claim hands items over in queue order, so runs are created in it.
+    this.fanOuts = new GroupCommit(
+      async (items) => {
+        await this.fanOutQueued(items);
+        return items.map(() => undefined);
+      },
+      { maxParallel: 1 },
+    );
   }
 
   /** Tells the other processes' loops (LISTEN) that there is new work; sent when `tx` commits. */
@@ -596,24 +604,35 @@ export class EmbeddedExecutor {
   }
 
   private async processFanOut(item: QueueItem): Promise<void> {
+    await this.fanOuts.submit(item);
+  }
+
+  /**
+   * Fans out events another process queued (a web process runs no executor loop), many per
+   * transaction when they come together: the events are read and their queue items taken in one
+   * statement each, then set off in queue order as `fanOutAll` does. An item no longer leased to
+   * this worker is left alone.
+   */
+  private async fanOutQueued(items: QueueItem[]): Promise<void> {
     const registry = await this.functions();
     const now = this.clock.now();
+    const ordered = [...items].sort((a, b) => a.id - b.id);
     await this.db.transaction(async (tx) => {
-      const [row] = await selectRows<{ payload: EventPayload }>(
+      const taken = await selectRows<{ id: string | number; payload: EventPayload }>(
         tx,
-        sql`select payload from executor_events where id = ${item.runId}`,
+        sql`with taken as (
+              delete from executor_queue
+              where id in (select jsonb_array_elements_text(${json(ordered.map((item) => item.id))}::jsonb)::bigint)
+                and leased_by = ${this.workerId}
+              returning id, run_id)
+            select t.id, e.payload from taken t join executor_events e on e.id = t.run_id::uuid`,
       );
-      const deleted = await selectRows(
-        tx,
-        sql`delete from executor_queue where id = ${item.id} and leased_by = ${this.workerId} returning id`,
-      );
-      if (!row || deleted.length === 0) return;
-      await fanOut(
-        tx,
-        registry,
-        { rowId: item.runId, payload: row.payload, duplicate: false },
-        this.context(now),
-      );
+      const payloads = new Map(taken.map((row) => [Number(row.id), row.payload]));
+      const events = ordered.flatMap((item) => {
+        const payload = payloads.get(item.id);
+        return payload ? [{ rowId: item.runId, payload, duplicate: false }] : [];
+      });
+      if (events.length > 0) await fanOutAll(tx, registry, events, this.context(now));
     });
   }
 

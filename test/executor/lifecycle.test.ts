@@ -76,6 +76,62 @@ describe.each(databaseTargets())('executor lifecycle on %s', (target) => {
     expect(leased).toEqual([{ leased_by: null }]);
   });
 
+  it("many events queued by a web process are fanned out by the worker, each run once, each key's runs in order", async () => {
+    const seen: string[] = [];
+    h = await createExecutorHarness({
+      target,
+      functions: (inngest) => [
+        inngest.createFunction(
+          {
+            id: 'keyed',
+            triggers: [{ event: 'test/keyed' }],
+            concurrency: { key: 'event.data.chat', limit: 1 },
+          },
+          async ({ event, step }) => {
+            await step.run('record', () => {
+              seen.push(`${event.data.chat}:${event.data.n}`);
+            });
+          },
+        ),
+      ],
+      executor: { concurrency: 16 },
+    });
+    const webServices = await createTestServices({
+      database: h.database.handle,
+      env: { JOBS_ENGINE: 'embedded' },
+    });
+    const web = createJobsRuntime(webServices, { functions: () => [] });
+    // Sent one after the other (their order is the queue's), then one more with a repeated id; the
+    // worker claims many fan-out items at once and sets them off together.
+    for (let batch = 0; batch < 3; batch += 1) {
+      await web.inngest.send(
+        Array.from({ length: 10 }, (_, i) => {
+          const n = batch * 10 + i;
+          return { name: 'test/keyed', id: `keyed-${n}`, data: { n, chat: `c${n % 3}` } };
+        }),
+      );
+    }
+    await web.inngest.send({ name: 'test/keyed', id: 'keyed-0', data: { n: 0, chat: 'c0' } });
+    // A start blocked behind its key is retried a second later (on the harness's clock).
+    const harness = h;
+    const runsDone = async () =>
+      (await harness.runsOf(`${APP}-keyed`)).filter((run) => run.status === 'completed');
+    for (let second = 1; second <= 60 && (await runsDone()).length < 30; second += 1) {
+      harness.clock.set(Date.now() + second * 1_000);
+      await harness.drain();
+    }
+    const runs = await h.runsOf(`${APP}-keyed`);
+    expect(runs).toHaveLength(30);
+    expect(runs.map((run) => run.status)).toEqual(runs.map(() => 'completed'));
+    expect([...seen].sort()).toEqual(Array.from({ length: 30 }, (_, n) => `c${n % 3}:${n}`).sort());
+    for (const chat of ['c0', 'c1', 'c2']) {
+      const order = seen
+        .filter((entry) => entry.startsWith(`${chat}:`))
+        .map((entry) => Number(entry.split(':')[1]));
+      expect(order).toEqual([...order].sort((a, b) => a - b));
+    }
+  });
+
   it('an event sent from a process without a worker is stored and run by the worker', async () => {
     let ran = 0;
     h = await createExecutorHarness({
