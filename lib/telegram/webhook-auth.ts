@@ -66,7 +66,7 @@ export class TelegramWebhookAuth {
         const found = await readAgentSecrets(deps.db, [...new Set(ids)]);
         return ids.map((id) => found.get(id));
       },
-      { maxParallel: 4 },
+      { maxParallel: 2 },
     );
   }
 
