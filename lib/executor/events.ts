@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { sql } from 'drizzle-orm';
+import { type SQL, sql } from 'drizzle-orm';
 import { type Queryable, selectRows } from '../db/client';
 import { compileExpression } from './expression';
 import type { CompiledFunction } from './function-config';
@@ -106,6 +106,20 @@ function claimIds(claims: DraftBatch['claims'], now: number) {
     returning external_id`;
 }
 
+/** Inserts the events of `source`, a relation with columns `id uuid` and `payload jsonb`. */
+function insertEvents(source: SQL, now: number, replayOf: string | null): SQL {
+  return sql`insert into executor_events (id, external_id, name, data, payload, ts, received_at, replay_of)
+    select id, payload->>'id', payload->>'name', payload->'data', payload, (payload->>'ts')::bigint,
+           ${iso(now)}::timestamptz, ${replayOf}::uuid
+    from ${source}`;
+}
+
+/** Queues a fan-out item for each event row id in `source` (a relation with an `id` column). */
+function queueFanOut(source: SQL, now: number): SQL {
+  return sql`insert into executor_queue (run_id, kind, step_id, available_at)
+    select id::uuid, 'event', '', ${iso(now)}::timestamptz from ${source}`;
+}
+
 /** Adds to `taken` the row id of the event holding each of `ids`. */
 async function readTakenIds(db: Queryable, ids: string[], taken: Map<string, string>): Promise<void> {
   if (ids.length === 0) return;
@@ -144,10 +158,7 @@ export async function storeEvents(
     .map((event) => ({ id: event.rowId, payload: event.payload }));
   if (rows.length > 0) {
     await tx.execute(
-      sql`insert into executor_events (id, external_id, name, data, payload, ts, received_at, replay_of)
-          select id, payload->>'id', payload->>'name', payload->'data', payload, (payload->>'ts')::bigint,
-                 ${iso(now)}::timestamptz, ${replayOf}::uuid
-          from jsonb_to_recordset(${json(rows)}::jsonb) as x(id uuid, payload jsonb)`,
+      insertEvents(sql`jsonb_to_recordset(${json(rows)}::jsonb) as x(id uuid, payload jsonb)`, now, replayOf),
     );
   }
   return stored;
@@ -191,15 +202,9 @@ export async function storeAndQueueEvents(
         input as (
           select * from jsonb_to_recordset(${json(candidates)}::jsonb) as x(id uuid, claim text, payload jsonb)),
         stored as (
-          insert into executor_events (id, external_id, name, data, payload, ts, received_at)
-          select id, payload->>'id', payload->>'name', payload->'data', payload, (payload->>'ts')::bigint,
-                 ${iso(now)}::timestamptz
-          from input where claim is null or claim in (select external_id from claims)
+          ${insertEvents(sql`input where claim is null or claim in (select external_id from claims)`, now, null)}
           returning id),
-        queued as (
-          insert into executor_queue (run_id, kind, step_id, available_at)
-          select id, 'event', '', ${iso(now)}::timestamptz from stored
-          returning 1)
+        queued as (${queueFanOut(sql`stored`, now)} returning 1)
         select 'claimed' as kind, external_id, null as event_id from claims
         union all
         select 'taken', external_id, event_id::text from executor_event_ids
@@ -359,8 +364,5 @@ function safeTest(source: string, scope: Record<string, unknown>): boolean {
 /** Queues events for a worker to fan out (the process that received them runs no executor loop). */
 export async function enqueueFanOut(tx: Queryable, rowIds: string[], now: number): Promise<void> {
   if (rowIds.length === 0) return;
-  await tx.execute(
-    sql`insert into executor_queue (run_id, kind, step_id, available_at)
-        select id::uuid, 'event', '', ${iso(now)}::timestamptz from jsonb_array_elements_text(${json(rowIds)}::jsonb) as id`,
-  );
+  await tx.execute(queueFanOut(sql`jsonb_array_elements_text(${json(rowIds)}::jsonb) as id`, now));
 }
