@@ -582,7 +582,7 @@ export class EmbeddedExecutor {
   private async process(item: ClaimedItem): Promise<void> {
     switch (item.kind) {
       case 'event':
-        return this.processFanOut(item);
+        return this.fanOuts.submit(item);
       case 'start': {
         const registry = await this.functions();
         const started = await this.db.transaction((tx) =>
@@ -601,10 +601,6 @@ export class EmbeddedExecutor {
         await this.db.transaction((tx) => completeTimer(tx, item, this.workerId, this.clock.now()));
         return;
     }
-  }
-
-  private async processFanOut(item: QueueItem): Promise<void> {
-    await this.fanOuts.submit(item);
   }
 
   /**
