@@ -8,6 +8,15 @@ import { createTestServices } from '../support/services';
 
 const APP = 'openclaw-platform';
 
+/** The `web` process of a split deployment on the harness's database: its own client, no sync and no loop. */
+async function webProcess(harness: ExecutorHarness) {
+  const services = await createTestServices({
+    database: harness.database.handle,
+    env: { JOBS_ENGINE: 'embedded' },
+  });
+  return createJobsRuntime(services, { functions: () => [] });
+}
+
 async function until(check: () => boolean | Promise<boolean>, what: string) {
   for (let i = 0; i < 200; i += 1) {
     if (await check()) return;
@@ -96,11 +105,7 @@ describe.each(databaseTargets())('executor lifecycle on %s', (target) => {
       ],
       executor: { concurrency: 16 },
     });
-    const webServices = await createTestServices({
-      database: h.database.handle,
-      env: { JOBS_ENGINE: 'embedded' },
-    });
-    const web = createJobsRuntime(webServices, { functions: () => [] });
+    const web = await webProcess(h);
     // Sent one after the other (their order is the queue's), then one more with a repeated id; the
     // worker claims many fan-out items at once and sets them off together.
     for (let batch = 0; batch < 3; batch += 1) {
@@ -142,12 +147,7 @@ describe.each(databaseTargets())('executor lifecycle on %s', (target) => {
         }),
       ],
     });
-    // The `web` process: same database, its own client, no sync and no loop.
-    const webServices = await createTestServices({
-      database: h.database.handle,
-      env: { JOBS_ENGINE: 'embedded' },
-    });
-    const web = createJobsRuntime(webServices, { functions: () => [] });
+    const web = await webProcess(h);
     await web.inngest.send({ name: 'test/remote', data: { from: 'web' } });
     const queued = await selectRows<{ kind: string }>(h.services.db, sql`select kind from executor_queue`);
     expect(queued).toEqual([{ kind: 'event' }]);
