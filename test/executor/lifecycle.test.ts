@@ -5,6 +5,7 @@ import { selectRows } from '../../lib/db/client';
 import { databaseTargets } from '../support/db';
 import { createExecutorHarness, type ExecutorHarness } from '../support/executor';
 import { createTestServices } from '../support/services';
+import { until } from '../support/until';
 
 const APP = 'openclaw-platform';
 
@@ -15,14 +16,6 @@ async function webProcess(harness: ExecutorHarness) {
     env: { JOBS_ENGINE: 'embedded' },
   });
   return createJobsRuntime(services, { functions: () => [] });
-}
-
-async function until(check: () => boolean | Promise<boolean>, what: string) {
-  for (let i = 0; i < 200; i += 1) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 describe.each(databaseTargets())('executor lifecycle on %s', (target) => {

@@ -5,19 +5,12 @@ import { enqueueFanOut, storeEvents } from '../../lib/executor/events';
 import { pruneHistory } from '../../lib/executor/prune';
 import { databaseTargets } from '../support/db';
 import { createExecutorHarness, type ExecutorHarness } from '../support/executor';
+import { until } from '../support/until';
 
 const APP = 'openclaw-platform';
 const HOUR = 60 * 60 * 1000;
 const DAY = 24 * HOUR;
 const HISTORY = 7 * DAY;
-
-async function until(check: () => boolean | Promise<boolean>, what: string) {
-  for (let i = 0; i < 200; i += 1) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 describe.each(databaseTargets())('executor history pruning on %s', (target) => {
   let h: ExecutorHarness | undefined;
