@@ -6,7 +6,7 @@
  * Prints one line per offered rate:
  *   e2e: offered R msg/s … sent N answered M … p50 X ms p99 Y ms … max RSS Z MB
  *
- *   npm run bench:e2e          # BENCH_RATES=200,50 BENCH_SECONDS=10 BENCH_CHATS=500 [BENCH_SPLIT=1 BENCH_WORKERS=1]
+ *   npm run bench:e2e          # BENCH_RATES=200,50 BENCH_SECONDS=10 BENCH_CHATS=500 BENCH_WARMUP=300 [BENCH_SPLIT=1 BENCH_WORKERS=1]
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startFakeAnthropic } from '../test/support/fake-anthropic';
@@ -22,6 +22,9 @@ const SPLIT = Boolean(process.env.BENCH_SPLIT);
 const WORKERS = Number(process.env.BENCH_WORKERS ?? 1);
 /** After the last send, how long the answers may take to arrive. */
 const DRAIN_MS = Number(process.env.BENCH_DRAIN_MS ?? 120_000);
+/** Messages answered before the measured ones, at up to WARMUP_RATE/s (not counted in the figures). */
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 300);
+const WARMUP_RATE = 25;
 const BOT_TOKEN = `4242424242:AAE${'b'.repeat(32)}`;
 const CLAUDE_KEY = `sk-ant-api03-${'b'.repeat(40)}`;
 
@@ -49,38 +52,50 @@ async function run(rate: number): Promise<string> {
       'content-type': 'application/json',
       'x-telegram-bot-api-secret-token': platform.secret,
     };
-    const sentAt = new Map<string, number>();
-    const total = rate * SECONDS;
-    let failedPosts = 0;
-    const posts: Promise<void>[] = [];
-    const start = Date.now();
-    for (let i = 0; i < total; i += 1) {
-      const wait = start + (i * 1000) / rate - Date.now();
-      if (wait > 0) await sleep(wait);
-      const text = `m${i}`;
-      sentAt.set(text, Date.now());
-      posts.push(
-        fetch(url, {
-          method: 'POST',
-          headers,
-          body: JSON.stringify(textUpdate(i + 1, 200_000 + (i % CHATS), text)),
-        }).then(
-          async (res) => {
-            await res.arrayBuffer();
-            if (res.status !== 200) failedPosts += 1;
-          },
-          () => {
-            failedPosts += 1;
-          },
-        ),
-      );
-    }
-    await Promise.all(posts);
-    const offeredSeconds = (Date.now() - start) / 1000;
-
+    /** Offers `count` messages at `perSecond`, numbered from `first`; resolves once every POST has its response. */
+    const offer = async (first: number, count: number, perSecond: number) => {
+      const sentAt = new Map<string, number>();
+      let failedPosts = 0;
+      const posts: Promise<void>[] = [];
+      const start = Date.now();
+      for (let i = first; i < first + count; i += 1) {
+        const wait = start + ((i - first) * 1000) / perSecond - Date.now();
+        if (wait > 0) await sleep(wait);
+        const text = `m${i}`;
+        sentAt.set(text, Date.now());
+        posts.push(
+          fetch(url, {
+            method: 'POST',
+            headers,
+            body: JSON.stringify(textUpdate(i + 1, 200_000 + (i % CHATS), text)),
+          }).then(
+            async (res) => {
+              await res.arrayBuffer();
+              if (res.status !== 200) failedPosts += 1;
+            },
+            () => {
+              failedPosts += 1;
+            },
+          ),
+        );
+      }
+      await Promise.all(posts);
+      return { sentAt, start, failedPosts, seconds: (Date.now() - start) / 1000 };
+    };
     const answered = () => telegram.sent.filter((m) => m.token === BOT_TOKEN).length;
-    const deadline = Date.now() + DRAIN_MS;
-    while (answered() < total && Date.now() < deadline) await sleep(100);
+    const drain = async (expected: number) => {
+      const deadline = Date.now() + DRAIN_MS;
+      while (answered() < expected && Date.now() < deadline) await sleep(100);
+    };
+
+    // A process that has run for a while (its code compiled by V8, its pools open): warm it up first.
+    if (WARMUP > 0) {
+      await offer(0, WARMUP, Math.min(rate, WARMUP_RATE));
+      await drain(WARMUP);
+    }
+    const total = rate * SECONDS;
+    const { sentAt, start, failedPosts, seconds: offeredSeconds } = await offer(WARMUP, total, rate);
+    await drain(WARMUP + total);
 
     const latencies: number[] = [];
     let last = start;
@@ -92,10 +107,10 @@ async function run(rate: number): Promise<string> {
       last = Math.max(last, call.at.getTime());
     }
     latencies.sort((a, b) => a - b);
-    const done = answered();
+    const done = answered() - WARMUP;
     const throughput = done / ((last - start) / 1000);
     return (
-      `e2e (${SPLIT ? `web + ${WORKERS} worker process(es)` : 'one process'}): offered ${rate} msg/s for ${offeredSeconds.toFixed(1)} s across ${CHATS} chats: sent ${total}` +
+      `e2e (${SPLIT ? `web + ${WORKERS} worker process(es)` : 'one process'}): offered ${rate} msg/s for ${offeredSeconds.toFixed(1)} s across ${CHATS} chats after ${WARMUP} warm-up messages: sent ${total}` +
       ` (${failedPosts} failed posts), answered ${done}, ${throughput.toFixed(0)} msg/s answered;` +
       ` webhook-to-sendMessage p50 ${percentile(latencies, 50)} ms p99 ${percentile(latencies, 99)} ms;` +
       ` max RSS ${[platform, ...workers].map((p) => `${(p.maxRss() / 2 ** 20).toFixed(0)} MB`).join(' / ')}`
