@@ -90,9 +90,21 @@ export async function buildConversation(db: Queryable, input: ConversationInput)
   const { agentId, chatId } = input;
   const maxTurns = Math.max(1, Math.trunc(input.maxTurns ?? DEFAULT_MAX_TURNS));
 
-  const [current] = await db
-    .select(rowColumns)
+  // The current message and its chat's row (type, last reset) in one read.
+  const [found] = await db
+    .select({
+      ...rowColumns,
+      chatType: telegramChats.type,
+      historyResetAt: telegramChats.historyResetAt,
+    })
     .from(telegramMessages)
+    .leftJoin(
+      telegramChats,
+      and(
+        eq(telegramChats.agentId, telegramMessages.agentId),
+        eq(telegramChats.chatId, telegramMessages.chatId),
+      ),
+    )
     .where(
       and(
         eq(telegramMessages.id, input.currentMessageId),
@@ -101,14 +113,12 @@ export async function buildConversation(db: Queryable, input: ConversationInput)
         eq(telegramMessages.direction, 'inbound'),
       ),
     );
-  if (!current) throw new Error(`message ${input.currentMessageId} is not an inbound message of this chat`);
+  if (!found) throw new Error(`message ${input.currentMessageId} is not an inbound message of this chat`);
+  const { chatType: storedChatType, historyResetAt, ...current } = found;
   const currentText = input.currentText ?? current.text;
   if (!currentText) throw new Error(`message ${input.currentMessageId} has no text to answer`);
 
-  const [chat] = await db
-    .select({ type: telegramChats.type, historyResetAt: telegramChats.historyResetAt })
-    .from(telegramChats)
-    .where(and(eq(telegramChats.agentId, agentId), eq(telegramChats.chatId, chatId)));
+  const chat = storedChatType === null ? undefined : { type: storedChatType, historyResetAt };
   const chatType = input.chatType ?? chat?.type ?? (chatId < 0 ? 'group' : 'private');
   const named = chatType === 'group' || chatType === 'supergroup';
 
