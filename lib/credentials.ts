@@ -1,4 +1,4 @@
-import { and, eq, inArray } from 'drizzle-orm';
+import { and, eq } from 'drizzle-orm';
 import type { RequestContext } from './actor';
 import { agentNotFound, findOwnAgent } from './agents';
 import { recordAudit } from './audit';
@@ -159,28 +159,6 @@ export async function readCredentialSecret(
     .where(and(eq(credentials.agentId, agentId), eq(credentials.kind, kind)));
   if (!row) return undefined;
   return decryptCredentialRow(keyring, row);
-}
-
-/** Several of an agent's plaintext secrets in one query; a kind that is not set is absent. */
-export async function readCredentialSecrets<K extends CredentialKind>(
-  db: Queryable,
-  keyring: Keyring,
-  agentId: string,
-  kinds: readonly K[],
-): Promise<Partial<Record<K, string>>> {
-  const rows = await db
-    .select()
-    .from(credentials)
-    .where(and(eq(credentials.agentId, agentId), inArray(credentials.kind, [...kinds])));
-  const secrets: Partial<Record<K, string>> = {};
-  for (const row of rows) {
-    secrets[row.kind as K] = decryptSecret(
-      keyring,
-      credentialBinding(row.customerId, agentId, row.kind),
-      row,
-    );
-  }
-  return secrets;
 }
 
 /** Decrypts a credential row read as part of a larger query (see readCredentialSecret). */

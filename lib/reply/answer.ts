@@ -1,9 +1,9 @@
-import { and, eq } from 'drizzle-orm';
+import { and, eq, inArray } from 'drizzle-orm';
 import { createClaudeClient } from '../claude/client';
 import { type ClaudeErrorKind, classifyClaudeError } from '../claude/errors';
 import { generateReply } from '../claude/reply';
 import { buildConversation } from '../conversation/history';
-import { readCredentialSecrets } from '../credentials';
+import { decryptCredentialRow } from '../credentials';
 import type { Keyring } from '../crypto';
 import type { Database } from '../db/client';
 import { agents, credentials } from '../db/schema';
@@ -49,9 +49,22 @@ export async function generateAnswer(
   ref: InboundRef,
   input: { text: string; chatType: TelegramChatType; target: ReplyTarget },
 ): Promise<AnswerResult> {
-  const [agent] = await deps.db.select().from(agents).where(eq(agents.id, ref.agentId));
+  // The agent with its Claude key and bot token, in one read (a row per credential).
+  const rows = await deps.db
+    .select({ agent: agents, credential: credentials })
+    .from(agents)
+    .leftJoin(
+      credentials,
+      and(eq(credentials.agentId, agents.id), inArray(credentials.kind, ['claude', 'telegram'])),
+    )
+    .where(eq(agents.id, ref.agentId));
+  const agent = rows[0]?.agent;
   if (!agent) return { ok: false, error: { kind: 'fatal', message: 'the agent was deleted' } };
-  const secrets = await readCredentialSecrets(deps.db, deps.keyring, ref.agentId, ['claude', 'telegram']);
+  const secrets: Partial<Record<'claude' | 'telegram', string>> = {};
+  for (const { credential } of rows) {
+    if (credential)
+      secrets[credential.kind as 'claude' | 'telegram'] = decryptCredentialRow(deps.keyring, credential);
+  }
   const key = secrets.claude;
   if (!key) return { ok: false, error: { kind: 'invalid_credential', status: 401 } };
   const typingApi = secrets.telegram
