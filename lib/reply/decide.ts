@@ -1,4 +1,4 @@
-import { and, eq, gt, inArray, lt, ne, or } from 'drizzle-orm';
+import { and, eq, gt, inArray, lt, ne, or, type SQL, sql } from 'drizzle-orm';
 import { alias } from 'drizzle-orm/pg-core';
 import { commandText } from '../conversation/commands';
 import { resetConversation } from '../conversation/history';
@@ -32,15 +32,15 @@ export const TEXT_ONLY_NOTICE = 'I can only read text messages for now. Please s
 export const TURN_WAIT_WINDOW_MS = 10 * 60_000;
 
 /**
- * Whether an earlier message of the same chat is being answered right now (claimed, not settled).
- * Inngest's concurrency limits executing steps, not runs: between two steps of one run, the next
- * message's run may take the chat's slot, and must then wait for the first answer to go out. An
- * earlier message that no run has claimed yet is not waited for: its run is queued behind this one
- * (the embedded engine holds the slot for a whole run), and waiting would only stall both.
+ * Whether an earlier message of the same chat is being answered right now (claimed, not settled), as
+ * a boolean column. Inngest's concurrency limits executing steps, not runs: between two steps of one
+ * run, the next message's run may take the chat's slot, and must then wait for the first answer to go
+ * out. An earlier message that no run has claimed yet is not waited for: its run is queued behind this
+ * one (the embedded engine holds the slot for a whole run), and waiting would only stall both.
  */
-async function earlierMessagePending(db: Database, ref: InboundRef, now: Date): Promise<boolean> {
+function earlierMessagePending(db: Database, ref: InboundRef, now: Date): SQL<boolean> {
   const current = alias(telegramMessages, 'current');
-  const [row] = await db
+  const earlier = db
     .select({ id: telegramMessages.id })
     .from(telegramMessages)
     .innerJoin(current, eq(current.id, ref.messageId))
@@ -62,7 +62,7 @@ async function earlierMessagePending(db: Database, ref: InboundRef, now: Date): 
       ),
     )
     .limit(1);
-  return row !== undefined;
+  return sql<boolean>`exists(${earlier})`;
 }
 
 /**
@@ -81,7 +81,23 @@ export async function decideInbound(
   options: { keepOrder?: boolean } = {},
 ): Promise<InboundDecision> {
   const { db } = deps;
-  if (options.keepOrder !== false && (await earlierMessagePending(db, ref, now))) return { action: 'wait' };
+  // The agent, its customer and (keeping the chat's order) whether an earlier message is being
+  // answered, in one read; the agent checks come after the claim, so a skipped message is settled.
+  const [row] = await db
+    .select({
+      agent: agents,
+      customerStatus: customers.status,
+      limits: {
+        plan: customers.plan,
+        apiRequestsPerHour: customers.apiRequestsPerHour,
+        messagesPerDay: customers.messagesPerDay,
+      },
+      earlierPending: options.keepOrder === false ? sql<boolean>`false` : earlierMessagePending(db, ref, now),
+    })
+    .from(agents)
+    .innerJoin(customers, eq(customers.id, agents.customerId))
+    .where(eq(agents.id, ref.agentId));
+  if (row?.earlierPending) return { action: 'wait' };
   const [claimed] = await db
     .update(telegramMessages)
     .set({ status: 'processing', replyRunId: runId })
@@ -104,19 +120,6 @@ export async function decideInbound(
     return { action: 'skip', reason };
   };
 
-  const [row] = await db
-    .select({
-      agent: agents,
-      customerStatus: customers.status,
-      limits: {
-        plan: customers.plan,
-        apiRequestsPerHour: customers.apiRequestsPerHour,
-        messagesPerDay: customers.messagesPerDay,
-      },
-    })
-    .from(agents)
-    .innerJoin(customers, eq(customers.id, agents.customerId))
-    .where(eq(agents.id, ref.agentId));
   if (row?.agent.status !== 'running') return skip('agent_not_running');
   if (row.customerStatus !== 'active') return skip('customer_suspended');
   const { agent } = row;
