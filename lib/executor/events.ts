@@ -132,51 +132,47 @@ async function readTakenIds(db: Queryable, ids: string[], taken: Map<string, str
 }
 
 /**
- * Stores events durably, in order, with a statement per table whatever their number. An `id` seen
- * in the last 24 h (or earlier in the same batch) is not stored twice: the first row's id is
- * returned, marked duplicate.
+ * Stores events durably, in order, in one statement whatever their number. An `id` seen in the last
+ * 24 h (or earlier in the same batch) is not stored twice: the first row's id is returned, marked
+ * duplicate. With `notifyChannel`, the workers listening there are woken when the transaction
+ * commits, if anything new was stored.
  */
-export async function storeEvents(
+export function storeEvents(
   tx: Queryable,
   incoming: IncomingEvent[],
   now: number,
   replayOf: string | null = null,
+  notifyChannel?: string,
 ): Promise<StoredEvent[]> {
-  const batch = draftBatch(incoming);
-  const { claims } = batch;
-  /** External ids already claimed by an earlier event, with that event's row id. */
-  const taken = new Map<string, string>();
-  if (claims.length > 0) {
-    const fresh = await selectRows<{ external_id: string }>(tx, claimIds(claims, now));
-    const freshIds = new Set(fresh.map((row) => row.external_id));
-    const seen = claims.map((claim) => claim.external_id).filter((id) => !freshIds.has(id));
-    await readTakenIds(tx, seen, taken);
-  }
-  const stored = resolveBatch(batch, taken, now);
-  const rows = stored
-    .filter((event) => !event.duplicate)
-    .map((event) => ({ id: event.rowId, payload: event.payload }));
-  if (rows.length > 0) {
-    await tx.execute(
-      insertEvents(sql`jsonb_to_recordset(${json(rows)}::jsonb) as x(id uuid, payload jsonb)`, now, replayOf),
-    );
-  }
-  return stored;
+  return writeEvents(tx, incoming, now, { replayOf, queue: false, notifyChannel });
 }
 
 /**
  * `storeEvents` then `enqueueFanOut` of the new ones, for a process that runs no executor loop, in
  * one statement (atomic on its own, so no transaction around it): the dedupe claims, the events,
  * their fan-out queue items, and with `notifyChannel` a wake-up for the workers listening there.
- * An external id held by an earlier event is read from the statement's snapshot, as `storeEvents`
- * reads it.
  */
-export async function storeAndQueueEvents(
+export function storeAndQueueEvents(
   db: Queryable,
   incoming: IncomingEvent[],
   now: number,
   notifyChannel?: string,
 ): Promise<StoredEvent[]> {
+  return writeEvents(db, incoming, now, { replayOf: null, queue: true, notifyChannel });
+}
+
+/**
+ * The one statement of `storeEvents` and `storeAndQueueEvents`: dedupe claims, events, optionally
+ * their fan-out queue items and a NOTIFY. An external id held by an earlier event is read from the
+ * statement's snapshot.
+ */
+async function writeEvents(
+  db: Queryable,
+  incoming: IncomingEvent[],
+  now: number,
+  options: { replayOf: string | null; queue: boolean; notifyChannel: string | undefined },
+): Promise<StoredEvent[]> {
+  if (incoming.length === 0) return [];
   const batch = draftBatch(incoming);
   // Events without an id, and each id's first event in the batch; the statement drops those whose
   // id an earlier event still holds.
@@ -187,10 +183,11 @@ export async function storeAndQueueEvents(
       claim: draft.event.id ? draft.externalId : null,
       payload: payloadOf(draft.event, draft.externalId, now),
     }));
-  // pg_notify runs once, and only when something was queued (the CTE is referenced by the result).
-  const wake = notifyChannel
+  const queued = options.queue ? sql`, queued as (${queueFanOut(sql`stored`, now)} returning 1)` : sql``;
+  // pg_notify runs once, and only when something was stored (the CTE is referenced by the result).
+  const wake = options.notifyChannel
     ? sql`select 'woken' as kind, null as external_id, null as event_id
-          from (select pg_notify(${notifyChannel}, '') from (select 1 from queued limit 1) q) w`
+          from (select pg_notify(${options.notifyChannel}, '') from (select 1 from stored limit 1) q) w`
     : sql`select 'woken', null, null where false`;
   const result = await selectRows<{
     kind: 'claimed' | 'taken' | 'woken';
@@ -202,9 +199,9 @@ export async function storeAndQueueEvents(
         input as (
           select * from jsonb_to_recordset(${json(candidates)}::jsonb) as x(id uuid, claim text, payload jsonb)),
         stored as (
-          ${insertEvents(sql`input where claim is null or claim in (select external_id from claims)`, now, null)}
-          returning id),
-        queued as (${queueFanOut(sql`stored`, now)} returning 1)
+          ${insertEvents(sql`input where claim is null or claim in (select external_id from claims)`, now, options.replayOf)}
+          returning id)
+        ${queued}
         select 'claimed' as kind, external_id, null as event_id from claims
         union all
         select 'taken', external_id, event_id::text from executor_event_ids

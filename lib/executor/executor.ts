@@ -272,13 +272,13 @@ export class EmbeddedExecutor {
 
   private storeAndFanOutHere(events: IncomingEvent[], now: number): Promise<StoredEvent[]> {
     return this.db.transaction(async (tx) => {
-      const stored = await storeEvents(tx, events, now);
+      // The events' statement also wakes the other processes' loops (on commit).
+      const stored = await storeEvents(tx, events, now, null, this.notify ? WAKE_CHANNEL : undefined);
       await this.setOff(
         tx,
         stored.filter((event) => !event.duplicate),
         now,
       );
-      await this.notifyOthers(tx);
       return stored;
     });
   }
