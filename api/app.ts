@@ -2,7 +2,7 @@ import { OpenAPIHono } from '@hono/zod-openapi';
 import { cors } from 'hono/cors';
 import { requestId } from 'hono/request-id';
 import type { JobsProbe } from '../lib/health';
-import type { SendEvent } from '../lib/jobs';
+import type { SendEvent, TransactionWithEvents } from '../lib/jobs';
 import type { Services } from '../lib/services';
 import type { AppEnv } from './env';
 import { bodyGuard } from './middleware/body-guard';
@@ -26,6 +26,8 @@ export interface AppOptions {
   jobsProbe?: JobsProbe;
   /** Sends events to the jobs engine; routes that start work need it. */
   sendEvent?: SendEvent;
+  /** The embedded engine's transactional send: Telegram ingress stores updates and events together. */
+  withEvents?: TransactionWithEvents;
   /** Mounts more routes (the Inngest serve handler, for instance) on the composed app. */
   extend?: (app: OpenAPIHono<AppEnv>) => void;
 }
@@ -33,7 +35,13 @@ export interface AppOptions {
 export function createApp(services: Services, options: AppOptions = {}) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   app.use(requestId());
-  app.use(servicesMiddleware(services, options.jobsProbe, options.sendEvent));
+  app.use(
+    servicesMiddleware(services, {
+      probe: options.jobsProbe,
+      sendEvent: options.sendEvent,
+      withEvents: options.withEvents,
+    }),
+  );
   app.use(requestLogger({ quietPaths: ['/health'] }));
   if (services.config.corsOrigins.length > 0) {
     const origins = services.config.corsOrigins;

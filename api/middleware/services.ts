@@ -1,7 +1,7 @@
 import { createMiddleware } from 'hono/factory';
 import { AppError } from '../../lib/errors';
 import type { JobsProbe } from '../../lib/health';
-import type { SendEvent } from '../../lib/jobs';
+import type { SendEvent, TransactionWithEvents } from '../../lib/jobs';
 import type { Services } from '../../lib/services';
 import { TelegramIngress } from '../../lib/telegram/ingress';
 import { TelegramWebhookAuth } from '../../lib/telegram/webhook-auth';
@@ -10,16 +10,25 @@ import type { AppEnv } from '../env';
 /**
  * Hands the boot-time services to every handler, with a logger bound to the request id.
  *
- * @example app.use(servicesMiddleware(services))
+ * @example app.use(servicesMiddleware(services, { sendEvent }))
  */
-export function servicesMiddleware(services: Services, jobsProbe?: JobsProbe, sendEvent?: SendEvent) {
+export function servicesMiddleware(
+  services: Services,
+  jobs: { probe?: JobsProbe; sendEvent?: SendEvent; withEvents?: TransactionWithEvents } = {},
+) {
+  const { probe: jobsProbe, sendEvent, withEvents } = jobs;
   const send: SendEvent =
     sendEvent ??
     (async () => {
       throw new AppError('service_unavailable', 'The jobs engine is not connected to this process');
     });
   // One each per app, so concurrent webhook calls share their group commits.
-  const telegramIngress = new TelegramIngress({ db: services.db, sendEvent: send, logger: services.logger });
+  const telegramIngress = new TelegramIngress({
+    db: services.db,
+    sendEvent: send,
+    logger: services.logger,
+    withEvents,
+  });
   const telegramWebhookAuth = new TelegramWebhookAuth({ db: services.db, keyring: services.keyring });
   return createMiddleware<AppEnv>(async function injectServices(c, next) {
     c.set('services', services);

@@ -104,7 +104,10 @@ async function platform(): Promise<ChildReady> {
   const secret = await rotateWebhookSecretToken(db, keyring, row);
 
   const runtime = createJobsRuntime(services);
-  const app = createApp(services, { sendEvent: sendEventVia(runtime.inngest) });
+  const app = createApp(services, {
+    sendEvent: sendEventVia(runtime.inngest),
+    ...(runtime.executor ? { withEvents: runtime.executor.transaction } : {}),
+  });
   if (mode === 'full') await runtime.startWorker();
   const port = await listen(app.fetch);
   return { port, agentId: agent.id, secret };

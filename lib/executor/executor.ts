@@ -5,6 +5,7 @@ import type { Database, Queryable } from '../db/client';
 import { selectRows } from '../db/client';
 import { GroupCommit } from '../group-commit';
 import type { PartHealth } from '../health';
+import type { TransactionWithEvents } from '../jobs';
 import type { Logger } from '../logger';
 import { applyOutcome, completeTimer, tryStart } from './apply';
 import {
@@ -256,10 +257,11 @@ export class EmbeddedExecutor {
   /** Several `send` calls' events in one transaction, in order: each call gets its events' ids. */
   private async storeAndFanOut(calls: IncomingEvent[][]): Promise<string[][]> {
     const now = this.clock.now();
-    // Without the functions (a web process), what the events set off is queued, in one statement.
+    const events = calls.flat();
+    // Without the functions (a web process), storing is one statement: no transaction around it.
     const stored = this.registry
-      ? await this.storeAndFanOutHere(calls.flat(), now)
-      : await storeAndQueueEvents(this.db, calls.flat(), now, this.notify ? WAKE_CHANNEL : undefined);
+      ? await this.db.transaction((tx) => this.storeIn(tx, events, now))
+      : await this.storeIn(this.db, events, now);
     this.wake();
     const ids: string[][] = [];
     let next = 0;
@@ -270,18 +272,36 @@ export class EmbeddedExecutor {
     return ids;
   }
 
-  private storeAndFanOutHere(events: IncomingEvent[], now: number): Promise<StoredEvent[]> {
-    return this.db.transaction(async (tx) => {
-      // The events' statement also wakes the other processes' loops (on commit).
-      const stored = await storeEvents(tx, events, now, null, this.notify ? WAKE_CHANNEL : undefined);
-      await this.setOff(
-        tx,
-        stored.filter((event) => !event.duplicate),
-        now,
-      );
-      return stored;
-    });
+  /**
+   * Stores events and sets off what they trigger, or queues that for a worker in a process without
+   * the functions; the statement storing them also wakes the other processes' loops (on commit).
+   */
+  private async storeIn(tx: Queryable, events: IncomingEvent[], now: number): Promise<StoredEvent[]> {
+    const channel = this.notify ? WAKE_CHANNEL : undefined;
+    if (!this.registry) return storeAndQueueEvents(tx, events, now, channel);
+    const stored = await storeEvents(tx, events, now, null, channel);
+    await this.setOff(
+      tx,
+      stored.filter((event) => !event.duplicate),
+      now,
+    );
+    return stored;
   }
+
+  /**
+   * `TransactionWithEvents`: `work`'s rows and the events it sends commit together; what the events
+   * trigger is set off in the same transaction (or queued for a worker, in a process without the
+   * functions), and this process's loop is woken once it commits.
+   */
+  readonly transaction: TransactionWithEvents = async (work) => {
+    const result = await this.db.transaction((tx) =>
+      work(tx, async (events) => {
+        await this.storeIn(tx, events, this.clock.now());
+      }),
+    );
+    this.wake();
+    return result;
+  };
 
   /** A copy of a stored event with a fresh id; it runs again. Returns the new event's row id. */
   async replay(eventRowId: string): Promise<string | undefined> {

@@ -1,8 +1,8 @@
 import { inArray, sql } from 'drizzle-orm';
-import { type Database, selectRows } from '../db/client';
+import { type Database, type Queryable, selectRows } from '../db/client';
 import { telegramMessages } from '../db/schema';
 import { GroupCommit } from '../group-commit';
-import type { JobEvent, SendEvent } from '../jobs';
+import type { JobEvent, SendEvent, TransactionWithEvents } from '../jobs';
 import type { Logger } from '../logger';
 import { parseCommand, TelegramUpdateSchema, updateMessage } from './updates';
 
@@ -61,14 +61,18 @@ interface IngressRow {
  * If sending fails after the write, the row keeps `event_sent_at` null for the outbox sweeper: a crash
  * between the two loses nothing. A malformed update is acknowledged and logged, never retried forever.
  *
+ * With an engine that keeps its events in this database (`withEvents`, the embedded executor), the
+ * update and its event are written in one transaction instead, already marked sent: both are stored
+ * or neither is, and there is no gap for the sweeper to cover.
+ *
  * Updates arriving together (a busy bot, several bots) share the work (group commit): one statement
- * stores them all with their chats, one `sendEvent` carries all their events, and one statement
- * marks them sent, after `ingest` has resolved. `ingest` resolves once its own update is stored and
- * its event sent (or left for the sweeper); it throws only when the write failed (the webhook then
- * answers 5xx, so Telegram delivers it again).
+ * stores them all with their chats, one `send` carries all their events, and (without `withEvents`)
+ * one statement marks them sent, after `ingest` has resolved. `ingest` resolves once its own update
+ * is stored and its event sent (or left for the sweeper); it throws only when the write failed (the
+ * webhook then answers 5xx, so Telegram delivers it again).
  *
  * @example
- * const ingress = new TelegramIngress({ db, sendEvent, logger });
+ * const ingress = new TelegramIngress({ db, sendEvent, logger, withEvents: executor.transaction });
  * await ingress.ingest(agent, await c.req.json(), c.get('logger'));
  */
 export class TelegramIngress {
@@ -77,11 +81,18 @@ export class TelegramIngress {
   private readonly logger: Logger;
   private readonly writes: GroupCommit<IngressRow, IngestOutcome>;
   private readonly marks: GroupCommit<string, undefined>;
+  private readonly withEvents: TransactionWithEvents | undefined;
 
-  constructor(deps: { db: Database; sendEvent: SendEvent; logger: Logger }) {
+  constructor(deps: {
+    db: Database;
+    sendEvent: SendEvent;
+    logger: Logger;
+    withEvents?: TransactionWithEvents | undefined;
+  }) {
     this.db = deps.db;
     this.sendEvent = deps.sendEvent;
     this.logger = deps.logger;
+    this.withEvents = deps.withEvents;
     // Two batches in flight, not more: bigger batches did better than more of them (bench:ingress).
     this.writes = new GroupCommit((rows) => this.store(rows), { maxParallel: 2 });
     this.marks = new GroupCommit(
@@ -137,6 +148,51 @@ export class TelegramIngress {
   }
 
   private async store(rows: IngressRow[]): Promise<IngestOutcome[]> {
+    const { withEvents } = this;
+    if (withEvents) {
+      // One transaction: the updates with their events, or neither (the webhook answers 5xx).
+      return withEvents(async (tx, send) => {
+        const fresh = await this.insert(tx, rows, true);
+        const stored = fresh.filter((entry) => entry !== undefined);
+        if (stored.length > 0) await send(stored.map(({ row, id }) => eventOf(row, id)));
+        return outcomesOf(fresh, true);
+      });
+    }
+    const fresh = await this.insert(this.db, rows, false);
+    const stored = fresh.filter((entry) => entry !== undefined);
+    let eventSent = false;
+    if (stored.length > 0) {
+      try {
+        await this.sendEvent(stored.map(({ row, id }) => eventOf(row, id)));
+        eventSent = true;
+      } catch (error) {
+        this.logger.error(
+          {
+            agentIds: [...new Set(stored.map(({ row }) => row.agent.id))],
+            updates: stored.length,
+            err: error instanceof Error ? error.message : String(error),
+          },
+          'updates stored, events not sent: left for the sweeper',
+        );
+      }
+      // Marked off the request's path, many batches in one statement: a mark that never lands only
+      // makes the sweeper send the event again, with the same id, which the engine drops.
+      if (eventSent)
+        for (const { id } of stored) void this.marks.submit(id).catch((error) => this.markFailed(error));
+    }
+    return outcomesOf(fresh, eventSent);
+  }
+
+  /**
+   * Stores the updates not stored yet, with their chats, in one statement (`sent`: already marked as
+   * sent, their events being written in the same transaction). Returns each row's stored message, or
+   * undefined for a redelivery.
+   */
+  private async insert(
+    db: Queryable,
+    rows: IngressRow[],
+    sent: boolean,
+  ): Promise<({ row: IngressRow; id: string } | undefined)[]> {
     const input = rows.map((row, ord) => ({
       ord,
       agent_id: row.agent.id,
@@ -157,7 +213,7 @@ export class TelegramIngress {
     // chat as Telegram describes it now (its latest update), and the agents' last-message time (at
     // most once a second).
     const inserted = await selectRows<{ id: string; agent_id: string; update_id: string | number }>(
-      this.db,
+      db,
       sql`with input as (
             select * from jsonb_to_recordset(${JSON.stringify(input)}::jsonb) as x(
               ord int, agent_id uuid, customer_id uuid, chat_id bigint, update_id bigint,
@@ -165,9 +221,9 @@ export class TelegramIngress {
               is_command boolean, chat_type text, chat_title text, chat_username text)),
           m as (
             insert into telegram_messages (agent_id, customer_id, chat_id, update_id, telegram_message_id,
-              direction, from_user_id, from_username, text, update, is_command)
+              direction, from_user_id, from_username, text, update, is_command, event_sent_at)
             select agent_id, customer_id, chat_id, update_id, telegram_message_id, 'inbound'::message_direction,
-              from_user_id, from_username, text, update, is_command
+              from_user_id, from_username, text, update, is_command, ${sent ? sql`now()` : sql`null`}::timestamptz
             from input order by ord
             on conflict (agent_id, update_id) do nothing
             returning id, agent_id, update_id),
@@ -187,47 +243,29 @@ export class TelegramIngress {
     const storedIds = new Map(inserted.map((row) => [`${row.agent_id}:${Number(row.update_id)}`, row.id]));
     // The first of two copies of one update in a batch is the one stored; the other is a redelivery.
     const claimed = new Set<string>();
-    const stored = rows.map((row) => {
+    return rows.map((row) => {
       const key = `${row.agent.id}:${row.updateId}`;
       const id = storedIds.get(key);
       if (id === undefined || claimed.has(key)) return undefined;
       claimed.add(key);
       return { row, id };
     });
-    const fresh = stored.filter((entry) => entry !== undefined);
-    let eventSent = false;
-    if (fresh.length > 0) {
-      try {
-        await this.sendEvent(
-          fresh.map(({ row, id }) =>
-            updateReceivedEvent({
-              agentId: row.agent.id,
-              customerId: row.agent.customerId,
-              messageId: id,
-              chatId: row.chat.id,
-              updateId: row.updateId,
-            }),
-          ),
-        );
-        eventSent = true;
-      } catch (error) {
-        this.logger.error(
-          {
-            agentIds: [...new Set(fresh.map(({ row }) => row.agent.id))],
-            updates: fresh.length,
-            err: error instanceof Error ? error.message : String(error),
-          },
-          'updates stored, events not sent: left for the sweeper',
-        );
-      }
-      // Marked off the request's path, many batches in one statement: a mark that never lands only
-      // makes the sweeper send the event again, with the same id, which the engine drops.
-      if (eventSent)
-        for (const { id } of fresh) void this.marks.submit(id).catch((error) => this.markFailed(error));
-    }
-    return stored.map(
-      (entry): IngestOutcome =>
-        entry ? { result: 'stored', messageId: entry.id, eventSent } : { result: 'duplicate' },
-    );
   }
+}
+
+function eventOf(row: IngressRow, messageId: string): JobEvent {
+  return updateReceivedEvent({
+    agentId: row.agent.id,
+    customerId: row.agent.customerId,
+    messageId,
+    chatId: row.chat.id,
+    updateId: row.updateId,
+  });
+}
+
+function outcomesOf(stored: ({ id: string } | undefined)[], eventSent: boolean): IngestOutcome[] {
+  return stored.map(
+    (entry): IngestOutcome =>
+      entry ? { result: 'stored', messageId: entry.id, eventSent } : { result: 'duplicate' },
+  );
 }

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { and, eq } from 'drizzle-orm';
 import { readCredentialSecret } from '../credentials';
 import { agents } from '../db/schema';
-import type { SendEvent } from '../jobs';
+import type { SendEvent, TransactionWithEvents } from '../jobs';
 import type { Services } from '../services';
 import { createTelegramApi } from './api';
 import { classifyTelegramError } from './errors';
@@ -13,6 +13,8 @@ export interface PollerOptions {
   discoverEveryMs?: number;
   /** getUpdates long-poll `timeout` in seconds. Default 25. */
   pollTimeoutSeconds?: number;
+  /** The embedded engine's transactional send (see TelegramIngress). */
+  withEvents?: TransactionWithEvents | undefined;
 }
 
 export interface TelegramPoller {
@@ -34,7 +36,7 @@ export function startTelegramPolling(
   const discoverEveryMs = options.discoverEveryMs ?? 2_000;
   const timeout = options.pollTimeoutSeconds ?? 25;
   const logger = services.logger.child({ component: 'telegram-poller' });
-  const ingress = new TelegramIngress({ db: services.db, sendEvent, logger });
+  const ingress = new TelegramIngress({ db: services.db, sendEvent, logger, withEvents: options.withEvents });
   const loops = new Map<string, { abort: AbortController; done: Promise<void> }>();
   const stopping = new AbortController();
 

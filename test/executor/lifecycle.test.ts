@@ -151,4 +151,40 @@ describe.each(databaseTargets())('executor lifecycle on %s', (target) => {
     const [run] = await h.runsOf(`${APP}-remote`);
     expect(run?.event.data).toEqual({ from: 'web' });
   });
+
+  it("a transaction with events, in a process without a worker, commits the caller's rows and the events together or neither", async () => {
+    const ran: unknown[] = [];
+    h = await createExecutorHarness({
+      target,
+      functions: (inngest) => [
+        inngest.createFunction({ id: 'outbox', triggers: [{ event: 'test/outbox' }] }, async ({ event }) => {
+          ran.push(event.data);
+        }),
+      ],
+    });
+    const { db } = h.services;
+    await db.execute(sql`create table test_outbox_rows (id text primary key)`);
+    const web = await webProcess(h);
+    const transaction = web.executor?.transaction;
+    if (!transaction) throw new Error('the embedded engine has no executor');
+
+    await transaction(async (tx, send) => {
+      await tx.execute(sql`insert into test_outbox_rows values ('kept')`);
+      await send([{ name: 'test/outbox', id: 'outbox-kept', data: { row: 'kept' } }]);
+    });
+    await expect(
+      transaction(async (tx, send) => {
+        await tx.execute(sql`insert into test_outbox_rows values ('dropped')`);
+        await send([{ name: 'test/outbox', id: 'outbox-dropped', data: { row: 'dropped' } }]);
+        throw new Error('the caller fails after sending');
+      }),
+    ).rejects.toThrow('the caller fails after sending');
+
+    expect(await selectRows(db, sql`select id from test_outbox_rows`)).toEqual([{ id: 'kept' }]);
+    const events = await selectRows(db, sql`select external_id from executor_events order by external_id`);
+    expect(events).toEqual([{ external_id: 'outbox-kept' }]);
+    h.clock.set(Date.now() + 1_000);
+    await h.drain();
+    expect(ran).toEqual([{ row: 'kept' }]);
+  });
 });

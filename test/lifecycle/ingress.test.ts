@@ -90,6 +90,34 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
     ).toHaveLength(1);
   });
 
+  it('with the embedded engine, stores the update and its event in one transaction, already marked sent', async () => {
+    const agent = await runningAgent(webhookHarness, telegram);
+    const { db, keyring } = webhookHarness.services;
+    const secret = (await readCredentialSecret(db, keyring, agent.agentId, 'telegram_webhook')) as string;
+    const together = createApp(webhookHarness.services, {
+      sendEvent: async () => {
+        throw new Error('not used: events go with the rows');
+      },
+      withEvents: webhookHarness.executor.transaction,
+    });
+    const update = buildUpdate.privateText({ from: { id: 43, first_name: 'Di' }, text: 'together' });
+    expect((await post(agent.agentId, secret, JSON.stringify(update), together)).status).toBe(200);
+    expect((await post(agent.agentId, secret, JSON.stringify(update), together)).status).toBe(200);
+    // No waiting: the mark committed with the row.
+    const rows = await storedFor(webhookHarness, agent.agentId);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ text: 'together', eventSentAt: expect.any(Date) });
+    const events = await listEvents(db, { name: 'telegram/update.received', limit: 100 });
+    const mine = events.events.filter(
+      (event) => (event.data as { agentId: string }).agentId === agent.agentId,
+    );
+    expect(mine).toHaveLength(1);
+    expect(mine[0]).toMatchObject({
+      externalId: `${agent.agentId}:${update.update_id}`,
+      data: { messageId: rows[0]?.id, chatId: 43 },
+    });
+  });
+
   it('answers 401 for a wrong secret and for an unknown agent alike', async () => {
     const agent = await runningAgent(webhookHarness, telegram);
     const wrong = await post(agent.agentId, 'not-the-secret', '{}');

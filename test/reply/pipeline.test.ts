@@ -44,7 +44,11 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
         WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true',
       },
     });
-    app = createApp(harness.services, { sendEvent: sendEventVia(harness.inngest) });
+    // As the platform runs on the embedded engine: each update is stored with its event, in one transaction.
+    app = createApp(harness.services, {
+      sendEvent: sendEventVia(harness.inngest),
+      withEvents: harness.executor.transaction,
+    });
     server = await serveOnLoopback(app.fetch);
     telegram.routeWebhooks(PUBLIC_BASE, server.url);
   });
@@ -446,6 +450,20 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
     expect(statuses).toEqual(['answered', 'ignored', 'ignored', 'ignored', 'ignored']);
   });
 
+  /** Posts an update to `application` with the agent's webhook secret, as Telegram would. */
+  const postUpdate = async (application: App, agent: RunningAgent, update: Record<string, unknown>) => {
+    const { db, keyring } = harness.services;
+    const { readCredentialSecret } = await import('../../lib/credentials');
+    const secret = (await readCredentialSecret(db, keyring, agent.agentId, 'telegram_webhook')) as string;
+    return application.request(`/telegram/${agent.agentId}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-telegram-bot-api-secret-token': secret },
+      body: JSON.stringify(update),
+    });
+  };
+  /** Ingress as with Inngest: the update is stored, then its event sent, then the row marked sent. */
+  const sendAfterStoreApp = () => createApp(harness.services, { sendEvent: sendEventVia(harness.inngest) });
+
   it('an update whose event went out but whose row was never marked sent is answered once, then marked by the sweeper', async () => {
     const agent = await agentWith();
     const { db } = harness.services;
@@ -454,7 +472,8 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
       sql`alter table telegram_messages add constraint test_refuse_mark check (event_sent_at is null or text is distinct from 'unmarked')`,
     );
     try {
-      await deliver(agent, buildUpdate.privateText({ from: { id: 6301 }, text: 'unmarked' }));
+      const update = buildUpdate.privateText({ from: { id: 6301 }, text: 'unmarked' });
+      expect((await postUpdate(sendAfterStoreApp(), agent, update)).status).toBe(200);
       await harness.settle();
       expect(textsTo(agent, 6301)).toEqual(['Echo: unmarked']);
       expect((await rowsOf(agent))[0]?.eventSentAt).toBeNull();
@@ -470,23 +489,43 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
     expect(row).toMatchObject({ direction: 'inbound', status: 'answered', eventSentAt: expect.any(Date) });
   });
 
+  it('an update whose event cannot be stored is not stored either: 5xx, and the redelivery is answered once', async () => {
+    const agent = await agentWith();
+    const eventsRefused = createApp(harness.services, {
+      sendEvent: sendEventVia(harness.inngest),
+      withEvents: (work) =>
+        harness.executor.transaction((tx) =>
+          work(tx, async () => {
+            throw new Error('executor_events is unavailable');
+          }),
+        ),
+    });
+    const update = buildUpdate.privateText({ from: { id: 6401 }, text: 'all or nothing' });
+    const refused = await postUpdate(eventsRefused, agent, update);
+    expect(refused.status).toBeGreaterThanOrEqual(500);
+    expect(await rowsOf(agent)).toHaveLength(0);
+
+    // Telegram delivers it again; this time the transaction commits.
+    expect((await postUpdate(app, agent, update)).status).toBe(200);
+    await harness.settle();
+    expect(textsTo(agent, 6401)).toEqual(['Echo: all or nothing']);
+    const rows = await rowsOf(agent);
+    expect(rows.map((row) => [row.direction, row.status])).toEqual([
+      ['inbound', 'answered'],
+      ['outbound', 'sent'],
+    ]);
+    expect(rows[0]?.eventSentAt).toBeInstanceOf(Date);
+  });
+
   it('the outbox sweeper sends the event of an update stored when the engine was down, answered once', async () => {
     const agent = await agentWith();
-    const { db, keyring } = harness.services;
     const failing = createApp(harness.services, {
       sendEvent: async () => {
         throw new Error('engine down');
       },
     });
-    const { readCredentialSecret } = await import('../../lib/credentials');
-    const secret = (await readCredentialSecret(db, keyring, agent.agentId, 'telegram_webhook')) as string;
     const update = buildUpdate.privateText({ from: { id: 6201 }, text: 'lost?' });
-    const res = await failing.request(`/telegram/${agent.agentId}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-telegram-bot-api-secret-token': secret },
-      body: JSON.stringify(update),
-    });
-    expect(res.status).toBe(200);
+    expect((await postUpdate(failing, agent, update)).status).toBe(200);
     await harness.settle();
     expect(textsTo(agent, 6201)).toEqual([]);
     expect((await rowsOf(agent))[0]?.eventSentAt).toBeNull();
