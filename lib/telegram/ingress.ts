@@ -210,8 +210,8 @@ export class TelegramIngress {
       chat_username: row.chat.username,
     }));
     // One round trip: the messages (a redelivery inserts nothing, and then nothing else happens), each
-    // chat as Telegram describes it now (its latest update), and the agents' last-message time (at
-    // most once a second).
+    // chat as Telegram describes it now (its latest update; rewritten only when that differs), and the
+    // agents' last-message time (at most once a second).
     const inserted = await selectRows<{ id: string; agent_id: string; update_id: string | number }>(
       db,
       sql`with input as (
@@ -233,7 +233,10 @@ export class TelegramIngress {
             from input i join m on m.agent_id = i.agent_id and m.update_id = i.update_id
             order by i.agent_id, i.chat_id, i.ord desc
             on conflict (agent_id, chat_id) do update
-              set type = excluded.type, title = excluded.title, updated_at = now()),
+              set type = excluded.type, title = excluded.title, username = excluded.username, updated_at = now()
+              -- An unchanged chat is not rewritten: most updates come from chats already known.
+              where (telegram_chats.type, telegram_chats.title, telegram_chats.username)
+                is distinct from (excluded.type, excluded.title, excluded.username)),
           a as (
             update agents set last_message_at = now()
             where id in (select agent_id from m)

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { eq, sql } from 'drizzle-orm';
+import { and, eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type App, createApp } from '../../api/app';
 import { createFunctions } from '../../functions/index';
@@ -188,6 +188,43 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
     expect(chats).toHaveLength(9);
     // Concurrent deliveries have no order between them; the chat row is one of its two states.
     expect(['Old', 'New']).toContain(chats.find((chat) => chat.chatId === -900)?.title);
+  });
+
+  it("keeps each chat's row as Telegram last described it, rewriting it only when that changed", async () => {
+    const agent = await runningAgent(webhookHarness, telegram);
+    const { db, keyring } = webhookHarness.services;
+    const secret = (await readCredentialSecret(db, keyring, agent.agentId, 'telegram_webhook')) as string;
+    const chatRow = async (chatId: number) => {
+      const [row] = await db
+        .select()
+        .from(telegramChats)
+        .where(and(eq(telegramChats.agentId, agent.agentId), eq(telegramChats.chatId, chatId)));
+      return row;
+    };
+    const deliverAll = async (updates: Record<string, unknown>[]) => {
+      for (const update of updates) {
+        expect((await post(agent.agentId, secret, JSON.stringify(update))).status).toBe(200);
+      }
+    };
+    await deliverAll([
+      buildUpdate.groupText({ chatId: -910, from: { id: 78 }, text: 'one', title: 'Old' }),
+      buildUpdate.privateText({ from: { id: 79, username: 'old_name' }, text: 'one' }),
+    ]);
+    await deliverAll([
+      buildUpdate.groupText({ chatId: -910, from: { id: 78 }, text: 'two', title: 'New' }),
+      buildUpdate.privateText({ from: { id: 79, username: 'new_name' }, text: 'two' }),
+    ]);
+    const [group, direct] = [await chatRow(-910), await chatRow(79)];
+    expect(group).toMatchObject({ type: 'supergroup', title: 'New' });
+    expect(direct).toMatchObject({ type: 'private', username: 'new_name' });
+
+    await deliverAll([
+      buildUpdate.groupText({ chatId: -910, from: { id: 78 }, text: 'three', title: 'New' }),
+      buildUpdate.privateText({ from: { id: 79, username: 'new_name' }, text: 'three' }),
+    ]);
+    expect((await chatRow(-910))?.updatedAt).toEqual(group?.updatedAt);
+    expect((await chatRow(79))?.updatedAt).toEqual(direct?.updatedAt);
+    expect(await storedFor(webhookHarness, agent.agentId)).toHaveLength(6);
   });
 
   it('concurrent calls for several agents share one read of them, each judged by its own secret', async () => {

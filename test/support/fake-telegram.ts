@@ -261,6 +261,7 @@ export const buildUpdate = {
           id: opts.from.id,
           type: 'private',
           first_name: opts.from.first_name ?? `User${opts.from.id}`,
+          ...(opts.from.username ? { username: opts.from.username } : {}),
         },
         date: nowSeconds(),
         text: opts.text,
