@@ -95,9 +95,11 @@ export class TelegramIngress {
     this.withEvents = deps.withEvents;
     // Two batches in flight, not more: bigger batches did better than more of them (bench:ingress).
     this.writes = new GroupCommit((rows) => this.store(rows), { maxParallel: 2 });
+    // Best effort: a batch that cannot be marked is logged once and left to the sweeper, rather than
+    // retried row by row against a database that is failing anyway.
     this.marks = new GroupCommit(
       async (ids) => {
-        await markEventsSent(this.db, ids, new Date());
+        await markEventsSent(this.db, ids, new Date()).catch((error: unknown) => this.markFailed(ids, error));
         return ids.map(() => undefined);
       },
       { maxParallel: 1, maxBatch: 1000 },
@@ -140,9 +142,9 @@ export class TelegramIngress {
     });
   }
 
-  private markFailed(error: unknown): void {
+  private markFailed(ids: string[], error: unknown): void {
     this.logger.warn(
-      { err: error instanceof Error ? error.message : String(error) },
+      { updates: ids.length, err: error instanceof Error ? error.message : String(error) },
       'updates not marked sent: the sweeper will send their events again (the engine drops the copies)',
     );
   }
@@ -177,8 +179,7 @@ export class TelegramIngress {
       }
       // Marked off the request's path, many batches in one statement: a mark that never lands only
       // makes the sweeper send the event again, with the same id, which the engine drops.
-      if (eventSent)
-        for (const { id } of stored) void this.marks.submit(id).catch((error) => this.markFailed(error));
+      if (eventSent) for (const { id } of stored) void this.marks.submit(id);
     }
     return outcomesOf(fresh, eventSent);
   }

@@ -6,11 +6,13 @@ import { createFunctions } from '../../functions/index';
 import { readCredentialSecret } from '../../lib/credentials';
 import { agents, telegramChats, telegramMessages } from '../../lib/db/schema';
 import { listEvents } from '../../lib/executor/admin';
+import { TelegramIngress } from '../../lib/telegram/ingress';
 import { startTelegramPolling } from '../../lib/telegram/poller';
 import { createRunningAgent } from '../support/agents';
 import { databaseTargets } from '../support/db';
 import { createExecutorHarness, type ExecutorHarness } from '../support/executor';
 import { buildUpdate, type FakeTelegram, startFakeTelegram } from '../support/fake-telegram';
+import { captureLogger } from '../support/services';
 
 /** A customer with a running agent whose credentials are already valid (validation is tested elsewhere). */
 const runningAgent = (harness: ExecutorHarness, telegram: FakeTelegram) =>
@@ -282,6 +284,42 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
       await db.execute(sql`alter table telegram_messages drop constraint test_refuse_boom`);
     }
     // Telegram delivers it again once the database takes it: stored then.
+  });
+
+  it('a batch of rows that cannot be marked sent is logged once and left to the sweeper, not retried row by row', async () => {
+    const agent = await runningAgent(webhookHarness, telegram);
+    const { db } = webhookHarness.services;
+    const { logger, lines } = captureLogger('warn');
+    const ingress = new TelegramIngress({
+      db,
+      logger,
+      sendEvent: async (events) => {
+        await webhookHarness.inngest.send(events);
+      },
+    });
+    await db.execute(
+      sql`alter table telegram_messages add constraint test_refuse_marks check (event_sent_at is null or text not like 'unmarkable %')`,
+    );
+    try {
+      const updates = Array.from({ length: 6 }, (_, i) =>
+        buildUpdate.privateText({ from: { id: 6300 + i }, text: `unmarkable ${i}` }),
+      );
+      const outcomes = await Promise.all(
+        updates.map((update) => ingress.ingest({ id: agent.agentId, customerId: agent.customerId }, update)),
+      );
+      expect(outcomes.map((outcome) => outcome.result)).toEqual(updates.map(() => 'stored'));
+      const refusals = () => lines.filter((line) => String(line.msg).startsWith('updates not marked sent'));
+      await vi.waitFor(
+        () => expect(refusals().reduce((sum, line) => sum + Number(line.updates), 0)).toBe(updates.length),
+        { timeout: 5000, interval: 20 },
+      );
+      // One line per failed batch (the updates came in a few batches), not one per update.
+      expect(refusals().length).toBeLessThan(updates.length);
+      const rows = await storedFor(webhookHarness, agent.agentId);
+      expect(rows.map((row) => row.eventSentAt)).toEqual(updates.map(() => null));
+    } finally {
+      await db.execute(sql`alter table telegram_messages drop constraint test_refuse_marks`);
+    }
   });
 
   it('long polling feeds the same ingress when there is no public webhook URL', async () => {
