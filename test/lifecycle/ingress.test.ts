@@ -261,7 +261,7 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
     }
   });
 
-  it('answers 5xx for an update whose write failed, and stores the others sent with it', async () => {
+  it('answers 5xx for an update whose write failed, stores the others sent with it, and then its redelivery', async () => {
     const agent = await runningAgent(webhookHarness, telegram);
     const { db, keyring } = webhookHarness.services;
     const secret = (await readCredentialSecret(db, keyring, agent.agentId, 'telegram_webhook')) as string;
@@ -269,11 +269,11 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
     await db.execute(
       sql`alter table telegram_messages add constraint test_refuse_boom check (text <> 'boom')`,
     );
+    const good = Array.from({ length: 5 }, (_, i) =>
+      buildUpdate.privateText({ from: { id: 6100 + i, first_name: 'Ok' }, text: `fine ${i}` }),
+    );
+    const bad = buildUpdate.privateText({ from: { id: 6199, first_name: 'No' }, text: 'boom' });
     try {
-      const good = Array.from({ length: 5 }, (_, i) =>
-        buildUpdate.privateText({ from: { id: 6100 + i, first_name: 'Ok' }, text: `fine ${i}` }),
-      );
-      const bad = buildUpdate.privateText({ from: { id: 6199, first_name: 'No' }, text: 'boom' });
       const responses = await Promise.all(
         [...good, bad].map((update) => post(agent.agentId, secret, JSON.stringify(update))),
       );
@@ -283,7 +283,10 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
     } finally {
       await db.execute(sql`alter table telegram_messages drop constraint test_refuse_boom`);
     }
-    // Telegram delivers it again once the database takes it: stored then.
+    // Telegram delivers it again once the database takes it: stored then, once.
+    expect((await post(agent.agentId, secret, JSON.stringify(bad))).status).toBe(200);
+    const rows = await markedSent(webhookHarness, agent.agentId);
+    expect(rows.map((row) => row.text).sort()).toEqual([...good.map((u) => u.message.text), 'boom'].sort());
   });
 
   it('a batch of rows that cannot be marked sent is logged once and left to the sweeper, not retried row by row', async () => {
