@@ -118,8 +118,7 @@ export async function buildConversation(db: Queryable, input: ConversationInput)
   const currentText = input.currentText ?? current.text;
   if (!currentText) throw new Error(`message ${input.currentMessageId} has no text to answer`);
 
-  const chat = storedChatType === null ? undefined : { type: storedChatType, historyResetAt };
-  const chatType = input.chatType ?? chat?.type ?? (chatId < 0 ? 'group' : 'private');
+  const chatType = input.chatType ?? storedChatType ?? (chatId < 0 ? 'group' : 'private');
   const named = chatType === 'group' || chatType === 'supergroup';
 
   const rowLimit = maxTurns * ROWS_PER_TURN;
@@ -140,9 +139,7 @@ export async function buildConversation(db: Queryable, input: ConversationInput)
         eq(telegramMessages.chatId, chatId),
         ne(telegramMessages.id, current.id),
         sql`${position} <= ${current.createdAt.toISOString()}::timestamptz`,
-        chat?.historyResetAt
-          ? sql`${position} > ${chat.historyResetAt.toISOString()}::timestamptz`
-          : undefined,
+        historyResetAt ? sql`${position} > ${historyResetAt.toISOString()}::timestamptz` : undefined,
         eq(telegramMessages.isCommand, false),
         sql`coalesce(${telegramMessages.text}, '') <> ''`,
         or(
