@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm';
 import { type Database, type Queryable, selectRows } from '../db/client';
 import { AppError } from '../errors';
 import { decodeCursor, encodeCursor } from '../pagination';
-import { cancelRun, enqueueFanOut, storeEvent } from './events';
+import { cancelRun, type StoredEvent, storeAndQueueEvents } from './events';
 import type { EventPayload, RunStatus } from './types';
 
 /** Read side of the engine for the admin API (the Inngest dashboard's job in production). */
@@ -248,9 +248,8 @@ export async function replayEvent(db: Database, eventId: string, now: number): P
       sql`select payload from executor_events where id = ${eventId}`,
     );
     const { id: _id, ts: _ts, ...rest } = (row as { payload: EventPayload }).payload;
-    const stored = await storeEvent(tx, rest, now, eventId);
-    await enqueueFanOut(tx, [stored.rowId], now);
-    return stored.rowId;
+    const [stored] = await storeAndQueueEvents(tx, [rest], now, { replayOf: eventId });
+    return (stored as StoredEvent).rowId;
   });
   const replayed = await getEvent(db, rowId);
   if (!replayed) throw new AppError('internal_error', 'The replayed event was not stored');

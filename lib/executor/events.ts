@@ -35,7 +35,7 @@ export async function storeEvent(
   now: number,
   replayOf: string | null = null,
 ): Promise<StoredEvent> {
-  const [stored] = await storeEvents(tx, [incoming], now, replayOf);
+  const [stored] = await storeEvents(tx, [incoming], now, { replayOf });
   return stored as StoredEvent;
 }
 
@@ -131,20 +131,26 @@ async function readTakenIds(db: Queryable, ids: string[], taken: Map<string, str
   for (const row of rows) taken.set(row.external_id, row.event_id);
 }
 
+/** Where stored events come from (a replay of an earlier event) and whom they wake. */
+export interface StoreOptions {
+  /** The event this one replays (`executor_events.replay_of`). */
+  replayOf?: string | null;
+  /** Wakes the workers LISTENing on this channel when the transaction commits, if anything new was stored. */
+  notifyChannel?: string | undefined;
+}
+
 /**
  * Stores events durably, in order, in one statement whatever their number. An `id` seen in the last
  * 24 h (or earlier in the same batch) is not stored twice: the first row's id is returned, marked
- * duplicate. With `notifyChannel`, the workers listening there are woken when the transaction
- * commits, if anything new was stored.
+ * duplicate.
  */
 export function storeEvents(
   tx: Queryable,
   incoming: IncomingEvent[],
   now: number,
-  replayOf: string | null = null,
-  notifyChannel?: string,
+  options: StoreOptions = {},
 ): Promise<StoredEvent[]> {
-  return writeEvents(tx, incoming, now, { replayOf, queue: false, notifyChannel });
+  return writeEvents(tx, incoming, now, { ...options, queue: false });
 }
 
 /**
@@ -156,9 +162,9 @@ export function storeAndQueueEvents(
   db: Queryable,
   incoming: IncomingEvent[],
   now: number,
-  notifyChannel?: string,
+  options: StoreOptions = {},
 ): Promise<StoredEvent[]> {
-  return writeEvents(db, incoming, now, { replayOf: null, queue: true, notifyChannel });
+  return writeEvents(db, incoming, now, { ...options, queue: true });
 }
 
 /**
@@ -170,7 +176,7 @@ async function writeEvents(
   db: Queryable,
   incoming: IncomingEvent[],
   now: number,
-  options: { replayOf: string | null; queue: boolean; notifyChannel: string | undefined },
+  options: StoreOptions & { queue: boolean },
 ): Promise<StoredEvent[]> {
   if (incoming.length === 0) return [];
   const batch = draftBatch(incoming);
@@ -199,7 +205,7 @@ async function writeEvents(
         input as (
           select * from jsonb_to_recordset(${json(candidates)}::jsonb) as x(id uuid, claim text, payload jsonb)),
         stored as (
-          ${insertEvents(sql`input where claim is null or claim in (select external_id from claims)`, now, options.replayOf)}
+          ${insertEvents(sql`input where claim is null or claim in (select external_id from claims)`, now, options.replayOf ?? null)}
           returning id)
         ${queued}
         select 'claimed' as kind, external_id, null as event_id from claims

@@ -273,13 +273,19 @@ export class EmbeddedExecutor {
   }
 
   /**
-   * Stores events and sets off what they trigger, or queues that for a worker in a process without
-   * the functions; the statement storing them also wakes the other processes' loops (on commit).
+   * Stores events (a replay of `replayOf`) and sets off what they trigger, or queues that for a worker
+   * in a process without the functions; the statement storing them also wakes the other processes'
+   * loops (on commit).
    */
-  private async storeIn(tx: Queryable, events: IncomingEvent[], now: number): Promise<StoredEvent[]> {
-    const channel = this.notify ? WAKE_CHANNEL : undefined;
-    if (!this.registry) return storeAndQueueEvents(tx, events, now, channel);
-    const stored = await storeEvents(tx, events, now, null, channel);
+  private async storeIn(
+    tx: Queryable,
+    events: IncomingEvent[],
+    now: number,
+    replayOf: string | null = null,
+  ): Promise<StoredEvent[]> {
+    const options = { replayOf, notifyChannel: this.notify ? WAKE_CHANNEL : undefined };
+    if (!this.registry) return storeAndQueueEvents(tx, events, now, options);
+    const stored = await storeEvents(tx, events, now, options);
     await this.setOff(
       tx,
       stored.filter((event) => !event.duplicate),
@@ -311,15 +317,10 @@ export class EmbeddedExecutor {
       sql`select payload from executor_events where id = ${eventRowId}`,
     );
     if (!row) return undefined;
-    const rowId = await this.db.transaction(async (tx) => {
-      const { id: _id, ts: _ts, ...rest } = row.payload;
-      const event = await storeEvent(tx, rest, now, eventRowId);
-      await this.setOff(tx, [event], now);
-      await this.notifyOthers(tx);
-      return event.rowId;
-    });
+    const { id: _id, ts: _ts, ...rest } = row.payload;
+    const [event] = await this.db.transaction((tx) => this.storeIn(tx, [rest], now, eventRowId));
     this.wake();
-    return rowId;
+    return event?.rowId;
   }
 
   /** Cancels a live run; false when it had already ended. */

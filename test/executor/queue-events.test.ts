@@ -120,11 +120,11 @@ describe.skipIf(!inject('postgresAdminUrl'))('events stored and queued on Postgr
       const settle = () => new Promise((resolve) => setTimeout(resolve, 300));
       await settle();
       const onListen = wakes; // a listener wakes once as it starts, for work queued before it
-      await storeAndQueueEvents(db, [{ name: 'test/a', id: 'w' }], NOW, 'test_wake');
+      await storeAndQueueEvents(db, [{ name: 'test/a', id: 'w' }], NOW, { notifyChannel: 'test_wake' });
       await settle();
       expect(wakes).toBe(onListen + 1);
       // A duplicate queues nothing; without a channel nobody is told.
-      await storeAndQueueEvents(db, [{ name: 'test/a', id: 'w' }], NOW, 'test_wake');
+      await storeAndQueueEvents(db, [{ name: 'test/a', id: 'w' }], NOW, { notifyChannel: 'test_wake' });
       await storeAndQueueEvents(db, [{ name: 'test/a' }], NOW);
       await settle();
       expect(wakes).toBe(onListen + 1);
