@@ -27,7 +27,7 @@ export interface AppOptions {
   /** Sends events to the jobs engine; routes that start work need it. */
   sendEvent?: SendEvent;
   /** The embedded engine's transactional send: Telegram ingress stores updates and events together. */
-  withEvents?: TransactionWithEvents;
+  withEvents?: TransactionWithEvents | undefined;
   /** Mounts more routes (the Inngest serve handler, for instance) on the composed app. */
   extend?: (app: OpenAPIHono<AppEnv>) => void;
 }

@@ -17,7 +17,7 @@ const app = createApp(services, {
   jobsProbe: () => runtime.health(),
   sendEvent: sendEventVia(runtime.inngest),
   // Embedded: a Telegram update and its event are stored in one transaction.
-  ...(runtime.executor ? { withEvents: runtime.executor.transaction } : {}),
+  withEvents: runtime.executor?.transaction,
   // Inngest (Cloud or self-hosted) calls the serve endpoint over HTTP, signed. The embedded executor
   // calls it in-process and unsigned, so in embedded mode it is not exposed on the network at all.
   extend: (root) => {

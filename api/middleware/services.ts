@@ -14,7 +14,11 @@ import type { AppEnv } from '../env';
  */
 export function servicesMiddleware(
   services: Services,
-  jobs: { probe?: JobsProbe; sendEvent?: SendEvent; withEvents?: TransactionWithEvents } = {},
+  jobs: {
+    probe?: JobsProbe | undefined;
+    sendEvent?: SendEvent | undefined;
+    withEvents?: TransactionWithEvents | undefined;
+  } = {},
 ) {
   const { probe: jobsProbe, sendEvent, withEvents } = jobs;
   const send: SendEvent =

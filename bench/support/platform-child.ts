@@ -106,7 +106,7 @@ async function platform(): Promise<ChildReady> {
   const runtime = createJobsRuntime(services);
   const app = createApp(services, {
     sendEvent: sendEventVia(runtime.inngest),
-    ...(runtime.executor ? { withEvents: runtime.executor.transaction } : {}),
+    withEvents: runtime.executor?.transaction,
   });
   if (mode === 'full') await runtime.startWorker();
   const port = await listen(app.fetch);
