@@ -273,17 +273,11 @@ export class EmbeddedExecutor {
   }
 
   /**
-   * Stores events (a replay of `replayOf`) and sets off what they trigger, or queues that for a worker
-   * in a process without the functions; the statement storing them also wakes the other processes'
-   * loops (on commit).
+   * Stores events and sets off what they trigger, or queues that for a worker in a process without
+   * the functions; the statement storing them also wakes the other processes' loops (on commit).
    */
-  private async storeIn(
-    tx: Queryable,
-    events: IncomingEvent[],
-    now: number,
-    replayOf: string | null = null,
-  ): Promise<StoredEvent[]> {
-    const options = { replayOf, notifyChannel: this.notify ? WAKE_CHANNEL : undefined };
+  private async storeIn(tx: Queryable, events: IncomingEvent[], now: number): Promise<StoredEvent[]> {
+    const options = { notifyChannel: this.notify ? WAKE_CHANNEL : undefined };
     if (!this.registry) return storeAndQueueEvents(tx, events, now, options);
     const stored = await storeEvents(tx, events, now, options);
     await this.setOff(
@@ -308,20 +302,6 @@ export class EmbeddedExecutor {
     this.wake();
     return result;
   };
-
-  /** A copy of a stored event with a fresh id; it runs again. Returns the new event's row id. */
-  async replay(eventRowId: string): Promise<string | undefined> {
-    const now = this.clock.now();
-    const [row] = await selectRows<{ payload: EventPayload }>(
-      this.db,
-      sql`select payload from executor_events where id = ${eventRowId}`,
-    );
-    if (!row) return undefined;
-    const { id: _id, ts: _ts, ...rest } = row.payload;
-    const [event] = await this.db.transaction((tx) => this.storeIn(tx, [rest], now, eventRowId));
-    this.wake();
-    return event?.rowId;
-  }
 
   /** Cancels a live run; false when it had already ended. */
   async cancel(runId: string): Promise<boolean> {
