@@ -51,6 +51,7 @@ export const EnvSchema = z
 
     DATABASE_URL: urlWithProtocols(['postgres:', 'postgresql:'], 'a PostgreSQL URL').optional(),
     DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(10),
+    DATABASE_NAMED_STATEMENTS: booleanFlag.default(true),
     MIGRATE_ON_START: booleanFlag.default(true),
     ADMIN_RATE_LIMIT_PER_HOUR: z.coerce.number().int().min(1).max(100_000_000).default(10_000),
     REDIS_URL: urlWithProtocols(['redis:', 'rediss:'], 'a Redis URL').optional(),
@@ -168,7 +169,14 @@ export interface Config {
   port: number;
   logLevel: Env['LOG_LEVEL'];
   dataDir: string;
-  database: { driver: DatabaseDriver; url: string | undefined; poolSize: number; migrateOnStart: boolean };
+  database: {
+    driver: DatabaseDriver;
+    url: string | undefined;
+    poolSize: number;
+    /** pg driver: send data statements as named prepared statements (off behind a transaction pooler). */
+    namedStatements: boolean;
+    migrateOnStart: boolean;
+  };
   redis: { mode: 'memory' } | { mode: 'tcp'; url: string } | { mode: 'upstash'; url: string; token: string };
   secrets: {
     /** Base64, 32 bytes. Undefined only before development secrets are filled in. */
@@ -248,6 +256,7 @@ export function parseConfig(source: Record<string, string | undefined>): Config 
       driver: databaseDriverFor(env.DATABASE_URL),
       url: env.DATABASE_URL,
       poolSize: env.DATABASE_POOL_SIZE,
+      namedStatements: env.DATABASE_NAMED_STATEMENTS,
       migrateOnStart: env.MIGRATE_ON_START,
     },
     redis:

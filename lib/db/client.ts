@@ -11,6 +11,7 @@ import pg from 'pg';
 import ws from 'ws';
 import type { DatabaseDriver } from '../config';
 import { databaseDriverFor } from '../config';
+import { nameStatements } from './named-statements';
 import * as schema from './schema';
 
 export type Schema = typeof schema;
@@ -46,6 +47,11 @@ export interface DatabaseOptions {
   /** PGlite data directory; `memory://` (or undefined with no url) for an in-memory database. */
   pgliteDir?: string | undefined;
   poolSize?: number;
+  /**
+   * pg driver: send data statements as named prepared statements (default true). Off for a pooler in
+   * transaction mode that cannot keep them (PgBouncer before 1.21, or without max_prepared_statements).
+   */
+  namedStatements?: boolean;
 }
 
 export function pgliteDirFor(dataDir: string): string {
@@ -55,7 +61,7 @@ export function pgliteDirFor(dataDir: string): string {
 export async function createDatabase(options: DatabaseOptions): Promise<DatabaseHandle> {
   const driver = databaseDriverFor(options.url);
   if (driver === 'pglite') return createPglite(options.pgliteDir);
-  return createPool(driver, options.url as string, options.poolSize ?? 10);
+  return createPool(driver, options.url as string, options.poolSize ?? 10, options.namedStatements ?? true);
 }
 
 async function createPglite(dir: string | undefined): Promise<DatabaseHandle> {
@@ -86,7 +92,12 @@ async function createPglite(dir: string | undefined): Promise<DatabaseHandle> {
   };
 }
 
-async function createPool(driver: 'pg' | 'neon', url: string, max: number): Promise<DatabaseHandle> {
+async function createPool(
+  driver: 'pg' | 'neon',
+  url: string,
+  max: number,
+  namedStatements: boolean,
+): Promise<DatabaseHandle> {
   let pool: pg.Pool | NeonPool;
   let wrap: (client: pg.Pool | pg.PoolClient) => Database;
   if (driver === 'neon') {
@@ -96,6 +107,7 @@ async function createPool(driver: 'pg' | 'neon', url: string, max: number): Prom
     wrap = (client) => drizzleNeon({ client: client as unknown as NeonPool, schema }) as unknown as Database;
   } else {
     pool = new pg.Pool({ connectionString: url, max });
+    if (namedStatements) pool.on('connect', nameStatements);
     wrap = (client) => drizzlePg({ client, schema }) as unknown as Database;
   }
   // An idle client that errors (server restart) must not crash the process; the pool replaces it.

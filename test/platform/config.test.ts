@@ -23,7 +23,7 @@ describe('parseConfig', () => {
       env: 'development',
       port: 3000,
       dataDir: '.data',
-      database: { driver: 'pglite', url: undefined, migrateOnStart: true },
+      database: { driver: 'pglite', url: undefined, namedStatements: true, migrateOnStart: true },
       redis: { mode: 'memory' },
       telegram: { apiRoot: 'https://api.telegram.org', webhookBaseUrl: undefined },
       anthropic: { baseUrl: 'https://api.anthropic.com' },
@@ -47,11 +47,12 @@ describe('parseConfig', () => {
       INNGEST_EVENT_KEY: 'evt-key',
       INNGEST_SIGNING_KEY: 'signkey-prod-0123abcd',
       MIGRATE_ON_START: 'false',
+      DATABASE_NAMED_STATEMENTS: 'false',
     });
     expect(config).toMatchObject({
       isProduction: true,
       port: 8080,
-      database: { driver: 'pg', migrateOnStart: false },
+      database: { driver: 'pg', namedStatements: false, migrateOnStart: false },
       redis: { mode: 'tcp', url: 'rediss://:p@redis.example.com:6380' },
       corsOrigins: ['https://app.example.com', 'https://admin.example.com'],
       telegram: { apiRoot: 'http://127.0.0.1:8081', webhookBaseUrl: 'https://bots.example.com' },
@@ -104,6 +105,7 @@ describe('parseConfig', () => {
     [{ JOBS_ENGINE: 'inngest' }, 'INNGEST_EVENT_KEY: required when JOBS_ENGINE=inngest'],
     [{ JOBS_ENGINE: 'bullmq' }, 'JOBS_ENGINE: '],
     [{ MIGRATE_ON_START: 'maybe' }, 'MIGRATE_ON_START: expected true or false'],
+    [{ DATABASE_NAMED_STATEMENTS: 'sometimes' }, 'DATABASE_NAMED_STATEMENTS: expected true or false'],
     [{ NODE_ENV: 'production' }, 'ENCRYPTION_MASTER_KEY: required when NODE_ENV=production'],
     [{ NODE_ENV: 'production' }, 'ADMIN_API_KEY: required when NODE_ENV=production'],
     [
