@@ -210,9 +210,11 @@ async function writeEvents(
         ${queued}
         select 'claimed' as kind, external_id, null as event_id from claims
         union all
-        select 'taken', external_id, event_id::text from executor_event_ids
-        where external_id in (select claim from input where claim is not null)
-          and external_id not in (select external_id from claims)
+        -- One index probe per claimed id (a join had let the planner scan the whole table).
+        select 'taken', taken.external_id, taken.event_id::text
+        from input cross join lateral (
+          select external_id, event_id from executor_event_ids where external_id = input.claim) taken
+        where input.claim not in (select external_id from claims)
         union all
         ${wake}`,
   );
