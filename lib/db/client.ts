@@ -11,7 +11,7 @@ import pg from 'pg';
 import ws from 'ws';
 import type { DatabaseDriver } from '../config';
 import { databaseDriverFor } from '../config';
-import { nameStatements } from './named-statements';
+import { nameStatements, unnameStatements } from './named-statements';
 import * as schema from './schema';
 
 export type Schema = typeof schema;
@@ -103,11 +103,14 @@ async function createPool(
   if (driver === 'neon') {
     // Node 20 has no global WebSocket; Neon's driver needs one.
     neonConfig.webSocketConstructor = ws;
-    pool = new NeonPool({ connectionString: url, max });
+    const neon = new NeonPool({ connectionString: url, max });
+    // Neon's pooler runs in transaction mode: drizzle's prepared queries go unnamed there too.
+    neon.on('connect', (client: unknown) => unnameStatements(client as pg.ClientBase));
+    pool = neon;
     wrap = (client) => drizzleNeon({ client: client as unknown as NeonPool, schema }) as unknown as Database;
   } else {
     pool = new pg.Pool({ connectionString: url, max });
-    if (namedStatements) pool.on('connect', nameStatements);
+    pool.on('connect', namedStatements ? nameStatements : unnameStatements);
     wrap = (client) => drizzlePg({ client, schema }) as unknown as Database;
   }
   // An idle client that errors (server restart) must not crash the process; the pool replaces it.

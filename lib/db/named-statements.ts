@@ -41,14 +41,25 @@ function isPlainConfig(value: unknown): value is pg.QueryConfig {
  * there and reuses it after (`connection.parsedStatements`). For the pool's `connect` event.
  */
 export function nameStatements(client: pg.ClientBase): void {
+  wrapQuery(client, (config) => {
+    const name = config.name ?? statementName(config.text);
+    return name === undefined ? config : { ...config, name };
+  });
+}
+
+/**
+ * Makes `client` send every statement unnamed, the names of drizzle's prepared queries included: for
+ * a pooler that cannot keep prepared statements (DATABASE_NAMED_STATEMENTS=false, and Neon's).
+ */
+export function unnameStatements(client: pg.ClientBase): void {
+  wrapQuery(client, ({ name: _name, ...config }) => config);
+}
+
+function wrapQuery(client: pg.ClientBase, rewrite: (config: pg.QueryConfig) => pg.QueryConfig): void {
   const query = client.query.bind(client) as (...args: unknown[]) => unknown;
   client.query = ((...args: unknown[]) => {
-    const [config] = args;
-    // A submittable (a pg.Query, a cursor) keeps its prototype: only plain configs are renamed.
-    if (isPlainConfig(config) && config.name === undefined) {
-      const name = statementName(config.text);
-      if (name !== undefined) args[0] = { ...config, name };
-    }
+    // A submittable (a pg.Query, a cursor) keeps its prototype: only plain configs are rewritten.
+    if (isPlainConfig(args[0])) args[0] = rewrite(args[0]);
     return query(...args);
   }) as typeof client.query;
 }

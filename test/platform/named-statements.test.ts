@@ -83,8 +83,15 @@ describe.skipIf(!inject('postgresAdminUrl'))('named statements on PostgreSQL', (
   it('sends every statement unnamed when DATABASE_NAMED_STATEMENTS is off (a transaction pooler)', async () => {
     const unnamed = await createDatabase({ url: database.url, poolSize: 1, namedStatements: false });
     try {
+      const byName = unnamed.db
+        .select({ name: customers.name })
+        .from(customers)
+        .where(eq(customers.name, sql.placeholder('name')))
+        .prepare('named_statements_test');
       for (let i = 0; i < 3; i += 1) {
         await unnamed.db.select({ name: customers.name }).from(customers).where(eq(customers.name, 'x'));
+        // A drizzle prepared query's own name is dropped too.
+        expect(await byName.execute({ name: 'x' })).toEqual([]);
       }
       expect(await prepared(unnamed.db)).toEqual([]);
     } finally {
