@@ -1,4 +1,4 @@
-import { and, eq } from 'drizzle-orm';
+import { and, eq, sql } from 'drizzle-orm';
 import type { RequestContext } from './actor';
 import { agentNotFound, findOwnAgent } from './agents';
 import { recordAudit } from './audit';
@@ -11,6 +11,7 @@ import {
   secretFingerprint,
 } from './crypto';
 import type { Database, Queryable } from './db/client';
+import { preparedQuery } from './db/prepared';
 import { agents, credentials } from './db/schema';
 import type { CredentialStatus, CustomerCredentialKind } from './schemas/credentials';
 
@@ -153,13 +154,20 @@ export async function readCredentialSecret(
   agentId: string,
   kind: CredentialKind,
 ): Promise<string | undefined> {
-  const [row] = await db
-    .select()
-    .from(credentials)
-    .where(and(eq(credentials.agentId, agentId), eq(credentials.kind, kind)));
+  const [row] = await readCredential(db).execute({ agentId, kind });
   if (!row) return undefined;
   return decryptCredentialRow(keyring, row);
 }
+
+const readCredential = preparedQuery((db) =>
+  db
+    .select()
+    .from(credentials)
+    .where(
+      and(eq(credentials.agentId, sql.placeholder('agentId')), eq(credentials.kind, sql.placeholder('kind'))),
+    )
+    .prepare('read_credential'),
+);
 
 /** Decrypts a credential row read as part of a larger query (see readCredentialSecret). */
 export function decryptCredentialRow(keyring: Keyring, row: CredentialRow): string {

@@ -1,6 +1,7 @@
 import { and, desc, eq, ne, notInArray, or, sql } from 'drizzle-orm';
 import { alias } from 'drizzle-orm/pg-core';
 import type { Queryable } from '../db/client';
+import { preparedQuery } from '../db/prepared';
 import { telegramChats, telegramMessages } from '../db/schema';
 import type { TelegramChatType } from '../policy/access';
 import { stripBotMention } from '../telegram/updates';
@@ -78,20 +79,9 @@ const rowColumns = {
   from: sql<TelegramFrom | null>`coalesce(${telegramMessages.update} #> '{message,from}', ${telegramMessages.update} #> '{edited_message,from}')`,
 };
 
-/**
- * The `messages` of the Claude request answering `currentMessageId` in one chat: the newest turns since
- * the chat's last reset that fit the model's context window (minus `maxTokens`, the system prompt and
- * a safety margin) and `maxTurns`. Inbound messages are user turns, outbound ones assistant turns;
- * commands, ignored messages and answers to them, and undelivered answers are left out. Consecutive
- * messages of one role merge with a blank line between them, so roles alternate; the result starts
- * with a user turn. In groups every user message carries its sender's name: `[Alice]: hello`.
- */
-export async function buildConversation(db: Queryable, input: ConversationInput): Promise<Conversation> {
-  const { agentId, chatId } = input;
-  const maxTurns = Math.max(1, Math.trunc(input.maxTurns ?? DEFAULT_MAX_TURNS));
-
-  // The current message and its chat's row (type, last reset) in one read.
-  const [found] = await db
+/** The current message and its chat's row (type, last reset) in one read. */
+const readCurrentMessage = preparedQuery((db) =>
+  db
     .select({
       ...rowColumns,
       chatType: telegramChats.type,
@@ -107,39 +97,36 @@ export async function buildConversation(db: Queryable, input: ConversationInput)
     )
     .where(
       and(
-        eq(telegramMessages.id, input.currentMessageId),
-        eq(telegramMessages.agentId, agentId),
-        eq(telegramMessages.chatId, chatId),
+        eq(telegramMessages.id, sql.placeholder('messageId')),
+        eq(telegramMessages.agentId, sql.placeholder('agentId')),
+        eq(telegramMessages.chatId, sql.placeholder('chatId')),
         eq(telegramMessages.direction, 'inbound'),
       ),
-    );
-  if (!found) throw new Error(`message ${input.currentMessageId} is not an inbound message of this chat`);
-  const { chatType: storedChatType, historyResetAt, ...current } = found;
-  const currentText = input.currentText ?? current.text;
-  if (!currentText) throw new Error(`message ${input.currentMessageId} has no text to answer`);
+    )
+    .prepare('history_read_current_message'),
+);
 
-  const chatType = input.chatType ?? storedChatType ?? (chatId < 0 ? 'group' : 'private');
-  const named = chatType === 'group' || chatType === 'supergroup';
+const replyTo = alias(telegramMessages, 'reply_to');
+/*
+ * Where a row sits in the conversation: an inbound message when it arrived, an answer right after the
+ * message it answers. Messages that queued while an earlier one was being answered arrive before that
+ * answer is written, yet the answer belongs before them, as the user saw it in the chat.
+ */
+const position = sql<Date>`coalesce(${replyTo.createdAt}, ${telegramMessages.createdAt})`;
 
-  const rowLimit = maxTurns * ROWS_PER_TURN;
-  const replyTo = alias(telegramMessages, 'reply_to');
-  /*
-   * Where a row sits in the conversation: an inbound message when it arrived, an answer right after the
-   * message it answers. Messages that queued while an earlier one was being answered arrive before that
-   * answer is written, yet the answer belongs before them, as the user saw it in the chat.
-   */
-  const position = sql<Date>`coalesce(${replyTo.createdAt}, ${telegramMessages.createdAt})`;
-  const fetched: HistoryRow[] = await db
+/** The chat's rows before the current message (since `resetAt`, when set), newest first. */
+const readHistory = preparedQuery((db) =>
+  db
     .select(rowColumns)
     .from(telegramMessages)
     .leftJoin(replyTo, eq(replyTo.id, telegramMessages.replyToId))
     .where(
       and(
-        eq(telegramMessages.agentId, agentId),
-        eq(telegramMessages.chatId, chatId),
-        ne(telegramMessages.id, current.id),
-        sql`${position} <= ${current.createdAt.toISOString()}::timestamptz`,
-        historyResetAt ? sql`${position} > ${historyResetAt.toISOString()}::timestamptz` : undefined,
+        eq(telegramMessages.agentId, sql.placeholder('agentId')),
+        eq(telegramMessages.chatId, sql.placeholder('chatId')),
+        ne(telegramMessages.id, sql.placeholder('currentId')),
+        sql`${position} <= ${sql.placeholder('currentAt')}::timestamptz`,
+        sql`(${sql.placeholder('resetAt')}::timestamptz is null or ${position} > ${sql.placeholder('resetAt')}::timestamptz)`,
         eq(telegramMessages.isCommand, false),
         sql`coalesce(${telegramMessages.text}, '') <> ''`,
         or(
@@ -149,7 +136,7 @@ export async function buildConversation(db: Queryable, input: ConversationInput)
             notInArray(telegramMessages.status, ['failed', 'ignored']),
             // An answer to a command, to an ignored message or to the current one (a partial answer
             // of an earlier attempt) is not part of the conversation either.
-            sql`(${replyTo.id} is null or (${replyTo.isCommand} = false and ${replyTo.status} <> 'ignored' and ${replyTo.id} <> ${current.id}))`,
+            sql`(${replyTo.id} is null or (${replyTo.isCommand} = false and ${replyTo.status} <> 'ignored' and ${replyTo.id} <> ${sql.placeholder('currentId')}::uuid))`,
           ),
         ),
       ),
@@ -162,7 +149,45 @@ export async function buildConversation(db: Queryable, input: ConversationInput)
       sql`${telegramMessages.telegramMessageId} desc nulls last`,
       desc(telegramMessages.id),
     )
-    .limit(rowLimit + 1);
+    .limit(sql.placeholder('limit'))
+    .prepare('history_read_rows'),
+);
+
+/**
+ * The `messages` of the Claude request answering `currentMessageId` in one chat: the newest turns since
+ * the chat's last reset that fit the model's context window (minus `maxTokens`, the system prompt and
+ * a safety margin) and `maxTurns`. Inbound messages are user turns, outbound ones assistant turns;
+ * commands, ignored messages and answers to them, and undelivered answers are left out. Consecutive
+ * messages of one role merge with a blank line between them, so roles alternate; the result starts
+ * with a user turn. In groups every user message carries its sender's name: `[Alice]: hello`.
+ */
+export async function buildConversation(db: Queryable, input: ConversationInput): Promise<Conversation> {
+  const { agentId, chatId } = input;
+  const maxTurns = Math.max(1, Math.trunc(input.maxTurns ?? DEFAULT_MAX_TURNS));
+
+  // The current message and its chat's row (type, last reset) in one read.
+  const [found] = await readCurrentMessage(db).execute({
+    messageId: input.currentMessageId,
+    agentId,
+    chatId,
+  });
+  if (!found) throw new Error(`message ${input.currentMessageId} is not an inbound message of this chat`);
+  const { chatType: storedChatType, historyResetAt, ...current } = found;
+  const currentText = input.currentText ?? current.text;
+  if (!currentText) throw new Error(`message ${input.currentMessageId} has no text to answer`);
+
+  const chatType = input.chatType ?? storedChatType ?? (chatId < 0 ? 'group' : 'private');
+  const named = chatType === 'group' || chatType === 'supergroup';
+
+  const rowLimit = maxTurns * ROWS_PER_TURN;
+  const fetched: HistoryRow[] = await readHistory(db).execute({
+    agentId,
+    chatId,
+    currentId: current.id,
+    currentAt: current.createdAt.toISOString(),
+    resetAt: historyResetAt?.toISOString() ?? null,
+    limit: rowLimit + 1,
+  });
   // Same timestamp as the current message but later in the chat: sent after it, not before.
   const rows = fetched
     .slice(0, rowLimit)

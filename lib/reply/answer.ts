@@ -1,4 +1,4 @@
-import { and, eq, inArray } from 'drizzle-orm';
+import { and, eq, inArray, sql } from 'drizzle-orm';
 import { createClaudeClient } from '../claude/client';
 import { type ClaudeErrorKind, classifyClaudeError } from '../claude/errors';
 import { generateReply } from '../claude/reply';
@@ -6,6 +6,7 @@ import { buildConversation } from '../conversation/history';
 import { decryptCredentialRow } from '../credentials';
 import type { Keyring } from '../crypto';
 import type { Database } from '../db/client';
+import { preparedQuery } from '../db/prepared';
 import { agents, credentials } from '../db/schema';
 import type { TelegramChatType } from '../policy/access';
 import { createTelegramApi } from '../telegram/api';
@@ -34,6 +35,19 @@ export interface Answer {
 
 export type AnswerResult = { ok: true; answer: Answer } | { ok: false; error: ClaudeErrorKind };
 
+/** The agent with its Claude key and bot token, in one read (a row per credential). */
+const readAgentWithSecrets = preparedQuery((db) =>
+  db
+    .select({ agent: agents, credential: credentials })
+    .from(agents)
+    .leftJoin(
+      credentials,
+      and(eq(credentials.agentId, agents.id), inArray(credentials.kind, ['claude', 'telegram'])),
+    )
+    .where(eq(agents.id, sql.placeholder('agentId')))
+    .prepare('reply_read_agent_with_secrets'),
+);
+
 /** What the user reads when Claude answers with no text at all (a refusal, say): never silence. */
 export const EMPTY_ANSWER_TEXT = "Sorry, I don't have an answer to that.";
 
@@ -49,15 +63,7 @@ export async function generateAnswer(
   ref: InboundRef,
   input: { text: string; chatType: TelegramChatType; target: ReplyTarget },
 ): Promise<AnswerResult> {
-  // The agent with its Claude key and bot token, in one read (a row per credential).
-  const rows = await deps.db
-    .select({ agent: agents, credential: credentials })
-    .from(agents)
-    .leftJoin(
-      credentials,
-      and(eq(credentials.agentId, agents.id), inArray(credentials.kind, ['claude', 'telegram'])),
-    )
-    .where(eq(agents.id, ref.agentId));
+  const rows = await readAgentWithSecrets(deps.db).execute({ agentId: ref.agentId });
   const agent = rows[0]?.agent;
   if (!agent) return { ok: false, error: { kind: 'fatal', message: 'the agent was deleted' } };
   const secrets: Partial<Record<'claude' | 'telegram', string>> = {};

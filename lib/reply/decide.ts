@@ -2,7 +2,8 @@ import { and, eq, gt, inArray, lt, ne, or, type SQL, sql } from 'drizzle-orm';
 import { alias } from 'drizzle-orm/pg-core';
 import { commandText } from '../conversation/commands';
 import { resetConversation } from '../conversation/history';
-import type { Database } from '../db/client';
+import type { Database, Queryable } from '../db/client';
+import { preparedQuery } from '../db/prepared';
 import { agents, customers, telegramMessages } from '../db/schema';
 import { pairingCodeMessage, pairingLimitMessage, requestPairing } from '../pairing';
 import { decideAccess } from '../policy/access';
@@ -38,20 +39,20 @@ export const TURN_WAIT_WINDOW_MS = 10 * 60_000;
  * out. An earlier message that no run has claimed yet is not waited for: its run is queued behind this
  * one (the embedded engine holds the slot for a whole run), and waiting would only stall both.
  */
-function earlierMessagePending(db: Database, ref: InboundRef, now: Date): SQL<boolean> {
+function earlierMessagePending(db: Queryable): SQL<boolean> {
   const current = alias(telegramMessages, 'current');
   const earlier = db
     .select({ id: telegramMessages.id })
     .from(telegramMessages)
-    .innerJoin(current, eq(current.id, ref.messageId))
+    .innerJoin(current, eq(current.id, sql.placeholder('messageId')))
     .where(
       and(
-        eq(telegramMessages.agentId, ref.agentId),
-        eq(telegramMessages.chatId, ref.chatId),
+        eq(telegramMessages.agentId, sql.placeholder('agentId')),
+        eq(telegramMessages.chatId, sql.placeholder('chatId')),
         eq(telegramMessages.direction, 'inbound'),
         eq(telegramMessages.status, 'processing'),
-        ne(telegramMessages.id, ref.messageId),
-        gt(telegramMessages.createdAt, new Date(now.getTime() - TURN_WAIT_WINDOW_MS)),
+        ne(telegramMessages.id, sql.placeholder('messageId')),
+        gt(telegramMessages.createdAt, sql`${sql.placeholder('waitedSince')}::timestamptz`),
         or(
           lt(telegramMessages.createdAt, current.createdAt),
           and(
@@ -64,6 +65,47 @@ function earlierMessagePending(db: Database, ref: InboundRef, now: Date): SQL<bo
     .limit(1);
   return sql<boolean>`exists(${earlier})`;
 }
+
+const readAgentAndTurn = preparedQuery((db) =>
+  db
+    .select({
+      agent: agents,
+      customerStatus: customers.status,
+      limits: {
+        plan: customers.plan,
+        apiRequestsPerHour: customers.apiRequestsPerHour,
+        messagesPerDay: customers.messagesPerDay,
+      },
+      earlierPending: earlierMessagePending(db),
+    })
+    .from(agents)
+    .innerJoin(customers, eq(customers.id, agents.customerId))
+    .where(eq(agents.id, sql.placeholder('agentId')))
+    .prepare('reply_read_agent_and_turn'),
+);
+
+/** Claims a message for a run: one not answered yet, or already this run's (a retried step). */
+const claimMessage = preparedQuery((db) =>
+  db
+    .update(telegramMessages)
+    .set({ status: 'processing', replyRunId: sql`${sql.placeholder('runId')}` })
+    .where(
+      and(
+        eq(telegramMessages.id, sql.placeholder('messageId')),
+        eq(telegramMessages.agentId, sql.placeholder('agentId')),
+        eq(telegramMessages.direction, 'inbound'),
+        or(
+          inArray(telegramMessages.status, ['received', 'failed']),
+          and(
+            eq(telegramMessages.status, 'processing'),
+            eq(telegramMessages.replyRunId, sql.placeholder('runId')),
+          ),
+        ),
+      ),
+    )
+    .returning()
+    .prepare('reply_claim_message'),
+);
 
 /**
  * Decides what one stored inbound message gets: nothing, a fixed notice, a Claude answer, or `wait`
@@ -83,36 +125,18 @@ export async function decideInbound(
   const { db } = deps;
   // The agent, its customer and (keeping the chat's order) whether an earlier message is being
   // answered, in one read; the agent checks come after the claim, so a skipped message is settled.
-  const [row] = await db
-    .select({
-      agent: agents,
-      customerStatus: customers.status,
-      limits: {
-        plan: customers.plan,
-        apiRequestsPerHour: customers.apiRequestsPerHour,
-        messagesPerDay: customers.messagesPerDay,
-      },
-      earlierPending: options.keepOrder === false ? sql<boolean>`false` : earlierMessagePending(db, ref, now),
-    })
-    .from(agents)
-    .innerJoin(customers, eq(customers.id, agents.customerId))
-    .where(eq(agents.id, ref.agentId));
-  if (row?.earlierPending) return { action: 'wait' };
-  const [claimed] = await db
-    .update(telegramMessages)
-    .set({ status: 'processing', replyRunId: runId })
-    .where(
-      and(
-        eq(telegramMessages.id, ref.messageId),
-        eq(telegramMessages.agentId, ref.agentId),
-        eq(telegramMessages.direction, 'inbound'),
-        or(
-          inArray(telegramMessages.status, ['received', 'failed']),
-          and(eq(telegramMessages.status, 'processing'), eq(telegramMessages.replyRunId, runId)),
-        ),
-      ),
-    )
-    .returning();
+  const [row] = await readAgentAndTurn(db).execute({
+    agentId: ref.agentId,
+    chatId: ref.chatId,
+    messageId: ref.messageId,
+    waitedSince: new Date(now.getTime() - TURN_WAIT_WINDOW_MS).toISOString(),
+  });
+  if (row?.earlierPending && options.keepOrder !== false) return { action: 'wait' };
+  const [claimed] = await claimMessage(db).execute({
+    messageId: ref.messageId,
+    agentId: ref.agentId,
+    runId,
+  });
   if (!claimed) return { action: 'skip', reason: 'already_handled' };
 
   const skip = async (reason: SkipReason): Promise<InboundDecision> => {
@@ -244,13 +268,18 @@ export async function settleInbound(
   messageId: string,
   status: 'answered' | 'ignored' | 'failed',
 ): Promise<Date | undefined> {
-  const [row] = await db
-    .update(telegramMessages)
-    .set({ status })
-    .where(eq(telegramMessages.id, messageId))
-    .returning({ createdAt: telegramMessages.createdAt });
+  const [row] = await settleMessage(db).execute({ messageId, status });
   return row?.createdAt;
 }
+
+const settleMessage = preparedQuery((db) =>
+  db
+    .update(telegramMessages)
+    .set({ status: sql`${sql.placeholder('status')}` })
+    .where(eq(telegramMessages.id, sql.placeholder('messageId')))
+    .returning({ createdAt: telegramMessages.createdAt })
+    .prepare('reply_settle_message'),
+);
 
 /** Where the answer to `message` goes: its chat; in groups as a reply to it; in its forum topic. */
 export function replyTargetOf(message: TelegramMessage): ReplyTarget {

@@ -3,6 +3,7 @@ import type { Api } from 'grammy';
 import { readCredentialSecret } from '../credentials';
 import type { Keyring } from '../crypto';
 import type { Database } from '../db/client';
+import { preparedQuery } from '../db/prepared';
 import { telegramChats, telegramMessages } from '../db/schema';
 import { createTelegramApi } from '../telegram/api';
 import { classifyTelegramError, type SendFailure, sendFailureOf } from '../telegram/errors';
@@ -113,30 +114,43 @@ export async function storeOutbound(
   },
 ): Promise<string> {
   const { ref, usage } = input;
-  const [row] = await db
-    .insert(telegramMessages)
-    .values({
-      agentId: ref.agentId,
-      customerId: ref.customerId,
-      chatId: ref.chatId,
-      telegramMessageId: input.telegramMessageId,
-      direction: 'outbound',
-      text: input.text,
-      status: input.status,
-      replyToId: ref.messageId,
-      ...(usage
-        ? {
-            model: usage.model,
-            inputTokens: usage.inputTokens,
-            outputTokens: usage.outputTokens,
-            cacheReadTokens: usage.cacheReadTokens,
-          }
-        : {}),
-    })
-    .returning({ id: telegramMessages.id });
+  const [row] = await insertOutbound(db).execute({
+    agentId: ref.agentId,
+    customerId: ref.customerId,
+    chatId: ref.chatId,
+    telegramMessageId: input.telegramMessageId,
+    text: input.text,
+    status: input.status,
+    replyToId: ref.messageId,
+    model: usage?.model ?? null,
+    inputTokens: usage?.inputTokens ?? null,
+    outputTokens: usage?.outputTokens ?? null,
+    cacheReadTokens: usage?.cacheReadTokens ?? null,
+  });
   if (!row) throw new Error('the outbound message was not stored');
   return row.id;
 }
+
+const insertOutbound = preparedQuery((db) =>
+  db
+    .insert(telegramMessages)
+    .values({
+      agentId: sql.placeholder('agentId'),
+      customerId: sql.placeholder('customerId'),
+      chatId: sql.placeholder('chatId'),
+      telegramMessageId: sql.placeholder('telegramMessageId'),
+      direction: 'outbound',
+      text: sql.placeholder('text'),
+      status: sql.placeholder('status'),
+      replyToId: sql.placeholder('replyToId'),
+      model: sql.placeholder('model'),
+      inputTokens: sql.placeholder('inputTokens'),
+      outputTokens: sql.placeholder('outputTokens'),
+      cacheReadTokens: sql.placeholder('cacheReadTokens'),
+    })
+    .returning({ id: telegramMessages.id })
+    .prepare('reply_insert_outbound'),
+);
 
 async function markChatBlocked(db: Database, agentId: string, chatId: number): Promise<void> {
   await db

@@ -1,7 +1,8 @@
-import { and, desc, eq, type SQL } from 'drizzle-orm';
+import { and, desc, eq, type SQL, sql } from 'drizzle-orm';
 import type { Dispatcher } from 'undici';
 import type { Keyring } from '../crypto';
 import type { Database, Queryable } from '../db/client';
+import { preparedQuery } from '../db/prepared';
 import { customers, webhookDeliveries, webhookDeliveryAttempts } from '../db/schema';
 import { AppError } from '../errors';
 import { type CursorPage, cursorCondition, isUuid, pageOf } from '../pagination';
@@ -28,6 +29,15 @@ export interface CustomerEventInput<T extends WebhookEventType = WebhookEventTyp
   occurredAt: Date;
 }
 
+/** Read for every event a customer may get (each answered message): built once. */
+const readWebhookUrl = preparedQuery((db) =>
+  db
+    .select({ webhookUrl: customers.webhookUrl })
+    .from(customers)
+    .where(eq(customers.id, sql.placeholder('customerId')))
+    .prepare('webhooks_read_url'),
+);
+
 /**
  * Stores the event as a pending delivery to the customer's current URL. Undefined when the customer
  * has no webhook URL (nothing to deliver). Recording the same event id twice returns the first row.
@@ -36,10 +46,7 @@ export async function recordCustomerEvent(
   db: Queryable,
   input: CustomerEventInput,
 ): Promise<DeliveryRow | undefined> {
-  const [customer] = await db
-    .select({ webhookUrl: customers.webhookUrl })
-    .from(customers)
-    .where(eq(customers.id, input.customerId));
+  const [customer] = await readWebhookUrl(db).execute({ customerId: input.customerId });
   if (!customer?.webhookUrl) return undefined;
   const { event, body } = buildWebhookEvent(input.type, input.agentId, input.data as never, {
     ...(input.eventId ? { id: input.eventId } : {}),
