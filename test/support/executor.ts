@@ -74,7 +74,14 @@ export async function createExecutorHarness(options: HarnessOptions): Promise<Ex
     executor: { clock, random: () => 0.5, backoffBaseMs: 1_000, ...options.executor },
   });
   const executor = runtime.executor as EmbeddedExecutor;
-  await executor.sync();
+  try {
+    await executor.sync();
+  } catch (error) {
+    // A sync the test expects to fail must not leave its database behind on the server.
+    await services.redis.close();
+    if (ownsDatabase) await database.destroy();
+    throw error;
+  }
 
   const drain = async (maxRounds = 500) => {
     let total = 0;
