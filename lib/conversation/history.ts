@@ -165,7 +165,6 @@ export async function buildConversation(db: Queryable, input: ConversationInput)
   const { agentId, chatId } = input;
   const maxTurns = Math.max(1, Math.trunc(input.maxTurns ?? DEFAULT_MAX_TURNS));
 
-  // The current message and its chat's row (type, last reset) in one read.
   const [found] = await readCurrentMessage(db).execute({
     messageId: input.currentMessageId,
     agentId,

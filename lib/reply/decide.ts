@@ -66,6 +66,7 @@ function earlierMessagePending(db: Queryable): SQL<boolean> {
   return sql<boolean>`exists(${earlier})`;
 }
 
+/** The agent, its customer's status and limits, and whether an earlier message of the chat is being answered. */
 const readAgentAndTurn = preparedQuery((db) =>
   db
     .select({
