@@ -1,8 +1,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { and, eq, inArray } from 'drizzle-orm';
+import { and, eq, sql } from 'drizzle-orm';
 import { decryptCredentialRow } from '../credentials';
 import type { Keyring } from '../crypto';
 import type { Queryable } from '../db/client';
+import { preparedQuery } from '../db/prepared';
 import { agents, credentials, customers } from '../db/schema';
 import { GroupCommit } from '../group-commit';
 import { isUuid } from '../pagination';
@@ -18,9 +19,9 @@ export interface WebhookAgent {
 
 type AgentSecretRow = WebhookAgent & { secret: typeof credentials.$inferSelect | null };
 
-/** The agents `ids` name, with their webhook secret_token credential, in one statement. */
-async function readAgentSecrets(db: Queryable, ids: string[]): Promise<Map<string, AgentSecretRow>> {
-  const rows = await db
+/** The agents of a batch of webhook calls with their webhook secret_token credentials (built once). */
+const readAgentsWithSecret = preparedQuery((db) =>
+  db
     .select({
       id: agents.id,
       customerId: agents.customerId,
@@ -31,7 +32,13 @@ async function readAgentSecrets(db: Queryable, ids: string[]): Promise<Map<strin
     .from(agents)
     .innerJoin(customers, eq(customers.id, agents.customerId))
     .leftJoin(credentials, and(eq(credentials.agentId, agents.id), eq(credentials.kind, 'telegram_webhook')))
-    .where(inArray(agents.id, ids));
+    .where(sql`${agents.id} = any(${sql.placeholder('ids')}::uuid[])`)
+    .prepare('telegram_read_agents_with_secret'),
+);
+
+/** The agents `ids` name, with their webhook secret_token credential, in one statement. */
+async function readAgentSecrets(db: Queryable, ids: string[]): Promise<Map<string, AgentSecretRow>> {
+  const rows = await readAgentsWithSecret(db).execute({ ids });
   return new Map(
     rows.map((row) => [
       row.id,
