@@ -56,6 +56,14 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
     await telegram.stop();
   });
 
+  /** A running agent of the webhook harness, with the secret_token Telegram presents for it. */
+  const webhookAgent = async () => {
+    const agent = await runningAgent(webhookHarness, telegram);
+    const { db, keyring } = webhookHarness.services;
+    const secret = (await readCredentialSecret(db, keyring, agent.agentId, 'telegram_webhook')) as string;
+    return { agent, secret };
+  };
+
   const post = (agentId: string, secret: string | undefined, body: string, application = app) =>
     application.request(`/telegram/${agentId}`, {
       method: 'POST',
@@ -67,10 +75,9 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
     });
 
   it('stores a webhook update once, sends its event once, and marks it sent', async () => {
-    const agent = await runningAgent(webhookHarness, telegram);
+    const { agent, secret } = await webhookAgent();
     expect(agent.delivery).toBe('webhook');
-    const { db, keyring } = webhookHarness.services;
-    const secret = (await readCredentialSecret(db, keyring, agent.agentId, 'telegram_webhook')) as string;
+    const { db } = webhookHarness.services;
     const update = buildUpdate.privateText({
       from: { id: 42, first_name: 'Ann', username: 'ann' },
       text: 'hello',
@@ -93,9 +100,8 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
   });
 
   it('with the embedded engine, stores the update and its event in one transaction, already marked sent', async () => {
-    const agent = await runningAgent(webhookHarness, telegram);
-    const { db, keyring } = webhookHarness.services;
-    const secret = (await readCredentialSecret(db, keyring, agent.agentId, 'telegram_webhook')) as string;
+    const { agent, secret } = await webhookAgent();
+    const { db } = webhookHarness.services;
     const together = createApp(webhookHarness.services, {
       sendEvent: async () => {
         throw new Error('not used: events go with the rows');
@@ -134,9 +140,8 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
   });
 
   it('acknowledges malformed updates and updates for a stopped agent without storing them', async () => {
-    const agent = await runningAgent(webhookHarness, telegram);
-    const { db, keyring } = webhookHarness.services;
-    const secret = (await readCredentialSecret(db, keyring, agent.agentId, 'telegram_webhook')) as string;
+    const { agent, secret } = await webhookAgent();
+    const { db } = webhookHarness.services;
     expect((await post(agent.agentId, secret, '{"update_id": ')).status).toBe(200);
     expect((await post(agent.agentId, secret, '{"update_id": "x"}')).status).toBe(200);
     await db.update(agents).set({ status: 'stopped' }).where(eq(agents.id, agent.agentId));
@@ -146,9 +151,7 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
   });
 
   it('keeps the update for the outbox when the event cannot be sent, and still answers 200', async () => {
-    const agent = await runningAgent(webhookHarness, telegram);
-    const { db, keyring } = webhookHarness.services;
-    const secret = (await readCredentialSecret(db, keyring, agent.agentId, 'telegram_webhook')) as string;
+    const { agent, secret } = await webhookAgent();
     const failing = createApp(webhookHarness.services, {
       sendEvent: async () => {
         throw new Error('engine down');
@@ -162,9 +165,8 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
   });
 
   it('a burst of updates is stored once each with its event, redeliveries within it included', async () => {
-    const agent = await runningAgent(webhookHarness, telegram);
-    const { db, keyring } = webhookHarness.services;
-    const secret = (await readCredentialSecret(db, keyring, agent.agentId, 'telegram_webhook')) as string;
+    const { agent, secret } = await webhookAgent();
+    const { db } = webhookHarness.services;
     const privates = Array.from({ length: 24 }, (_, i) =>
       buildUpdate.privateText({ from: { id: 5000 + (i % 8), first_name: `U${i % 8}` }, text: `burst ${i}` }),
     );
@@ -193,9 +195,8 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
   });
 
   it("keeps each chat's row as Telegram last described it, rewriting it only when that changed", async () => {
-    const agent = await runningAgent(webhookHarness, telegram);
-    const { db, keyring } = webhookHarness.services;
-    const secret = (await readCredentialSecret(db, keyring, agent.agentId, 'telegram_webhook')) as string;
+    const { agent, secret } = await webhookAgent();
+    const { db } = webhookHarness.services;
     const chatRow = async (chatId: number) => {
       const [row] = await db
         .select()
@@ -262,9 +263,8 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
   });
 
   it('answers 5xx for an update whose write failed, stores the others sent with it, and then its redelivery', async () => {
-    const agent = await runningAgent(webhookHarness, telegram);
-    const { db, keyring } = webhookHarness.services;
-    const secret = (await readCredentialSecret(db, keyring, agent.agentId, 'telegram_webhook')) as string;
+    const { agent, secret } = await webhookAgent();
+    const { db } = webhookHarness.services;
     // A write only this one update's row fails (a stand-in for a database refusing it).
     await db.execute(
       sql`alter table telegram_messages add constraint test_refuse_boom check (text <> 'boom')`,
