@@ -29,7 +29,7 @@ export interface CustomerEventInput<T extends WebhookEventType = WebhookEventTyp
   occurredAt: Date;
 }
 
-/** Read for every event a customer may get (each answered message): built once. */
+/** The customer's current webhook URL; read for every event a customer may get, so built once. */
 const readWebhookUrl = preparedQuery((db) =>
   db
     .select({ webhookUrl: customers.webhookUrl })
@@ -82,10 +82,7 @@ export async function createRedelivery(
   deliveryId: string,
 ): Promise<DeliveryRow> {
   const original = await findOwnDelivery(db, customerId, deliveryId);
-  const [customer] = await db
-    .select({ webhookUrl: customers.webhookUrl })
-    .from(customers)
-    .where(eq(customers.id, customerId));
+  const [customer] = await readWebhookUrl(db).execute({ customerId });
   if (!customer?.webhookUrl) {
     throw new AppError('conflict', 'Set a webhook URL first (PUT /api/v1/webhook)', {
       details: { field: 'webhookUrl' },
