@@ -42,7 +42,9 @@ function isPlainConfig(value: unknown): value is pg.QueryConfig {
  */
 export function nameStatements(client: pg.ClientBase): void {
   wrapQuery(client, (config) => {
-    const name = config.name ?? statementName(config.text);
+    // A drizzle prepared query already has its name.
+    if (config.name !== undefined) return config;
+    const name = statementName(config.text);
     return name === undefined ? config : { ...config, name };
   });
 }
