@@ -74,12 +74,15 @@ export async function createExecutorHarness(options: HarnessOptions): Promise<Ex
     executor: { clock, random: () => 0.5, backoffBaseMs: 1_000, ...options.executor },
   });
   const executor = runtime.executor as EmbeddedExecutor;
+  const release = async () => {
+    await services.redis.close();
+    if (ownsDatabase) await database.destroy();
+  };
   try {
     await executor.sync();
   } catch (error) {
     // A sync the test expects to fail must not leave its database behind on the server.
-    await services.redis.close();
-    if (ownsDatabase) await database.destroy();
+    await release();
     throw error;
   }
 
@@ -130,10 +133,7 @@ export async function createExecutorHarness(options: HarnessOptions): Promise<Ex
       for (const run of page.runs.reverse()) details.push(await harness.run(run.id));
       return details;
     },
-    async close() {
-      await services.redis.close();
-      if (ownsDatabase) await database.destroy();
-    },
+    close: release,
   };
   return harness;
 }
