@@ -2,7 +2,7 @@ import { OpenAPIHono } from '@hono/zod-openapi';
 import { cors } from 'hono/cors';
 import { requestId } from 'hono/request-id';
 import type { JobsProbe } from '../lib/health';
-import type { SendEvent, TransactionWithEvents } from '../lib/jobs';
+import type { SendEvent, StatementWithEvents } from '../lib/jobs';
 import type { Services } from '../lib/services';
 import type { AppEnv } from './env';
 import { bodyGuard } from './middleware/body-guard';
@@ -26,8 +26,8 @@ export interface AppOptions {
   jobsProbe?: JobsProbe;
   /** Sends events to the jobs engine; routes that start work need it. */
   sendEvent?: SendEvent;
-  /** The embedded engine's transactional send: Telegram ingress stores updates and events together. */
-  withEvents?: TransactionWithEvents | undefined;
+  /** The embedded engine's one-statement send: Telegram ingress stores each update with its event. */
+  eventsStatement?: StatementWithEvents | undefined;
   /** Mounts more routes (the Inngest serve handler, for instance) on the composed app. */
   extend?: (app: OpenAPIHono<AppEnv>) => void;
 }
@@ -39,7 +39,7 @@ export function createApp(services: Services, options: AppOptions = {}) {
     servicesMiddleware(services, {
       probe: options.jobsProbe,
       sendEvent: options.sendEvent,
-      withEvents: options.withEvents,
+      eventsStatement: options.eventsStatement,
     }),
   );
   app.use(requestLogger({ quietPaths: ['/health'] }));

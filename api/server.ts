@@ -16,8 +16,8 @@ const runtime = createJobsRuntime(services);
 const app = createApp(services, {
   jobsProbe: () => runtime.health(),
   sendEvent: sendEventVia(runtime.inngest),
-  // Embedded: a Telegram update and its event are stored in one transaction.
-  withEvents: runtime.executor?.transaction,
+  // Embedded: a Telegram update and its event are stored in one statement.
+  eventsStatement: runtime.executor?.statement,
   // Inngest (Cloud or self-hosted) calls the serve endpoint over HTTP, signed. The embedded executor
   // calls it in-process and unsigned, so in embedded mode it is not exposed on the network at all.
   extend: (root) => {

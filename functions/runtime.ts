@@ -80,7 +80,7 @@ export function createJobsRuntime(services: Services, options: JobsRuntimeOption
       // Without a public webhook URL, running agents are served by long polling from the worker.
       const poller = config.telegram.webhookBaseUrl
         ? undefined
-        : startTelegramPolling(services, sendEventVia(inngest), { withEvents: executor?.transaction });
+        : startTelegramPolling(services, sendEventVia(inngest), { eventsStatement: executor?.statement });
       if (executor) {
         await executor.start();
         workerHealth = () => executor.health();

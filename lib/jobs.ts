@@ -1,4 +1,4 @@
-import type { Queryable } from './db/client';
+import type { SQL } from 'drizzle-orm';
 
 /** An event for the jobs engine, as `inngest.send` takes it. */
 export interface JobEvent {
@@ -12,9 +12,24 @@ export interface JobEvent {
 export type SendEvent = (events: JobEvent[]) => Promise<void>;
 
 /**
- * Runs `work` in one database transaction whose `send` stores events together with the rows `work`
- * writes: both commit or neither does (a transactional outbox), and what the events trigger starts
- * once they commit. Only an engine that keeps its events in the platform's database offers it (the
- * embedded executor); with Inngest, events are sent after the write and an outbox covers the gap.
+ * The caller's rows, written by the statement that stores their events (`StatementWithEvents`).
+ * `writes` are common table expressions (`m as (insert ... returning ...), ...`); `gate` selects
+ * from them the column `external_id`: the ids of the events to store; `select` is the result.
+ * Names starting with `event_` are the engine's, in the same statement.
  */
-export type TransactionWithEvents = <T>(work: (tx: Queryable, send: SendEvent) => Promise<T>) => Promise<T>;
+export interface WritesWithEvents {
+  writes: SQL;
+  gate: SQL;
+  select: SQL;
+}
+
+/**
+ * Writes the caller's rows and the events they let through in one statement: one round trip, and
+ * both commit or neither does. An event whose id the gate does not yield is not stored (the rows say
+ * it is a redelivery), so every event needs an `id`. What the events trigger starts once they commit.
+ * Only the embedded executor offers it; returns the rows of the caller's `select`.
+ */
+export type StatementWithEvents = <R extends Record<string, unknown>>(
+  statement: WritesWithEvents,
+  events: JobEvent[],
+) => Promise<R[]>;

@@ -1,7 +1,7 @@
 import { createMiddleware } from 'hono/factory';
 import { AppError } from '../../lib/errors';
 import type { JobsProbe } from '../../lib/health';
-import type { SendEvent, TransactionWithEvents } from '../../lib/jobs';
+import type { SendEvent, StatementWithEvents } from '../../lib/jobs';
 import type { Services } from '../../lib/services';
 import { TelegramIngress } from '../../lib/telegram/ingress';
 import { TelegramWebhookAuth } from '../../lib/telegram/webhook-auth';
@@ -17,10 +17,10 @@ export function servicesMiddleware(
   jobs: {
     probe?: JobsProbe | undefined;
     sendEvent?: SendEvent | undefined;
-    withEvents?: TransactionWithEvents | undefined;
+    eventsStatement?: StatementWithEvents | undefined;
   } = {},
 ) {
-  const { probe: jobsProbe, sendEvent, withEvents } = jobs;
+  const { probe: jobsProbe, sendEvent, eventsStatement } = jobs;
   const send: SendEvent =
     sendEvent ??
     (async () => {
@@ -31,7 +31,7 @@ export function servicesMiddleware(
     db: services.db,
     sendEvent: send,
     logger: services.logger,
-    withEvents,
+    eventsStatement,
   });
   const telegramWebhookAuth = new TelegramWebhookAuth({ db: services.db, keyring: services.keyring });
   return createMiddleware<AppEnv>(async function injectServices(c, next) {

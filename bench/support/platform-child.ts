@@ -106,7 +106,7 @@ async function platform(): Promise<ChildReady> {
   const runtime = createJobsRuntime(services);
   const app = createApp(services, {
     sendEvent: sendEventVia(runtime.inngest),
-    withEvents: runtime.executor?.transaction,
+    eventsStatement: runtime.executor?.statement,
   });
   if (mode === 'full') await runtime.startWorker();
   const port = await listen(app.fetch);

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { type SQL, sql } from 'drizzle-orm';
 import { type Queryable, selectRows } from '../db/client';
+import type { WritesWithEvents } from '../jobs';
 import { compileExpression } from './expression';
 import type { CompiledFunction } from './function-config';
 import { createRuns, discoverIfIdle, endRun, lockRun, type RunContext, recordStep } from './runs';
@@ -96,11 +97,15 @@ function resolveBatch(batch: DraftBatch, taken: Map<string, string>, now: number
   });
 }
 
-/** Claims external ids for the dedupe window (a claim past it is taken over); returns the ids claimed. */
-function claimIds(claims: DraftBatch['claims'], now: number) {
+/**
+ * Claims external ids for the dedupe window (a claim past it is taken over); returns the ids claimed.
+ * With `gate` (a relation of one text column, `external_id`), only the ids in it are claimed.
+ */
+function claimIds(claims: DraftBatch['claims'], now: number, gate?: SQL) {
   return sql`insert into executor_event_ids (external_id, event_id, seen_at)
     select external_id, event_id, ${iso(now)}::timestamptz
     from jsonb_to_recordset(${json(claims)}::jsonb) as x(external_id text, event_id uuid)
+    ${gate ? sql`where external_id in (select external_id from (${gate}) gate)` : sql``}
     on conflict (external_id) do update set event_id = excluded.event_id, seen_at = excluded.seen_at
     where executor_event_ids.seen_at < ${iso(now - EVENT_DEDUPE_WINDOW_MS)}::timestamptz
     returning external_id`;
@@ -231,6 +236,49 @@ async function writeEvents(
     .filter((id) => !claimed.has(id) && !taken.has(id));
   await readTakenIds(db, raced, taken);
   return resolveBatch(batch, taken, now);
+}
+
+/**
+ * `storeAndQueueEvents` in the caller's statement: its rows, the dedupe claims, the events and their
+ * fan-out queue items are one statement, so they commit together or not at all, in one round trip.
+ * Only the events whose id `gate` yields are stored (the caller's rows decide: an update already
+ * stored yields none), so each event needs an `id`. Returns the rows of the caller's `select`.
+ */
+export async function storeAndQueueEventsWith<R extends Record<string, unknown>>(
+  db: Queryable,
+  statement: WritesWithEvents,
+  incoming: IncomingEvent[],
+  now: number,
+  options: StoreOptions = {},
+): Promise<R[]> {
+  if (incoming.some((event) => !event.id)) throw new Error('an event stored with its rows needs an "id"');
+  const batch = draftBatch(incoming);
+  const candidates = batch.drafts
+    .filter((draft, index) => batch.claimant.get(draft.externalId) === index)
+    .map((draft) => ({
+      id: draft.rowId,
+      claim: draft.externalId,
+      payload: payloadOf(draft.event, draft.externalId, now),
+    }));
+  // pg_notify is not a write, so nothing runs it unless the result refers to it: the one-time filter
+  // below does, once, and only when something was stored.
+  const wake = options.notifyChannel
+    ? sql`, event_woken as (select pg_notify(${options.notifyChannel}, '') from (select 1 from event_stored limit 1) q)`
+    : sql``;
+  return selectRows<R>(
+    db,
+    sql`with ${statement.writes},
+        event_claims as (${claimIds(batch.claims, now, statement.gate)}),
+        event_input as (
+          select * from jsonb_to_recordset(${json(candidates)}::jsonb) as x(id uuid, claim text, payload jsonb)),
+        event_stored as (
+          ${insertEvents(sql`event_input where claim in (select external_id from event_claims)`, now, options.replayOf ?? null)}
+          returning id),
+        event_queued as (${queueFanOut(sql`event_stored`, now)} returning 1)
+        ${wake}
+        select result.* from (${statement.select}) result
+        ${options.notifyChannel ? sql`where (select count(*) from event_woken) >= 0` : sql``}`,
+  );
 }
 
 /** Functions whose trigger matches the event (name and optional `if`). */

@@ -5,7 +5,7 @@ import type { Database, Queryable } from '../db/client';
 import { selectRows } from '../db/client';
 import { GroupCommit } from '../group-commit';
 import type { PartHealth } from '../health';
-import type { TransactionWithEvents } from '../jobs';
+import type { JobEvent, StatementWithEvents, WritesWithEvents } from '../jobs';
 import type { Logger } from '../logger';
 import { applyOutcome, completeTimer, tryStart } from './apply';
 import {
@@ -15,6 +15,7 @@ import {
   type IncomingEvent,
   type StoredEvent,
   storeAndQueueEvents,
+  storeAndQueueEventsWith,
   storeEvent,
   storeEvents,
 } from './events';
@@ -289,18 +290,18 @@ export class EmbeddedExecutor {
   }
 
   /**
-   * `TransactionWithEvents`: `work`'s rows and the events it sends commit together; what the events
-   * trigger is set off in the same transaction (or queued for a worker, in a process without the
-   * functions), and this process's loop is woken once it commits.
+   * `StatementWithEvents`: the caller's rows, the events they let through and their fan-out queue
+   * items in one statement. This process's loop (or a worker's, woken by NOTIFY) sets them off, as it
+   * does for the events of a process without the functions.
    */
-  readonly transaction: TransactionWithEvents = async (work) => {
-    const result = await this.db.transaction((tx) =>
-      work(tx, async (events) => {
-        await this.storeIn(tx, events, this.clock.now());
-      }),
-    );
+  readonly statement: StatementWithEvents = async <R extends Record<string, unknown>>(
+    statement: WritesWithEvents,
+    events: JobEvent[],
+  ) => {
+    const options = { notifyChannel: this.notify ? WAKE_CHANNEL : undefined };
+    const rows = await storeAndQueueEventsWith<R>(this.db, statement, events, this.clock.now(), options);
     this.wake();
-    return result;
+    return rows;
   };
 
   /** Cancels a live run; false when it had already ended. */

@@ -1,8 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import { inArray, sql } from 'drizzle-orm';
 import { type Database, type Queryable, selectRows } from '../db/client';
 import { telegramMessages } from '../db/schema';
 import { GroupCommit } from '../group-commit';
-import type { JobEvent, SendEvent, TransactionWithEvents } from '../jobs';
+import type { JobEvent, SendEvent, StatementWithEvents, WritesWithEvents } from '../jobs';
 import type { Logger } from '../logger';
 import { parseCommand, TelegramUpdateSchema, updateMessage } from './updates';
 
@@ -61,18 +62,18 @@ interface IngressRow {
  * If sending fails after the write, the row keeps `event_sent_at` null for the outbox sweeper: a crash
  * between the two loses nothing. A malformed update is acknowledged and logged, never retried forever.
  *
- * With an engine that keeps its events in this database (`withEvents`, the embedded executor), the
- * update and its event are written in one transaction instead, already marked sent: both are stored
- * or neither is, and there is no gap for the sweeper to cover.
+ * With an engine that keeps its events in this database (`eventsStatement`, the embedded executor),
+ * the update and its event are written in one statement instead, already marked sent: both are
+ * stored or neither is, in one round trip, and there is no gap for the sweeper to cover.
  *
  * Updates arriving together (a busy bot, several bots) share the work (group commit): one statement
- * stores them all with their chats, one `send` carries all their events, and (without `withEvents`)
- * one statement marks them sent, after `ingest` has resolved. `ingest` resolves once its own update
+ * stores them all with their chats (and their events, with `eventsStatement`); otherwise one `send`
+ * carries all their events, and one statement marks them sent, after `ingest` has resolved. `ingest` resolves once its own update
  * is stored and its event sent (or left for the sweeper); it throws only when the write failed (the
  * webhook then answers 5xx, so Telegram delivers it again).
  *
  * @example
- * const ingress = new TelegramIngress({ db, sendEvent, logger, withEvents: executor.transaction });
+ * const ingress = new TelegramIngress({ db, sendEvent, logger, eventsStatement: executor.statement });
  * await ingress.ingest(agent, await c.req.json(), c.get('logger'));
  */
 export class TelegramIngress {
@@ -81,18 +82,18 @@ export class TelegramIngress {
   private readonly logger: Logger;
   private readonly writes: GroupCommit<IngressRow, IngestOutcome>;
   private readonly marks: GroupCommit<string, undefined>;
-  private readonly withEvents: TransactionWithEvents | undefined;
+  private readonly eventsStatement: StatementWithEvents | undefined;
 
   constructor(deps: {
     db: Database;
     sendEvent: SendEvent;
     logger: Logger;
-    withEvents?: TransactionWithEvents | undefined;
+    eventsStatement?: StatementWithEvents | undefined;
   }) {
     this.db = deps.db;
     this.sendEvent = deps.sendEvent;
     this.logger = deps.logger;
-    this.withEvents = deps.withEvents;
+    this.eventsStatement = deps.eventsStatement;
     // Two batches in flight, not more: bigger batches did better than more of them (bench:ingress).
     this.writes = new GroupCommit((rows) => this.store(rows), { maxParallel: 2 });
     // Best effort: a batch that cannot be marked is logged once and left to the sweeper, rather than
@@ -150,28 +151,25 @@ export class TelegramIngress {
   }
 
   private async store(rows: IngressRow[]): Promise<IngestOutcome[]> {
-    const { withEvents } = this;
-    if (withEvents) {
-      // One transaction: the updates with their events, or neither (the webhook answers 5xx).
-      return withEvents(async (tx, send) => {
-        const fresh = await this.insert(tx, rows, true);
-        const stored = fresh.filter((entry) => entry !== undefined);
-        if (stored.length > 0) await send(stored.map(({ row, id }) => eventOf(row, id)));
-        return outcomesOf(fresh, true);
-      });
+    // Each update's message id is chosen here, so its event can be built before the write.
+    const events = rows.map((row) => eventOf(row, randomUUID()));
+    if (this.eventsStatement) {
+      // One statement: the updates with their events, or neither (the webhook answers 5xx).
+      const inserted = await this.eventsStatement<StoredRow>(messageWrites(rows, events, true), events);
+      return outcomesOf(storedOf(events, inserted), true);
     }
-    const fresh = await this.insert(this.db, rows, false);
-    const stored = fresh.filter((entry) => entry !== undefined);
+    const stored = storedOf(events, await insertMessages(this.db, messageWrites(rows, events, false)));
+    const fresh = events.filter((_, index) => stored[index]);
     let eventSent = false;
-    if (stored.length > 0) {
+    if (fresh.length > 0) {
       try {
-        await this.sendEvent(stored.map(({ row, id }) => eventOf(row, id)));
+        await this.sendEvent(fresh);
         eventSent = true;
       } catch (error) {
         this.logger.error(
           {
-            agentIds: [...new Set(stored.map(({ row }) => row.agent.id))],
-            updates: stored.length,
+            agentIds: [...new Set(rows.filter((_, index) => stored[index]).map((row) => row.agent.id))],
+            updates: fresh.length,
             err: error instanceof Error ? error.message : String(error),
           },
           'updates stored, events not sent: left for the sweeper',
@@ -179,51 +177,53 @@ export class TelegramIngress {
       }
       // Marked off the request's path, many batches in one statement: a mark that never lands only
       // makes the sweeper send the event again, with the same id, which the engine drops.
-      if (eventSent) for (const { id } of stored) void this.marks.submit(id);
+      if (eventSent) for (const id of stored) if (id) void this.marks.submit(id);
     }
-    return outcomesOf(fresh, eventSent);
+    return outcomesOf(stored, eventSent);
   }
+}
 
-  /**
-   * Stores the updates not stored yet, with their chats, in one statement (`sent`: already marked as
-   * sent, their events being written in the same transaction). Returns each row's stored message, or
-   * undefined for a redelivery.
-   */
-  private async insert(
-    db: Queryable,
-    rows: IngressRow[],
-    sent: boolean,
-  ): Promise<({ row: IngressRow; id: string } | undefined)[]> {
-    const input = rows.map((row, ord) => ({
-      ord,
-      agent_id: row.agent.id,
-      customer_id: row.agent.customerId,
-      chat_id: row.chat.id,
-      update_id: row.updateId,
-      telegram_message_id: row.telegramMessageId,
-      from_user_id: row.fromUserId,
-      from_username: row.fromUsername,
-      text: row.text,
-      update: row.update,
-      is_command: row.isCommand,
-      chat_type: row.chat.type,
-      chat_title: row.chat.title,
-      chat_username: row.chat.username,
-    }));
-    // One round trip: the messages (a redelivery inserts nothing, and then nothing else happens), each
-    // chat as Telegram describes it now (its latest update; rewritten only when that differs), and the
-    // agents' last-message time (at most once a second).
-    const inserted = await selectRows<{ id: string; agent_id: string; update_id: string | number }>(
-      db,
-      sql`with input as (
+interface StoredRow extends Record<string, unknown> {
+  id: string;
+}
+
+/**
+ * The statement parts storing the updates not stored yet, with their chats (`sent`: already marked as
+ * sent, their events being written with them). `events[i]` is row i's event, its `messageId` the id
+ * the row is stored under; the gate yields the events of the rows stored (not of a redelivery).
+ */
+function messageWrites(rows: IngressRow[], events: JobEvent[], sent: boolean): WritesWithEvents {
+  const input = rows.map((row, ord) => ({
+    ord,
+    id: events[ord]?.data.messageId,
+    event_id: events[ord]?.id,
+    agent_id: row.agent.id,
+    customer_id: row.agent.customerId,
+    chat_id: row.chat.id,
+    update_id: row.updateId,
+    telegram_message_id: row.telegramMessageId,
+    from_user_id: row.fromUserId,
+    from_username: row.fromUsername,
+    text: row.text,
+    update: row.update,
+    is_command: row.isCommand,
+    chat_type: row.chat.type,
+    chat_title: row.chat.title,
+    chat_username: row.chat.username,
+  }));
+  // The messages (a redelivery inserts nothing, and then nothing else happens), each chat as Telegram
+  // describes it now (its latest update; rewritten only when that differs), and the agents'
+  // last-message time (at most once a second).
+  return {
+    writes: sql`input as (
             select * from jsonb_to_recordset(${JSON.stringify(input)}::jsonb) as x(
-              ord int, agent_id uuid, customer_id uuid, chat_id bigint, update_id bigint,
+              ord int, id uuid, event_id text, agent_id uuid, customer_id uuid, chat_id bigint, update_id bigint,
               telegram_message_id bigint, from_user_id bigint, from_username text, text text, update jsonb,
               is_command boolean, chat_type text, chat_title text, chat_username text)),
           m as (
-            insert into telegram_messages (agent_id, customer_id, chat_id, update_id, telegram_message_id,
+            insert into telegram_messages (id, agent_id, customer_id, chat_id, update_id, telegram_message_id,
               direction, from_user_id, from_username, text, update, is_command, event_sent_at)
-            select agent_id, customer_id, chat_id, update_id, telegram_message_id, 'inbound'::message_direction,
+            select id, agent_id, customer_id, chat_id, update_id, telegram_message_id, 'inbound'::message_direction,
               from_user_id, from_username, text, update, is_command, ${sent ? sql`now()` : sql`null`}::timestamptz
             from input order by ord
             on conflict (agent_id, update_id) do nothing
@@ -231,7 +231,7 @@ export class TelegramIngress {
           c as (
             insert into telegram_chats (agent_id, chat_id, type, title, username)
             select distinct on (i.agent_id, i.chat_id) i.agent_id, i.chat_id, i.chat_type, i.chat_title, i.chat_username
-            from input i join m on m.agent_id = i.agent_id and m.update_id = i.update_id
+            from input i join m on m.id = i.id
             order by i.agent_id, i.chat_id, i.ord desc
             on conflict (agent_id, chat_id) do update
               set type = excluded.type, title = excluded.title, username = excluded.username, updated_at = now()
@@ -241,20 +241,27 @@ export class TelegramIngress {
           a as (
             update agents set last_message_at = now()
             where id in (select agent_id from m)
-              and (last_message_at is null or last_message_at < now() - interval '1 second'))
-          select id, agent_id, update_id from m`,
-    );
-    const storedIds = new Map(inserted.map((row) => [`${row.agent_id}:${Number(row.update_id)}`, row.id]));
-    // The first of two copies of one update in a batch is the one stored; the other is a redelivery.
-    const claimed = new Set<string>();
-    return rows.map((row) => {
-      const key = `${row.agent.id}:${row.updateId}`;
-      const id = storedIds.get(key);
-      if (id === undefined || claimed.has(key)) return undefined;
-      claimed.add(key);
-      return { row, id };
-    });
-  }
+              and (last_message_at is null or last_message_at < now() - interval '1 second'))`,
+    gate: sql`select i.event_id as external_id from input i join m on m.id = i.id`,
+    select: sql`select id from m`,
+  };
+}
+
+/** The messages `writes` stored, in one round trip. */
+function insertMessages(db: Queryable, writes: WritesWithEvents): Promise<StoredRow[]> {
+  return selectRows<StoredRow>(db, sql`with ${writes.writes} ${writes.select}`);
+}
+
+/**
+ * Each row's message id if it was stored, or undefined for a redelivery (of an update stored earlier,
+ * or a second copy in this batch: the first copy is the one stored).
+ */
+function storedOf(events: JobEvent[], inserted: StoredRow[]): (string | undefined)[] {
+  const ids = new Set(inserted.map((row) => row.id));
+  return events.map((event) => {
+    const id = event.data.messageId as string;
+    return ids.has(id) ? id : undefined;
+  });
 }
 
 function eventOf(row: IngressRow, messageId: string): JobEvent {
@@ -267,9 +274,8 @@ function eventOf(row: IngressRow, messageId: string): JobEvent {
   });
 }
 
-function outcomesOf(stored: ({ id: string } | undefined)[], eventSent: boolean): IngestOutcome[] {
+function outcomesOf(stored: (string | undefined)[], eventSent: boolean): IngestOutcome[] {
   return stored.map(
-    (entry): IngestOutcome =>
-      entry ? { result: 'stored', messageId: entry.id, eventSent } : { result: 'duplicate' },
+    (id): IngestOutcome => (id ? { result: 'stored', messageId: id, eventSent } : { result: 'duplicate' }),
   );
 }

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { and, eq } from 'drizzle-orm';
 import { readCredentialSecret } from '../credentials';
 import { agents } from '../db/schema';
-import type { SendEvent, TransactionWithEvents } from '../jobs';
+import type { SendEvent, StatementWithEvents } from '../jobs';
 import type { Services } from '../services';
 import { createTelegramApi } from './api';
 import { classifyTelegramError } from './errors';
@@ -13,8 +13,8 @@ export interface PollerOptions {
   discoverEveryMs?: number;
   /** getUpdates long-poll `timeout` in seconds. Default 25. */
   pollTimeoutSeconds?: number;
-  /** The embedded engine's transactional send (see TelegramIngress). */
-  withEvents?: TransactionWithEvents | undefined;
+  /** The embedded engine's one-statement send (see TelegramIngress). */
+  eventsStatement?: StatementWithEvents | undefined;
 }
 
 export interface TelegramPoller {
@@ -36,7 +36,12 @@ export function startTelegramPolling(
   const discoverEveryMs = options.discoverEveryMs ?? 2_000;
   const timeout = options.pollTimeoutSeconds ?? 25;
   const logger = services.logger.child({ component: 'telegram-poller' });
-  const ingress = new TelegramIngress({ db: services.db, sendEvent, logger, withEvents: options.withEvents });
+  const ingress = new TelegramIngress({
+    db: services.db,
+    sendEvent,
+    logger,
+    eventsStatement: options.eventsStatement,
+  });
   const loops = new Map<string, { abort: AbortController; done: Promise<void> }>();
   const stopping = new AbortController();
 

@@ -152,7 +152,7 @@ describe.each(databaseTargets())('executor lifecycle on %s', (target) => {
     expect(run?.event.data).toEqual({ from: 'web' });
   });
 
-  it("a transaction with events, in a process without a worker, commits the caller's rows and the events together or neither", async () => {
+  it("a statement with events, in a process without a worker, writes the caller's rows and the events they let through together or neither", async () => {
     const ran: unknown[] = [];
     h = await createExecutorHarness({
       target,
@@ -165,24 +165,40 @@ describe.each(databaseTargets())('executor lifecycle on %s', (target) => {
     const { db } = h.services;
     await db.execute(sql`create table test_outbox_rows (id text primary key)`);
     const web = await webProcess(h);
-    const transaction = web.executor?.transaction;
-    if (!transaction) throw new Error('the embedded engine has no executor');
-
-    await transaction(async (tx, send) => {
-      await tx.execute(sql`insert into test_outbox_rows values ('kept')`);
-      await send([{ name: 'test/outbox', id: 'outbox-kept', data: { row: 'kept' } }]);
+    const statement = web.executor?.statement;
+    if (!statement) throw new Error('the embedded engine has no executor');
+    /** Inserts row `id` (a second time: nothing) and lets through the event `outbox-<id>`. */
+    const insertRow = (id: string, onConflict = sql`on conflict do nothing`) => ({
+      writes: sql`r as (insert into test_outbox_rows values (${id}) ${onConflict} returning id)`,
+      gate: sql`select 'outbox-' || id as external_id from r`,
+      select: sql`select id from r`,
     });
-    await expect(
-      transaction(async (tx, send) => {
-        await tx.execute(sql`insert into test_outbox_rows values ('dropped')`);
-        await send([{ name: 'test/outbox', id: 'outbox-dropped', data: { row: 'dropped' } }]);
-        throw new Error('the caller fails after sending');
-      }),
-    ).rejects.toThrow('the caller fails after sending');
+    const event = (id: string) => ({ name: 'test/outbox', id: `outbox-${id}`, data: { row: id } });
 
-    expect(await selectRows(db, sql`select id from test_outbox_rows`)).toEqual([{ id: 'kept' }]);
+    expect(await statement(insertRow('kept'), [event('kept')])).toEqual([{ id: 'kept' }]);
+    // The row is there already: the statement writes nothing, so the event it names is not stored.
+    await db.execute(sql`insert into test_outbox_rows values ('earlier')`);
+    expect(await statement(insertRow('earlier'), [event('earlier')])).toEqual([]);
+    // One of the caller's writes fails: the statement's other rows and the event they let through are
+    // not stored either.
+    const failing = {
+      writes: sql`r as (insert into test_outbox_rows values ('dropped') returning id),
+        clash as (insert into test_outbox_rows values ('kept') returning id)`,
+      gate: sql`select 'outbox-' || id as external_id from r`,
+      select: sql`select id from r`,
+    };
+    await expect(statement(failing, [event('dropped')])).rejects.toThrow();
+    await expect(statement(insertRow('no-id'), [{ name: 'test/outbox', data: {} }])).rejects.toThrow('"id"');
+
+    expect(await selectRows(db, sql`select id from test_outbox_rows order by id`)).toEqual([
+      { id: 'earlier' },
+      { id: 'kept' },
+    ]);
     const events = await selectRows(db, sql`select external_id from executor_events order by external_id`);
     expect(events).toEqual([{ external_id: 'outbox-kept' }]);
+    // No dedupe claim is left for the events not stored: a later event with one of those ids is taken.
+    const claims = await selectRows(db, sql`select external_id from executor_event_ids order by external_id`);
+    expect(claims).toEqual([{ external_id: 'outbox-kept' }]);
     h.clock.set(Date.now() + 1_000);
     await h.drain();
     expect(ran).toEqual([{ row: 'kept' }]);

@@ -1,10 +1,21 @@
 import { sql } from 'drizzle-orm';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { selectRows } from '../../lib/db/client';
-import { EVENT_DEDUPE_WINDOW_MS, storeAndQueueEvents } from '../../lib/executor/events';
+import {
+  EVENT_DEDUPE_WINDOW_MS,
+  storeAndQueueEvents,
+  storeAndQueueEventsWith,
+} from '../../lib/executor/events';
 import { createTestDatabase, databaseTargets, type TestDatabase } from '../support/db';
 
 const NOW = Date.parse('2026-12-01T12:00:00Z');
+
+/** The caller's writes of `storeAndQueueEventsWith`: row `id` of test_rows, letting event `id` through. */
+const rowWrites = (id: string) => ({
+  writes: sql`r as (insert into test_rows values (${id}) on conflict do nothing returning id)`,
+  gate: sql`select id as external_id from r`,
+  select: sql`select id from r`,
+});
 
 describe.each(databaseTargets())('events stored and queued in one statement on %s', (target) => {
   let database: TestDatabase | undefined;
@@ -98,6 +109,28 @@ describe.each(databaseTargets())('events stored and queued in one statement on %
     expect(await events(db)).toHaveLength(1);
     expect(await queued(db)).toHaveLength(1);
   });
+
+  it("with the caller's rows: concurrent statements of one row and id store it, its event and its queue item once", async () => {
+    const db = await open();
+    await db.execute(sql`create table test_rows (id text primary key)`);
+    const results = await Promise.all(
+      Array.from({ length: 12 }, (_, n) =>
+        storeAndQueueEventsWith(db, rowWrites('same'), [{ name: 'test/race', id: 'same', data: { n } }], NOW),
+      ),
+    );
+    expect(results.flat()).toEqual([{ id: 'same' }]);
+    expect(await events(db)).toHaveLength(1);
+    expect(await queued(db)).toHaveLength(1);
+    // The gate yields nothing for a row already there: no event, no queue item, no dedupe claim.
+    await db.execute(sql`insert into test_rows values ('there')`);
+    expect(
+      await storeAndQueueEventsWith(db, rowWrites('there'), [{ name: 'test/a', id: 'there' }], NOW),
+    ).toEqual([]);
+    expect((await events(db)).map((row) => row.external_id)).toEqual(['same']);
+    expect(await selectRows(db, sql`select external_id from executor_event_ids`)).toEqual([
+      { external_id: 'same' },
+    ]);
+  });
 });
 
 // LISTEN/NOTIFY is the plain PostgreSQL driver's (PGlite is one process and polls).
@@ -128,6 +161,17 @@ describe.skipIf(!inject('postgresAdminUrl'))('events stored and queued on Postgr
       await storeAndQueueEvents(db, [{ name: 'test/a' }], NOW);
       await settle();
       expect(wakes).toBe(onListen + 1);
+      // With the caller's rows: a wake when its rows let an event through, none when they let nothing.
+      await db.execute(sql`create table test_rows (id text primary key)`);
+      const options = { notifyChannel: 'test_wake' };
+      expect(
+        await storeAndQueueEventsWith(db, rowWrites('r1'), [{ name: 'test/a', id: 'r1' }], NOW, options),
+      ).toEqual([{ id: 'r1' }]);
+      await settle();
+      expect(wakes).toBe(onListen + 2);
+      await storeAndQueueEventsWith(db, rowWrites('r1'), [{ name: 'test/a', id: 'r1' }], NOW, options);
+      await settle();
+      expect(wakes).toBe(onListen + 2);
     } finally {
       await unlisten?.();
     }

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type App, createApp } from '../../api/app';
 import { createFunctions } from '../../functions/index';
 import { readCredentialSecret } from '../../lib/credentials';
+import { selectRows } from '../../lib/db/client';
 import { agents, telegramChats, telegramMessages } from '../../lib/db/schema';
 import { listEvents } from '../../lib/executor/admin';
 import { TelegramIngress } from '../../lib/telegram/ingress';
@@ -99,22 +100,27 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
     ).toHaveLength(1);
   });
 
-  it('with the embedded engine, stores the update and its event in one transaction, already marked sent', async () => {
+  it('with the embedded engine, stores the update, its event and its fan-out in one statement, already marked sent', async () => {
     const { agent, secret } = await webhookAgent();
     const { db } = webhookHarness.services;
-    const together = createApp(webhookHarness.services, {
+    const oneStatement = createApp(webhookHarness.services, {
       sendEvent: async () => {
         throw new Error('not used: events go with the rows');
       },
-      withEvents: webhookHarness.executor.transaction,
+      eventsStatement: webhookHarness.executor.statement,
     });
-    const update = buildUpdate.privateText({ from: { id: 43, first_name: 'Di' }, text: 'together' });
-    expect((await post(agent.agentId, secret, JSON.stringify(update), together)).status).toBe(200);
-    expect((await post(agent.agentId, secret, JSON.stringify(update), together)).status).toBe(200);
+    const update = buildUpdate.privateText({ from: { id: 44, first_name: 'Ed' }, text: 'one statement' });
+    const before = await selectRows<{ n: number }>(
+      db,
+      sql`select count(*)::int as n from executor_queue where kind = 'event'`,
+    );
+    expect((await post(agent.agentId, secret, JSON.stringify(update), oneStatement)).status).toBe(200);
+    // A redelivery stores neither a second message nor a second event.
+    expect((await post(agent.agentId, secret, JSON.stringify(update), oneStatement)).status).toBe(200);
     // No waiting: the mark committed with the row.
     const rows = await storedFor(webhookHarness, agent.agentId);
     expect(rows).toHaveLength(1);
-    expect(rows[0]).toMatchObject({ text: 'together', eventSentAt: expect.any(Date) });
+    expect(rows[0]).toMatchObject({ text: 'one statement', eventSentAt: expect.any(Date) });
     const events = await listEvents(db, { name: 'telegram/update.received', limit: 100 });
     const mine = events.events.filter(
       (event) => (event.data as { agentId: string }).agentId === agent.agentId,
@@ -122,8 +128,13 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
     expect(mine).toHaveLength(1);
     expect(mine[0]).toMatchObject({
       externalId: `${agent.agentId}:${update.update_id}`,
-      data: { messageId: rows[0]?.id, chatId: 43 },
+      data: { messageId: rows[0]?.id, chatId: 44 },
     });
+    const after = await selectRows<{ n: number }>(
+      db,
+      sql`select count(*)::int as n from executor_queue where kind = 'event'`,
+    );
+    expect((after[0]?.n ?? 0) - (before[0]?.n ?? 0)).toBe(1);
   });
 
   it('answers 401 for a wrong secret and for an unknown agent alike', async () => {

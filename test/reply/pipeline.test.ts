@@ -44,10 +44,10 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
         WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true',
       },
     });
-    // As the platform runs on the embedded engine: each update is stored with its event, in one transaction.
+    // As the platform runs on the embedded engine: each update is stored with its event, in one statement.
     app = createApp(harness.services, {
       sendEvent: sendEventVia(harness.inngest),
-      withEvents: harness.executor.transaction,
+      eventsStatement: harness.executor.statement,
     });
     server = await serveOnLoopback(app.fetch);
     telegram.routeWebhooks(PUBLIC_BASE, server.url);
@@ -491,21 +491,21 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
 
   it('an update whose event cannot be stored is not stored either: 5xx, and the redelivery is answered once', async () => {
     const agent = await agentWith();
-    const eventsRefused = createApp(harness.services, {
-      sendEvent: sendEventVia(harness.inngest),
-      withEvents: (work) =>
-        harness.executor.transaction((tx) =>
-          work(tx, async () => {
-            throw new Error('executor_events is unavailable');
-          }),
-        ),
-    });
+    const { db } = harness.services;
+    // The event's insert fails inside the statement that also stores the update.
+    await db.execute(
+      sql`alter table executor_events add constraint test_refuse_events check (false) not valid`,
+    );
     const update = buildUpdate.privateText({ from: { id: 6401 }, text: 'all or nothing' });
-    const refused = await postUpdate(eventsRefused, agent, update);
-    expect(refused.status).toBeGreaterThanOrEqual(500);
-    expect(await rowsOf(agent)).toHaveLength(0);
+    try {
+      const refused = await postUpdate(app, agent, update);
+      expect(refused.status).toBeGreaterThanOrEqual(500);
+      expect(await rowsOf(agent)).toHaveLength(0);
+    } finally {
+      await db.execute(sql`alter table executor_events drop constraint test_refuse_events`);
+    }
 
-    // Telegram delivers it again; this time the transaction commits.
+    // Telegram delivers it again; this time the statement commits.
     expect((await postUpdate(app, agent, update)).status).toBe(200);
     await harness.settle();
     expect(textsTo(agent, 6401)).toEqual(['Echo: all or nothing']);
