@@ -4,7 +4,6 @@ import type { SendEvent } from '../lib/jobs';
 import type { Logger } from '../lib/logger';
 import type { Services } from '../lib/services';
 import type { TelegramIngress } from '../lib/telegram/ingress';
-import type { TelegramWebhookAuth } from '../lib/telegram/webhook-auth';
 
 export type { Actor };
 
@@ -19,9 +18,7 @@ export interface AppEnv {
     actor: Actor;
     /** Sends events to the jobs engine (bound to `inngest.send` at boot). */
     sendEvent: SendEvent;
-    /** Stores Telegram updates and sends their events (lib/telegram/ingress.ts). */
+    /** Checks Telegram webhook calls, stores their updates and sends their events (lib/telegram/ingress.ts). */
     telegramIngress: TelegramIngress;
-    /** Checks Telegram webhook calls' secret tokens (lib/telegram/webhook-auth.ts). */
-    telegramWebhookAuth: TelegramWebhookAuth;
   };
 }

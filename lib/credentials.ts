@@ -9,6 +9,7 @@ import {
   type Keyring,
   last4,
   secretFingerprint,
+  secretFingerprintsByVersion,
 } from './crypto';
 import type { Database, Queryable } from './db/client';
 import { preparedQuery } from './db/prepared';
@@ -44,6 +45,25 @@ export function toCredentialStatus(
   };
 }
 
+/** The fingerprint purposes of the credential kinds that have one. */
+const FINGERPRINTED: Partial<Record<CredentialKind, string>> = {
+  // Finds the same bot token on two agents.
+  telegram: 'telegram-token',
+  // Checks a webhook call's secret_token in the statement that stores its update, without decrypting.
+  telegram_webhook: 'telegram-webhook-secret',
+};
+
+/** The keyed fingerprint stored with a credential of `kind`, or null for a kind that has none. */
+export function credentialFingerprint(keyring: Keyring, kind: CredentialKind, secret: string): string | null {
+  const purpose = FINGERPRINTED[kind];
+  return purpose ? secretFingerprint(keyring, purpose, secret) : null;
+}
+
+/** A presented webhook secret_token's fingerprints, by master key version (see secretFingerprintsByVersion). */
+export function webhookSecretFingerprints(keyring: Keyring, presented: string): Record<string, string> {
+  return secretFingerprintsByVersion(keyring, FINGERPRINTED.telegram_webhook as string, presented);
+}
+
 /** Stores (or replaces) an agent's secret of one kind, encrypted; its validation starts over. */
 export async function setCredential(
   db: Database,
@@ -65,7 +85,7 @@ export async function setCredential(
     const values = {
       ...encrypted,
       last4: last4(secret),
-      fingerprint: kind === 'telegram' ? secretFingerprint(keyring, 'telegram-token', secret) : null,
+      fingerprint: credentialFingerprint(keyring, kind, secret),
       validatedAt: null,
       validationStatus: null,
       validationReason: null,

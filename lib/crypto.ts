@@ -128,10 +128,44 @@ export function decryptSecret(keyring: Keyring, binding: SecretBinding, stored: 
  * by the master key, so a leaked table does not allow offline guessing; recomputed on key rotation.
  */
 export function secretFingerprint(keyring: Keyring, purpose: string, secret: string): string {
-  const key = Buffer.from(
-    hkdfSync('sha256', keyring.current.key, 'openclaw:fingerprint', `openclaw:v1:${purpose}`, 32),
-  );
-  return createHmac('sha256', key).update(secret).digest('hex');
+  return createHmac('sha256', fingerprintKey(keyring.current, purpose)).update(secret).digest('hex');
+}
+
+/**
+ * `secret`'s fingerprint under each master key of the keyring, by key version: a stored fingerprint
+ * was made with the key its row is encrypted with (key rotation redoes both), so a presented secret
+ * is compared with the one of the row's `key_version`.
+ */
+export function secretFingerprintsByVersion(
+  keyring: Keyring,
+  purpose: string,
+  secret: string,
+): Record<string, string> {
+  const fingerprints: Record<string, string> = {};
+  for (const master of [keyring.current, keyring.previous]) {
+    if (!master) continue;
+    fingerprints[master.version] = createHmac('sha256', fingerprintKey(master, purpose))
+      .update(secret)
+      .digest('hex');
+  }
+  return fingerprints;
+}
+
+/** Derived once per master key and purpose: the webhook check fingerprints every call's secret. */
+const fingerprintKeys = new WeakMap<MasterKey, Map<string, Buffer>>();
+
+function fingerprintKey(master: MasterKey, purpose: string): Buffer {
+  let keys = fingerprintKeys.get(master);
+  if (!keys) {
+    keys = new Map();
+    fingerprintKeys.set(master, keys);
+  }
+  let key = keys.get(purpose);
+  if (!key) {
+    key = Buffer.from(hkdfSync('sha256', master.key, 'openclaw:fingerprint', `openclaw:v1:${purpose}`, 32));
+    keys.set(purpose, key);
+  }
+  return key;
 }
 
 export function last4(secret: string): string {

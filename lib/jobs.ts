@@ -13,9 +13,10 @@ export type SendEvent = (events: JobEvent[]) => Promise<void>;
 
 /**
  * The caller's rows, written by the statement that stores their events (`StatementWithEvents`).
- * `writes` are common table expressions (`m as (insert ... returning ...), ...`); `gate` selects
- * from them the column `external_id`: the ids of the events to store; `select` is the result.
- * Names starting with `event_` are the engine's, in the same statement.
+ * `writes` are common table expressions (`m as (insert ... returning ...), ...`); `gate` selects from
+ * them `external_id`, the id of an event to store, and `data`, a jsonb object merged into that event's
+ * data (what only the database knows; null for nothing); `select` is the statement's result. Names
+ * starting with `event_` are the engine's, in the same statement.
  */
 export interface WritesWithEvents {
   writes: SQL;

@@ -1,5 +1,6 @@
 import { and, eq, isNotNull, ne, or } from 'drizzle-orm';
-import { credentialBinding, decryptSecret, encryptSecret, type Keyring, secretFingerprint } from './crypto';
+import { credentialFingerprint } from './credentials';
+import { credentialBinding, decryptSecret, encryptSecret, type Keyring } from './crypto';
 import type { Database } from './db/client';
 import { credentials, customers } from './db/schema';
 import { readWebhookSecretSlot, webhookSecretSlotColumns } from './webhooks/secrets';
@@ -46,10 +47,7 @@ export async function rotateMasterKey(
           .update(credentials)
           .set({
             ...encryptSecret(keyring, binding, secret),
-            fingerprint:
-              row.kind === 'telegram'
-                ? secretFingerprint(keyring, 'telegram-token', secret)
-                : row.fingerprint,
+            fingerprint: credentialFingerprint(keyring, row.kind, secret),
           })
           .where(eq(credentials.id, row.id));
       }

@@ -4,7 +4,6 @@ import type { JobsProbe } from '../../lib/health';
 import type { SendEvent, StatementWithEvents } from '../../lib/jobs';
 import type { Services } from '../../lib/services';
 import { TelegramIngress } from '../../lib/telegram/ingress';
-import { TelegramWebhookAuth } from '../../lib/telegram/webhook-auth';
 import type { AppEnv } from '../env';
 
 /**
@@ -29,15 +28,14 @@ export function servicesMiddleware(
   // One each per app, so concurrent webhook calls share their group commits.
   const telegramIngress = new TelegramIngress({
     db: services.db,
+    keyring: services.keyring,
     sendEvent: send,
     logger: services.logger,
     eventsStatement,
   });
-  const telegramWebhookAuth = new TelegramWebhookAuth({ db: services.db, keyring: services.keyring });
   return createMiddleware<AppEnv>(async function injectServices(c, next) {
     c.set('services', services);
     c.set('telegramIngress', telegramIngress);
-    c.set('telegramWebhookAuth', telegramWebhookAuth);
     c.set('jobsProbe', jobsProbe);
     c.set('sendEvent', send);
     c.set('logger', services.logger.child({ requestId: c.get('requestId') }));

@@ -21,19 +21,17 @@ export function registerTelegramWebhook(app: OpenAPIHono<AppEnv>) {
       },
     }),
     async (c) => {
-      const agent = await c
-        .get('telegramWebhookAuth')
-        .authenticate(c.req.param('agentId'), c.req.header('x-telegram-bot-api-secret-token'));
-      if (!agent) throw new AppError('unauthorized', 'Invalid secret token');
-      if (!agent.answering) return c.json({ ok: true }, 200);
-      let update: unknown;
-      try {
-        update = await c.req.json();
-      } catch {
-        c.get('logger').warn({ agentId: agent.id }, 'Telegram update is not JSON; acknowledged');
-        return c.json({ ok: true }, 200);
-      }
-      await c.get('telegramIngress').ingest(agent, update, c.get('logger'));
+      // A body that is not JSON is a malformed update: acknowledged (and logged) once authenticated.
+      const update: unknown = await c.req.json().catch(() => undefined);
+      const outcome = await c
+        .get('telegramIngress')
+        .receive(
+          c.req.param('agentId'),
+          c.req.header('x-telegram-bot-api-secret-token'),
+          update,
+          c.get('logger'),
+        );
+      if (outcome.result === 'unauthorized') throw new AppError('unauthorized', 'Invalid secret token');
       return c.json({ ok: true }, 200);
     },
   );

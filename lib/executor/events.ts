@@ -242,7 +242,8 @@ async function writeEvents(
  * `storeAndQueueEvents` in the caller's statement: its rows, the dedupe claims, the events and their
  * fan-out queue items are one statement, so they commit together or not at all, in one round trip.
  * Only the events whose id `gate` yields are stored (the caller's rows decide: an update already
- * stored yields none), so each event needs an `id`. Returns the rows of the caller's `select`.
+ * stored yields none), so each event needs an `id`; the gate's `data` is merged into the event's.
+ * Returns the rows of the caller's `select`.
  */
 export async function storeAndQueueEventsWith<R extends Record<string, unknown>>(
   db: Queryable,
@@ -265,15 +266,19 @@ export async function storeAndQueueEventsWith<R extends Record<string, unknown>>
   const wake = options.notifyChannel
     ? sql`, event_woken as (select pg_notify(${options.notifyChannel}, '') from (select 1 from event_stored limit 1) q)`
     : sql``;
+  const source = sql`(
+    select e.id, jsonb_set(e.payload, '{data}', (e.payload->'data') || coalesce(g.data, '{}'::jsonb)) as payload
+    from event_input e
+    join (select distinct on (external_id) external_id, data from event_gate) g on g.external_id = e.claim
+    where e.claim in (select external_id from event_claims)) gated`;
   return selectRows<R>(
     db,
     sql`with ${statement.writes},
-        event_claims as (${claimIds(batch.claims, now, statement.gate)}),
+        event_gate as (${statement.gate}),
+        event_claims as (${claimIds(batch.claims, now, sql`select external_id from event_gate`)}),
         event_input as (
           select * from jsonb_to_recordset(${json(candidates)}::jsonb) as x(id uuid, claim text, payload jsonb)),
-        event_stored as (
-          ${insertEvents(sql`event_input where claim in (select external_id from event_claims)`, now, options.replayOf ?? null)}
-          returning id),
+        event_stored as (${insertEvents(source, now, options.replayOf ?? null)} returning id),
         event_queued as (${queueFanOut(sql`event_stored`, now)} returning 1)
         ${wake}
         select result.* from (${statement.select}) result

@@ -3,6 +3,7 @@ import { and, eq, inArray, ne } from 'drizzle-orm';
 import type { RequestContext } from '../actor';
 import { agentNotFound, findOwnAgent, toAgent } from '../agents';
 import { recordAudit } from '../audit';
+import { credentialFingerprint } from '../credentials';
 import { credentialBinding, encryptSecret, type Keyring, last4 } from '../crypto';
 import type { Database, Queryable } from '../db/client';
 import { agents, credentials } from '../db/schema';
@@ -152,7 +153,12 @@ export async function rotateWebhookSecretToken(
     credentialBinding(agent.customerId, agent.id, 'telegram_webhook'),
     token,
   );
-  const values = { ...encrypted, last4: last4(token), updatedAt: new Date() };
+  const values = {
+    ...encrypted,
+    last4: last4(token),
+    fingerprint: credentialFingerprint(keyring, 'telegram_webhook', token),
+    updatedAt: new Date(),
+  };
   await db
     .insert(credentials)
     .values({ agentId: agent.id, customerId: agent.customerId, kind: 'telegram_webhook', ...values })

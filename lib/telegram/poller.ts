@@ -38,6 +38,7 @@ export function startTelegramPolling(
   const logger = services.logger.child({ component: 'telegram-poller' });
   const ingress = new TelegramIngress({
     db: services.db,
+    keyring: services.keyring,
     sendEvent,
     logger,
     eventsStatement: options.eventsStatement,

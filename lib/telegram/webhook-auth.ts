@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { and, eq, sql } from 'drizzle-orm';
-import { decryptCredentialRow } from '../credentials';
+import { and, eq, isNull, sql } from 'drizzle-orm';
+import { decryptCredentialRow, webhookSecretFingerprints } from '../credentials';
 import type { Keyring } from '../crypto';
 import type { Queryable } from '../db/client';
 import { preparedQuery } from '../db/prepared';
@@ -53,10 +53,12 @@ async function readAgentSecrets(db: Queryable, ids: string[]): Promise<Map<strin
 }
 
 /**
- * Checks `X-Telegram-Bot-Api-Secret-Token` against the agent's secret_token, compared in constant
- * time. Webhook calls arriving together (a busy bot, many bots) share one read of their agents
- * (group commit); each call still reads the agent as it is now, so a rotated secret or a stopped
- * agent counts from the next call on.
+ * Checks `X-Telegram-Bot-Api-Secret-Token` against the agent's secret_token by decrypting it, compared
+ * in constant time: for a secret stored before fingerprints were kept (TelegramIngress checks the
+ * others by fingerprint). A secret that matches gets its fingerprint, so the next calls need no
+ * decrypting. Webhook calls arriving together share one read of their agents (group commit); each
+ * call still reads the agent as it is now, so a rotated secret or a stopped agent counts from the
+ * next call on.
  *
  * @example
  * const auth = new TelegramWebhookAuth({ db, keyring });
@@ -64,10 +66,12 @@ async function readAgentSecrets(db: Queryable, ids: string[]): Promise<Map<strin
  */
 export class TelegramWebhookAuth {
   private readonly keyring: Keyring;
+  private readonly db: Queryable;
   private readonly reads: GroupCommit<string, AgentSecretRow | undefined>;
 
   constructor(deps: { db: Queryable; keyring: Keyring }) {
     this.keyring = deps.keyring;
+    this.db = deps.db;
     this.reads = new GroupCommit(
       async (ids) => {
         const found = await readAgentSecrets(deps.db, [...new Set(ids)]);
@@ -87,6 +91,26 @@ export class TelegramWebhookAuth {
     if (!row?.secret) return undefined;
     const expected = decryptCredentialRow(this.keyring, row.secret);
     if (!timingSafeEqual(digest(expected), digest(presented))) return undefined;
+    if (row.secret.fingerprint === null) await this.storeFingerprint(row.secret, expected);
     return { id: row.id, customerId: row.customerId, answering: row.answering };
+  }
+
+  /**
+   * Under the key the row is encrypted with (a rotation in progress may not have moved it yet), and
+   * only if the row still holds this secret: a rotation since the read wrote its own.
+   */
+  private async storeFingerprint(row: typeof credentials.$inferSelect, secret: string): Promise<void> {
+    const fingerprint = webhookSecretFingerprints(this.keyring, secret)[row.keyVersion];
+    if (!fingerprint) return;
+    await this.db
+      .update(credentials)
+      .set({ fingerprint })
+      .where(
+        and(
+          eq(credentials.id, row.id),
+          eq(credentials.ciphertext, row.ciphertext),
+          isNull(credentials.fingerprint),
+        ),
+      );
   }
 }

@@ -1,8 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { eq } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
-import { readCredentialSecret } from '../../lib/credentials';
-import { createKeyring, encryptSecret, webhookSecretBinding } from '../../lib/crypto';
+import {
+  credentialFingerprint,
+  readCredentialSecret,
+  webhookSecretFingerprints,
+} from '../../lib/credentials';
+import { createKeyring, credentialBinding, encryptSecret, webhookSecretBinding } from '../../lib/crypto';
 import { credentials, customers } from '../../lib/db/schema';
 import { rotateMasterKey } from '../../lib/key-rotation';
 import { databaseTargets } from '../support/db';
@@ -40,6 +44,20 @@ describe.each(databaseTargets())('master key rotation on %s', (target) => {
         webhookSecretKeyVersion: webhook.keyVersion,
       })
       .where(eq(customers.id, customerId));
+    // The agent's Telegram webhook secret_token, with its fingerprint under the old key.
+    const hookAgent = agents[0] as string;
+    await harness.services.db.insert(credentials).values({
+      agentId: hookAgent,
+      customerId,
+      kind: 'telegram_webhook',
+      ...encryptSecret(
+        oldKeyring,
+        credentialBinding(customerId, hookAgent, 'telegram_webhook'),
+        'hook-secret',
+      ),
+      last4: 'cret',
+      fingerprint: credentialFingerprint(oldKeyring, 'telegram_webhook', 'hook-secret'),
+    });
     const [before] = await harness.services.db
       .select()
       .from(credentials)
@@ -60,6 +78,12 @@ describe.each(databaseTargets())('master key rotation on %s', (target) => {
     expect(rows.every((row) => row.keyVersion === rotating.current.version)).toBe(true);
     const after = rows.find((row) => row.id === before?.id);
     expect(after?.fingerprint).not.toBe(before?.fingerprint);
+    // The webhook secret's fingerprint is made again under the new key, the one its row now names.
+    const hook = rows.find((row) => row.agentId === hookAgent && row.kind === 'telegram_webhook');
+    expect(hook?.fingerprint).toBe(
+      webhookSecretFingerprints(rotating, 'hook-secret')[rotating.current.version],
+    );
+    expect(hook?.fingerprint).not.toBe(credentialFingerprint(oldKeyring, 'telegram_webhook', 'hook-secret'));
 
     // Only the new key is needed from now on.
     const newOnly = createKeyring(rotating.current.key.toString('base64'));

@@ -167,10 +167,10 @@ describe.each(databaseTargets())('executor lifecycle on %s', (target) => {
     const web = await webProcess(h);
     const statement = web.executor?.statement;
     if (!statement) throw new Error('the embedded engine has no executor');
-    /** Inserts row `id` (a second time: nothing) and lets through the event `outbox-<id>`. */
-    const insertRow = (id: string, onConflict = sql`on conflict do nothing`) => ({
-      writes: sql`r as (insert into test_outbox_rows values (${id}) ${onConflict} returning id)`,
-      gate: sql`select 'outbox-' || id as external_id from r`,
+    /** Inserts row `id` (a second time: nothing) and lets through the event `outbox-<id>`, adding to its data. */
+    const insertRow = (id: string) => ({
+      writes: sql`r as (insert into test_outbox_rows values (${id}) on conflict do nothing returning id)`,
+      gate: sql`select 'outbox-' || id as external_id, jsonb_build_object('stored', id) as data from r`,
       select: sql`select id from r`,
     });
     const event = (id: string) => ({ name: 'test/outbox', id: `outbox-${id}`, data: { row: id } });
@@ -184,7 +184,7 @@ describe.each(databaseTargets())('executor lifecycle on %s', (target) => {
     const failing = {
       writes: sql`r as (insert into test_outbox_rows values ('dropped') returning id),
         clash as (insert into test_outbox_rows values ('kept') returning id)`,
-      gate: sql`select 'outbox-' || id as external_id from r`,
+      gate: sql`select 'outbox-' || id as external_id, null::jsonb as data from r`,
       select: sql`select id from r`,
     };
     await expect(statement(failing, [event('dropped')])).rejects.toThrow();
@@ -201,6 +201,6 @@ describe.each(databaseTargets())('executor lifecycle on %s', (target) => {
     expect(claims).toEqual([{ external_id: 'outbox-kept' }]);
     h.clock.set(Date.now() + 1_000);
     await h.drain();
-    expect(ran).toEqual([{ row: 'kept' }]);
+    expect(ran).toEqual([{ row: 'kept', stored: 'kept' }]);
   });
 });

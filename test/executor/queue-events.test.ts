@@ -13,7 +13,7 @@ const NOW = Date.parse('2026-12-01T12:00:00Z');
 /** The caller's writes of `storeAndQueueEventsWith`: row `id` of test_rows, letting event `id` through. */
 const rowWrites = (id: string) => ({
   writes: sql`r as (insert into test_rows values (${id}) on conflict do nothing returning id)`,
-  gate: sql`select id as external_id from r`,
+  gate: sql`select id as external_id, null::jsonb as data from r`,
   select: sql`select id from r`,
 });
 

@@ -1,12 +1,19 @@
+import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { and, eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type App, createApp } from '../../api/app';
 import { createFunctions } from '../../functions/index';
-import { readCredentialSecret } from '../../lib/credentials';
+import {
+  credentialFingerprint,
+  readCredentialSecret,
+  webhookSecretFingerprints,
+} from '../../lib/credentials';
+import { createKeyring, credentialBinding, encryptSecret, type Keyring } from '../../lib/crypto';
 import { selectRows } from '../../lib/db/client';
-import { agents, telegramChats, telegramMessages } from '../../lib/db/schema';
+import { agents, credentials, telegramChats, telegramMessages } from '../../lib/db/schema';
 import { listEvents } from '../../lib/executor/admin';
+import { rotateWebhookSecretToken } from '../../lib/lifecycle/transitions';
 import { TelegramIngress } from '../../lib/telegram/ingress';
 import { startTelegramPolling } from '../../lib/telegram/poller';
 import { createRunningAgent } from '../support/agents';
@@ -150,6 +157,78 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
     }
   });
 
+  it('a rotated secret is refused from the next call on, and the new one taken', async () => {
+    const { agent, secret } = await webhookAgent();
+    const { db, keyring } = webhookHarness.services;
+    const [row] = await db.select().from(agents).where(eq(agents.id, agent.agentId));
+    const rotated = await rotateWebhookSecretToken(db, keyring, row as typeof agents.$inferSelect);
+    const update = buildUpdate.privateText({ from: { id: 45 }, text: 'after rotation' });
+    expect((await post(agent.agentId, secret, JSON.stringify(update))).status).toBe(401);
+    expect((await post(agent.agentId, rotated, JSON.stringify(update))).status).toBe(200);
+    expect((await storedFor(webhookHarness, agent.agentId)).map((stored) => stored.text)).toEqual([
+      'after rotation',
+    ]);
+  });
+
+  it('an agent whose secret predates fingerprints is checked by decrypting it, then fingerprinted', async () => {
+    const { agent, secret } = await webhookAgent();
+    const { db, keyring } = webhookHarness.services;
+    const hook = and(eq(credentials.agentId, agent.agentId), eq(credentials.kind, 'telegram_webhook'));
+    await db.update(credentials).set({ fingerprint: null }).where(hook);
+    const fingerprint = async () => (await db.select().from(credentials).where(hook))[0]?.fingerprint;
+
+    const first = buildUpdate.privateText({ from: { id: 46 }, text: 'legacy one' });
+    expect((await post(agent.agentId, 'not-the-secret', JSON.stringify(first))).status).toBe(401);
+    expect(await fingerprint()).toBeNull();
+    expect((await post(agent.agentId, secret, JSON.stringify(first))).status).toBe(200);
+    expect(await fingerprint()).toBe(webhookSecretFingerprints(keyring, secret)[keyring.current.version]);
+    const second = buildUpdate.privateText({ from: { id: 46 }, text: 'legacy two' });
+    expect((await post(agent.agentId, 'not-the-secret', JSON.stringify(second))).status).toBe(401);
+    expect((await post(agent.agentId, secret, JSON.stringify(second))).status).toBe(200);
+    const texts = (await storedFor(webhookHarness, agent.agentId)).map((stored) => stored.text);
+    expect(texts.sort()).toEqual(['legacy one', 'legacy two']);
+  });
+
+  it('during a master key rotation, a secret is checked under the key its row is encrypted with', async () => {
+    const { agent, secret } = await webhookAgent();
+    const { db, keyring } = webhookHarness.services;
+    const newKey = randomBytes(32).toString('base64');
+    const rotating = createKeyring(newKey, keyring.current.key.toString('base64'));
+    const appWith = (ring: Keyring) =>
+      createApp(
+        { ...webhookHarness.services, keyring: ring },
+        {
+          sendEvent: async (events) => {
+            await webhookHarness.inngest.send(events);
+          },
+        },
+      );
+    const update = (text: string) => JSON.stringify(buildUpdate.privateText({ from: { id: 47 }, text }));
+    // Not moved yet: its fingerprint is the old key's.
+    expect((await post(agent.agentId, secret, update('old key'), appWith(rotating))).status).toBe(200);
+    // Moved, as rotate-master-key does: encrypted and fingerprinted under the new key.
+    const hook = and(eq(credentials.agentId, agent.agentId), eq(credentials.kind, 'telegram_webhook'));
+    await db
+      .update(credentials)
+      .set({
+        ...encryptSecret(
+          rotating,
+          credentialBinding(agent.customerId, agent.agentId, 'telegram_webhook'),
+          secret,
+        ),
+        fingerprint: credentialFingerprint(rotating, 'telegram_webhook', secret),
+      })
+      .where(hook);
+    expect((await post(agent.agentId, secret, update('new key'), appWith(rotating))).status).toBe(200);
+    expect(
+      (await post(agent.agentId, secret, update('new key only'), appWith(createKeyring(newKey)))).status,
+    ).toBe(200);
+    // A process still on the old key alone cannot check it (nor decrypt it).
+    expect((await post(agent.agentId, secret, update('old key only'), appWith(keyring))).status).toBe(401);
+    const texts = (await storedFor(webhookHarness, agent.agentId)).map((stored) => stored.text);
+    expect(texts.sort()).toEqual(['new key', 'new key only', 'old key']);
+  });
+
   it('acknowledges malformed updates and updates for a stopped agent without storing them', async () => {
     const { agent, secret } = await webhookAgent();
     const { db } = webhookHarness.services;
@@ -241,7 +320,7 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
     expect(await storedFor(webhookHarness, agent.agentId)).toHaveLength(6);
   });
 
-  it('concurrent calls for several agents share one read of them, each judged by its own secret', async () => {
+  it('concurrent calls for several agents share one statement, each judged by its own secret', async () => {
     const { db, keyring } = webhookHarness.services;
     const [first, second] = [
       await runningAgent(webhookHarness, telegram),
@@ -306,6 +385,7 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
     const { logger, lines } = captureLogger('warn');
     const ingress = new TelegramIngress({
       db,
+      keyring: webhookHarness.services.keyring,
       logger,
       sendEvent: async (events) => {
         await webhookHarness.inngest.send(events);
@@ -319,7 +399,7 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
         buildUpdate.privateText({ from: { id: 6300 + i }, text: `unmarkable ${i}` }),
       );
       const outcomes = await Promise.all(
-        updates.map((update) => ingress.ingest({ id: agent.agentId, customerId: agent.customerId }, update)),
+        updates.map((update) => ingress.ingest({ id: agent.agentId }, update)),
       );
       expect(outcomes.map((outcome) => outcome.result)).toEqual(updates.map(() => 'stored'));
       const refusals = () => lines.filter((line) => String(line.msg).startsWith('updates not marked sent'));
