@@ -212,11 +212,11 @@ export class TelegramIngress {
         call.update ? [eventOf(call.agentId, call.update, messageIds[index] as string)] : [],
       );
       const rows = await this.eventsStatement<ResultRow>(statement, events);
-      return resultsOf(calls, messageIds, rows, true);
+      return resultsOf(calls, rows, true);
     }
     const rows = await selectRows<ResultRow>(this.db, sql`with ${statement.writes} ${statement.select}`);
     const stored = rows.filter((row) => row.message_id !== null);
-    if (stored.length === 0) return resultsOf(calls, messageIds, rows, false);
+    if (stored.length === 0) return resultsOf(calls, rows, false);
     let eventSent = false;
     try {
       await this.sendEvent(
@@ -239,7 +239,7 @@ export class TelegramIngress {
     // Marked off the request's path, many batches in one statement: a mark that never lands only
     // makes the sweeper send the event again, with the same id, which the engine drops.
     if (eventSent) for (const row of stored) void this.marks.submit(row.message_id as string);
-    return resultsOf(calls, messageIds, rows, eventSent);
+    return resultsOf(calls, rows, eventSent);
   }
 }
 
@@ -308,20 +308,21 @@ interface ResultRow extends Record<string, unknown> {
   customer_id: string;
 }
 
-/** Each call's result; a call with no row named an agent that does not exist. */
-function resultsOf(
-  calls: IngressCall[],
-  messageIds: string[],
-  rows: ResultRow[],
-  eventSent: boolean,
-): CallResult[] {
+/**
+ * Each call's result; a call with no row named an agent that does not exist. A call's message id is
+ * its own (a second copy of an update in one batch stores nothing, and gets none).
+ */
+function resultsOf(calls: IngressCall[], rows: ResultRow[], eventSent: boolean): CallResult[] {
   const byOrd = new Map(rows.map((row) => [row.ord, row]));
   return calls.map((_, ord): CallResult => {
     const row = byOrd.get(ord);
     if (!row) return { verdict: 'unauthorized', answering: false, messageId: undefined, eventSent: false };
-    // Only the id chosen for this call counts: a second copy of an update in one batch stores nothing.
-    const messageId = row.message_id === messageIds[ord] ? row.message_id : undefined;
-    return { verdict: row.verdict, answering: row.answering, messageId, eventSent };
+    return {
+      verdict: row.verdict,
+      answering: row.answering,
+      messageId: row.message_id ?? undefined,
+      eventSent,
+    };
   });
 }
 
