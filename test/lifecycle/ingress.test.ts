@@ -102,9 +102,18 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
       eventSentAt: expect.any(Date),
     });
     const events = await listEvents(db, { name: 'telegram/update.received', limit: 100 });
-    expect(
-      events.events.filter((event) => (event.data as { agentId: string }).agentId === agent.agentId),
-    ).toHaveLength(1);
+    const mine = events.events.filter(
+      (event) => (event.data as { agentId: string }).agentId === agent.agentId,
+    );
+    expect(mine).toHaveLength(1);
+    expect(mine[0]?.data).toEqual({
+      agentId: agent.agentId,
+      customerId: agent.customerId,
+      messageId: rows[0]?.id,
+      chatId: 42,
+      updateId: update.update_id,
+      chatKey: `${agent.agentId}:42`,
+    });
   });
 
   it('with the embedded engine, stores the update, its event and its fan-out in one statement, already marked sent', async () => {
@@ -135,7 +144,15 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
     expect(mine).toHaveLength(1);
     expect(mine[0]).toMatchObject({
       externalId: `${agent.agentId}:${update.update_id}`,
-      data: { messageId: rows[0]?.id, chatId: 44 },
+      // The agent's customer, which only the statement read, is in the event's data.
+      data: {
+        agentId: agent.agentId,
+        customerId: agent.customerId,
+        messageId: rows[0]?.id,
+        chatId: 44,
+        updateId: update.update_id,
+        chatKey: `${agent.agentId}:44`,
+      },
     });
     const after = await selectRows<{ n: number }>(
       db,
