@@ -357,12 +357,19 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
       const update = buildUpdate.privateText({ from: { id: 7000 + i, first_name: 'M' }, text: `multi ${i}` });
       return { agentId, secret, valid: i % 3 !== 0, body: JSON.stringify(update) };
     });
+    // In the same burst: an agent that does not exist, and malformed updates with a right and a wrong secret.
+    const unknownAgent = '00000000-0000-4000-8000-0000000000aa';
+    calls.push(
+      { agentId: unknownAgent, secret: secrets[first.agentId], valid: false, body: calls[1]?.body as string },
+      { agentId: first.agentId, secret: secrets[first.agentId], valid: true, body: '{"update_id": "x"}' },
+      { agentId: first.agentId, secret: secrets[second.agentId], valid: false, body: '{"update_id": ' },
+    );
     const responses = await Promise.all(calls.map((call) => post(call.agentId, call.secret, call.body)));
     expect(responses.map((res) => res.status)).toEqual(calls.map((call) => (call.valid ? 200 : 401)));
     for (const agent of [first, second]) {
       const texts = (await storedFor(webhookHarness, agent.agentId)).map((row) => row.text).sort();
       const expected = calls
-        .filter((call) => call.valid && call.agentId === agent.agentId)
+        .filter((call) => call.valid && call.agentId === agent.agentId && call.body.includes('"message"'))
         .map((call) => (JSON.parse(call.body) as { message: { text: string } }).message.text)
         .sort();
       expect(texts).toEqual(expected);
