@@ -159,7 +159,10 @@ export const credentials = pgTable(
     authTag: text('auth_tag').notNull(),
     keyVersion: smallint('key_version').notNull(),
     last4: text('last4').notNull(),
-    /** HMAC of the secret under a platform key: finds the same bot token on two agents without decrypting. */
+    /**
+     * HMAC of the secret under a key derived from the master key of `key_version`: finds the same bot
+     * token on two agents, and checks a webhook call's secret_token, without decrypting.
+     */
     fingerprint: text('fingerprint'),
     validatedAt: tz('validated_at'),
     validationStatus: validationStatusEnum('validation_status'),
