@@ -72,6 +72,21 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
     return { agent, secret };
   };
 
+  /** The data of the event sent for an update of chat `chatId` stored as message `messageId`. */
+  const eventData = (
+    agent: { agentId: string; customerId: string },
+    messageId: string | undefined,
+    chatId: number,
+    updateId: number,
+  ) => ({
+    agentId: agent.agentId,
+    customerId: agent.customerId,
+    messageId,
+    chatId,
+    updateId,
+    chatKey: `${agent.agentId}:${chatId}`,
+  });
+
   const post = (agentId: string, secret: string | undefined, body: string, application = app) =>
     application.request(`/telegram/${agentId}`, {
       method: 'POST',
@@ -106,14 +121,7 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
       (event) => (event.data as { agentId: string }).agentId === agent.agentId,
     );
     expect(mine).toHaveLength(1);
-    expect(mine[0]?.data).toEqual({
-      agentId: agent.agentId,
-      customerId: agent.customerId,
-      messageId: rows[0]?.id,
-      chatId: 42,
-      updateId: update.update_id,
-      chatKey: `${agent.agentId}:42`,
-    });
+    expect(mine[0]?.data).toEqual(eventData(agent, rows[0]?.id, 42, update.update_id));
   });
 
   it('with the embedded engine, stores the update, its event and its fan-out in one statement, already marked sent', async () => {
@@ -145,14 +153,7 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
     expect(mine[0]).toMatchObject({
       externalId: `${agent.agentId}:${update.update_id}`,
       // The agent's customer, which only the statement read, is in the event's data.
-      data: {
-        agentId: agent.agentId,
-        customerId: agent.customerId,
-        messageId: rows[0]?.id,
-        chatId: 44,
-        updateId: update.update_id,
-        chatKey: `${agent.agentId}:44`,
-      },
+      data: eventData(agent, rows[0]?.id, 44, update.update_id),
     });
     const after = await selectRows<{ n: number }>(
       db,
