@@ -52,32 +52,29 @@ export function createKeyring(current: string, previous?: string): Keyring {
   };
 }
 
-/** Derived keys by master key, then customer and purpose: HKDF costs ~0.1 ms, and every reply decrypts. */
+/** Derived keys by master key, then salt and info: HKDF costs ~0.1 ms, and every reply decrypts. */
 const derivedKeys = new WeakMap<Buffer, Map<string, Buffer>>();
 /** A bound on the cache per master key (two purposes per customer); past it, it starts over. */
 const MAX_DERIVED_KEYS = 20_000;
 
-function deriveKey(master: Buffer, binding: Pick<SecretBinding, 'customerId' | 'purpose'>): Buffer {
+/** HKDF-SHA256 of `master` with `salt` and `info`, 32 bytes, derived once per master key. */
+function derivedKey(master: Buffer, salt: string, info: string): Buffer {
   let cache = derivedKeys.get(master);
   if (!cache) {
     cache = new Map();
     derivedKeys.set(master, cache);
   }
-  const id = `${binding.purpose}:${binding.customerId}`;
+  const id = `${salt}\n${info}`;
   const cached = cache.get(id);
   if (cached) return cached;
-  const key = Buffer.from(
-    hkdfSync(
-      'sha256',
-      master,
-      `openclaw:customer:${binding.customerId}`,
-      `openclaw:v1:${binding.purpose}`,
-      32,
-    ),
-  );
+  const key = Buffer.from(hkdfSync('sha256', master, salt, info, 32));
   if (cache.size >= MAX_DERIVED_KEYS) cache.clear();
   cache.set(id, key);
   return key;
+}
+
+function deriveKey(master: Buffer, binding: Pick<SecretBinding, 'customerId' | 'purpose'>): Buffer {
+  return derivedKey(master, `openclaw:customer:${binding.customerId}`, `openclaw:v1:${binding.purpose}`);
 }
 
 export function encryptSecret(keyring: Keyring, binding: SecretBinding, plaintext: string): EncryptedSecret {
@@ -128,7 +125,7 @@ export function decryptSecret(keyring: Keyring, binding: SecretBinding, stored: 
  * by the master key, so a leaked table does not allow offline guessing; recomputed on key rotation.
  */
 export function secretFingerprint(keyring: Keyring, purpose: string, secret: string): string {
-  return createHmac('sha256', fingerprintKey(keyring.current, purpose)).update(secret).digest('hex');
+  return fingerprintUnder(keyring.current, purpose, secret);
 }
 
 /**
@@ -143,29 +140,14 @@ export function secretFingerprintsByVersion(
 ): Record<string, string> {
   const fingerprints: Record<string, string> = {};
   for (const master of [keyring.current, keyring.previous]) {
-    if (!master) continue;
-    fingerprints[master.version] = createHmac('sha256', fingerprintKey(master, purpose))
-      .update(secret)
-      .digest('hex');
+    if (master) fingerprints[master.version] = fingerprintUnder(master, purpose, secret);
   }
   return fingerprints;
 }
 
-/** Derived once per master key and purpose: the webhook check fingerprints every call's secret. */
-const fingerprintKeys = new WeakMap<MasterKey, Map<string, Buffer>>();
-
-function fingerprintKey(master: MasterKey, purpose: string): Buffer {
-  let keys = fingerprintKeys.get(master);
-  if (!keys) {
-    keys = new Map();
-    fingerprintKeys.set(master, keys);
-  }
-  let key = keys.get(purpose);
-  if (!key) {
-    key = Buffer.from(hkdfSync('sha256', master.key, 'openclaw:fingerprint', `openclaw:v1:${purpose}`, 32));
-    keys.set(purpose, key);
-  }
-  return key;
+function fingerprintUnder(master: MasterKey, purpose: string, secret: string): string {
+  const key = derivedKey(master.key, 'openclaw:fingerprint', `openclaw:v1:${purpose}`);
+  return createHmac('sha256', key).update(secret).digest('hex');
 }
 
 export function last4(secret: string): string {
