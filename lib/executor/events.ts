@@ -98,6 +98,20 @@ function resolveBatch(batch: DraftBatch, taken: Map<string, string>, now: number
 }
 
 /**
+ * The rows a batch may store: events without an id, and each id's first event in the batch (`claim`,
+ * null for none); the statement drops those whose id an earlier event still holds.
+ */
+function candidatesOf(batch: DraftBatch, now: number) {
+  return batch.drafts
+    .filter((draft, index) => !draft.event.id || batch.claimant.get(draft.externalId) === index)
+    .map((draft) => ({
+      id: draft.rowId,
+      claim: draft.event.id ? draft.externalId : null,
+      payload: payloadOf(draft.event, draft.externalId, now),
+    }));
+}
+
+/**
  * Claims external ids for the dedupe window (a claim past it is taken over); returns the ids claimed.
  * With `gate` (a relation of one text column, `external_id`), only the ids in it are claimed.
  */
@@ -185,15 +199,7 @@ async function writeEvents(
 ): Promise<StoredEvent[]> {
   if (incoming.length === 0) return [];
   const batch = draftBatch(incoming);
-  // Events without an id, and each id's first event in the batch; the statement drops those whose
-  // id an earlier event still holds.
-  const candidates = batch.drafts
-    .filter((draft, index) => !draft.event.id || batch.claimant.get(draft.externalId) === index)
-    .map((draft) => ({
-      id: draft.rowId,
-      claim: draft.event.id ? draft.externalId : null,
-      payload: payloadOf(draft.event, draft.externalId, now),
-    }));
+  const candidates = candidatesOf(batch, now);
   const queued = options.queue ? sql`, queued as (${queueFanOut(sql`stored`, now)} returning 1)` : sql``;
   // pg_notify runs once, and only when something was stored (the CTE is referenced by the result).
   const wake = options.notifyChannel
@@ -254,13 +260,7 @@ export async function storeAndQueueEventsWith<R extends Record<string, unknown>>
 ): Promise<R[]> {
   if (incoming.some((event) => !event.id)) throw new Error('an event stored with its rows needs an "id"');
   const batch = draftBatch(incoming);
-  const candidates = batch.drafts
-    .filter((draft, index) => batch.claimant.get(draft.externalId) === index)
-    .map((draft) => ({
-      id: draft.rowId,
-      claim: draft.externalId,
-      payload: payloadOf(draft.event, draft.externalId, now),
-    }));
+  const candidates = candidatesOf(batch, now);
   // pg_notify is not a write, so nothing runs it unless the result refers to it: the one-time filter
   // below does, once, and only when something was stored.
   const wake = options.notifyChannel
