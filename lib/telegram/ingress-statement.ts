@@ -107,16 +107,21 @@ export function resultsOf(calls: IngressCall[], rows: ResultRow[], eventSent: bo
 /**
  * The statement parts judging each call and storing the updates not stored yet, with their chats
  * (`sent`: already marked as sent, their events being written with them). `messageIds[i]` is the id
- * call i's update is stored under; the gate yields the events of the updates stored (not of a
- * redelivery), with their agent's customer.
+ * call i's update is stored under and `eventIds[i]` its event's; the gate yields the events of the
+ * updates stored (not of a redelivery), with their agent's customer.
  */
-export function callWrites(calls: IngressCall[], messageIds: string[], sent: boolean): WritesWithEvents {
+export function callWrites(
+  calls: IngressCall[],
+  messageIds: string[],
+  eventIds: (string | undefined)[],
+  sent: boolean,
+): WritesWithEvents {
   const input = calls.map((call, ord) => {
     const update = call.update;
     return {
       ord,
       id: messageIds[ord],
-      event_id: update ? `${call.agentId}:${update.updateId}` : null,
+      event_id: eventIds[ord] ?? null,
       agent_id: call.agentId,
       fingerprints: call.fingerprints ?? null,
       store: update !== undefined,

@@ -35,8 +35,9 @@ export interface StoredUpdateRef {
 /**
  * The event for one stored update, built the same way by ingress and by the outbox sweeper: its id
  * `<agentId>:<update_id>` makes the engine drop a second copy. `chatKey` is the reply function's
- * concurrency key (one run at a time per agent and chat), a plain path in the CEL subset. Without
- * `customerId`, the statement that stores the event adds it (the agent's, which only it reads).
+ * concurrency key (one run at a time per agent and chat), a plain path in the CEL subset. Ingress
+ * builds it without `customerId` (the agent's, which only the statement storing the update reads)
+ * and adds that once known.
  */
 export function updateReceivedEvent(
   ref: Omit<StoredUpdateRef, 'customerId'> & { customerId?: string },
@@ -169,16 +170,25 @@ export class TelegramIngress {
   }
 
   private async store(calls: IngressCall[]): Promise<CallResult[]> {
-    // Each update's message id is chosen here, so its event can be built before the write.
+    // Each update's message id is chosen here, so its event can be built before the write. The
+    // event's customerId is the agent's, which only the statement reads: added once it has.
     const messageIds = calls.map(() => randomUUID());
-    const statement = callWrites(calls, messageIds, this.eventsStatement !== undefined);
+    const events = calls.map((call, index) =>
+      call.update ? eventOf(call.agentId, call.update, messageIds[index] as string) : undefined,
+    );
+    const statement = callWrites(
+      calls,
+      messageIds,
+      events.map((event) => event?.id),
+      this.eventsStatement !== undefined,
+    );
     if (this.eventsStatement) {
-      // One statement: the updates with their events, or neither (the webhook answers 5xx). The
-      // agent's customer, which only the statement reads, is merged into each event's data.
-      const events = calls.flatMap((call, index) =>
-        call.update ? [eventOf(call.agentId, call.update, messageIds[index] as string)] : [],
+      // One statement: the updates with their events, or neither (the webhook answers 5xx). The gate
+      // merges the customer into each event's data.
+      const rows = await this.eventsStatement<ResultRow>(
+        statement,
+        events.filter((event) => event !== undefined),
       );
-      const rows = await this.eventsStatement<ResultRow>(statement, events);
       return resultsOf(calls, rows, true);
     }
     const rows = await selectRows<ResultRow>(this.db, sql`with ${statement.writes} ${statement.select}`);
@@ -188,8 +198,8 @@ export class TelegramIngress {
     try {
       await this.sendEvent(
         stored.map((row) => {
-          const call = calls[row.ord] as IngressCall;
-          return eventOf(call.agentId, call.update as UpdateRow, row.message_id as string, row.customer_id);
+          const event = events[row.ord] as JobEvent;
+          return { ...event, data: { ...event.data, customerId: row.customer_id } };
         }),
       );
       eventSent = true;
@@ -228,10 +238,9 @@ function outcomeOf(
     : { result: 'duplicate' };
 }
 
-function eventOf(agentId: string, update: UpdateRow, messageId: string, customerId?: string): JobEvent {
+function eventOf(agentId: string, update: UpdateRow, messageId: string): JobEvent {
   return updateReceivedEvent({
     agentId,
-    ...(customerId ? { customerId } : {}),
     messageId,
     chatId: update.chat.id,
     updateId: update.updateId,
