@@ -18,7 +18,7 @@ import {
   resultsOf,
   type UpdateRow,
 } from './ingress-statement';
-import { TelegramWebhookAuth } from './webhook-auth';
+import { verifyWebhookSecretByDecrypting } from './webhook-auth';
 
 /** The event the reply pipeline consumes for each stored update (functions/events.ts declares it). */
 export const UPDATE_RECEIVED = 'telegram/update.received';
@@ -76,8 +76,8 @@ export type IngestOutcome =
  * and stores the update only when they match and the agent is answering. Comparing fingerprints
  * (HMACs under the master key) in SQL leaks nothing usable through timing: which byte of two HMACs
  * differs says nothing about the secret. An agent whose secret has no fingerprint yet (stored before
- * they were kept) is checked by decrypting it in constant time (`TelegramWebhookAuth`), which also
- * stores the fingerprint for the next calls.
+ * they were kept) is checked by decrypting it in constant time (`verifyWebhookSecretByDecrypting`),
+ * which also stores the fingerprint for the next calls.
  *
  * Calls arriving together (a busy bot, several bots) share the work (group commit): one statement
  * authenticates and stores them all with their chats (and their events, with `eventsStatement`);
@@ -98,7 +98,6 @@ export class TelegramIngress {
   private readonly writes: GroupCommit<IngressCall, CallResult>;
   private readonly marks: GroupCommit<string, undefined>;
   private readonly eventsStatement: StatementWithEvents | undefined;
-  private readonly decryptingAuth: TelegramWebhookAuth;
 
   constructor(deps: {
     db: Database;
@@ -112,7 +111,6 @@ export class TelegramIngress {
     this.sendEvent = deps.sendEvent;
     this.logger = deps.logger;
     this.eventsStatement = deps.eventsStatement;
-    this.decryptingAuth = new TelegramWebhookAuth({ db: deps.db, keyring: deps.keyring });
     // Two batches in flight, not more: bigger batches did better than more of them (bench:ingress).
     this.writes = new GroupCommit((calls) => this.store(calls), { maxParallel: 2 });
     // Best effort: a batch that cannot be marked is logged once and left to the sweeper, rather than
@@ -142,7 +140,7 @@ export class TelegramIngress {
     const fingerprints = webhookSecretFingerprints(this.keyring, presented);
     const done = await this.writes.submit({ agentId, fingerprints, update: read.row });
     if (done.verdict === 'unverified') {
-      const agent = await this.decryptingAuth.authenticate(agentId, presented);
+      const agent = await verifyWebhookSecretByDecrypting(this.db, this.keyring, agentId, presented);
       if (!agent) return { result: 'unauthorized' };
       if (!agent.answering) return { result: 'ignored', reason: 'not_answering' };
       return this.ingest(agent, raw, logger);
