@@ -12,8 +12,8 @@ export interface AppEnv {
   Variables: {
     services: Services;
     requestId: string;
-    /** The services' logger bound to this request's id. */
-    logger: Logger;
+    /** The services' logger bound to this request's id, once made: read it with `loggerFor(c)`. */
+    logger: Logger | undefined;
     jobsProbe: JobsProbe | undefined;
     actor: Actor;
     /** Sends events to the jobs engine (bound to `inngest.send` at boot). */

@@ -1,5 +1,6 @@
 import type { Context } from 'hono';
 import type { RequestContext } from '../lib/actor';
+import type { Logger } from '../lib/logger';
 import type { AppEnv } from './env';
 
 /**
@@ -16,4 +17,18 @@ function clientIp(c: Context<AppEnv>): string | undefined {
 /** Who is asking and from where, for the audit log. */
 export function requestContext(c: Context<AppEnv>): RequestContext {
   return { actor: c.get('actor'), requestId: c.get('requestId'), ip: clientIp(c) };
+}
+
+/**
+ * The services' logger bound to this request's id, made when the request first logs: a pino child
+ * runs the redaction over its bindings, a cost most requests (a webhook call logs nothing below
+ * info) would pay for nothing.
+ */
+export function loggerFor(c: Context<AppEnv>): Logger {
+  let logger = c.get('logger');
+  if (!logger) {
+    logger = c.get('services').logger.child({ requestId: c.get('requestId') });
+    c.set('logger', logger);
+  }
+  return logger;
 }

@@ -4,6 +4,7 @@ import { HTTPException } from 'hono/http-exception';
 import type { ZodError } from 'zod';
 import { AppError, type ErrorCode, errorBody } from '../../lib/errors';
 import type { AppEnv } from '../env';
+import { loggerFor } from '../request-context';
 
 function render(c: Context<AppEnv>, error: AppError) {
   const requestId = c.get('requestId') ?? 'unknown';
@@ -39,7 +40,7 @@ export const handleError: ErrorHandler<AppEnv> = (error, c) => {
       );
     }
   }
-  c.get('logger')?.error({ err: error }, 'unhandled error');
+  loggerFor(c).error({ err: error }, 'unhandled error');
   return render(c, new AppError('internal_error', 'An internal error occurred'));
 };
 

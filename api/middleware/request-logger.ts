@@ -1,5 +1,6 @@
 import { createMiddleware } from 'hono/factory';
 import type { AppEnv } from '../env';
+import { loggerFor } from '../request-context';
 
 export interface RequestLoggerOptions {
   /** Paths not logged on success (health probes every few seconds would drown the rest). */
@@ -23,10 +24,11 @@ export function requestLogger(options: RequestLoggerOptions = {}) {
       const path = c.req.path;
       if (!(quiet.has(path) && status < 400)) {
         const level = status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info';
-        c.get('logger')[level](
-          { method: c.req.method, path, status, durationMs: Math.round(performance.now() - started) },
-          'request',
-        );
+        if (c.get('services').logger.isLevelEnabled(level))
+          loggerFor(c)[level](
+            { method: c.req.method, path, status, durationMs: Math.round(performance.now() - started) },
+            'request',
+          );
       }
     }
   });

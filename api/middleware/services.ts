@@ -7,7 +7,7 @@ import { TelegramIngress } from '../../lib/telegram/ingress';
 import type { AppEnv } from '../env';
 
 /**
- * Hands the boot-time services to every handler, with a logger bound to the request id.
+ * Hands the boot-time services to every handler (`loggerFor(c)` binds their logger to the request id).
  *
  * @example app.use(servicesMiddleware(services, { sendEvent }))
  */
@@ -38,7 +38,6 @@ export function servicesMiddleware(
     c.set('telegramIngress', telegramIngress);
     c.set('jobsProbe', jobsProbe);
     c.set('sendEvent', send);
-    c.set('logger', services.logger.child({ requestId: c.get('requestId') }));
     await next();
   });
 }

@@ -2,6 +2,7 @@ import type { OpenAPIHono } from '@hono/zod-openapi';
 import { AppError } from '../../lib/errors';
 import type { AppEnv } from '../env';
 import { limitBody } from '../middleware/body-limit';
+import { loggerFor } from '../request-context';
 
 /** Telegram sends at most a few KB per update; anything far larger is not Telegram. */
 const MAX_UPDATE_BYTES = 1024 * 1024;
@@ -25,11 +26,8 @@ export function registerTelegramWebhook(app: OpenAPIHono<AppEnv>) {
       const update: unknown = await c.req.json().catch(() => undefined);
       const outcome = await c
         .get('telegramIngress')
-        .receive(
-          c.req.param('agentId'),
-          c.req.header('x-telegram-bot-api-secret-token'),
-          update,
-          c.get('logger'),
+        .receive(c.req.param('agentId'), c.req.header('x-telegram-bot-api-secret-token'), update, () =>
+          loggerFor(c),
         );
       if (outcome.result === 'unauthorized') throw new AppError('unauthorized', 'Invalid secret token');
       return c.json({ ok: true }, 200);

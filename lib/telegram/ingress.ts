@@ -133,7 +133,7 @@ export class TelegramIngress {
     agentId: string,
     presented: string | undefined,
     raw: unknown,
-    logger: Logger = this.logger,
+    logger: () => Logger = () => this.logger,
   ): Promise<IngestOutcome> {
     if (!presented || !isUuid(agentId)) return { result: 'unauthorized' };
     const read = readUpdate(raw);
@@ -151,7 +151,11 @@ export class TelegramIngress {
   }
 
   /** An update for an agent the caller knows (long polling): stored whatever the agent's status. */
-  async ingest(agent: { id: string }, raw: unknown, logger: Logger = this.logger): Promise<IngestOutcome> {
+  async ingest(
+    agent: { id: string },
+    raw: unknown,
+    logger: () => Logger = () => this.logger,
+  ): Promise<IngestOutcome> {
     const read = readUpdate(raw);
     if (!read.row) return outcomeOf(agent.id, read, undefined, logger);
     const done = await this.writes.submit({ agentId: agent.id, fingerprints: undefined, update: read.row });
@@ -223,11 +227,11 @@ function outcomeOf(
   agentId: string,
   read: ReadUpdate,
   done: CallResult | undefined,
-  logger: Logger,
+  logger: () => Logger,
 ): IngestOutcome {
   if (!read.row) {
     if (read.reason === 'malformed') {
-      logger.warn({ agentId, issues: read.issues }, 'malformed Telegram update acknowledged');
+      logger().warn({ agentId, issues: read.issues }, 'malformed Telegram update acknowledged');
     }
     return { result: 'ignored', reason: read.reason };
   }

@@ -258,6 +258,24 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
     expect(await storedFor(webhookHarness, agent.agentId)).toHaveLength(0);
   });
 
+  it("logs a malformed update with the request's id", async () => {
+    const { agent, secret } = await webhookAgent();
+    const { logger, lines } = captureLogger('warn');
+    const logging = createApp({ ...webhookHarness.services, logger });
+    const res = await logging.request(`/telegram/${agent.agentId}`, {
+      method: 'POST',
+      headers: { 'x-telegram-bot-api-secret-token': secret, 'x-request-id': 'req-malformed-1' },
+      body: '{"update_id": "x"}',
+    });
+    expect(res.status).toBe(200);
+    expect(lines.find((line) => line.msg === 'malformed Telegram update acknowledged')).toMatchObject({
+      requestId: 'req-malformed-1',
+      agentId: agent.agentId,
+    });
+    // The request line is info, below this logger's level: not written.
+    expect(lines.filter((line) => line.msg === 'request')).toEqual([]);
+  });
+
   it('keeps the update for the outbox when the event cannot be sent, and still answers 200', async () => {
     const { agent, secret } = await webhookAgent();
     const failing = createApp(webhookHarness.services, {

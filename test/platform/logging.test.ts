@@ -60,6 +60,8 @@ describe('structured logging', () => {
     expect(body).toEqual({
       error: { code: 'internal_error', message: 'An internal error occurred', requestId: expect.any(String) },
     });
-    expect(capture.lines.some((entry) => entry.msg === 'unhandled error')).toBe(true);
+    // The handler's own line carries the request id too, as the request line does.
+    const logged = capture.lines.filter((entry) => entry.requestId === body.error.requestId);
+    expect(logged.map((entry) => entry.msg)).toEqual(['unhandled error', 'request']);
   });
 });
