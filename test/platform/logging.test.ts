@@ -56,7 +56,7 @@ describe('structured logging', () => {
     });
     const res = await app.request('/boom');
     expect(res.status).toBe(500);
-    const body = await res.json();
+    const body = (await res.json()) as { error: { requestId: string } };
     expect(body).toEqual({
       error: { code: 'internal_error', message: 'An internal error occurred', requestId: expect.any(String) },
     });
