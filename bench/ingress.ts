@@ -2,7 +2,8 @@
  * Telegram ingress under load: autocannon POSTs updates (each with a new update_id) to
  * `/telegram/:agentId` of the platform's web process on the real PostgreSQL and Redis, and to a bare
  * Hono route that only parses JSON, each in its own child process, in the same run. Prints:
- *   ingress: platform N req/s p99 X ms | bare M req/s p99 Y ms | ratio R (stored S of T)
+ *   ingress: platform N req/s p99 X ms (P posted, A answered, S stored) | bare M req/s p99 Y ms | ratio R
+ * S must equal P: an update autocannon wrote just before it stopped is stored though never counted.
  *
  *   npm run bench:ingress          # BENCH_SECONDS=10 BENCH_CONNECTIONS=40
  *
@@ -23,6 +24,8 @@ interface Load {
   p50: number;
   p99: number;
   errors: number;
+  /** Updates autocannon wrote, answered or still in flight when it stopped. */
+  posted: number;
 }
 
 async function load(port: number, agentId: string, secret: string): Promise<Load> {
@@ -48,6 +51,7 @@ async function load(port: number, agentId: string, secret: string): Promise<Load
     p50: result.latency.p50,
     p99: result.latency.p99,
     errors: result.errors + result.non2xx,
+    posted: updateId - 1,
   };
 }
 
@@ -75,7 +79,8 @@ try {
 
   process.stdout.write(
     `ingress: platform ${measured.rps.toFixed(0)} req/s p50 ${measured.p50} ms p99 ${measured.p99} ms` +
-      ` (${measured.errors} errors, ${stored.rows[0]?.n} of ${measured.requests} stored with their event sent,` +
+      ` (${measured.errors} errors; ${measured.posted} posted, ${measured.requests} answered,` +
+      ` ${stored.rows[0]?.n} stored with their event sent;` +
       ` max RSS ${(rss / 2 ** 20).toFixed(0)} MB)` +
       ` | bare Hono ${baseline.rps.toFixed(0)} req/s p99 ${baseline.p99} ms` +
       ` | ratio ${(measured.rps / baseline.rps).toFixed(2)}` +
