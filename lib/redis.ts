@@ -1,5 +1,6 @@
 import { Redis as UpstashRedis } from '@upstash/redis';
 import { Redis as IORedis } from 'ioredis';
+import IORedisMock from 'ioredis-mock';
 import type { Config, RedisMode } from './config';
 import { withTimeout } from './timeout';
 
@@ -10,6 +11,12 @@ export interface RedisHandle {
   ping(timeoutMs?: number): Promise<void>;
   /** The TCP client (tcp mode), for the ratelimit requester. */
   tcp: IORedis | undefined;
+  /**
+   * The in-process store (memory mode): ioredis-mock, which runs the ratelimit Lua scripts, so the
+   * code path is the one of TCP mode. Handles in one process share its data, as clients of one Redis
+   * do; each is one client, disconnected on close.
+   */
+  memory: IORedis | undefined;
   /** The REST client (upstash mode). */
   upstash: UpstashRedis | undefined;
   close(): Promise<void>;
@@ -32,6 +39,7 @@ export function createRedis(config: Pick<Config, 'redis'>): RedisHandle {
     return {
       mode: 'tcp',
       tcp: client,
+      memory: undefined,
       upstash: undefined,
       async ping(timeoutMs = 1_000) {
         await withTimeout(
@@ -50,6 +58,7 @@ export function createRedis(config: Pick<Config, 'redis'>): RedisHandle {
     return {
       mode: 'upstash',
       tcp: undefined,
+      memory: undefined,
       upstash: client,
       async ping(timeoutMs = 2_000) {
         await withTimeout(client.ping(), timeoutMs, `Upstash Redis did not answer within ${timeoutMs} ms`);
@@ -57,11 +66,15 @@ export function createRedis(config: Pick<Config, 'redis'>): RedisHandle {
       async close() {},
     };
   }
+  const memory = new IORedisMock();
   return {
     mode: 'memory',
     tcp: undefined,
+    memory,
     upstash: undefined,
     async ping() {},
-    async close() {},
+    async close() {
+      memory.disconnect();
+    },
   };
 }

@@ -1,6 +1,5 @@
 import { Ratelimit } from '@upstash/ratelimit';
 import { Redis as UpstashRedis } from '@upstash/redis';
-import IORedisMock from 'ioredis-mock';
 import type { Logger } from '../logger';
 import type { RedisHandle } from '../redis';
 import { withTimeout } from '../timeout';
@@ -41,9 +40,9 @@ const ALGORITHMS: Record<LimitKind, (tokens: number) => ReturnType<typeof Rateli
 /** The @upstash/redis client for whatever Redis runs: REST, TCP through ioredis, or in memory. */
 export function upstashClientFor(redis: RedisHandle): UpstashRedis {
   if (redis.upstash) return redis.upstash;
-  if (redis.tcp) return new UpstashRedis(createIORedisRequester(redis.tcp));
-  // Embedded: ioredis-mock runs the ratelimit Lua scripts in-process, so the code path is the same.
-  return new UpstashRedis(createIORedisRequester(new IORedisMock()));
+  const client = redis.tcp ?? redis.memory;
+  if (!client) throw new Error(`Redis handle in ${redis.mode} mode has no client`);
+  return new UpstashRedis(createIORedisRequester(client));
 }
 
 export interface RateLimiterOptions {
