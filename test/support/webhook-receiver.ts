@@ -89,8 +89,14 @@ async function streamBody(res: ServerResponse, total: number, count: (n: number)
     count(piece.length);
     if (!res.write(piece)) {
       await new Promise<void>((resolve) => {
-        res.once('drain', resolve);
-        res.once('close', resolve);
+        // Both listeners go once either fires: a long body waits for drain many times.
+        const done = () => {
+          res.off('drain', done);
+          res.off('close', done);
+          resolve();
+        };
+        res.on('drain', done);
+        res.on('close', done);
       });
     }
   }
