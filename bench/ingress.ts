@@ -2,8 +2,9 @@
  * Telegram ingress under load: autocannon POSTs updates (each with a new update_id) to
  * `/telegram/:agentId` of the platform's web process on the real PostgreSQL and Redis, and to a bare
  * Hono route that only parses JSON, each in its own child process, in the same run. Prints:
- *   ingress: platform N req/s p99 X ms (P posted, A answered, S stored) | bare M req/s p99 Y ms | ratio R
- * S must equal P: an update autocannon wrote just before it stopped is stored though never counted.
+ *   ingress: platform N req/s p99 X ms (P posted, A answered, S stored, L acknowledged but not stored) | bare …
+ * L must be 0: every update answered 200 is stored with its event sent. S lies between A and P: when
+ * autocannon stops, each connection has built its next update, and may or may not have written it.
  *
  *   npm run bench:ingress          # BENCH_SECONDS=10 BENCH_CONNECTIONS=40
  *
@@ -24,12 +25,20 @@ interface Load {
   p50: number;
   p99: number;
   errors: number;
-  /** Updates autocannon wrote, answered or still in flight when it stopped. */
+  /** Updates autocannon built: answered, in flight, or built and never written when it stopped. */
   posted: number;
+  /** The update_ids answered 200. */
+  acknowledged: number[];
+}
+
+/** What autocannon keeps per connection: the update being sent on it (one at a time, no pipelining). */
+interface Sending {
+  updateId?: number;
 }
 
 async function load(port: number, agentId: string, secret: string): Promise<Load> {
   let updateId = 1;
+  const acknowledged: number[] = [];
   const result = await autocannon({
     url: `http://127.0.0.1:${port}/telegram/${agentId}`,
     method: 'POST',
@@ -38,9 +47,13 @@ async function load(port: number, agentId: string, secret: string): Promise<Load
     headers: { 'content-type': 'application/json', 'x-telegram-bot-api-secret-token': secret },
     requests: [
       {
-        setupRequest: (request) => {
+        setupRequest: (request, context: Sending) => {
           const id = updateId++;
+          context.updateId = id;
           return { ...request, body: JSON.stringify(textUpdate(id, 100_000 + (id % 500), `message ${id}`)) };
+        },
+        onResponse: (status, _body, context: Sending) => {
+          if (status === 200 && context.updateId !== undefined) acknowledged.push(context.updateId);
         },
       },
     ],
@@ -52,6 +65,7 @@ async function load(port: number, agentId: string, secret: string): Promise<Load
     p99: result.latency.p99,
     errors: result.errors + result.non2xx,
     posted: updateId - 1,
+    acknowledged,
   };
 }
 
@@ -75,12 +89,19 @@ try {
   const stored = await client.query<{ n: number }>(
     `select count(*)::int as n from telegram_messages where direction = 'inbound' and event_sent_at is not null`,
   );
+  const lost = await client.query<{ n: number }>(
+    `select count(*)::int as n from unnest($1::bigint[]) as acked(update_id)
+     where not exists (select 1 from telegram_messages m
+                       where m.update_id = acked.update_id and m.direction = 'inbound' and m.event_sent_at is not null)`,
+    [measured.acknowledged],
+  );
   await client.end();
 
   process.stdout.write(
     `ingress: platform ${measured.rps.toFixed(0)} req/s p50 ${measured.p50} ms p99 ${measured.p99} ms` +
       ` (${measured.errors} errors; ${measured.posted} posted, ${measured.requests} answered,` +
-      ` ${stored.rows[0]?.n} stored with their event sent;` +
+      ` ${stored.rows[0]?.n} stored with their event sent,` +
+      ` ${lost.rows[0]?.n} of ${measured.acknowledged.length} acknowledged not stored;` +
       ` max RSS ${(rss / 2 ** 20).toFixed(0)} MB)` +
       ` | bare Hono ${baseline.rps.toFixed(0)} req/s p99 ${baseline.p99} ms` +
       ` | ratio ${(measured.rps / baseline.rps).toFixed(2)}` +
