@@ -4,7 +4,9 @@
  * answered through the fake Anthropic (instant) and the fake Telegram Bot API, which records each
  * sendMessage. Latency is webhook POST to sendMessage received, i.e. the platform's own overhead.
  * Prints one line per offered rate:
- *   e2e: offered R msg/s … sent N answered M … p50 X ms p99 Y ms … max RSS Z MB
+ *   e2e: offered R msg/s … sent N, answered M (D duplicate, U unanswered, O out of order) … p50 X ms p99 Y ms … max RSS Z MB
+ * M must equal N, and D, U and O be 0: each message answered once, each chat's in the order sent (a
+ * chat's messages are posted BENCH_CHATS / rate seconds apart, so they arrive in that order too).
  *
  *   npm run bench:e2e          # BENCH_RATES=200,50 BENCH_SECONDS=10 BENCH_CHATS=500 BENCH_WARMUP=300 [BENCH_SPLIT=1 BENCH_WORKERS=1]
  */
@@ -25,6 +27,8 @@ const DRAIN_MS = Number(process.env.BENCH_DRAIN_MS ?? 120_000);
 /** Messages answered before the measured ones, at up to WARMUP_RATE/s (not counted in the figures). */
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 300);
 const WARMUP_RATE = 25;
+/** After the expected answers arrived, how long to keep counting (a duplicate would come late). */
+const SETTLE_MS = 1_000;
 const BOT_TOKEN = `4242424242:AAE${'b'.repeat(32)}`;
 const CLAUDE_KEY = `sk-ant-api03-${'b'.repeat(40)}`;
 
@@ -83,9 +87,11 @@ async function run(rate: number): Promise<string> {
       return { sentAt, start, failedPosts, seconds: (Date.now() - start) / 1000 };
     };
     const answered = () => telegram.sent.filter((m) => m.token === BOT_TOKEN).length;
+    /** Waits for `expected` answers, then a little longer, so that a late duplicate is counted too. */
     const drain = async (expected: number) => {
       const deadline = Date.now() + DRAIN_MS;
       while (answered() < expected && Date.now() < deadline) await sleep(100);
+      await sleep(SETTLE_MS);
     };
 
     // A process that has run for a while (its code compiled by V8, its pools open): warm it up first.
@@ -98,20 +104,33 @@ async function run(rate: number): Promise<string> {
     await drain(WARMUP + total);
 
     const latencies: number[] = [];
+    const answers = new Map<string, number>();
+    /** Per chat, the number of the last message answered: an answer to an earlier one is out of order. */
+    const lastInChat = new Map<string, number>();
+    let outOfOrder = 0;
     let last = start;
     for (const call of telegram.callsOf('sendMessage', BOT_TOKEN)) {
       const text = String(call.params.text ?? '').replace(/^Echo: /, '');
       const at = sentAt.get(text);
       if (at === undefined) continue;
+      const seen = answers.get(text) ?? 0;
+      answers.set(text, seen + 1);
+      if (seen > 0) continue;
       latencies.push(call.at.getTime() - at);
       last = Math.max(last, call.at.getTime());
+      const chat = String(call.params.chat_id);
+      const number = Number(text.slice(1));
+      if (number < (lastInChat.get(chat) ?? -1)) outOfOrder += 1;
+      else lastInChat.set(chat, number);
     }
     latencies.sort((a, b) => a - b);
-    const done = answered() - WARMUP;
+    const done = answers.size;
+    const duplicates = [...answers.values()].reduce((sum, count) => sum + count - 1, 0);
     const throughput = done / ((last - start) / 1000);
     return (
       `e2e (${SPLIT ? `web + ${WORKERS} worker process(es)` : 'one process'}): offered ${rate} msg/s for ${offeredSeconds.toFixed(1)} s across ${CHATS} chats after ${WARMUP} warm-up messages: sent ${total}` +
-      ` (${failedPosts} failed posts), answered ${done}, ${throughput.toFixed(0)} msg/s answered;` +
+      ` (${failedPosts} failed posts), answered ${done} (${duplicates} duplicate, ${total - done} unanswered,` +
+      ` ${outOfOrder} out of order), ${throughput.toFixed(0)} msg/s answered;` +
       ` webhook-to-sendMessage p50 ${percentile(latencies, 50)} ms p99 ${percentile(latencies, 99)} ms;` +
       ` max RSS ${[platform, ...workers].map((p) => `${(p.maxRss() / 2 ** 20).toFixed(0)} MB`).join(' / ')}`
     );
