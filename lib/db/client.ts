@@ -12,6 +12,7 @@ import ws from 'ws';
 import type { DatabaseDriver } from '../config';
 import { databaseDriverFor } from '../config';
 import { nameStatements, unnameStatements } from './named-statements';
+import { type DataDirLock, lockDataDir } from './pglite-lock';
 import * as schema from './schema';
 
 export type Schema = typeof schema;
@@ -65,8 +66,19 @@ export async function createDatabase(options: DatabaseOptions): Promise<Database
 }
 
 async function createPglite(dir: string | undefined): Promise<DatabaseHandle> {
-  if (dir && !dir.startsWith('memory://')) mkdirSync(dir, { recursive: true });
-  const client = await PGlite.create(dir && !dir.startsWith('memory://') ? dir : undefined);
+  const onDisk = dir && !dir.startsWith('memory://') ? dir : undefined;
+  let lock: DataDirLock | undefined;
+  if (onDisk) {
+    mkdirSync(onDisk, { recursive: true });
+    lock = await lockDataDir(onDisk);
+  }
+  let client: PGlite;
+  try {
+    client = await PGlite.create(onDisk);
+  } catch (error) {
+    lock?.release();
+    throw error;
+  }
   const db = drizzlePglite(client, { schema }) as unknown as Database;
   // PGlite is one session, where advisory locks are re-entrant: hold an in-process lock per key instead.
   const held = new Map<number, Promise<unknown>>();
@@ -87,7 +99,12 @@ async function createPglite(dir: string | undefined): Promise<DatabaseHandle> {
       }
     },
     async close() {
-      if (!client.closed) await client.close();
+      try {
+        if (!client.closed) await client.close();
+      } finally {
+        lock?.release();
+        lock = undefined;
+      }
     },
   };
 }
