@@ -1,37 +1,51 @@
-import { ConfigError, parseConfig } from './config';
+import { type Config, ConfigError, parseConfig } from './config';
+import { describeDatabase, pgliteDirFor } from './db/client';
 import { migrateDatabase } from './db/migrate';
 import { type LoadedConfig, withDevSecrets } from './dev-secrets';
 import { usePlainProcessEnv } from './plain-env';
 import { createServices, type Services } from './services';
+import { withTimeout } from './timeout';
 
 export interface Booted extends LoadedConfig {
   services: Services;
 }
 
 /**
- * Loads the configuration, opens the database and Redis, applies migrations. A configuration problem
- * ends the process with one line per problem, each naming its variable, and nothing else.
+ * Loads the configuration, opens the database and Redis, applies migrations. A configuration problem,
+ * or a database that does not open, answer or migrate, ends the process with one line naming the
+ * variable to look at (`startupProblem`). Redis may be down: rate limits fail open until it is back.
  */
 export async function boot(
   role: string,
   env: Record<string, string | undefined> = process.env,
 ): Promise<Booted> {
-  let loaded: LoadedConfig;
-  try {
-    loaded = withDevSecrets(parseConfig(env));
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`Cannot start ${role}. ${error.message}\n`);
-      process.exit(1);
-    }
-    throw error;
-  }
+  const loaded = withDevSecrets(loadConfig(role, env));
   if (env === process.env) usePlainProcessEnv();
-  const services = await createServices(loaded.config);
-  const { config, logger } = services;
-  if (config.database.migrateOnStart) {
-    await migrateDatabase(services.database);
+  const { config } = loaded;
+  const where = describeDatabase(config.database.url, pgliteDirFor(config.dataDir));
+  let services: Services;
+  try {
+    services = await createServices(config);
+  } catch (error) {
+    return startupProblem(role, `Could not open ${where}: ${reasonOf(error)}`);
   }
+  try {
+    await withTimeout(
+      services.database.ping(),
+      DATABASE_ANSWER_MS,
+      `no answer within ${DATABASE_ANSWER_MS / 1000} s`,
+    );
+  } catch (error) {
+    return startupProblem(role, `No answer from ${where}: ${reasonOf(error)}`, services);
+  }
+  if (config.database.migrateOnStart) {
+    try {
+      await migrateDatabase(services.database);
+    } catch (error) {
+      return startupProblem(role, `Migrations failed on ${where}: ${reasonOf(error)}`, services);
+    }
+  }
+  const { logger } = services;
   logger.info(
     {
       role,
@@ -49,6 +63,44 @@ export async function boot(
     );
   }
   return { ...loaded, services };
+}
+
+/** How long a starting process waits for the database's first answer (an unroutable host never refuses). */
+const DATABASE_ANSWER_MS = 15_000;
+
+/** The configuration, or the end of the process with one line per problem, each naming its variable. */
+export function loadConfig(role: string, env: Record<string, string | undefined>): Config {
+  try {
+    return parseConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`Cannot start ${role}. ${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+}
+
+/**
+ * Ends a starting process that cannot go on: one line on stderr (no stack: the operator reads it in
+ * the dyno's log), what it opened closed (within 5 s), exit code 1.
+ */
+export async function startupProblem(
+  role: string,
+  problem: string,
+  opened?: { close(): Promise<void> },
+): Promise<never> {
+  process.stderr.write(`Cannot start ${role}. ${problem}\n`);
+  await withTimeout(opened?.close() ?? Promise.resolve(), 5_000, 'close timed out').catch(() => {});
+  process.exit(1);
+}
+
+/** The root cause's message: drizzle wraps the driver's error ("Failed query: …") in its own. */
+export function reasonOf(error: unknown): string {
+  if (error instanceof AggregateError && error.errors.length > 0) return reasonOf(error.errors[0]);
+  if (error instanceof Error && error.cause instanceof Error) return reasonOf(error.cause);
+  if (error instanceof Error) return error.message || error.name;
+  return String(error);
 }
 
 export function onShutdown(signals: NodeJS.Signals[], stop: () => Promise<void>): void {

@@ -3,7 +3,7 @@ import { DEFAULT_MODELS } from './models';
 
 /**
  * Every environment variable the platform reads, in one schema. `parseConfig` never touches the
- * file system; `loadConfig` (lib/load-config.ts) adds the generated development secrets.
+ * file system; `withDevSecrets` (lib/dev-secrets.ts) adds the generated development secrets.
  */
 
 const optionalString = z

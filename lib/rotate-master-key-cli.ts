@@ -1,6 +1,6 @@
-import { parseConfig } from './config';
+import { loadConfig, reasonOf, startupProblem } from './boot';
 import { createKeyring } from './crypto';
-import { createDatabase, pgliteDirFor } from './db/client';
+import { createDatabase, describeDatabase, pgliteDirFor } from './db/client';
 import { rotateMasterKey } from './key-rotation';
 import { createLogger } from './logger';
 
@@ -9,7 +9,8 @@ import { createLogger } from './logger';
  * ENCRYPTION_MASTER_KEY_PREVIOUS, re-encrypts every stored secret. Keep both set on the running
  * processes until it reports done, then remove ENCRYPTION_MASTER_KEY_PREVIOUS.
  */
-const config = parseConfig(process.env);
+const role = 'the master key rotation';
+const config = loadConfig(role, process.env);
 const logger = createLogger(config);
 if (!config.secrets.encryptionMasterKey || !config.secrets.encryptionMasterKeyPrevious) {
   process.stderr.write('Set ENCRYPTION_MASTER_KEY (new key) and ENCRYPTION_MASTER_KEY_PREVIOUS (old key).\n');
@@ -19,7 +20,12 @@ const handle = await createDatabase({
   url: config.database.url,
   pgliteDir: pgliteDirFor(config.dataDir),
   poolSize: 2,
-});
+}).catch((error: unknown) =>
+  startupProblem(
+    role,
+    `Could not open ${describeDatabase(config.database.url, pgliteDirFor(config.dataDir))}: ${reasonOf(error)}`,
+  ),
+);
 try {
   const report = await rotateMasterKey(
     handle.db,

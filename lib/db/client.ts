@@ -59,6 +59,20 @@ export function pgliteDirFor(dataDir: string): string {
   return join(dataDir, 'pglite');
 }
 
+/**
+ * The database a process is configured for, for a start-up message: the variable that chose it and
+ * where it is, never the URL's credentials or query (which can carry a password).
+ */
+export function describeDatabase(url: string | undefined, pgliteDir: string): string {
+  if (databaseDriverFor(url) === 'pglite') return `the embedded database in ${pgliteDir} (DATA_DIR)`;
+  let where = 'DATABASE_URL';
+  try {
+    const parsed = new URL(url as string);
+    where = `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
+  } catch {}
+  return `the database at DATABASE_URL (${where}, credentials not shown)`;
+}
+
 export async function createDatabase(options: DatabaseOptions): Promise<DatabaseHandle> {
   const driver = databaseDriverFor(options.url);
   if (driver === 'pglite') return createPglite(options.pgliteDir);

@@ -28,7 +28,7 @@ export class DataDirInUseError extends Error {
     readonly holder: LockHolder | undefined,
   ) {
     super(
-      `the embedded database in ${dir} is in use by ${holder ? `process ${holder.pid} (since ${holder.openedAt})` : 'another process'}: ` +
+      `${dir} is open in ${holder ? `process ${holder.pid} (since ${holder.openedAt})` : 'another process'}: ` +
         'PGlite allows one process at a time. Stop that process, point DATA_DIR elsewhere, or set DATABASE_URL ' +
         `to a PostgreSQL that several processes can share. If no such process runs, delete ${lockFile}.`,
     );

@@ -1,0 +1,81 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { lockDataDir } from '../../lib/db/pglite-lock';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+/** Runs one of the entry points from its TypeScript source; resolves with how it ended. */
+function runEntry(
+  entry: string,
+  env: Record<string, string>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', join(root, entry)],
+      {
+        cwd: root,
+        timeout: 60_000,
+        env: { PATH: process.env.PATH ?? '', NODE_ENV: 'development', LOG_LEVEL: 'warn', ...env },
+      },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : null) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+describe('a process that cannot reach its database', () => {
+  let dataDir: string;
+  beforeEach(() => {
+    dataDir = mkdtempSync(join(tmpdir(), 'oc-startup-'));
+  });
+  afterEach(() => {
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('says which database did not answer in one line, without its credentials, and exits 1', async () => {
+    const result = await runEntry('api/server.ts', {
+      DATA_DIR: dataDir,
+      DATABASE_URL: 'postgres://owner:hunter2secret@127.0.0.1:1/platform?password=querysecret',
+    });
+    expect(result.code).toBe(1);
+    const lines = result.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^Cannot start web\+worker\. No answer from the database at DATABASE_URL /);
+    expect(lines[0]).toContain('postgres://127.0.0.1:1/platform');
+    expect(lines[0]).toContain('ECONNREFUSED');
+    expect(result.stderr + result.stdout).not.toMatch(/hunter2secret|querysecret|owner/);
+  }, 60_000);
+
+  it('the worker and the migrate command say the same for the embedded database another process holds', async () => {
+    const lock = await lockDataDir(join(dataDir, 'pglite'));
+    try {
+      const [worker, migrate] = await Promise.all([
+        runEntry('functions/worker.ts', { DATA_DIR: dataDir }),
+        runEntry('lib/db/migrate-cli.ts', { DATA_DIR: dataDir }),
+      ]);
+      expect(worker.code).toBe(1);
+      expect(worker.stderr.trim()).toMatch(
+        new RegExp(
+          `^Cannot start worker\\. Could not open the embedded database in .*pglite \\(DATA_DIR\\): .* is open in process ${process.pid} `,
+        ),
+      );
+      expect(worker.stderr).toContain('pglite.lock');
+      expect(migrate.code).toBe(1);
+      expect(migrate.stderr.trim()).toMatch(
+        new RegExp(
+          `^Cannot start the migrations\\. Could not open the embedded database .* is open in process ${process.pid} `,
+        ),
+      );
+      expect(worker.stderr + migrate.stderr).not.toMatch(/^\s+at /m);
+    } finally {
+      lock.release();
+    }
+  }, 60_000);
+});
