@@ -10,22 +10,21 @@ import { DataDirInUseError, lockDataDir } from '../../lib/db/pglite-lock';
 
 const lockModule = fileURLToPath(new URL('../../lib/db/pglite-lock.ts', import.meta.url));
 
+/** Another node process running `body`, with lockDataDir imported and `dir` as process.argv[1]. */
+function spawnLocker(dir: string, body: string): ChildProcess {
+  const script = `import { lockDataDir } from ${JSON.stringify(lockModule)};\n${body}`;
+  return spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, dir], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+}
+
 /** Another process holding the lock on `dir` until it is killed (or for `holdMs`, then releasing it). */
 async function holderProcess(dir: string, holdMs = 60_000): Promise<ChildProcess> {
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      '--input-type=module',
-      '-e',
-      `import { lockDataDir } from ${JSON.stringify(lockModule)};
-       const lock = await lockDataDir(process.argv[1], { waitMs: 0 });
-       process.stdout.write('locked\\n');
-       setTimeout(() => { lock.release(); process.exit(0); }, ${holdMs});`,
-      dir,
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
+  const child = spawnLocker(
+    dir,
+    `const lock = await lockDataDir(process.argv[1], { waitMs: 0 });
+     process.stdout.write('locked\\n');
+     setTimeout(() => { lock.release(); process.exit(0); }, ${holdMs});`,
   );
   await new Promise<void>((resolve, reject) => {
     child.stdout?.on('data', (chunk: Buffer) => {
@@ -111,20 +110,11 @@ describe('the PGlite data directory lock', () => {
       JSON.stringify({ pid: 2 ** 22 + 12_345, token: 'stale', openedAt: new Date(0).toISOString() }),
     );
     const racers = Array.from({ length: 4 }, () =>
-      spawn(
-        process.execPath,
-        [
-          '--import',
-          'tsx',
-          '--input-type=module',
-          '-e',
-          `import { lockDataDir } from ${JSON.stringify(lockModule)};
-           // A winner holds on until killed, so a racer that starts late finds it alive.
-           try { await lockDataDir(process.argv[1], { waitMs: 1500 }); process.stdout.write('won'); setInterval(() => {}, 1000); }
-           catch { process.stdout.write('lost'); }`,
-          dir,
-        ],
-        { stdio: ['ignore', 'pipe', 'inherit'] },
+      spawnLocker(
+        dir,
+        // A winner holds on until killed, so a racer that starts late finds it alive.
+        `try { await lockDataDir(process.argv[1], { waitMs: 1500 }); process.stdout.write('won'); setInterval(() => {}, 1000); }
+         catch { process.stdout.write('lost'); }`,
       ),
     );
     children.push(...racers);
