@@ -19,7 +19,12 @@ export async function boot(
   role: string,
   env: Record<string, string | undefined> = process.env,
 ): Promise<Booted> {
-  const loaded = withDevSecrets(loadConfig(role, env));
+  const parsed = loadConfig(role, env);
+  const loaded = orExit(
+    role,
+    () => withDevSecrets(parsed),
+    (error) => `Could not keep the development secrets in DATA_DIR (${parsed.dataDir}): ${reasonOf(error)}`,
+  );
   if (env === process.env) usePlainProcessEnv();
   const { config } = loaded;
   const where = describeDatabase(config.database.url, pgliteDirFor(config.dataDir));
@@ -70,14 +75,23 @@ const DATABASE_ANSWER_MS = 15_000;
 
 /** The configuration, or the end of the process with one line per problem, each naming its variable. */
 export function loadConfig(role: string, env: Record<string, string | undefined>): Config {
+  return orExit(role, () => parseConfig(env));
+}
+
+/**
+ * `work`'s result, or the end of the process: a ConfigError with its lines, another error with the
+ * line `describe` makes of it (without `describe`, it is thrown on).
+ */
+function orExit<T>(role: string, work: () => T, describe?: (error: unknown) => string): T {
   try {
-    return parseConfig(env);
+    return work();
   } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`Cannot start ${role}. ${error.message}\n`);
-      process.exit(1);
-    }
-    throw error;
+    let problem: string;
+    if (error instanceof ConfigError) problem = error.message;
+    else if (describe) problem = describe(error);
+    else throw error;
+    process.stderr.write(`Cannot start ${role}. ${problem}\n`);
+    process.exit(1);
   }
 }
 

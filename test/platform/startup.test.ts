@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -51,6 +51,17 @@ describe('a process that cannot reach its database', () => {
     expect(lines[0]).toContain('postgres://127.0.0.1:1/platform');
     expect(lines[0]).toContain('ECONNREFUSED');
     expect(result.stderr + result.stdout).not.toMatch(/hunter2secret|querysecret|owner/);
+  }, 60_000);
+
+  it('names DATA_DIR when it cannot hold the development secrets', async () => {
+    const file = join(dataDir, 'a-file');
+    writeFileSync(file, '');
+    const result = await runEntry('api/server.ts', { DATA_DIR: join(file, 'data') });
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim()).toMatch(
+      /^Cannot start web\+worker\. Could not keep the development secrets in DATA_DIR \(.*a-file\/data\): ENOTDIR/,
+    );
+    expect(result.stderr).not.toMatch(/^\s+at /m);
   }, 60_000);
 
   it('the worker and the migrate command say the same for the embedded database another process holds', async () => {
