@@ -37,7 +37,7 @@ export class DataDirInUseError extends Error {
 }
 
 /** Locks this process holds, by lock file: the same directory opened twice in one process is refused too. */
-const heldHere = new Map<string, string>();
+const heldHere = new Set<string>();
 
 export interface DataDirLock {
   release(): void;
@@ -63,7 +63,7 @@ export async function lockDataDir(dir: string, options: { waitMs?: number } = {}
     if (Date.now() >= deadline) throw new DataDirInUseError(dir, lockFile, holder);
     await sleep(100);
   }
-  heldHere.set(lockFile, me.token);
+  heldHere.add(lockFile);
   const releaseOnExit = () => removeIfMine(lockFile, me.token);
   // process.exit() skips the close() that would release it; a crash leaves it for the next opener.
   process.on('exit', releaseOnExit);
