@@ -1,5 +1,5 @@
 import { type Config, ConfigError, parseConfig } from './config';
-import { describeDatabase, pgliteDirFor } from './db/client';
+import { createDatabase, type DatabaseHandle, describeDatabase, pgliteDirFor } from './db/client';
 import { migrateDatabase } from './db/migrate';
 import { type LoadedConfig, withDevSecrets } from './dev-secrets';
 import { usePlainProcessEnv } from './plain-env';
@@ -27,7 +27,7 @@ export async function boot(
   );
   if (env === process.env) usePlainProcessEnv();
   const { config } = loaded;
-  const where = describeDatabase(config.database.url, pgliteDirFor(config.dataDir));
+  const where = describeDatabase(config);
   let services: Services;
   try {
     services = await createServices(config);
@@ -107,6 +107,23 @@ export async function startupProblem(
   process.stderr.write(`Cannot start ${role}. ${problem}\n`);
   await withTimeout(opened?.close() ?? Promise.resolve(), 5_000, 'close timed out').catch(() => {});
   process.exit(1);
+}
+
+/** A CLI's database (migrate, rotate-master-key), or the end of the process naming the one that did not open. */
+export async function openDatabaseOrExit(
+  role: string,
+  config: Config,
+  poolSize: number,
+): Promise<DatabaseHandle> {
+  try {
+    return await createDatabase({
+      url: config.database.url,
+      pgliteDir: pgliteDirFor(config.dataDir),
+      poolSize,
+    });
+  } catch (error) {
+    return startupProblem(role, `Could not open ${describeDatabase(config)}: ${reasonOf(error)}`);
+  }
 }
 
 /** The root cause's message: drizzle wraps the driver's error ("Failed query: …") in its own. */

@@ -1,6 +1,5 @@
-import { loadConfig, reasonOf, startupProblem } from './boot';
+import { loadConfig, openDatabaseOrExit } from './boot';
 import { createKeyring } from './crypto';
-import { createDatabase, describeDatabase, pgliteDirFor } from './db/client';
 import { rotateMasterKey } from './key-rotation';
 import { createLogger } from './logger';
 
@@ -16,16 +15,7 @@ if (!config.secrets.encryptionMasterKey || !config.secrets.encryptionMasterKeyPr
   process.stderr.write('Set ENCRYPTION_MASTER_KEY (new key) and ENCRYPTION_MASTER_KEY_PREVIOUS (old key).\n');
   process.exit(1);
 }
-const handle = await createDatabase({
-  url: config.database.url,
-  pgliteDir: pgliteDirFor(config.dataDir),
-  poolSize: 2,
-}).catch((error: unknown) =>
-  startupProblem(
-    role,
-    `Could not open ${describeDatabase(config.database.url, pgliteDirFor(config.dataDir))}: ${reasonOf(error)}`,
-  ),
-);
+const handle = await openDatabaseOrExit(role, config, 2);
 try {
   const report = await rotateMasterKey(
     handle.db,

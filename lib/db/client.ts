@@ -9,7 +9,7 @@ import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import pg from 'pg';
 import ws from 'ws';
-import type { DatabaseDriver } from '../config';
+import type { Config, DatabaseDriver } from '../config';
 import { databaseDriverFor } from '../config';
 import { nameStatements, unnameStatements } from './named-statements';
 import { type DataDirLock, lockDataDir } from './pglite-lock';
@@ -63,8 +63,10 @@ export function pgliteDirFor(dataDir: string): string {
  * The database a process is configured for, for a start-up message: the variable that chose it and
  * where it is, never the URL's credentials or query (which can carry a password).
  */
-export function describeDatabase(url: string | undefined, pgliteDir: string): string {
-  if (databaseDriverFor(url) === 'pglite') return `the embedded database in ${pgliteDir} (DATA_DIR)`;
+export function describeDatabase(config: Pick<Config, 'database' | 'dataDir'>): string {
+  const { url } = config.database;
+  if (databaseDriverFor(url) === 'pglite')
+    return `the embedded database in ${pgliteDirFor(config.dataDir)} (DATA_DIR)`;
   let where = 'DATABASE_URL';
   try {
     const parsed = new URL(url as string);

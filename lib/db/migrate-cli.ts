@@ -1,18 +1,14 @@
-import { loadConfig, reasonOf, startupProblem } from '../boot';
+import { loadConfig, openDatabaseOrExit, reasonOf } from '../boot';
 import { createLogger } from '../logger';
-import { createDatabase, describeDatabase, pgliteDirFor } from './client';
+import { describeDatabase } from './client';
 import { migrateDatabase } from './migrate';
 
 /** `npm run migrate` (and Heroku's release phase): applies migrations to the configured database. */
 const role = 'the migrations';
 const config = loadConfig(role, process.env);
 const logger = createLogger(config);
-const where = describeDatabase(config.database.url, pgliteDirFor(config.dataDir));
-const handle = await createDatabase({
-  url: config.database.url,
-  pgliteDir: pgliteDirFor(config.dataDir),
-  poolSize: 1,
-}).catch((error: unknown) => startupProblem(role, `Could not open ${where}: ${reasonOf(error)}`));
+const where = describeDatabase(config);
+const handle = await openDatabaseOrExit(role, config, 1);
 try {
   await migrateDatabase(handle);
   logger.info({ driver: handle.driver }, 'migrations applied');
