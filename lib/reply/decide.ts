@@ -10,7 +10,9 @@ import { decideAccess } from '../policy/access';
 import type { RateLimiter } from '../ratelimit/limiter';
 import { checkMessageQuota, checkTokenBudget, QUOTA_NOTICE, TOKEN_BUDGET_NOTICE } from '../ratelimit/quota';
 import {
+  attachmentOf,
   isAddressedToBot,
+  messageText,
   parseCommand,
   stripBotMention,
   type TelegramMessage,
@@ -194,7 +196,7 @@ export async function decideInbound(
     return { action: 'notice', kind: 'pairing', target, text, settle: 'ignored' };
   }
 
-  const text = message.text ?? message.caption ?? '';
+  const { text } = messageText(message);
   const command = parseCommand(text, botUsername || undefined);
   if (command) {
     if (command.command === 'reset' || command.command === 'new') {
@@ -260,7 +262,16 @@ export async function decideInbound(
   }
 
   const stripped = group && botUsername ? stripBotMention(text, botUsername) : text;
-  return { action: 'answer', target, text: stripped.trim() === '' ? text : stripped, chatType };
+  const said = stripped.trim() === '' ? text : stripped;
+  return { action: 'answer', target, text: withAttachmentNote(said, attachmentOf(message)), chatType };
+}
+
+/**
+ * A caption as the model should read it: Claude is given text only, so it is told that media came
+ * with it (and answers "I cannot see the photo" rather than as if the caption stood alone).
+ */
+export function withAttachmentNote(text: string, attachment: string | undefined): string {
+  return attachment ? `[The user sent ${attachment} with this caption; you cannot see it.]\n${text}` : text;
 }
 
 /** The inbound message's final status (answered, ignored or failed): it leaves `processing`. Returns when it arrived. */

@@ -43,6 +43,8 @@ const BaseMessageSchema = z.looseObject({
   text: z.string().optional(),
   caption: z.string().optional(),
   entities: z.array(MessageEntitySchema).optional(),
+  /** A caption's entities: Telegram keeps them apart from a text's. */
+  caption_entities: z.array(MessageEntitySchema).optional(),
   edit_date: z.number().int().optional(),
 });
 
@@ -72,6 +74,32 @@ export interface BotRef {
   username: string;
 }
 
+/** What a message says, with the entities that go with it: its text, or else a media item's caption. */
+export function messageText(message: TelegramMessage): { text: string; entities: MessageEntity[] } {
+  if (message.text !== undefined) return { text: message.text, entities: message.entities ?? [] };
+  return { text: message.caption ?? '', entities: message.caption_entities ?? [] };
+}
+
+/** Media a message can carry (each a field of Telegram's Message), as a note to the model names it. */
+const ATTACHMENT_KINDS = {
+  photo: 'a photo',
+  video: 'a video',
+  animation: 'an animation',
+  video_note: 'a video message',
+  voice: 'a voice message',
+  audio: 'an audio file',
+  document: 'a file',
+  sticker: 'a sticker',
+} as const;
+
+/** What media the message carries, as words ("a photo"), or undefined for text alone. */
+export function attachmentOf(message: TelegramMessage): string | undefined {
+  for (const [field, words] of Object.entries(ATTACHMENT_KINDS)) {
+    if (message[field] !== undefined) return words;
+  }
+  return undefined;
+}
+
 /** The UTF-16 slice an entity covers (Telegram offsets are in UTF-16 code units, as JS strings are). */
 const entityText = (text: string, e: MessageEntity) => text.slice(e.offset, e.offset + e.length);
 
@@ -83,9 +111,9 @@ const entityText = (text: string, e: MessageEntity) => text.slice(e.offset, e.of
 export function isAddressedToBot(message: TelegramMessage, bot: BotRef): boolean {
   if (message.chat.type === 'private') return true;
   if (message.reply_to_message?.from?.id === bot.id) return true;
-  const text = message.text ?? message.caption ?? '';
+  const { text, entities } = messageText(message);
   const username = bot.username.replace(/^@/, '').toLowerCase();
-  for (const entity of message.entities ?? []) {
+  for (const entity of entities) {
     if (entity.type === 'text_mention' && entity.user?.id === bot.id) return true;
     if (entity.type === 'mention' && entityText(text, entity).toLowerCase() === `@${username}`) return true;
     if (entity.type === 'bot_command') {

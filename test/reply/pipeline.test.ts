@@ -6,7 +6,7 @@ import { createFunctions } from '../../functions/index';
 import { helpText, resetText } from '../../lib/conversation/commands';
 import { agents, credentials, customers, telegramMessages } from '../../lib/db/schema';
 import { QUOTA_NOTICE } from '../../lib/ratelimit/quota';
-import { TEXT_ONLY_NOTICE } from '../../lib/reply/decide';
+import { TEXT_ONLY_NOTICE, withAttachmentNote } from '../../lib/reply/decide';
 import { APOLOGY_TEXT } from '../../lib/reply/finish';
 import {
   createRunningAgent,
@@ -282,6 +282,11 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
       buildUpdate.groupTextMention({ chatId, from, bot, rest: 'and you?' }),
       buildUpdate.groupCommand({ chatId, from, command: 'help', botUsername: agent.botUsername }),
       buildUpdate.groupCommand({ chatId, from, command: 'help', botUsername: 'someone_else_bot' }),
+      // A photo's caption carries its mention in caption_entities.
+      buildUpdate.asPhoto(
+        buildUpdate.groupMention({ chatId, from, botUsername: agent.botUsername, rest: 'what is this?' }),
+      ),
+      buildUpdate.asPhoto(buildUpdate.groupText({ chatId, from, text: 'holiday pictures' })),
     );
     await harness.settle();
 
@@ -291,6 +296,7 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
       'Echo: [Gus]: thanks',
       'Echo: [Gus]: Agent and you?',
       helpText('Helper'),
+      `Echo: [Gus]: ${withAttachmentNote('what is this?', 'a photo')}`,
     ]);
     expect(sent[0]?.params.reply_parameters).toMatchObject({ message_id: mention.message.message_id });
     for (const message of sent) expect(message.params.reply_parameters).toBeDefined();

@@ -349,6 +349,22 @@ export const buildUpdate = {
       },
     });
   },
+  /**
+   * The same message as a photo with its text as the caption: Telegram moves `text` to `caption` and
+   * `entities` to `caption_entities`.
+   */
+  asPhoto<U extends { update_id: number; message: { text: string; entities?: unknown } }>(update: U) {
+    const { text, entities, ...rest } = update.message;
+    return {
+      update_id: update.update_id,
+      message: {
+        ...rest,
+        photo: [{ file_id: 'AgAC-photo', file_unique_id: 'AQAD', width: 90, height: 60, file_size: 1200 }],
+        caption: text,
+        ...(entities ? { caption_entities: entities } : {}),
+      },
+    };
+  },
   editedPrivateText(opts: { from: UserSpec; text: string; messageId: number }) {
     const base = buildUpdate.privateText(opts);
     return { update_id: base.update_id, edited_message: { ...base.message, edit_date: nowSeconds() } };

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import {
+  attachmentOf,
   isAddressedToBot,
+  messageText,
   parseCommand,
   stripBotMention,
   TelegramUpdateSchema,
@@ -89,6 +91,29 @@ describe('isAddressedToBot', () => {
     ['plain group chatter', buildUpdate.groupText({ chatId: -1, from, text: 'helper_bot is nice' }), false],
   ])('%s', (_name, update, expected) => {
     expect(isAddressedToBot(messageOf(update), bot)).toBe(expected);
+  });
+
+  it('reads a caption with its caption_entities: a photo captioned @bot is addressed, with /cmd@bot too', () => {
+    const mention = buildUpdate.groupMention({
+      chatId: -1,
+      from,
+      botUsername: 'helper_bot',
+      rest: 'what is it?',
+    });
+    const command = buildUpdate.groupCommand({
+      chatId: -1,
+      from,
+      command: 'help',
+      botUsername: 'helper_bot',
+    });
+    const chatter = buildUpdate.groupText({ chatId: -1, from, text: 'look at this' });
+    expect(isAddressedToBot(messageOf(buildUpdate.asPhoto(mention)), bot)).toBe(true);
+    expect(isAddressedToBot(messageOf(buildUpdate.asPhoto(command)), bot)).toBe(true);
+    expect(isAddressedToBot(messageOf(buildUpdate.asPhoto(chatter)), bot)).toBe(false);
+    const photo = messageOf(buildUpdate.asPhoto(mention));
+    expect(messageText(photo)).toEqual({ text: '@helper_bot what is it?', entities: [expect.anything()] });
+    expect(attachmentOf(photo)).toBe('a photo');
+    expect(attachmentOf(messageOf(mention))).toBeUndefined();
   });
 
   it('matches a mention after non-BMP characters (UTF-16 offsets)', () => {
