@@ -1,5 +1,5 @@
 import { type SQL, sql } from 'drizzle-orm';
-import type { PgColumn } from 'drizzle-orm/pg-core';
+import type { PgColumn, PgTable } from 'drizzle-orm/pg-core';
 import { AppError } from './errors';
 
 /**
@@ -23,10 +23,14 @@ export function encodeCursor(row: Keyed): string {
   return Buffer.from(`${row.createdAt.toISOString()}|${row.id}`).toString('base64url');
 }
 
+/** What `toISOString` writes for the times rows are created at (years 1970 to 9999). */
+const CURSOR_TIME = /^(19[7-9]\d|[2-9]\d{3})-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
 export function decodeCursor(cursor: string): { createdAt: Date; id: string } {
-  const [at, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
-  const createdAt = at ? new Date(at) : undefined;
-  if (!createdAt || Number.isNaN(createdAt.getTime()) || !id || !UUID.test(id)) {
+  const [at, id, ...rest] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
+  // A time PostgreSQL cannot take (year 0, +275760) would otherwise fail the query with a 500.
+  const createdAt = at && CURSOR_TIME.test(at) ? new Date(at) : undefined;
+  if (!createdAt || Number.isNaN(createdAt.getTime()) || !id || !UUID.test(id) || rest.length > 0) {
     throw new AppError('validation_error', 'query.cursor: not a cursor this API returned', {
       details: { issues: [{ field: 'query.cursor', message: 'not a cursor this API returned' }] },
     });
@@ -34,14 +38,27 @@ export function decodeCursor(cursor: string): { createdAt: Date; id: string } {
   return { createdAt, id };
 }
 
-/** `(created_at, id) < cursor` for a table with those columns; undefined without a cursor. */
+/**
+ * `(created_at, id) < cursor` for a table with those columns; undefined without a cursor.
+ *
+ * The cursor's time is the row's `created_at` in milliseconds (a JS Date), but PostgreSQL's `now()`
+ * stores microseconds: comparing with the millisecond time would skip the rows created in the same
+ * millisecond as the cursor's row, just after it. So the row's own stored time is read back by its
+ * id. If that row was deleted meanwhile, the end of its millisecond is used instead: a row of that
+ * millisecond may then come twice, but none is skipped.
+ */
 export function cursorCondition(
-  table: { createdAt: PgColumn; id: PgColumn },
+  table: PgTable & { createdAt: PgColumn; id: PgColumn },
   cursor: string | undefined,
 ): SQL | undefined {
   if (!cursor) return undefined;
   const after = decodeCursor(cursor);
-  return sql`(${table.createdAt}, ${table.id}) < (${after.createdAt.toISOString()}::timestamptz, ${after.id}::uuid)`;
+  const createdAt = sql.identifier(table.createdAt.name);
+  const id = sql.identifier(table.id.name);
+  const cursorTime = sql`coalesce(
+    (select cursor_row.${createdAt} from ${table} as cursor_row where cursor_row.${id} = ${after.id}::uuid),
+    ${after.createdAt.toISOString()}::timestamptz + interval '999 microseconds')`;
+  return sql`(${table.createdAt}, ${table.id}) < (${cursorTime}, ${after.id}::uuid)`;
 }
 
 /** Rows were fetched with `limit + 1`: the extra one only says whether there is a next page. */
