@@ -76,7 +76,13 @@ const rowColumns = {
   telegramMessageId: telegramMessages.telegramMessageId,
   fromUserId: telegramMessages.fromUserId,
   fromUsername: telegramMessages.fromUsername,
-  from: sql<TelegramFrom | null>`coalesce(${telegramMessages.update} #> '{message,from}', ${telegramMessages.update} #> '{edited_message,from}')`,
+  // Who spoke: a message sent on behalf of a chat (an anonymous admin, a channel) is named after that chat.
+  from: sql<TelegramFrom | null>`case
+    when ${telegramMessages.update} #> '{message,sender_chat}' is not null then jsonb_build_object(
+      'first_name', ${telegramMessages.update} #>> '{message,sender_chat,title}',
+      'username', ${telegramMessages.update} #>> '{message,sender_chat,username}')
+    else coalesce(${telegramMessages.update} #> '{message,from}', ${telegramMessages.update} #> '{edited_message,from}')
+    end`,
 };
 
 /** The current message and its chat's row (type, last reset) in one read. */

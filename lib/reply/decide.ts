@@ -158,7 +158,13 @@ export async function decideInbound(
   const { message } = found;
   const sender = message.from;
   if (!sender) return skip('no_sender');
-  if (sender.is_bot) return skip('from_bot');
+  // An anonymous group admin, or a user posting as their channel: `from` is Telegram's stand-in bot
+  // and `sender_chat` the chat they speak as. A channel post copied into its discussion group is not a person.
+  const speaksAs = message.is_automatic_forward ? undefined : message.sender_chat;
+  if (sender.is_bot && !speaksAs) return skip('from_bot');
+  const { text } = messageText(message);
+  // A service message (a pin, a member joining): nothing to answer, and no pairing code for it.
+  if (text.trim() === '' && attachmentOf(message) === undefined) return skip('no_text');
 
   const botUsername = agent.telegramBotUsername ?? agent.botUsername ?? '';
   const bot = { id: agent.telegramBotId ?? 0, username: botUsername };
@@ -168,8 +174,8 @@ export async function decideInbound(
 
   const access = decideAccess(agent, {
     chatType,
-    senderId: sender.id,
-    senderUsername: sender.username,
+    senderId: speaksAs?.id ?? sender.id,
+    senderUsername: speaksAs ? speaksAs.username : sender.username,
     addressedToBot: botUsername !== '' && isAddressedToBot(message, bot),
   });
   if (access.action === 'ignore') return skip(access.reason);
@@ -196,7 +202,6 @@ export async function decideInbound(
     return { action: 'notice', kind: 'pairing', target, text, settle: 'ignored' };
   }
 
-  const { text } = messageText(message);
   const command = parseCommand(text, botUsername || undefined);
   if (command) {
     if (command.command === 'reset' || command.command === 'new') {

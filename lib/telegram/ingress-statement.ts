@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
 import type { WritesWithEvents } from '../jobs';
-import { parseCommand, TelegramUpdateSchema, updateMessage } from './updates';
+import { isBotCommandText, TelegramUpdateSchema, updateMessage } from './updates';
 
 /*
  * The statement of TelegramIngress: for a batch of calls, each call's verdict (its webhook secret
@@ -73,7 +73,7 @@ export function readUpdate(raw: unknown): ReadUpdate {
       fromUsername: message.from?.username ?? null,
       text,
       update: raw,
-      isCommand: parseCommand(text ?? undefined) !== undefined,
+      isCommand: isBotCommandText(text ?? undefined),
     },
   };
 }

@@ -38,6 +38,10 @@ const BaseMessageSchema = z.looseObject({
   /** True when the message belongs to a forum topic: only then is a reply sent into the thread. */
   is_topic_message: z.boolean().optional(),
   from: TelegramUserSchema.optional(),
+  /** The chat a message speaks for: the group (an anonymous admin) or a channel; `from` is then a stand-in bot. */
+  sender_chat: TelegramChatSchema.optional(),
+  /** A linked channel's post, copied into its discussion group by Telegram. */
+  is_automatic_forward: z.boolean().optional(),
   chat: TelegramChatSchema,
   date: z.number().int(),
   text: z.string().optional(),
@@ -90,9 +94,21 @@ const ATTACHMENT_KINDS = {
   audio: 'an audio file',
   document: 'a file',
   sticker: 'a sticker',
+  // Content without a caption: never part of what Claude reads, but something the user sent.
+  contact: 'a contact',
+  location: 'a location',
+  venue: 'a venue',
+  poll: 'a poll',
+  dice: 'a dice',
+  story: 'a story',
+  game: 'a game',
+  paid_media: 'paid media',
 } as const;
 
-/** What media the message carries, as words ("a photo"), or undefined for text alone. */
+/**
+ * What the message carries besides text, as words ("a photo"); undefined for text alone and for
+ * service messages (a pin, a member joining, a timer changed), which nobody sent to the bot.
+ */
 export function attachmentOf(message: TelegramMessage): string | undefined {
   for (const [field, words] of Object.entries(ATTACHMENT_KINDS)) {
     if (message[field] !== undefined) return words;
@@ -137,19 +153,37 @@ export interface ParsedCommand {
  * bot's) at the start of the text. Anything else, including commands for another bot, is undefined.
  */
 export function parseCommand(text: string | undefined, botUsername?: string): ParsedCommand | undefined {
-  if (!text) return undefined;
-  const m = /^\/([A-Za-z0-9_]{1,32})(?:@([A-Za-z0-9_]{1,64}))?(?:\s+([\s\S]*))?$/.exec(text.trim());
-  if (!m) return undefined;
-  const name = m[1]!.toLowerCase();
-  const target = m[2];
+  const found = matchCommand(text);
+  if (!found) return undefined;
+  const { target } = found;
   if (
     target !== undefined &&
     (!botUsername || target.toLowerCase() !== botUsername.replace(/^@/, '').toLowerCase())
   ) {
     return undefined;
   }
+  return { command: found.command, args: found.args };
+}
+
+/**
+ * Whether the text is one of our commands, for any bot it names: what ingress stores as `is_command`
+ * (it does not know the bot's username), so that `/help@bot` and its answer stay out of the history.
+ */
+export function isBotCommandText(text: string | undefined): boolean {
+  return matchCommand(text) !== undefined;
+}
+
+function matchCommand(text: string | undefined): (ParsedCommand & { target?: string }) | undefined {
+  if (!text) return undefined;
+  const m = /^\/([A-Za-z0-9_]{1,32})(?:@([A-Za-z0-9_]{1,64}))?(?:\s+([\s\S]*))?$/.exec(text.trim());
+  if (!m) return undefined;
+  const name = m[1]!.toLowerCase();
   if (!(BOT_COMMANDS as readonly string[]).includes(name)) return undefined;
-  return { command: name as BotCommand, args: (m[3] ?? '').trim() };
+  return {
+    command: name as BotCommand,
+    args: (m[3] ?? '').trim(),
+    ...(m[2] === undefined ? {} : { target: m[2] }),
+  };
 }
 
 /** The text with the bot's own @mention removed, as the model should read it. */

@@ -234,8 +234,9 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
       `/api/v1/agents/${agent.agentId}/pairing-requests/${code}/approve`,
       'POST',
     );
-    expect(again.status).toBe(404);
-    expect(((await again.json()) as { error: { details: { status: string } } }).error.details.status).toBe(
+    // Approving again is the same approval (idempotent), not a second one.
+    expect(again.status).toBe(200);
+    expect(((await again.json()) as { pairingRequest: { status: string } }).pairingRequest.status).toBe(
       'approved',
     );
     const rejectCode = codeOf(textsTo(agent, 5302)[0]) as string;
@@ -247,6 +248,7 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
 
     expect((await agentRow(agent))?.telegramAllowFrom).toEqual(['5301']);
     expect(textsTo(agent, 5301).at(-1)).toMatch(/You now have access to Concierge/);
+    expect(textsTo(agent, 5301).filter((text) => /You now have access/.test(text ?? ''))).toHaveLength(1);
     await deliver(agent, buildUpdate.privateText({ from: senders[0]!, text: 'finally' }));
     await deliver(agent, buildUpdate.privateText({ from: senders[1]!, text: 'me too?' }));
     await harness.settle();
@@ -300,6 +302,64 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
     ]);
     expect(sent[0]?.params.reply_parameters).toMatchObject({ message_id: mention.message.message_id });
     for (const message of sent) expect(message.params.reply_parameters).toBeDefined();
+  });
+
+  it('groups: /help@bot stays out of the history; an anonymous admin is answered, a channel repost is not', async () => {
+    const agent = await agentWith({ agent: { telegramGroupPolicy: 'open' } });
+    const chatId = -1005450;
+    const from = { id: 5451, first_name: 'Gus' };
+    const group = { id: chatId, type: 'supergroup', title: 'Opening hours club' };
+    const mention = (rest: string) =>
+      buildUpdate.groupMention({ chatId, from, botUsername: agent.botUsername, rest });
+    /** The same mention sent on behalf of a chat: `from` is Telegram's stand-in bot, `sender_chat` the chat. */
+    const onBehalfOf = (senderChat: Record<string, unknown>, rest: string, extra = {}) => {
+      const update = mention(rest);
+      const stand_in = { id: 1087968824, is_bot: true, first_name: 'Group', username: 'GroupAnonymousBot' };
+      return {
+        ...update,
+        message: { ...update.message, from: stand_in, sender_chat: senderChat, ...extra },
+      };
+    };
+    await deliver(
+      agent,
+      buildUpdate.groupCommand({ chatId, from, command: 'help', botUsername: agent.botUsername }),
+    );
+    await harness.settle();
+    await deliver(agent, mention('hi'));
+    await harness.settle();
+    expect(claudeCalls(agent).at(-1)?.messages).toEqual([{ role: 'user', content: '[Gus]: hi' }]);
+
+    await deliver(agent, onBehalfOf(group, 'when do you open?'));
+    await harness.settle();
+    const channel = { id: -1009999, type: 'channel', title: 'News' };
+    await deliver(agent, onBehalfOf(channel, 'reposted', { is_automatic_forward: true }));
+    await harness.settle();
+    expect(textsTo(agent, chatId)).toEqual([
+      helpText('Helper'),
+      'Echo: [Gus]: hi',
+      'Echo: [Opening hours club]: when do you open?',
+    ]);
+  });
+
+  it('a service message in a DM (a pin) gets no answer, and no pairing code', async () => {
+    const agent = await agentWith({ agent: { telegramDmPolicy: 'pairing' } });
+    const from = { id: 5461, first_name: 'Pia' };
+    const base = buildUpdate.privateText({ from, text: 'x' });
+    const {
+      text: _text,
+      entities: _entities,
+      ...rest
+    } = base.message as typeof base.message & {
+      entities?: unknown;
+    };
+    await deliver(agent, {
+      update_id: base.update_id,
+      message: { ...rest, pinned_message: { ...base.message, message_id: 1, text: 'remember this' } },
+    });
+    await harness.settle();
+    expect(textsTo(agent, 5461)).toEqual([]);
+    const [row] = (await rowsOf(agent)).filter((r) => r.direction === 'inbound');
+    expect(row?.status).toBe('ignored');
   });
 
   it('/reset and /new forget the history; /start greets', async () => {

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   attachmentOf,
   isAddressedToBot,
+  isBotCommandText,
   messageText,
   parseCommand,
   stripBotMention,
@@ -142,6 +143,17 @@ describe('parseCommand', () => {
     [undefined, undefined],
   ])('%j', (text, expected) => {
     expect(parseCommand(text, 'Helper_Bot')).toEqual(expected);
+  });
+});
+
+describe('isBotCommandText', () => {
+  it('is one of our commands for any bot it names, as ingress stores is_command', () => {
+    expect(isBotCommandText('/help@helper_bot')).toBe(true);
+    expect(isBotCommandText('/reset@other_bot')).toBe(true);
+    expect(isBotCommandText(' /start payload')).toBe(true);
+    expect(isBotCommandText('/weather@helper_bot')).toBe(false);
+    expect(isBotCommandText('say /help')).toBe(false);
+    expect(isBotCommandText(undefined)).toBe(false);
   });
 });
 
