@@ -67,6 +67,30 @@ function splitCode(token: Token & { type: 'code' }, limit: number): string[] {
   return splitText(String(token.text), budget, 1).map((piece) => `${open}${piece}${close}`);
 }
 
+/** A fence line: indentation, three or more backticks or tildes, and (opening only) an info string. */
+const FENCE = /^(\s*)(`{3,}|~{3,})(.*)$/;
+
+/**
+ * Pieces of one block cut apart (a long list whose item holds a code block) each as valid Markdown on
+ * its own: a piece that ends inside a fenced block closes it, and the next reopens it with the same
+ * fence line, so the code stays code and what follows the fence is not read as code.
+ */
+function balanceFences(pieces: string[]): string[] {
+  let open: { line: string; indent: string; marker: string } | undefined;
+  return pieces.map((piece) => {
+    const reopened = open ? `${open.line}\n${piece}` : piece;
+    for (const line of piece.split('\n')) {
+      const m = FENCE.exec(line);
+      if (!m) continue;
+      const [, indent = '', marker = '', info = ''] = m;
+      if (!open) open = { line, indent, marker };
+      else if (marker[0] === open.marker[0] && marker.length >= open.marker.length && info.trim() === '')
+        open = undefined;
+    }
+    return open ? `${reopened}\n${open.indent}${open.marker}` : reopened;
+  });
+}
+
 /** Cuts Markdown into chunks of at most `limit` source characters on block boundaries first. */
 export function chunkMarkdown(markdown: string, limit = TELEGRAM_MESSAGE_LIMIT): string[] {
   const chunks: string[] = [];
@@ -84,7 +108,7 @@ export function chunkMarkdown(markdown: string, limit = TELEGRAM_MESSAGE_LIMIT):
     flush();
     if (raw.length <= limit) current = raw;
     else if (token.type === 'code') chunks.push(...splitCode(token as Token & { type: 'code' }, limit));
-    else chunks.push(...splitText(raw, limit));
+    else chunks.push(...balanceFences(splitText(raw, limit)));
   }
   flush();
   return chunks;

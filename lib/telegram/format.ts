@@ -72,7 +72,7 @@ function inlineToken(token: Token, mode: Mode, inLink: boolean): string {
   }
 }
 
-function list(token: Tokens.List, mode: Mode, depth: number): string {
+function list(token: Tokens.List, mode: Mode, depth: number, inQuote: boolean): string {
   const start = typeof token.start === 'number' ? token.start : 1;
   const indent = '  '.repeat(depth);
   return token.items
@@ -83,7 +83,7 @@ function list(token: Tokens.List, mode: Mode, depth: number): string {
         item.tokens.filter((t) => t.type !== 'checkbox'),
         mode,
         depth + 1,
-        false,
+        inQuote,
       );
       return `${indent}${bullet}${task}${body.replace(/^\s+/, '')}`;
     })
@@ -114,7 +114,7 @@ function block(token: Token, mode: Mode, depth: number, inQuote: boolean): strin
       return inQuote ? inner : wrap(mode, 'blockquote', inner);
     }
     case 'list':
-      return list(token as Tokens.List, mode, depth);
+      return list(token as Tokens.List, mode, depth, inQuote);
     case 'hr':
       return '———';
     case 'table': {

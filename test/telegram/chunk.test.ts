@@ -44,6 +44,22 @@ describe('chunkMarkdown', () => {
     expect(seen.join('\n')).toBe(code);
   });
 
+  it('splits a list whose item holds a long code block: the code stays code, the list after it a list', () => {
+    const code = Array.from({ length: 300 }, (_, i) => `  let x${i} = ${i} < 10 && y;`).join('\n');
+    const markdown = `- Step one:\n\n  \`\`\`js\n${code}\n  \`\`\`\n- Step two: **done**\n- Step three`;
+    const chunks = formatForTelegram(markdown);
+    expect(chunks.length).toBeGreaterThan(1);
+    const seen: string[] = [];
+    for (const chunk of chunks) {
+      expect(parseTelegramHtml(chunk.html).length).toBeLessThanOrEqual(TELEGRAM_MESSAGE_LIMIT);
+      const inCode = /<pre><code class="language-js">([\s\S]*)<\/code><\/pre>/.exec(chunk.html);
+      if (inCode) seen.push(parseTelegramHtml(inCode[1]!));
+    }
+    expect(seen.join('\n')).toBe(code.replace(/^ {2}/gm, ''));
+    expect(chunks[0]?.html).toMatch(/^• Step one:/);
+    expect(chunks.at(-1)?.html).toContain('• Step two: <b>done</b>\n• Step three');
+  });
+
   it('splits a paragraph longer than the limit on sentences, then words', () => {
     const sentences = Array.from({ length: 300 }, (_, i) => `Sentence number ${i} is here.`).join(' ');
     const chunks = chunkMarkdown(sentences, 1_000);

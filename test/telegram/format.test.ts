@@ -43,6 +43,8 @@ describe('markdownToTelegramHtml', () => {
 
   it('flattens nested blockquotes (Telegram does not nest them)', () => {
     expect(markdownToTelegramHtml('> a\n> > b')).toBe('<blockquote>a\n\nb</blockquote>');
+    // Also through a list inside the quote.
+    expect(markdownToTelegramHtml('> - a\n>   > b')).toBe('<blockquote>• a\nb</blockquote>');
   });
 
   it('always produces HTML the Bot API parser accepts', () => {
