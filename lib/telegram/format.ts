@@ -94,8 +94,10 @@ function block(token: Token, mode: Mode, depth: number, inQuote: boolean): strin
   const text = (s: string) => (mode === 'html' ? escapeHtml(s) : s);
   switch (token.type) {
     case 'space':
-    case 'def':
       return '';
+    case 'def':
+      // A link definition is only a target; a footnote (`[^1]: Smith2019`) parses as one but is text.
+      return (token as Tokens.Def).tag.startsWith('^') ? text(token.raw.trim()) : '';
     case 'paragraph':
       return inline(token.tokens, mode);
     case 'text':

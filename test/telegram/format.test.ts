@@ -17,6 +17,7 @@ describe('markdownToTelegramHtml', () => {
     ['<script>alert(1)</script>', '&lt;script&gt;alert(1)&lt;/script&gt;'],
     ['> quoted **text**', '<blockquote>quoted <b>text</b></blockquote>'],
     ['- one\n- two', '• one\n• two'],
+    ['See [^1].\n\n[^1]: Smith2019\n\n[a]: https://example.com', 'See ^1.\n\n[^1]: Smith2019'],
     ['3. three\n4. four', '3. three\n4. four'],
     ['**unclosed bold', '**unclosed bold'],
     ['*unbalanced **mix*', '*unbalanced *<i>mix</i>'],
