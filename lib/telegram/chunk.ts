@@ -1,4 +1,4 @@
-import { Lexer, type Token } from 'marked';
+import { Lexer, type Token, type Tokens } from 'marked';
 import { escapeHtml, markdownToPlainText, markdownToTelegramHtml, telegramHtmlVisibleText } from './format';
 
 /** Telegram's limit on a message's text, in UTF-16 code units, counted after entity parsing. */
@@ -91,6 +91,42 @@ function balanceFences(pieces: string[]): string[] {
   });
 }
 
+/**
+ * A list too long for one message, cut between items. Each piece of an ordered list starts at the
+ * number its first item has in the whole list (Markdown numbers a list from its first marker, and
+ * answers often write `1.` on every line). An item too long on its own is cut like any text.
+ */
+function splitList(token: Tokens.List, limit: number): string[] {
+  const start = typeof token.start === 'number' ? token.start : 1;
+  const pieces: string[] = [];
+  let current = '';
+  let first = 0;
+  const push = (piece: string, index: number) => {
+    const numbered = token.ordered ? piece.replace(/^(\s*)\d{1,9}([.)])/, `$1${start + index}$2`) : piece;
+    if (numbered.trim() !== '') pieces.push(numbered.trimEnd());
+  };
+  for (const [index, item] of token.items.entries()) {
+    if (current.length + item.raw.length <= limit) {
+      if (current === '') first = index;
+      current += item.raw;
+      continue;
+    }
+    if (current !== '') push(current, first);
+    current = '';
+    if (item.raw.length <= limit) {
+      current = item.raw;
+      first = index;
+      continue;
+    }
+    for (const [part, piece] of balanceFences(splitText(item.raw, limit)).entries()) {
+      if (part === 0) push(piece, index);
+      else pieces.push(piece);
+    }
+  }
+  if (current !== '') push(current, first);
+  return pieces;
+}
+
 /** Cuts Markdown into chunks of at most `limit` source characters on block boundaries first. */
 export function chunkMarkdown(markdown: string, limit = TELEGRAM_MESSAGE_LIMIT): string[] {
   const chunks: string[] = [];
@@ -108,6 +144,7 @@ export function chunkMarkdown(markdown: string, limit = TELEGRAM_MESSAGE_LIMIT):
     flush();
     if (raw.length <= limit) current = raw;
     else if (token.type === 'code') chunks.push(...splitCode(token as Token & { type: 'code' }, limit));
+    else if (token.type === 'list') chunks.push(...splitList(token as Tokens.List, limit));
     else chunks.push(...balanceFences(splitText(raw, limit)));
   }
   flush();

@@ -60,6 +60,20 @@ describe('chunkMarkdown', () => {
     expect(chunks.at(-1)?.html).toContain('• Step two: <b>done</b>\n• Step three');
   });
 
+  it('splits a long numbered list between items, each message numbering on from the last', () => {
+    const items = Array.from({ length: 600 }, (_, i) => `1. Do step ${i + 1} carefully`);
+    const chunks = formatForTelegram(`Steps:\n\n${items.join('\n')}\n\nThat is all.`);
+    expect(chunks.length).toBeGreaterThan(2);
+    const numbered = chunks.flatMap((chunk) =>
+      [...chunk.plain.matchAll(/^(\d+)\. Do step (\d+) carefully$/gm)].map((m) => [m[1], m[2]]),
+    );
+    expect(numbered).toHaveLength(600);
+    for (const [shown, step] of numbered) expect(shown).toBe(step);
+    for (const chunk of chunks)
+      expect(parseTelegramHtml(chunk.html).length).toBeLessThanOrEqual(TELEGRAM_MESSAGE_LIMIT);
+    expect(chunks.at(-1)?.plain).toMatch(/That is all\.$/);
+  });
+
   it('splits a paragraph longer than the limit on sentences, then words', () => {
     const sentences = Array.from({ length: 300 }, (_, i) => `Sentence number ${i} is here.`).join(' ');
     const chunks = chunkMarkdown(sentences, 1_000);
