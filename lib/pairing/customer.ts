@@ -41,16 +41,26 @@ export async function listOwnPairingRequests(
 
 /**
  * Approves or rejects a pending code of the customer's agent, audited. Approval adds the sender's
- * numeric id to `telegramAllowFrom`. An unknown, expired or already decided code is a 404 that says which.
+ * numeric id to `telegramAllowFrom`. Approving a code that is already approved is idempotent: the same
+ * request again, not audited again (`changed: false`), so a client retrying after a failed answer gets
+ * it and the route can send the notification event again (same id: the engine keeps one). An unknown or
+ * expired code, a reject of a decided code and an approve of a rejected one are a 404 that says which.
  */
 export async function decideOwnPairingRequest(
   db: Database,
   context: RequestContext,
   input: { customerId: string; agentId: string; code: string; decision: 'approve' | 'reject'; now: Date },
-): Promise<PairingRequest> {
+): Promise<{ request: PairingRequest; changed: boolean }> {
   await getOwnAgent(db, input.customerId, input.agentId);
   const decide = input.decision === 'approve' ? approvePairing : rejectPairing;
   const result = await decide(db, { agentId: input.agentId, code: input.code, now: input.now });
+  if (
+    input.decision === 'approve' &&
+    result.status === 'already_decided' &&
+    result.request.status === 'approved'
+  ) {
+    return { request: result.request, changed: false };
+  }
   if (result.status !== 'approved' && result.status !== 'rejected') {
     throw pairingDecisionError(result) as AppError;
   }
@@ -61,5 +71,5 @@ export async function decideOwnPairingRequest(
     customerId: input.customerId,
     details: { agentId: input.agentId, telegramUserId: result.request.telegramUserId },
   });
-  return result.request;
+  return { request: result.request, changed: true };
 }

@@ -20,7 +20,10 @@ export type PairingDecisionResult =
   | { status: 'not_found' }
   /** The code was pending but its hour is over (it is now marked expired). */
   | { status: 'expired'; request: PairingRequest }
-  /** Approved, rejected or expired before. */
+  /**
+   * Approved, rejected or expired before. Nothing changes; the customer API treats an approve of an
+   * approved code as the same approval again (decideOwnPairingRequest), every other case as a 404.
+   */
   | { status: 'already_decided'; request: PairingRequest };
 
 /**
@@ -83,7 +86,8 @@ async function decide(
 
 /**
  * The API error for a decision that did not happen. Every one is a 404: an unknown, expired or already
- * decided code is equally no code to act on (the message says which, for the customer).
+ * decided code is equally no code to act on (the message says which, for the customer). The customer
+ * API does not ask for one when an approved code is approved again: that answers the approval.
  */
 export function pairingDecisionError(result: PairingDecisionResult): AppError | null {
   switch (result.status) {

@@ -66,7 +66,8 @@ const startRoute = createRoute({
   middleware,
   method: 'post',
   path: '/api/v1/agents/{id}/start',
-  summary: 'Starts answering on Telegram (both credentials must be valid); idempotent',
+  summary:
+    'Starts answering on Telegram (both credentials must be valid); idempotent: a retry while starting sends the start again',
   request: { params: IdParamsSchema },
   responses: {
     202: { description: 'Starting (or already starting/running)', ...agentBody },
@@ -83,7 +84,7 @@ const stopRoute = createRoute({
   middleware,
   method: 'post',
   path: '/api/v1/agents/{id}/stop',
-  summary: 'Stops answering on Telegram; idempotent',
+  summary: 'Stops answering on Telegram; idempotent: a retry while stopping sends the stop again',
   request: { params: IdParamsSchema },
   responses: {
     202: { description: 'Stopping (or already stopped)', ...agentBody },
@@ -166,7 +167,10 @@ export function registerLifecycle(app: OpenAPIHono<AppEnv>) {
     const customerId = customerIdOf(c.get('actor'));
     const { id } = c.req.valid('param');
     const result = await requestStart(c.get('services').db, requestContext(c), customerId, id);
-    if (result.changed) {
+    // Sent again while the agent is still starting: the status commits before the send, so a send that
+    // failed (the client got a 5xx) is retried by the client's retry. The id is the same one (same
+    // statusSince), so the engine drops a copy of an event it already has.
+    if (result.agent.status === 'starting') {
       await c.get('sendEvent')([
         {
           name: agentStartRequested.name,
@@ -181,7 +185,8 @@ export function registerLifecycle(app: OpenAPIHono<AppEnv>) {
     const customerId = customerIdOf(c.get('actor'));
     const { id } = c.req.valid('param');
     const result = await requestStop(c.get('services').db, requestContext(c), customerId, id);
-    if (result.changed) {
+    // As for start: still stopping means the stop event is sent again, with the same id.
+    if (result.agent.status === 'stopping') {
       await c.get('sendEvent')([
         {
           name: agentStopRequested.name,

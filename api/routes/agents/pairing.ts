@@ -54,7 +54,7 @@ const decisionRoute = (decision: 'approve' | 'reject') =>
     path: `/api/v1/agents/{id}/pairing-requests/{code}/${decision}`,
     summary:
       decision === 'approve'
-        ? "Approves a pending code: the sender's id joins telegramAllowFrom and they are told"
+        ? "Approves a pending code: the sender's id joins telegramAllowFrom and they are told; idempotent"
         : 'Rejects a pending code; the sender may ask again later',
     request: { params: PairingCodeParamsSchema },
     responses: {
@@ -62,7 +62,9 @@ const decisionRoute = (decision: 'approve' | 'reject') =>
       ...commonErrors,
       404: {
         description:
-          'No such agent, or no pending code (unknown, expired or already decided: details.status)',
+          decision === 'approve'
+            ? 'No such agent, or no pending or approved code (unknown, expired or rejected: details.status)'
+            : 'No such agent, or no pending code (unknown, expired or already decided: details.status)',
         content: notFoundError[404].content,
       },
     },
@@ -83,13 +85,15 @@ export function registerPairing(app: OpenAPIHono<AppEnv>) {
     app.openapi(decisionRoute(decision), async (c) => {
       const customerId = customerIdOf(c.get('actor'));
       const { id, code } = c.req.valid('param');
-      const request = await decideOwnPairingRequest(c.get('services').db, requestContext(c), {
+      const { request } = await decideOwnPairingRequest(c.get('services').db, requestContext(c), {
         customerId,
         agentId: id,
         code,
         decision,
         now: new Date(),
       });
+      // Also for a code approved before (a retry after a failed send): the same id, so the engine keeps
+      // one event, and the notify function tells the user once.
       if (decision === 'approve') {
         await c.get('sendEvent')([
           {

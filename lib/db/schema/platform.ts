@@ -263,6 +263,8 @@ export const pairingRequests = pgTable(
     status: pairingStatusEnum('status').notNull().default('pending'),
     expiresAt: tz('expires_at').notNull(),
     decidedAt: tz('decided_at'),
+    /** When the user was told of the approval: an approval is announced once. */
+    notifiedAt: tz('notified_at'),
     createdAt: createdAt(),
   },
   (t) => [
