@@ -3,6 +3,7 @@ import type { Context, ErrorHandler, NotFoundHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ZodError } from 'zod';
 import { AppError, type ErrorCode, errorBody } from '../../lib/errors';
+import { findNul, isNulStorageError, NUL_MESSAGE } from '../../lib/nul';
 import type { AppEnv } from '../env';
 import { loggerFor } from '../request-context';
 
@@ -40,6 +41,12 @@ export const handleError: ErrorHandler<AppEnv> = (error, c) => {
       );
     }
   }
+  if (isNulStorageError(error)) {
+    // Validation refuses a NUL in any body, query or path value; one that still reached PostgreSQL
+    // came from the request all the same, and is the caller's to fix, not a 500.
+    loggerFor(c).warn({ err: error }, 'a NUL character reached the database');
+    return render(c, validationError([{ field: 'request', message: NUL_MESSAGE }]));
+  }
   loggerFor(c).error({ err: error }, 'unhandled error');
   return render(c, new AppError('internal_error', 'An internal error occurred'));
 };
@@ -48,20 +55,45 @@ export const handleNotFound: NotFoundHandler<AppEnv> = (c) =>
   render(c, new AppError('not_found', `No route for ${c.req.method} ${c.req.path}`));
 
 /** `body.name`, `query.limit`, `param.id`: where the bad value was, for people reading the error. */
+export function fieldName(target: string | undefined, path: readonly PropertyKey[]): string {
+  return [target === 'json' || target === 'form' ? 'body' : target, ...path]
+    .filter((part) => part !== undefined && part !== '')
+    .map(String)
+    .join('.');
+}
+
 export function zodIssues(error: ZodError, target?: string) {
-  return error.issues.map((issue) => ({
-    field: [target === 'json' || target === 'form' ? 'body' : target, ...issue.path]
-      .filter((part) => part !== undefined && part !== '')
-      .join('.'),
-    message: issue.message,
+  return error.issues.map((issue) => ({ field: fieldName(target, issue.path), message: issue.message }));
+}
+
+type Issue = { field: string; message: string };
+
+function validationError(issues: Issue[]) {
+  const first = issues[0];
+  return new AppError('validation_error', first ? `${first.field}: ${first.message}` : 'Invalid request', {
+    details: { issues },
+  });
+}
+
+/**
+ * Each string holding U+0000 in a validated body, query or path: PostgreSQL can store none of them
+ * (nor compare with one), so they are refused here once for every route instead of failing its
+ * statement with a 500. A key holding one is named by its object (`body` for a top-level key).
+ */
+export function nulIssues(data: unknown, target?: string): Issue[] {
+  return findNul(data).map((found) => ({
+    field: fieldName(target, found.path),
+    message: found.in === 'key' ? `keys ${NUL_MESSAGE}` : NUL_MESSAGE,
   }));
 }
 
 /** zod-openapi's hook: every validation failure becomes the same error body as every other error. */
 export const validationHook: Hook<unknown, AppEnv, string, unknown> = (result, c) => {
-  if (result.success) return;
+  if (result.success) {
+    const issues = nulIssues(result.data, result.target);
+    return issues.length > 0 ? render(c, validationError(issues)) : undefined;
+  }
   const issues = zodIssues(result.error, result.target);
-  const first = issues[0];
   const unknownField = result.error.issues.find((issue) => issue.code === 'unrecognized_keys');
   if (unknownField && unknownField.code === 'unrecognized_keys') {
     return render(
@@ -75,10 +107,5 @@ export const validationHook: Hook<unknown, AppEnv, string, unknown> = (result, c
       ),
     );
   }
-  return render(
-    c,
-    new AppError('validation_error', first ? `${first.field}: ${first.message}` : 'Invalid request', {
-      details: { issues },
-    }),
-  );
+  return render(c, validationError(issues));
 };

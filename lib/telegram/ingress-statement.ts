@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
 import type { WritesWithEvents } from '../jobs';
+import { findNul, NUL_MESSAGE } from '../nul';
 import { isBotCommandText, TelegramUpdateSchema, updateMessage } from './updates';
 
 /*
@@ -51,6 +52,16 @@ export type ReadUpdate =
 
 /** The update a call carries, or why there is none to store. */
 export function readUpdate(raw: unknown): ReadUpdate {
+  // PostgreSQL stores no NUL (U+0000) in text or jsonb: such an update could never be stored, and a
+  // 500 (or a poller stuck on its offset) would have Telegram deliver it again forever.
+  const nul = findNul(raw, 1)[0];
+  if (nul) {
+    return {
+      row: undefined,
+      reason: 'malformed',
+      issues: [{ path: nul.path, message: `the update ${NUL_MESSAGE}` }],
+    };
+  }
   const parsed = TelegramUpdateSchema.safeParse(raw);
   if (!parsed.success)
     return { row: undefined, reason: 'malformed', issues: parsed.error.issues.slice(0, 3) };
