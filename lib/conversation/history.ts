@@ -92,6 +92,7 @@ const readCurrentMessage = preparedQuery((db) =>
       ...rowColumns,
       chatType: telegramChats.type,
       historyResetAt: telegramChats.historyResetAt,
+      migratedFromChatId: telegramChats.migratedFromChatId,
     })
     .from(telegramMessages)
     .leftJoin(
@@ -120,7 +121,10 @@ const replyTo = alias(telegramMessages, 'reply_to');
  */
 const position = sql<Date>`coalesce(${replyTo.createdAt}, ${telegramMessages.createdAt})`;
 
-/** The chat's rows before the current message (since `resetAt`, when set), newest first. */
+/**
+ * The chat's rows before the current message (since `resetAt`, when set), newest first; a supergroup's
+ * include those of the group it was upgraded from (`previousChatId`, else null).
+ */
 const readHistory = preparedQuery((db) =>
   db
     .select(rowColumns)
@@ -129,7 +133,7 @@ const readHistory = preparedQuery((db) =>
     .where(
       and(
         eq(telegramMessages.agentId, sql.placeholder('agentId')),
-        eq(telegramMessages.chatId, sql.placeholder('chatId')),
+        sql`${telegramMessages.chatId} in (${sql.placeholder('chatId')}, ${sql.placeholder('previousChatId')})`,
         ne(telegramMessages.id, sql.placeholder('currentId')),
         sql`${position} <= ${sql.placeholder('currentAt')}::timestamptz`,
         sql`(${sql.placeholder('resetAt')}::timestamptz is null or ${position} > ${sql.placeholder('resetAt')}::timestamptz)`,
@@ -177,7 +181,7 @@ export async function buildConversation(db: Queryable, input: ConversationInput)
     chatId,
   });
   if (!found) throw new Error(`message ${input.currentMessageId} is not an inbound message of this chat`);
-  const { chatType: storedChatType, historyResetAt, ...current } = found;
+  const { chatType: storedChatType, historyResetAt, migratedFromChatId, ...current } = found;
   const currentText = input.currentText ?? current.text;
   if (!currentText) throw new Error(`message ${input.currentMessageId} has no text to answer`);
 
@@ -188,6 +192,7 @@ export async function buildConversation(db: Queryable, input: ConversationInput)
   const fetched: HistoryRow[] = await readHistory(db).execute({
     agentId,
     chatId,
+    previousChatId: migratedFromChatId,
     currentId: current.id,
     currentAt: current.createdAt.toISOString(),
     resetAt: historyResetAt?.toISOString() ?? null,

@@ -1,5 +1,6 @@
 import { and, eq, gt, inArray, lt, ne, or, type SQL, sql } from 'drizzle-orm';
 import { alias } from 'drizzle-orm/pg-core';
+import { recordChatMigration } from '../conversation/chat-migration';
 import { commandText } from '../conversation/commands';
 import { resetConversation } from '../conversation/history';
 import type { Database, Queryable } from '../db/client';
@@ -11,6 +12,7 @@ import type { RateLimiter } from '../ratelimit/limiter';
 import { checkMessageQuota, checkTokenBudget, QUOTA_NOTICE, TOKEN_BUDGET_NOTICE } from '../ratelimit/quota';
 import {
   attachmentOf,
+  chatMigrationOf,
   isAddressedToBot,
   messageText,
   parseCommand,
@@ -154,6 +156,11 @@ export async function decideInbound(
   const parsed = TelegramUpdateSchema.safeParse(claimed.update);
   const found = parsed.success ? updateMessage(parsed.data) : undefined;
   if (!found) return skip('no_text');
+  const migration = chatMigrationOf(found.message);
+  if (migration) {
+    await recordChatMigration(db, { agentId: agent.id, ...migration });
+    return skip('chat_migrated');
+  }
   if (found.edited) return skip('edited');
   const { message } = found;
   const sender = message.from;

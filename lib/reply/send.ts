@@ -1,12 +1,13 @@
 import { and, eq, sql } from 'drizzle-orm';
 import type { Api } from 'grammy';
+import { recordChatMigration } from '../conversation/chat-migration';
 import { readCredentialSecret } from '../credentials';
 import type { Keyring } from '../crypto';
 import type { Database } from '../db/client';
 import { preparedQuery } from '../db/prepared';
 import { telegramChats, telegramMessages } from '../db/schema';
 import { createTelegramApi } from '../telegram/api';
-import { classifyTelegramError, type SendFailure, sendFailureOf } from '../telegram/errors';
+import { classifyTelegramError, migratedChatIdOf, type SendFailure, sendFailureOf } from '../telegram/errors';
 import type { InboundRef, ReplyTarget } from './types';
 
 export interface SendDeps {
@@ -48,7 +49,8 @@ export async function agentTelegramApi(
 /**
  * Sends one message of a reply and stores it as an outbound row (with `usage` when given). HTML first;
  * when Telegram rejects the entities, the same chunk again as plain text. The first chunk of a group
- * answer replies to the triggering message (and is still sent if that message was deleted). Failures
+ * answer replies to the triggering message (and is still sent if that message was deleted). A group
+ * upgraded to a supergroup since gets it at its new id (recorded, so the history follows). Failures
  * come back classified: the caller decides between retrying after Telegram's `retry_after`, retrying,
  * stopping quietly (blocked) and failing.
  */
@@ -72,34 +74,60 @@ export async function sendReplyChunk(
       : {}),
   };
 
-  let sent: { message_id: number };
-  let format: 'html' | 'plain' = 'plain';
+  let chatId = target.chatId;
+  let sent: Delivered;
   try {
-    if (chunk.html === undefined) {
-      sent = await api.sendMessage(target.chatId, chunk.plain, other);
-    } else {
-      try {
-        sent = await api.sendMessage(target.chatId, chunk.html, { ...other, parse_mode: 'HTML' });
-        format = 'html';
-      } catch (error) {
-        if (classifyTelegramError(error).kind !== 'bad_entities') throw error;
-        sent = await api.sendMessage(target.chatId, chunk.plain, other);
-      }
+    try {
+      sent = await deliverChunk(api, chatId, chunk, other);
+    } catch (error) {
+      const movedTo = migratedChatIdOf(error);
+      if (movedTo === undefined) throw error;
+      await recordChatMigration(deps.db, { agentId: ref.agentId, fromChatId: chatId, toChatId: movedTo });
+      // The old chat's message ids and topics mean nothing in the new one: a plain message there.
+      chatId = movedTo;
+      sent = await deliverChunk(api, chatId, chunk, {});
     }
   } catch (error) {
     const failure = sendFailureOf(error);
-    if (failure.status === 'blocked') await markChatBlocked(deps.db, ref.agentId, target.chatId);
+    if (failure.status === 'blocked') await markChatBlocked(deps.db, ref.agentId, chatId);
     return failure;
   }
 
   const outboundId = await storeOutbound(deps.db, {
     ref,
-    telegramMessageId: sent.message_id,
+    chatId,
+    telegramMessageId: sent.messageId,
     text: chunk.markdown,
     status: 'sent',
     usage: input.usage,
   });
-  return { status: 'sent', outboundId, telegramMessageId: sent.message_id, format };
+  return { status: 'sent', outboundId, telegramMessageId: sent.messageId, format: sent.format };
+}
+
+type SendOptions = NonNullable<Parameters<Api['sendMessage']>[2]>;
+
+interface Delivered {
+  messageId: number;
+  format: 'html' | 'plain';
+}
+
+/** One sendMessage of a chunk: HTML, or plain text when it has none or Telegram rejects its entities. */
+async function deliverChunk(
+  api: Api,
+  chatId: number,
+  chunk: OutgoingChunk,
+  other: SendOptions,
+): Promise<Delivered> {
+  if (chunk.html !== undefined) {
+    try {
+      const sent = await api.sendMessage(chatId, chunk.html, { ...other, parse_mode: 'HTML' });
+      return { messageId: sent.message_id, format: 'html' };
+    } catch (error) {
+      if (classifyTelegramError(error).kind !== 'bad_entities') throw error;
+    }
+  }
+  const sent = await api.sendMessage(chatId, chunk.plain, other);
+  return { messageId: sent.message_id, format: 'plain' };
 }
 
 /** One outbound row: a sent message, or (status failed) an answer that could not be delivered. */
@@ -107,6 +135,8 @@ export async function storeOutbound(
   db: Database,
   input: {
     ref: InboundRef;
+    /** The chat it went to, when not the inbound message's (a group upgraded to a supergroup since). */
+    chatId?: number | undefined;
     telegramMessageId: number | null;
     text: string;
     status: 'sent' | 'failed';
@@ -117,7 +147,7 @@ export async function storeOutbound(
   const [row] = await insertOutbound(db).execute({
     agentId: ref.agentId,
     customerId: ref.customerId,
-    chatId: ref.chatId,
+    chatId: input.chatId ?? ref.chatId,
     telegramMessageId: input.telegramMessageId,
     text: input.text,
     status: input.status,

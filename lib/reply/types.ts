@@ -32,6 +32,8 @@ export type SkipReason =
   | 'group_disabled'
   | 'not_addressed'
   | 'channel'
+  /** A group's upgrade to a supergroup: recorded, nothing to answer. */
+  | 'chat_migrated'
   | 'quota_exceeded'
   | 'token_budget_exceeded';
 

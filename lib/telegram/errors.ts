@@ -43,6 +43,16 @@ export function classifyTelegramError(error: unknown): TelegramErrorKind {
   return { kind: 'fatal', description: error instanceof Error ? error.message : String(error) };
 }
 
+/**
+ * The supergroup a basic group became, when that is why Telegram refused a call to the group's old id
+ * (400 "group chat was upgraded to a supergroup chat" with `migrate_to_chat_id`).
+ */
+export function migratedChatIdOf(error: unknown): number | undefined {
+  if (!(error instanceof GrammyError) || error.error_code !== 400) return undefined;
+  const to = error.parameters.migrate_to_chat_id;
+  return typeof to === 'number' && Number.isSafeInteger(to) ? to : undefined;
+}
+
 /** A message Telegram did not take, as the sender acts on it. */
 export type SendFailure =
   | { status: 'retry_after'; seconds: number }

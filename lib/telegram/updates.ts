@@ -50,6 +50,9 @@ const BaseMessageSchema = z.looseObject({
   /** A caption's entities: Telegram keeps them apart from a text's. */
   caption_entities: z.array(MessageEntitySchema).optional(),
   edit_date: z.number().int().optional(),
+  /** Service messages of a group upgraded to a supergroup: in the old chat, and in the new one. */
+  migrate_to_chat_id: z.number().int().optional(),
+  migrate_from_chat_id: z.number().int().optional(),
 });
 
 export const TelegramMessageSchema = BaseMessageSchema.extend({
@@ -193,4 +196,17 @@ export function stripBotMention(text: string, botUsername: string): string {
     .replace(new RegExp(`@${escaped}\\b`, 'gi'), '')
     .replace(/\s{2,}/g, ' ')
     .trim();
+}
+
+/** The move a group's upgrade to a supergroup made, read from either chat's service message. */
+export function chatMigrationOf(
+  message: TelegramMessage,
+): { fromChatId: number; toChatId: number } | undefined {
+  if (message.migrate_to_chat_id !== undefined) {
+    return { fromChatId: message.chat.id, toChatId: message.migrate_to_chat_id };
+  }
+  if (message.migrate_from_chat_id !== undefined) {
+    return { fromChatId: message.migrate_from_chat_id, toChatId: message.chat.id };
+  }
+  return undefined;
 }

@@ -341,6 +341,77 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
     ]);
   });
 
+  it('a group upgraded to a supergroup: the answer follows to the new chat id, and so does the history', async () => {
+    const agent = await agentWith({ agent: { telegramGroupPolicy: 'open' } });
+    const from = { id: 5471, first_name: 'Gus' };
+    const mention = (chatId: number, rest: string, chatType: 'group' | 'supergroup') => {
+      const update = buildUpdate.groupMention({ chatId, from, botUsername: agent.botUsername, rest });
+      return { ...update, message: { ...update.message, chat: { ...update.message.chat, type: chatType } } };
+    };
+    const conversationOfLastCall = () =>
+      claudeCalls(agent)
+        .at(-1)
+        ?.messages.map((m) => m.content);
+
+    // Upgraded while a message of the old group was waiting for its answer: Telegram refuses the old id.
+    const [oldA, newA] = [-5470, -1005470];
+    await deliver(agent, mention(oldA, 'my name is Gus', 'group'));
+    await harness.settle();
+    telegram.migrateChat(oldA, newA);
+    const pending = mention(oldA, 'what is my name?', 'group');
+    await deliver(agent, pending);
+    await harness.settle();
+    expect(textsTo(agent, oldA)).toEqual(['Echo: [Gus]: my name is Gus']);
+    const moved = sentBy(agent, newA);
+    expect(moved.map((m) => m.text)).toEqual(['Echo: [Gus]: what is my name?']);
+    // The old chat's message id means nothing in the new chat: no reply to it.
+    expect(moved[0]?.params.reply_parameters).toBeUndefined();
+
+    const upgradeA = buildUpdate.chatMigration({ fromChatId: oldA, toChatId: newA, from });
+    await deliver(agent, upgradeA.inOldChat, upgradeA.inNewChat);
+    await harness.settle();
+    await deliver(agent, mention(newA, 'and now?', 'supergroup'));
+    await harness.settle();
+    expect(conversationOfLastCall()).toEqual([
+      '[Gus]: my name is Gus',
+      'Echo: [Gus]: my name is Gus',
+      '[Gus]: what is my name?',
+      'Echo: [Gus]: what is my name?',
+      '[Gus]: and now?',
+    ]);
+    expect(textsTo(agent, newA)).toHaveLength(2);
+
+    // Upgraded between messages: the service messages alone carry the history over, from its last /reset.
+    const [oldB, newB] = [-5480, -1005480];
+    await deliver(agent, mention(oldB, 'forget this', 'group'));
+    await harness.settle();
+    await deliver(
+      agent,
+      buildUpdate.groupCommand({ chatId: oldB, from, command: 'reset', botUsername: agent.botUsername }),
+    );
+    await harness.settle();
+    await deliver(agent, mention(oldB, 'I like tea', 'group'));
+    await harness.settle();
+    const upgradeB = buildUpdate.chatMigration({ fromChatId: oldB, toChatId: newB, from });
+    await deliver(agent, upgradeB.inNewChat, upgradeB.inOldChat);
+    await harness.settle();
+    await deliver(agent, mention(newB, 'what do I like?', 'supergroup'));
+    await harness.settle();
+    expect(conversationOfLastCall()).toEqual([
+      '[Gus]: I like tea',
+      'Echo: [Gus]: I like tea',
+      '[Gus]: what do I like?',
+    ]);
+    expect(textsTo(agent, newB)).toEqual(['Echo: [Gus]: what do I like?']);
+
+    const serviceRows = (await rowsOf(agent)).filter((r) =>
+      [upgradeA, upgradeB].some((u) =>
+        [u.inOldChat.update_id, u.inNewChat.update_id].includes(Number(r.updateId)),
+      ),
+    );
+    expect(serviceRows.map((r) => r.status)).toEqual(['ignored', 'ignored', 'ignored', 'ignored']);
+  });
+
   it('a service message in a DM (a pin) gets no answer, and no pairing code', async () => {
     const agent = await agentWith({ agent: { telegramDmPolicy: 'pairing' } });
     const from = { id: 5461, first_name: 'Pia' };

@@ -276,13 +276,15 @@ export const buildUpdate = {
     title?: string;
     entities?: Array<Record<string, unknown>>;
     replyTo?: Record<string, unknown>;
+    /** 'supergroup' unless told: a basic group is 'group'. */
+    chatType?: 'group' | 'supergroup';
   }) {
     return {
       update_id: nextUpdateId(),
       message: {
         message_id: ++builderMessageId,
         from: user(opts.from),
-        chat: { id: opts.chatId, type: 'supergroup', title: opts.title ?? 'Test group' },
+        chat: { id: opts.chatId, type: opts.chatType ?? 'supergroup', title: opts.title ?? 'Test group' },
         date: nowSeconds(),
         text: opts.text,
         ...(opts.entities ? { entities: opts.entities } : commandEntities(opts.text)),
@@ -365,6 +367,27 @@ export const buildUpdate = {
       },
     };
   },
+  /**
+   * The two service messages of a basic group's upgrade to a supergroup, as Telegram sends them: in the
+   * old chat (`migrate_to_chat_id`) and in the new one (`migrate_from_chat_id`).
+   */
+  chatMigration(opts: { fromChatId: number; toChatId: number; from: UserSpec; title?: string }) {
+    const title = opts.title ?? 'Test group';
+    const service = (chat: Record<string, unknown>, field: Record<string, number>) => ({
+      update_id: nextUpdateId(),
+      message: { message_id: ++builderMessageId, from: user(opts.from), chat, date: nowSeconds(), ...field },
+    });
+    return {
+      inOldChat: service(
+        { id: opts.fromChatId, type: 'group', title },
+        { migrate_to_chat_id: opts.toChatId },
+      ),
+      inNewChat: service(
+        { id: opts.toChatId, type: 'supergroup', title },
+        { migrate_from_chat_id: opts.fromChatId },
+      ),
+    };
+  },
   editedPrivateText(opts: { from: UserSpec; text: string; messageId: number }) {
     const base = buildUpdate.privateText(opts);
     return { update_id: base.update_id, edited_message: { ...base.message, edit_date: nowSeconds() } };
@@ -389,6 +412,8 @@ export class FakeTelegram {
   private readonly bots = new Map<string, BotState>();
   private readonly failures: Failure[] = [];
   private readonly delays = new Map<string, number>();
+  /** Basic groups upgraded to supergroups: old chat id to new. */
+  private readonly migratedChats = new Map<number, number>();
   private down: false | 'reset' | '502' = false;
   private readonly webhookRoutes = new Map<string, string>();
   private readonly sockets = new Set<Socket>();
@@ -450,6 +475,14 @@ export class FakeTelegram {
    */
   failNext(method: string, count: number, error: TelegramErrorSpec, token?: string, after = 0): void {
     this.failures.push({ method, token, remaining: count, skip: after, error });
+  }
+
+  /**
+   * The basic group `fromChatId` became the supergroup `toChatId`: from now on sends to the old id
+   * are refused as Telegram refuses them, naming the new id.
+   */
+  migrateChat(fromChatId: number, toChatId: number): void {
+    this.migratedChats.set(fromChatId, toChatId);
   }
 
   /** Every call of `method` ('*' for all) waits `ms` before answering. 0 removes the delay. */
@@ -616,6 +649,14 @@ export class FakeTelegram {
     params: Record<string, unknown>,
     req: IncomingMessage,
   ): Promise<unknown> {
+    const movedTo = this.migratedChats.get(Number(params.chat_id));
+    if (movedTo !== undefined && (method === 'sendMessage' || method === 'sendChatAction')) {
+      throw new ApiFailure({
+        error_code: 400,
+        description: 'Bad Request: group chat was upgraded to a supergroup chat',
+        parameters: { migrate_to_chat_id: movedTo },
+      });
+    }
     switch (method) {
       case 'getMe':
         return bot.identity;

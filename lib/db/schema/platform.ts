@@ -195,6 +195,11 @@ export const telegramChats = pgTable(
     quotaNoticeDay: text('quota_notice_day'),
     budgetNoticeDay: text('budget_notice_day'),
     blockedAt: tz('blocked_at'),
+    /**
+     * The basic group this supergroup was upgraded from (Telegram gives it a new chat id): its messages
+     * are part of this chat's conversation.
+     */
+    migratedFromChatId: bigint('migrated_from_chat_id', { mode: 'number' }),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },

@@ -1,0 +1,1 @@
+ALTER TABLE "telegram_chats" ADD COLUMN "migrated_from_chat_id" bigint;
