@@ -1,15 +1,22 @@
 import { reconcileAgentWebhook, runningWebhookAgents } from '../lib/lifecycle/reconcile';
+import { sendUnsentStopEvents } from '../lib/lifecycle/stop-for-credential-change';
+import { sendEventVia } from './client';
 import { emitAgentEvent } from './emit-customer-event';
 import type { FunctionDeps } from './index';
 
 /**
  * Every 5 minutes: for each running agent, makes Telegram's webhook what it should be, and tells the
- * customer (agent.error) about delivery errors Telegram reports.
+ * customer (agent.error) about delivery errors Telegram reports. First it sends the agent.stopped
+ * events that a credential change's failed request left unsent.
  */
 export function reconcileWebhooks({ inngest, services }: FunctionDeps) {
+  const sendEvent = sendEventVia(inngest);
   return inngest.createFunction(
     { id: 'reconcile-webhooks', triggers: [{ cron: '*/5 * * * *' }], concurrency: { limit: 1 }, retries: 1 },
     async ({ event, step }) => {
+      const stopEventsSent = await step.run('send-unsent-stop-events', () =>
+        sendUnsentStopEvents(services.db, sendEvent),
+      );
       const running = await step.run('list-running-agents', () => runningWebhookAgents(services));
       let repaired = 0;
       for (const agent of running) {
@@ -31,7 +38,7 @@ export function reconcileWebhooks({ inngest, services }: FunctionDeps) {
           );
         }
       }
-      return { checked: running.length, repaired };
+      return { checked: running.length, repaired, stopEventsSent };
     },
   );
 }

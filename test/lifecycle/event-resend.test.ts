@@ -206,6 +206,92 @@ describe.each(databaseTargets())('events re-sent on a retry, on %s', (target) =>
     expect(await agentStatus(agent.agentId)).toBe('stopped');
   });
 
+  /** A running agent whose Telegram token is then replaced, with the first `failures` sends failing. */
+  async function replaceTokenOfRunningAgent(failures: number) {
+    const agent = await stoppedAgent();
+    expect((await call('POST', `/api/v1/agents/${agent.agentId}/start`, agent.key)).status).toBe(202);
+    await harness.settle();
+    expect(await agentStatus(agent.agentId)).toBe('running');
+    sentIds = [];
+    const newToken = `${agent.token.split(':')[0]}:AAE${'n'.repeat(34)}`;
+    const put = () =>
+      app.request(`/api/v1/agents/${agent.agentId}/credentials/telegram`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${agent.key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ botToken: newToken }),
+      });
+    failSends = failures;
+    const first = await put();
+    return { ...agent, first, put };
+  }
+
+  async function unsentStopEventAt(agentId: string) {
+    const [row] = await harness.services.db.select().from(agents).where(eq(agents.id, agentId));
+    return row?.unsentStopEventAt;
+  }
+
+  const stoppedEvents = async (agentId: string) =>
+    (await runsFor('deliver-webhook', agentId))
+      .filter((run) => run.event.data.type === 'agent.stopped')
+      .map((run) => [run.event.id, run.event.data.data, run.event.data.occurredAt]);
+
+  it('a token change: a retry after a failed send tells the customer the agent stopped, once', async () => {
+    const agent = await replaceTokenOfRunningAgent(1);
+    expect(agent.first.status).toBeGreaterThanOrEqual(500);
+    expect(await agentStatus(agent.agentId)).toBe('stopped');
+    const at = await unsentStopEventAt(agent.agentId);
+    expect(at).toBeInstanceOf(Date);
+    const eventId = `customer-event-${agent.agentId}-stopped-${at?.getTime()}`;
+    await harness.settle();
+    expect(await stoppedEvents(agent.agentId)).toEqual([]);
+
+    const retry = await agent.put();
+    expect(retry.status).toBe(200);
+    expect(sentIds).toEqual([eventId]);
+    expect(await unsentStopEventAt(agent.agentId)).toBeNull();
+    // The change is done: another PUT neither stops nor tells anything.
+    expect((await agent.put()).status).toBe(200);
+    expect(sentIds).toEqual([eventId]);
+
+    await harness.settle();
+    expect(await stoppedEvents(agent.agentId)).toEqual([
+      [eventId, { reason: 'telegram_credential_changed' }, at?.toISOString()],
+    ]);
+    const stops = await harness.services.db
+      .select()
+      .from(auditLog)
+      .where(and(eq(auditLog.action, 'agent.stop'), eq(auditLog.targetId, agent.agentId)));
+    expect(stops.map((entry) => entry.details)).toEqual([{ reason: 'telegram_credential_changed' }]);
+  });
+
+  it('a token change whose request is not retried: the reconcile cron sends the stop event', async () => {
+    const agent = await replaceTokenOfRunningAgent(1);
+    expect(agent.first.status).toBeGreaterThanOrEqual(500);
+    const at = await unsentStopEventAt(agent.agentId);
+    expect(at).toBeInstanceOf(Date);
+    await harness.advance(5 * 60_000);
+    await harness.settle();
+    expect(await unsentStopEventAt(agent.agentId)).toBeNull();
+    const eventId = `customer-event-${agent.agentId}-stopped-${at?.getTime()}`;
+    expect(await stoppedEvents(agent.agentId)).toEqual([
+      [eventId, { reason: 'telegram_credential_changed' }, at?.toISOString()],
+    ]);
+    // The next round has nothing left to send.
+    await harness.advance(5 * 60_000);
+    await harness.settle();
+    expect(await stoppedEvents(agent.agentId)).toHaveLength(1);
+  });
+
+  it('a token change that sends at once leaves nothing for the cron', async () => {
+    const agent = await replaceTokenOfRunningAgent(0);
+    expect(agent.first.status).toBe(200);
+    expect(sentIds).toHaveLength(1);
+    expect(await unsentStopEventAt(agent.agentId)).toBeNull();
+    await harness.advance(5 * 60_000);
+    await harness.settle();
+    expect(await stoppedEvents(agent.agentId)).toHaveLength(1);
+  });
+
   it('approve: a retry after a failed send answers the approval again and the user is told once', async () => {
     const agent = await createRunningAgent(harness, telegram, undefined, {
       agent: { name: 'Gatekeeper', telegramDmPolicy: 'pairing' },

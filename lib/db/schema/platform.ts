@@ -121,6 +121,11 @@ export const agents = pgTable(
     dailyTokenBudget: integer('daily_token_budget'),
     status: agentStatusEnum('status').notNull().default('stopped'),
     statusSince: tz('status_since').notNull().defaultNow(),
+    /**
+     * When the agent was stopped for a Telegram credential change, while the customer's agent.stopped
+     * event for it is not yet handed to the engine: the retried request or the reconcile cron sends it.
+     */
+    unsentStopEventAt: tz('unsent_stop_event_at'),
     lastError: text('last_error'),
     lastErrorCode: text('last_error_code'),
     lastErrorAt: tz('last_error_at'),

@@ -1,0 +1,1 @@
+ALTER TABLE "agents" ADD COLUMN "unsent_stop_event_at" timestamp with time zone;
