@@ -40,8 +40,9 @@ export async function listOwnPairingRequests(
 }
 
 /**
- * Approves or rejects a pending code of the customer's agent, audited. Approval adds the sender's
- * numeric id to `telegramAllowFrom`. Approving a code that is already approved is idempotent: the same
+ * Approves or rejects a pending code of the customer's agent, audited in the decision's transaction
+ * (no decision without its audit row). Approval adds the sender's numeric id to `telegramAllowFrom`.
+ * Approving a code that is already approved is idempotent: the same
  * request again, not audited again (`changed: false`), so a client retrying after a failed answer gets
  * it and the route can send the notification event again (same id: the engine keeps one). An unknown or
  * expired code, a reject of a decided code and an approve of a rejected one are a 404 that says which.
@@ -53,7 +54,18 @@ export async function decideOwnPairingRequest(
 ): Promise<{ request: PairingRequest; changed: boolean }> {
   await getOwnAgent(db, input.customerId, input.agentId);
   const decide = input.decision === 'approve' ? approvePairing : rejectPairing;
-  const result = await decide(db, { agentId: input.agentId, code: input.code, now: input.now });
+  const result = await decide(
+    db,
+    { agentId: input.agentId, code: input.code, now: input.now },
+    (tx, request) =>
+      recordAudit(tx, context, {
+        action: `pairing.${input.decision}`,
+        targetType: 'pairing_request',
+        targetId: request.id,
+        customerId: input.customerId,
+        details: { agentId: input.agentId, telegramUserId: request.telegramUserId },
+      }),
+  );
   if (
     input.decision === 'approve' &&
     result.status === 'already_decided' &&
@@ -64,12 +76,5 @@ export async function decideOwnPairingRequest(
   if (result.status !== 'approved' && result.status !== 'rejected') {
     throw pairingDecisionError(result) as AppError;
   }
-  await recordAudit(db, context, {
-    action: `pairing.${input.decision}`,
-    targetType: 'pairing_request',
-    targetId: result.request.id,
-    customerId: input.customerId,
-    details: { agentId: input.agentId, telegramUserId: result.request.telegramUserId },
-  });
   return { request: result.request, changed: true };
 }

@@ -1,5 +1,5 @@
 import { and, eq } from 'drizzle-orm';
-import type { Database } from '../db/client';
+import type { Database, Transaction } from '../db/client';
 import { agents, pairingRequests } from '../db/schema';
 import { AppError } from '../errors';
 import { normaliseAllowFromEntry } from '../policy/access';
@@ -13,6 +13,9 @@ export interface PairingDecisionInput {
   code: string;
   now: Date;
 }
+
+/** Runs in the decision's transaction once the request is decided (the customer API's audit row). */
+export type OnDecided = (tx: Transaction, request: PairingRequest) => Promise<void>;
 
 export type PairingDecisionResult =
   | { status: 'approved' | 'rejected'; request: PairingRequest }
@@ -30,19 +33,28 @@ export type PairingDecisionResult =
  * Approves a pending code: the sender's numeric id joins the agent's `telegramAllowFrom` (once) and the
  * request is marked approved, in one transaction under the agent row's lock.
  */
-export function approvePairing(db: Database, input: PairingDecisionInput): Promise<PairingDecisionResult> {
-  return decide(db, input, 'approved');
+export function approvePairing(
+  db: Database,
+  input: PairingDecisionInput,
+  onDecided?: OnDecided,
+): Promise<PairingDecisionResult> {
+  return decide(db, input, 'approved', onDecided);
 }
 
 /** Rejects a pending code; the sender stays unknown and may ask again for a new code. */
-export function rejectPairing(db: Database, input: PairingDecisionInput): Promise<PairingDecisionResult> {
-  return decide(db, input, 'rejected');
+export function rejectPairing(
+  db: Database,
+  input: PairingDecisionInput,
+  onDecided?: OnDecided,
+): Promise<PairingDecisionResult> {
+  return decide(db, input, 'rejected', onDecided);
 }
 
 async function decide(
   db: Database,
   input: PairingDecisionInput,
   decision: 'approved' | 'rejected',
+  onDecided: OnDecided | undefined,
 ): Promise<PairingDecisionResult> {
   const code = normalisePairingCode(input.code);
   if (code === null) return { status: 'not_found' };
@@ -80,7 +92,9 @@ async function decide(
       .set({ status: decision, decidedAt: now })
       .where(eq(pairingRequests.id, request.id))
       .returning();
-    return { status: decision, request: decided ?? { ...request, status: decision, decidedAt: now } };
+    const result = decided ?? { ...request, status: decision, decidedAt: now };
+    await onDecided?.(tx, result);
+    return { status: decision, request: result };
   });
 }
 

@@ -1,4 +1,4 @@
-import { and, eq } from 'drizzle-orm';
+import { and, eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type App, createApp } from '../../api/app';
 import { agentStartRequested, agentStopRequested, pairingApproved } from '../../functions/events';
@@ -290,6 +290,53 @@ describe.each(databaseTargets())('events re-sent on a retry, on %s', (target) =>
     await harness.advance(5 * 60_000);
     await harness.settle();
     expect(await stoppedEvents(agent.agentId)).toHaveLength(1);
+  });
+
+  it('approve: an audit write that fails undoes the approval; the retry approves and audits once', async () => {
+    const agent = await createRunningAgent(harness, telegram, undefined, {
+      agent: { name: 'Audited', telegramDmPolicy: 'pairing' },
+    });
+    const userId = 7100 + botCounter;
+    const pairing = await requestPairing(harness.services.db, {
+      agentId: agent.agentId,
+      telegramUserId: userId,
+      chatId: userId,
+      now: new Date(),
+    });
+    if (pairing.status !== 'created') throw new Error('expected a code');
+    const path = `/api/v1/agents/${agent.agentId}/pairing-requests/${pairing.code}/approve`;
+    const db = harness.services.db;
+    const requestRow = async () =>
+      (await db.select().from(pairingRequests).where(eq(pairingRequests.id, pairing.request.id)))[0];
+    const allowFrom = async () =>
+      (await db.select().from(agents).where(eq(agents.id, agent.agentId)))[0]?.telegramAllowFrom;
+
+    // The audit log refuses this approval's row, as a failing database would.
+    await db.execute(sql`create function refuse_pairing_audit() returns trigger language plpgsql as $$
+      begin raise exception 'audit log unavailable'; end $$`);
+    await db.execute(sql`create trigger refuse_pairing_audit before insert on audit_log for each row
+      when (new.action = 'pairing.approve') execute function refuse_pairing_audit()`);
+    try {
+      const first = await call('POST', path, agent.apiKey);
+      expect(first.status).toBe(500);
+    } finally {
+      await db.execute(sql`drop trigger refuse_pairing_audit on audit_log`);
+      await db.execute(sql`drop function refuse_pairing_audit()`);
+    }
+    expect(await requestRow()).toMatchObject({ status: 'pending', decidedAt: null });
+    expect(await allowFrom()).toEqual([]);
+    expect(sentIds).toEqual([]);
+
+    const retry = await call('POST', path, agent.apiKey);
+    expect(retry.status).toBe(200);
+    expect(await requestRow()).toMatchObject({ status: 'approved' });
+    expect(await allowFrom()).toEqual([String(userId)]);
+    const audits = await db
+      .select()
+      .from(auditLog)
+      .where(and(eq(auditLog.action, 'pairing.approve'), eq(auditLog.targetId, pairing.request.id)));
+    expect(audits).toHaveLength(1);
+    expect(sentIds).toEqual([`pairing-approved-${pairing.request.id}`]);
   });
 
   it('approve: a retry after a failed send answers the approval again and the user is told once', async () => {
