@@ -292,11 +292,12 @@ describe.each(databaseTargets())('events re-sent on a retry, on %s', (target) =>
     expect(await stoppedEvents(agent.agentId)).toHaveLength(1);
   });
 
-  it('approve: an audit write that fails undoes the approval; the retry approves and audits once', async () => {
+  /** A running agent with the pairing policy and one pending code, and the code's API path. */
+  async function pendingPairing(name: string, userBase: number) {
     const agent = await createRunningAgent(harness, telegram, undefined, {
-      agent: { name: 'Audited', telegramDmPolicy: 'pairing' },
+      agent: { name, telegramDmPolicy: 'pairing' },
     });
-    const userId = 7100 + botCounter;
+    const userId = userBase + botCounter;
     const pairing = await requestPairing(harness.services.db, {
       agentId: agent.agentId,
       telegramUserId: userId,
@@ -304,7 +305,13 @@ describe.each(databaseTargets())('events re-sent on a retry, on %s', (target) =>
       now: new Date(),
     });
     if (pairing.status !== 'created') throw new Error('expected a code');
-    const path = `/api/v1/agents/${agent.agentId}/pairing-requests/${pairing.code}/approve`;
+    const path = `/api/v1/agents/${agent.agentId}/pairing-requests/${pairing.code}`;
+    return { agent, userId, pairing, path };
+  }
+
+  it('approve: an audit write that fails undoes the approval; the retry approves and audits once', async () => {
+    const { agent, userId, pairing, path: codePath } = await pendingPairing('Audited', 7100);
+    const path = `${codePath}/approve`;
     const db = harness.services.db;
     const requestRow = async () =>
       (await db.select().from(pairingRequests).where(eq(pairingRequests.id, pairing.request.id)))[0];
@@ -340,18 +347,7 @@ describe.each(databaseTargets())('events re-sent on a retry, on %s', (target) =>
   });
 
   it('approve: a retry after a failed send answers the approval again and the user is told once', async () => {
-    const agent = await createRunningAgent(harness, telegram, undefined, {
-      agent: { name: 'Gatekeeper', telegramDmPolicy: 'pairing' },
-    });
-    const userId = 6100 + botCounter;
-    const pairing = await requestPairing(harness.services.db, {
-      agentId: agent.agentId,
-      telegramUserId: userId,
-      chatId: userId,
-      now: new Date(),
-    });
-    if (pairing.status !== 'created') throw new Error('expected a code');
-    const path = `/api/v1/agents/${agent.agentId}/pairing-requests/${pairing.code}`;
+    const { agent, userId, pairing, path } = await pendingPairing('Gatekeeper', 6100);
     const notices = () =>
       telegram.sent.filter(
         (m) => m.token === agent.token && m.chatId === userId && /You now have access/.test(m.text ?? ''),
