@@ -75,23 +75,27 @@ export async function sendReplyChunk(
   };
 
   let chatId = target.chatId;
-  let sent: Delivered;
-  try {
-    try {
-      sent = await deliverChunk(api, chatId, chunk, other);
-    } catch (error) {
-      const movedTo = migratedChatIdOf(error);
-      if (movedTo === undefined) throw error;
-      await recordChatMigration(deps.db, { agentId: ref.agentId, fromChatId: chatId, toChatId: movedTo });
-      // The old chat's message ids and topics mean nothing in the new one: a plain message there.
-      chatId = movedTo;
-      sent = await deliverChunk(api, chatId, chunk, {});
+  let outcome = await attemptChunk(api, chatId, chunk, other);
+  if ('movedTo' in outcome) {
+    // Outside the Telegram error handling: a database error here is the step's retry, not a failed send.
+    await recordChatMigration(deps.db, {
+      agentId: ref.agentId,
+      fromChatId: chatId,
+      toChatId: outcome.movedTo,
+    });
+    // The old chat's message ids and topics mean nothing in the new one: a plain message there.
+    chatId = outcome.movedTo;
+    outcome = await attemptChunk(api, chatId, chunk, {});
+    // A supergroup is never moved again; should Telegram say so, the chunk fails rather than loops.
+    if ('movedTo' in outcome) {
+      return { status: 'failed', description: `the chat moved again, to ${outcome.movedTo}` };
     }
-  } catch (error) {
-    const failure = sendFailureOf(error);
-    if (failure.status === 'blocked') await markChatBlocked(deps.db, ref.agentId, chatId);
-    return failure;
   }
+  if ('status' in outcome) {
+    if (outcome.status === 'blocked') await markChatBlocked(deps.db, ref.agentId, chatId);
+    return outcome;
+  }
+  const { sent } = outcome;
 
   const outboundId = await storeOutbound(deps.db, {
     ref,
@@ -105,6 +109,21 @@ export async function sendReplyChunk(
 }
 
 type SendOptions = NonNullable<Parameters<Api['sendMessage']>[2]>;
+
+/** One delivery of the chunk: sent, Telegram's answer that the group became a supergroup, or a failure. */
+async function attemptChunk(
+  api: Api,
+  chatId: number,
+  chunk: OutgoingChunk,
+  other: SendOptions,
+): Promise<{ sent: Delivered } | { movedTo: number } | SendFailure> {
+  try {
+    return { sent: await deliverChunk(api, chatId, chunk, other) };
+  } catch (error) {
+    const movedTo = migratedChatIdOf(error);
+    return movedTo === undefined ? sendFailureOf(error) : { movedTo };
+  }
+}
 
 interface Delivered {
   messageId: number;

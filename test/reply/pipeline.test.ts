@@ -4,7 +4,7 @@ import { type App, createApp } from '../../api/app';
 import { sendEventVia } from '../../functions/client';
 import { createFunctions } from '../../functions/index';
 import { helpText, resetText } from '../../lib/conversation/commands';
-import { agents, credentials, customers, telegramMessages } from '../../lib/db/schema';
+import { agents, credentials, customers, telegramChats, telegramMessages } from '../../lib/db/schema';
 import { QUOTA_NOTICE } from '../../lib/ratelimit/quota';
 import { TEXT_ONLY_NOTICE, withAttachmentNote } from '../../lib/reply/decide';
 import { APOLOGY_TEXT } from '../../lib/reply/finish';
@@ -410,6 +410,46 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
       ),
     );
     expect(serviceRows.map((r) => r.status)).toEqual(['ignored', 'ignored', 'ignored', 'ignored']);
+    // The service messages alone recorded the second move (the first was also seen through the 400).
+    const [chatB] = await harness.services.db
+      .select()
+      .from(telegramChats)
+      .where(and(eq(telegramChats.agentId, agent.agentId), eq(telegramChats.chatId, newB)));
+    expect(Number(chatB?.migratedFromChatId)).toBe(oldB);
+  });
+
+  it('a group upgraded to a supergroup: a database error while recording the move is retried, not a failure', async () => {
+    const agent = await agentWith({ agent: { telegramGroupPolicy: 'open' } });
+    const from = { id: 5491, first_name: 'Ida' };
+    const [oldChat, newChat] = [-5490, -1005490];
+    const db = harness.services.db;
+    // The first write of the move fails, as a dropped connection would (a sequence is not rolled back).
+    await db.execute(sql`create sequence move_write_attempts`);
+    await db.execute(sql`create function refuse_first_move() returns trigger language plpgsql as $$
+      begin
+        if new.migrated_from_chat_id is not null and nextval('move_write_attempts') = 1 then
+          raise exception 'connection lost';
+        end if;
+        return new;
+      end $$`);
+    await db.execute(sql`create trigger refuse_first_move before insert or update on telegram_chats
+      for each row execute function refuse_first_move()`);
+    try {
+      telegram.migrateChat(oldChat, newChat);
+      await deliver(
+        agent,
+        buildUpdate.groupMention({ chatId: oldChat, from, botUsername: agent.botUsername, rest: 'hello' }),
+      );
+      await harness.settle();
+    } finally {
+      await db.execute(sql`drop trigger refuse_first_move on telegram_chats`);
+      await db.execute(sql`drop function refuse_first_move()`);
+      await db.execute(sql`drop sequence move_write_attempts`);
+    }
+    expect(textsTo(agent, newChat)).toEqual(['Echo: [Ida]: hello']);
+    expect(textsTo(agent, oldChat)).toEqual([]);
+    const outbound = (await rowsOf(agent)).filter((r) => r.direction === 'outbound');
+    expect(outbound.map((r) => [r.status, Number(r.chatId)])).toEqual([['sent', newChat]]);
   });
 
   it('a service message in a DM (a pin) gets no answer, and no pairing code', async () => {
