@@ -85,13 +85,22 @@ const rowColumns = {
     end`,
 };
 
-/** The current message and its chat's row (type, last reset) in one read. */
+const previousChat = alias(telegramChats, 'previous_chat');
+
+/**
+ * The current message and its chat's row (type, last reset) in one read. A supergroup's last reset is
+ * the later of its own and its old group's: a /reset handled in the old chat after the move was
+ * recorded still holds.
+ */
 const readCurrentMessage = preparedQuery((db) =>
   db
     .select({
       ...rowColumns,
       chatType: telegramChats.type,
-      historyResetAt: telegramChats.historyResetAt,
+      historyResetAt:
+        sql<Date | null>`greatest(${telegramChats.historyResetAt}, ${previousChat.historyResetAt})`.mapWith(
+          telegramChats.historyResetAt,
+        ),
       migratedFromChatId: telegramChats.migratedFromChatId,
     })
     .from(telegramMessages)
@@ -100,6 +109,13 @@ const readCurrentMessage = preparedQuery((db) =>
       and(
         eq(telegramChats.agentId, telegramMessages.agentId),
         eq(telegramChats.chatId, telegramMessages.chatId),
+      ),
+    )
+    .leftJoin(
+      previousChat,
+      and(
+        eq(previousChat.agentId, telegramChats.agentId),
+        eq(previousChat.chatId, telegramChats.migratedFromChatId),
       ),
     )
     .where(

@@ -404,6 +404,23 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
     ]);
     expect(textsTo(agent, newB)).toEqual(['Echo: [Gus]: what do I like?']);
 
+    // A /reset of the old group handled after the move was recorded (it waited in the old chat's lane).
+    const [oldC, newC] = [-5485, -1005485];
+    await deliver(agent, mention(oldC, 'my code is 1234', 'group'));
+    await harness.settle();
+    const upgradeC = buildUpdate.chatMigration({ fromChatId: oldC, toChatId: newC, from });
+    await deliver(agent, upgradeC.inNewChat);
+    await harness.settle();
+    telegram.migrateChat(oldC, newC);
+    await deliver(
+      agent,
+      buildUpdate.groupCommand({ chatId: oldC, from, command: 'reset', botUsername: agent.botUsername }),
+    );
+    await harness.settle();
+    await deliver(agent, mention(newC, 'what is my code?', 'supergroup'));
+    await harness.settle();
+    expect(conversationOfLastCall()).toEqual(['[Gus]: what is my code?']);
+
     const serviceRows = (await rowsOf(agent)).filter((r) =>
       [upgradeA, upgradeB].some((u) =>
         [u.inOldChat.update_id, u.inNewChat.update_id].includes(Number(r.updateId)),
