@@ -42,10 +42,10 @@ export async function listOwnPairingRequests(
 /**
  * Approves or rejects a pending code of the customer's agent, audited in the decision's transaction
  * (no decision without its audit row). Approval adds the sender's numeric id to `telegramAllowFrom`.
- * Approving a code that is already approved is idempotent: the same
- * request again, not audited again (`changed: false`), so a client retrying after a failed answer gets
- * it and the route can send the notification event again (same id: the engine keeps one). An unknown or
- * expired code, a reject of a decided code and an approve of a rejected one are a 404 that says which.
+ * Approving a code that is already approved is idempotent: the same request again, not audited again
+ * (`changed: false`), so a client retrying after a failed answer gets it and the route can send the
+ * notification event again (same id: the engine keeps one). An unknown or expired code, a reject of a
+ * decided code and an approve of a rejected one are a 404 that says which.
  */
 export async function decideOwnPairingRequest(
   db: Database,
