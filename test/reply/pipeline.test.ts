@@ -352,15 +352,19 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
       claudeCalls(agent)
         .at(-1)
         ?.messages.map((m) => m.content);
+    const handle = async (...updates: Record<string, unknown>[]) => {
+      await deliver(agent, ...updates);
+      await harness.settle();
+    };
+    const reset = (chatId: number) =>
+      buildUpdate.groupCommand({ chatId, from, command: 'reset', botUsername: agent.botUsername });
 
     // Upgraded while a message of the old group was waiting for its answer: Telegram refuses the old id.
     const [oldA, newA] = [-5470, -1005470];
-    await deliver(agent, mention(oldA, 'my name is Gus', 'group'));
-    await harness.settle();
+    await handle(mention(oldA, 'my name is Gus', 'group'));
     telegram.migrateChat(oldA, newA);
     const pending = mention(oldA, 'what is my name?', 'group');
-    await deliver(agent, pending);
-    await harness.settle();
+    await handle(pending);
     expect(textsTo(agent, oldA)).toEqual(['Echo: [Gus]: my name is Gus']);
     const moved = sentBy(agent, newA);
     expect(moved.map((m) => m.text)).toEqual(['Echo: [Gus]: what is my name?']);
@@ -368,10 +372,8 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
     expect(moved[0]?.params.reply_parameters).toBeUndefined();
 
     const upgradeA = buildUpdate.chatMigration({ fromChatId: oldA, toChatId: newA, from });
-    await deliver(agent, upgradeA.inOldChat, upgradeA.inNewChat);
-    await harness.settle();
-    await deliver(agent, mention(newA, 'and now?', 'supergroup'));
-    await harness.settle();
+    await handle(upgradeA.inOldChat, upgradeA.inNewChat);
+    await handle(mention(newA, 'and now?', 'supergroup'));
     expect(conversationOfLastCall()).toEqual([
       '[Gus]: my name is Gus',
       'Echo: [Gus]: my name is Gus',
@@ -383,20 +385,12 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
 
     // Upgraded between messages: the service messages alone carry the history over, from its last /reset.
     const [oldB, newB] = [-5480, -1005480];
-    await deliver(agent, mention(oldB, 'forget this', 'group'));
-    await harness.settle();
-    await deliver(
-      agent,
-      buildUpdate.groupCommand({ chatId: oldB, from, command: 'reset', botUsername: agent.botUsername }),
-    );
-    await harness.settle();
-    await deliver(agent, mention(oldB, 'I like tea', 'group'));
-    await harness.settle();
+    await handle(mention(oldB, 'forget this', 'group'));
+    await handle(reset(oldB));
+    await handle(mention(oldB, 'I like tea', 'group'));
     const upgradeB = buildUpdate.chatMigration({ fromChatId: oldB, toChatId: newB, from });
-    await deliver(agent, upgradeB.inNewChat, upgradeB.inOldChat);
-    await harness.settle();
-    await deliver(agent, mention(newB, 'what do I like?', 'supergroup'));
-    await harness.settle();
+    await handle(upgradeB.inNewChat, upgradeB.inOldChat);
+    await handle(mention(newB, 'what do I like?', 'supergroup'));
     expect(conversationOfLastCall()).toEqual([
       '[Gus]: I like tea',
       'Echo: [Gus]: I like tea',
@@ -406,19 +400,12 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
 
     // A /reset of the old group handled after the move was recorded (it waited in the old chat's lane).
     const [oldC, newC] = [-5485, -1005485];
-    await deliver(agent, mention(oldC, 'my code is 1234', 'group'));
-    await harness.settle();
+    await handle(mention(oldC, 'my code is 1234', 'group'));
     const upgradeC = buildUpdate.chatMigration({ fromChatId: oldC, toChatId: newC, from });
-    await deliver(agent, upgradeC.inNewChat);
-    await harness.settle();
+    await handle(upgradeC.inNewChat);
     telegram.migrateChat(oldC, newC);
-    await deliver(
-      agent,
-      buildUpdate.groupCommand({ chatId: oldC, from, command: 'reset', botUsername: agent.botUsername }),
-    );
-    await harness.settle();
-    await deliver(agent, mention(newC, 'what is my code?', 'supergroup'));
-    await harness.settle();
+    await handle(reset(oldC));
+    await handle(mention(newC, 'what is my code?', 'supergroup'));
     expect(conversationOfLastCall()).toEqual(['[Gus]: what is my code?']);
 
     const serviceRows = (await rowsOf(agent)).filter((r) =>
