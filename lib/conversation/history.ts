@@ -86,11 +86,13 @@ const rowColumns = {
 };
 
 const previousChat = alias(telegramChats, 'previous_chat');
+const nextChat = alias(telegramChats, 'next_chat');
 
 /**
- * The current message and its chat's row (type, last reset) in one read. A supergroup's last reset is
- * the later of its own and its old group's: a /reset handled in the old chat after the move was
- * recorded still holds.
+ * The current message and its chat's row (type, last reset) in one read, with the chat it was upgraded
+ * from and the one it was upgraded to (a message of the old group answered after the move: its answer
+ * went to the new chat). The last reset is the latest of the linked chats': a /reset handled in one
+ * chat's lane after the move was recorded holds in the other.
  */
 const readCurrentMessage = preparedQuery((db) =>
   db
@@ -98,10 +100,11 @@ const readCurrentMessage = preparedQuery((db) =>
       ...rowColumns,
       chatType: telegramChats.type,
       historyResetAt:
-        sql<Date | null>`greatest(${telegramChats.historyResetAt}, ${previousChat.historyResetAt})`.mapWith(
+        sql<Date | null>`greatest(${telegramChats.historyResetAt}, ${previousChat.historyResetAt}, ${nextChat.historyResetAt})`.mapWith(
           telegramChats.historyResetAt,
         ),
       migratedFromChatId: telegramChats.migratedFromChatId,
+      migratedToChatId: nextChat.chatId,
     })
     .from(telegramMessages)
     .leftJoin(
@@ -116,6 +119,13 @@ const readCurrentMessage = preparedQuery((db) =>
       and(
         eq(previousChat.agentId, telegramChats.agentId),
         eq(previousChat.chatId, telegramChats.migratedFromChatId),
+      ),
+    )
+    .leftJoin(
+      nextChat,
+      and(
+        eq(nextChat.agentId, telegramMessages.agentId),
+        eq(nextChat.migratedFromChatId, telegramMessages.chatId),
       ),
     )
     .where(
@@ -138,8 +148,8 @@ const replyTo = alias(telegramMessages, 'reply_to');
 const position = sql<Date>`coalesce(${replyTo.createdAt}, ${telegramMessages.createdAt})`;
 
 /**
- * The chat's rows before the current message (since `resetAt`, when set), newest first; a supergroup's
- * include those of the group it was upgraded from (`previousChatId`, else null).
+ * The chat's rows before the current message (since `resetAt`, when set), newest first, with those of
+ * the chat it was upgraded from (`previousChatId`) and to (`nextChatId`), each null when there is none.
  */
 const readHistory = preparedQuery((db) =>
   db
@@ -149,7 +159,7 @@ const readHistory = preparedQuery((db) =>
     .where(
       and(
         eq(telegramMessages.agentId, sql.placeholder('agentId')),
-        sql`${telegramMessages.chatId} in (${sql.placeholder('chatId')}, ${sql.placeholder('previousChatId')})`,
+        sql`${telegramMessages.chatId} in (${sql.placeholder('chatId')}, ${sql.placeholder('previousChatId')}, ${sql.placeholder('nextChatId')})`,
         ne(telegramMessages.id, sql.placeholder('currentId')),
         sql`${position} <= ${sql.placeholder('currentAt')}::timestamptz`,
         sql`(${sql.placeholder('resetAt')}::timestamptz is null or ${position} > ${sql.placeholder('resetAt')}::timestamptz)`,
@@ -197,7 +207,13 @@ export async function buildConversation(db: Queryable, input: ConversationInput)
     chatId,
   });
   if (!found) throw new Error(`message ${input.currentMessageId} is not an inbound message of this chat`);
-  const { chatType: storedChatType, historyResetAt, migratedFromChatId, ...current } = found;
+  const {
+    chatType: storedChatType,
+    historyResetAt,
+    migratedFromChatId,
+    migratedToChatId,
+    ...current
+  } = found;
   const currentText = input.currentText ?? current.text;
   if (!currentText) throw new Error(`message ${input.currentMessageId} has no text to answer`);
 
@@ -209,6 +225,7 @@ export async function buildConversation(db: Queryable, input: ConversationInput)
     agentId,
     chatId,
     previousChatId: migratedFromChatId,
+    nextChatId: migratedToChatId,
     currentId: current.id,
     currentAt: current.createdAt.toISOString(),
     resetAt: historyResetAt?.toISOString() ?? null,

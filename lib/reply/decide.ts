@@ -5,7 +5,7 @@ import { commandText } from '../conversation/commands';
 import { resetConversation } from '../conversation/history';
 import type { Database, Queryable } from '../db/client';
 import { preparedQuery } from '../db/prepared';
-import { agents, customers, telegramMessages } from '../db/schema';
+import { agents, customers, telegramChats, telegramMessages } from '../db/schema';
 import { pairingCodeMessage, pairingLimitMessage, requestPairing } from '../pairing';
 import { decideAccess } from '../policy/access';
 import type { RateLimiter } from '../ratelimit/limiter';
@@ -37,7 +37,7 @@ export const TEXT_ONLY_NOTICE = 'I can only read text messages for now. Please s
 export const TURN_WAIT_WINDOW_MS = 10 * 60_000;
 
 /**
- * Whether an earlier message of the same chat is being answered right now (claimed, not settled), as
+ * Whether an earlier message of the same chat (or of the chat it was upgraded from or to) is being answered right now (claimed, not settled), as
  * a boolean column. Inngest's concurrency limits executing steps, not runs: between two steps of one
  * run, the next message's run may take the chat's slot, and must then wait for the first answer to go
  * out. An earlier message that no run has claimed yet is not waited for: its run is queued behind this
@@ -45,6 +45,14 @@ export const TURN_WAIT_WINDOW_MS = 10 * 60_000;
  */
 function earlierMessagePending(db: Queryable): SQL<boolean> {
   const current = alias(telegramMessages, 'current');
+  // A group upgraded to a supergroup is one conversation under two chat ids (two lanes): a message in
+  // either waits for a pending one of the other too. Each a scalar subquery (null when there is no
+  // move), so the index on (agent, chat) still serves the list.
+  const linkedChatIds = sql`(select ${telegramChats.migratedFromChatId} from ${telegramChats}
+      where ${telegramChats.agentId} = ${sql.placeholder('agentId')} and ${telegramChats.chatId} = ${sql.placeholder('chatId')}),
+    (select ${telegramChats.chatId} from ${telegramChats}
+      where ${telegramChats.agentId} = ${sql.placeholder('agentId')} and ${telegramChats.migratedFromChatId} = ${sql.placeholder('chatId')}
+      limit 1)`;
   const earlier = db
     .select({ id: telegramMessages.id })
     .from(telegramMessages)
@@ -52,7 +60,7 @@ function earlierMessagePending(db: Queryable): SQL<boolean> {
     .where(
       and(
         eq(telegramMessages.agentId, sql.placeholder('agentId')),
-        eq(telegramMessages.chatId, sql.placeholder('chatId')),
+        sql`${telegramMessages.chatId} in (${sql.placeholder('chatId')}, ${linkedChatIds})`,
         eq(telegramMessages.direction, 'inbound'),
         eq(telegramMessages.status, 'processing'),
         ne(telegramMessages.id, sql.placeholder('messageId')),

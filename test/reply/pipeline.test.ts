@@ -18,6 +18,7 @@ import { databaseTargets } from '../support/db';
 import { createExecutorHarness, type ExecutorHarness } from '../support/executor';
 import { ANTHROPIC_ERRORS, type FakeAnthropic, startFakeAnthropic } from '../support/fake-anthropic';
 import { buildUpdate, type FakeTelegram, startFakeTelegram, TELEGRAM_ERRORS } from '../support/fake-telegram';
+import { until } from '../support/until';
 import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver';
 
 const PUBLIC_BASE = 'https://bots.example.test';
@@ -420,6 +421,50 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
       .from(telegramChats)
       .where(and(eq(telegramChats.agentId, agent.agentId), eq(telegramChats.chatId, newB)));
     expect(Number(chatB?.migratedFromChatId)).toBe(oldB);
+  });
+
+  it('a group upgraded to a supergroup: messages pending across the move each see the answers before them', async () => {
+    const agent = await agentWith({ agent: { telegramGroupPolicy: 'open' } });
+    const from = { id: 5475, first_name: 'Gus' };
+    const mention = (chatId: number, rest: string, chatType: 'group' | 'supergroup') => {
+      const update = buildUpdate.groupMention({ chatId, from, botUsername: agent.botUsername, rest });
+      return { ...update, message: { ...update.message, chat: { ...update.message.chat, type: chatType } } };
+    };
+    const conversationOf = (call: number) => claudeCalls(agent)[call]?.messages.map((m) => m.content);
+
+    // Two messages of the old group pending at the upgrade: the first one's answer goes to the new chat,
+    // and the second one's conversation still holds it.
+    const [oldA, newA] = [-5475, -1005475];
+    await deliver(agent, mention(oldA, 'my name is Gus', 'group'));
+    await harness.settle();
+    telegram.migrateChat(oldA, newA);
+    await deliver(agent, mention(oldA, 'what is my name?', 'group'), mention(oldA, 'say it again', 'group'));
+    await harness.settle();
+    expect(textsTo(agent, newA)).toEqual(['Echo: [Gus]: what is my name?', 'Echo: [Gus]: say it again']);
+    expect(conversationOf(2)).toEqual([
+      '[Gus]: my name is Gus',
+      'Echo: [Gus]: my name is Gus',
+      '[Gus]: what is my name?',
+      'Echo: [Gus]: what is my name?',
+      '[Gus]: say it again',
+    ]);
+
+    // A message in the new chat waits while the old group's last message is being answered.
+    const [oldB, newB] = [-5476, -1005476];
+    telegram.migrateChat(oldB, newB);
+    anthropic.setDelay(400);
+    const before = claudeCalls(agent).length;
+    await deliver(agent, mention(oldB, 'first', 'group'));
+    const answeringFirst = harness.settle();
+    await until(() => claudeCalls(agent).length > before, 'the old group message to reach Claude');
+    const upgrade = buildUpdate.chatMigration({ fromChatId: oldB, toChatId: newB, from });
+    await deliver(agent, upgrade.inNewChat, mention(newB, 'second', 'supergroup'));
+    // A second driver takes the new chat's runs while the first answer is still with Claude.
+    await harness.drain();
+    await answeringFirst;
+    await harness.settle();
+    expect(textsTo(agent, newB)).toEqual(['Echo: [Gus]: first', 'Echo: [Gus]: second']);
+    expect(conversationOf(before + 1)).toEqual(['[Gus]: first', 'Echo: [Gus]: first', '[Gus]: second']);
   });
 
   it('a group upgraded to a supergroup: a database error while recording the move is retried, not a failure', async () => {

@@ -208,7 +208,13 @@ export const telegramChats = pgTable(
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
-  (t) => [uniqueIndex('telegram_chats_agent_chat_idx').on(t.agentId, t.chatId)],
+  (t) => [
+    uniqueIndex('telegram_chats_agent_chat_idx').on(t.agentId, t.chatId),
+    // The supergroup a basic group became, found from the old group's messages.
+    index('telegram_chats_migrated_from_idx')
+      .on(t.agentId, t.migratedFromChatId)
+      .where(sql`${t.migratedFromChatId} is not null`),
+  ],
 );
 
 export const telegramMessages = pgTable(

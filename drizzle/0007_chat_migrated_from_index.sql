@@ -1,0 +1,1 @@
+CREATE INDEX "telegram_chats_migrated_from_idx" ON "telegram_chats" USING btree ("agent_id","migrated_from_chat_id") WHERE "telegram_chats"."migrated_from_chat_id" is not null;
