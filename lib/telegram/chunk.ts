@@ -127,6 +127,89 @@ function splitList(token: Tokens.List, limit: number): string[] {
   return pieces;
 }
 
+/** Where an inline span's content sits in its paragraph, and the markers around it. */
+interface InlineSpan {
+  from: number;
+  to: number;
+  open: string;
+  close: string;
+}
+
+/** Bold, italic, strikethrough and inline code: a cut inside one would leave its markers unmatched. */
+const BALANCED_INLINE = new Set(['strong', 'em', 'del', 'codespan']);
+
+/**
+ * The balanced inline spans of `tokens` (inline tokens whose raw text starts at `offset`), nested
+ * ones included; returns the longest chain of nested markers, one side.
+ */
+function collectSpans(tokens: Token[] | undefined, offset: number, out: InlineSpan[]): number {
+  let at = offset;
+  let deepest = 0;
+  for (const token of tokens ?? []) {
+    if (BALANCED_INLINE.has(token.type)) {
+      const raw = token.raw;
+      const width =
+        token.type === 'strong'
+          ? 2
+          : token.type === 'em'
+            ? 1
+            : token.type === 'del'
+              ? /^~~/.test(raw)
+                ? 2
+                : 1
+              : (/^`+/.exec(raw)?.[0].length ?? 1);
+      out.push({
+        from: at + width,
+        to: at + raw.length - width,
+        open: raw.slice(0, width),
+        close: raw.slice(-width),
+      });
+      const inner =
+        'tokens' in token && token.type !== 'codespan' ? collectSpans(token.tokens, at + width, out) : 0;
+      deepest = Math.max(deepest, width + inner);
+    }
+    at += token.raw.length;
+  }
+  return deepest;
+}
+
+/**
+ * A paragraph too long for one message, cut like any text; a cut inside bold, italic, strikethrough
+ * or inline code closes the span at the end of one piece and opens it again at the start of the next,
+ * so neither shows a stray `**`. Room for those markers is kept under `limit`.
+ */
+function splitParagraph(token: Tokens.Paragraph, limit: number): string[] {
+  const text = token.text;
+  const spans: InlineSpan[] = [];
+  const chain = token.raw.startsWith(text) ? collectSpans(token.tokens, 0, spans) : 0;
+  const reserve = 2 * chain;
+  if (spans.length === 0 || reserve * 4 > limit) return balanceFences(splitText(token.raw, limit));
+
+  const pieces = splitText(text, limit - reserve);
+  // Each piece is a slice of `text` (ends trimmed), in order: find where it starts.
+  const starts: number[] = [];
+  let cursor = 0;
+  for (const piece of pieces) {
+    const start = text.indexOf(piece, cursor);
+    if (start < 0) return balanceFences(splitText(token.raw, limit));
+    starts.push(start);
+    cursor = start + piece.length;
+  }
+  // The spans each cut (between piece i and i + 1) falls inside, outer ones first.
+  const crossing = starts.slice(1).map((nextStart, i) => {
+    const end = (starts[i] ?? 0) + (pieces[i]?.length ?? 0);
+    return spans.filter((span) => span.from < end && span.to > nextStart);
+  });
+  return pieces.map((piece, i) => {
+    const opens = (crossing[i - 1] ?? []).map((span) => span.open).join('');
+    const closes = (crossing[i] ?? [])
+      .map((span) => span.close)
+      .reverse()
+      .join('');
+    return `${opens}${piece}${closes}`;
+  });
+}
+
 /** Cuts Markdown into chunks of at most `limit` source characters on block boundaries first. */
 export function chunkMarkdown(markdown: string, limit = TELEGRAM_MESSAGE_LIMIT): string[] {
   const chunks: string[] = [];
@@ -145,6 +228,7 @@ export function chunkMarkdown(markdown: string, limit = TELEGRAM_MESSAGE_LIMIT):
     if (raw.length <= limit) current = raw;
     else if (token.type === 'code') chunks.push(...splitCode(token as Token & { type: 'code' }, limit));
     else if (token.type === 'list') chunks.push(...splitList(token as Tokens.List, limit));
+    else if (token.type === 'paragraph') chunks.push(...splitParagraph(token as Tokens.Paragraph, limit));
     else chunks.push(...balanceFences(splitText(raw, limit)));
   }
   flush();

@@ -84,6 +84,36 @@ describe('chunkMarkdown', () => {
     expect(words(chunks.join(' '))).toEqual(words(sentences));
   });
 
+  it('a bold paragraph longer than the limit stays bold in every chunk, with no stray markers', () => {
+    const sentences = Array.from({ length: 60 }, (_, i) => `Sentence ${i} is _quite_ important.`).join(' ');
+    const markdown = `Intro **${sentences}** and \`code ${sentences}\` after.`;
+    const chunks = chunkMarkdown(markdown, 1_000);
+    expect(chunks.length).toBeGreaterThan(3);
+    for (const c of chunks) expect(c.length).toBeLessThanOrEqual(1_000);
+    const formatted = chunks.map((c) => formatForTelegram(c, 1_000));
+    for (const [piece] of formatted) {
+      expect(piece?.plain).not.toMatch(/\*\*|`/);
+      expect(piece?.html).not.toMatch(/\*\*|`/);
+    }
+    // The bold sentences are bold wherever they were cut, and so is the code.
+    const html = formatted.map(([piece]) => piece?.html ?? '');
+    expect(html[0]).toMatch(/^Intro <b>Sentence 0 is <i>quite<\/i> important\..*<\/b>$/);
+    expect(html[1]).toMatch(/^<b>.*<\/b>$/);
+    expect(html.at(-1)).toMatch(/^<code>.*<\/code> after\.$/);
+    expect(words(formatted.map(([piece]) => piece?.plain).join(' '))).toEqual(
+      words(formatForTelegram(markdown, 1_000_000)[0]?.plain ?? ''),
+    );
+  });
+
+  it('a cut inside nested emphasis closes the inner span first and reopens the outer one first', () => {
+    const long = Array.from({ length: 90 }, (_, i) => `word${i}`).join(' ');
+    const chunks = chunkMarkdown(`*lead __${long}__ tail*`, 200);
+    expect(chunks.length).toBeGreaterThan(2);
+    expect(chunks[0]).toMatch(/^\*lead __.*__\*$/);
+    expect(chunks[1]).toMatch(/^\*__.*__\*$/);
+    expect(chunks.at(-1)).toMatch(/^\*__.*__ tail\*$/);
+  });
+
   it('cuts a word longer than the limit without breaking surrogate pairs', () => {
     const emoji = '😀'.repeat(3_000); // 6,000 UTF-16 units
     const pieces = splitText(emoji, TELEGRAM_MESSAGE_LIMIT);
