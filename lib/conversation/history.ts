@@ -1,4 +1,4 @@
-import { and, desc, eq, ne, notInArray, or, sql } from 'drizzle-orm';
+import { and, desc, eq, ne, notInArray, or, type SQLWrapper, sql } from 'drizzle-orm';
 import { alias } from 'drizzle-orm/pg-core';
 import type { Queryable } from '../db/client';
 import { preparedQuery } from '../db/prepared';
@@ -85,6 +85,11 @@ const rowColumns = {
     end`,
 };
 
+/** The forum topic of a stored update (as `forumTopicOf`), else null: the chat's main conversation. */
+const topicOfUpdate = (update: SQLWrapper) =>
+  sql<number | null>`case when ${update} #>> '{message,is_topic_message}' = 'true'
+    then (${update} #>> '{message,message_thread_id}')::bigint end`;
+
 const previousChat = alias(telegramChats, 'previous_chat');
 const nextChat = alias(telegramChats, 'next_chat');
 
@@ -99,10 +104,11 @@ const readCurrentMessage = preparedQuery((db) =>
     .select({
       ...rowColumns,
       chatType: telegramChats.type,
-      historyResetAt:
-        sql<Date | null>`greatest(${telegramChats.historyResetAt}, ${previousChat.historyResetAt}, ${nextChat.historyResetAt})`.mapWith(
-          telegramChats.historyResetAt,
-        ),
+      topicId: topicOfUpdate(telegramMessages.update).mapWith(Number),
+      historyResetAt: sql<Date | null>`case when ${topicOfUpdate(telegramMessages.update)} is null
+          then greatest(${telegramChats.historyResetAt}, ${previousChat.historyResetAt}, ${nextChat.historyResetAt})
+          else (${telegramChats.topicHistoryResetAt} ->> ${topicOfUpdate(telegramMessages.update)}::text)::timestamptz
+        end`.mapWith(telegramChats.historyResetAt),
       migratedFromChatId: telegramChats.migratedFromChatId,
       migratedToChatId: nextChat.chatId,
     })
@@ -149,7 +155,8 @@ const position = sql<Date>`coalesce(${replyTo.createdAt}, ${telegramMessages.cre
 
 /**
  * The chat's rows before the current message (since `resetAt`, when set), newest first, with those of
- * the chat it was upgraded from (`previousChatId`) and to (`nextChatId`), each null when there is none.
+ * the chat it was upgraded from (`previousChatId`) and to (`nextChatId`), each null when there is none;
+ * only those of the current message's forum topic (`topicId`, null outside topics).
  */
 const readHistory = preparedQuery((db) =>
   db
@@ -160,6 +167,8 @@ const readHistory = preparedQuery((db) =>
       and(
         eq(telegramMessages.agentId, sql.placeholder('agentId')),
         sql`${telegramMessages.chatId} in (${sql.placeholder('chatId')}, ${sql.placeholder('previousChatId')}, ${sql.placeholder('nextChatId')})`,
+        // An answer belongs to the topic of the message it answers.
+        sql`coalesce(${topicOfUpdate(telegramMessages.update)}, ${topicOfUpdate(replyTo.update)}) is not distinct from ${sql.placeholder('topicId')}::bigint`,
         ne(telegramMessages.id, sql.placeholder('currentId')),
         sql`${position} <= ${sql.placeholder('currentAt')}::timestamptz`,
         sql`(${sql.placeholder('resetAt')}::timestamptz is null or ${position} > ${sql.placeholder('resetAt')}::timestamptz)`,
@@ -212,6 +221,7 @@ export async function buildConversation(db: Queryable, input: ConversationInput)
     historyResetAt,
     migratedFromChatId,
     migratedToChatId,
+    topicId,
     ...current
   } = found;
   const currentText = input.currentText ?? current.text;
@@ -226,6 +236,7 @@ export async function buildConversation(db: Queryable, input: ConversationInput)
     chatId,
     previousChatId: migratedFromChatId,
     nextChatId: migratedToChatId,
+    topicId,
     currentId: current.id,
     currentAt: current.createdAt.toISOString(),
     resetAt: historyResetAt?.toISOString() ?? null,
@@ -326,21 +337,40 @@ function clean(name: string): string {
 }
 
 /**
- * Starts the conversation afresh (/reset, /new): later requests only see messages after `now`.
- * Creates the chat row when the chat has none yet; `chatType` is only used then.
+ * Starts the conversation afresh (/reset, /new): later requests only see messages after `now`; in a
+ * forum topic (`topicId`), that topic's. Creates the chat row when the chat has none yet; `chatType`
+ * is only used then.
  */
 export async function resetConversation(
   db: Queryable,
-  agentId: string,
-  chatId: number,
-  now: Date,
-  chatType: TelegramChatType = chatId < 0 ? 'group' : 'private',
+  input: {
+    agentId: string;
+    chatId: number;
+    topicId?: number | undefined;
+    now: Date;
+    chatType?: TelegramChatType;
+  },
 ): Promise<void> {
+  const { agentId, chatId, topicId, now } = input;
+  const type = input.chatType ?? (chatId < 0 ? 'group' : 'private');
+  if (topicId === undefined) {
+    await db
+      .insert(telegramChats)
+      .values({ agentId, chatId, type, historyResetAt: now })
+      .onConflictDoUpdate({
+        target: [telegramChats.agentId, telegramChats.chatId],
+        set: { historyResetAt: now, updatedAt: now },
+      });
+    return;
+  }
   await db
     .insert(telegramChats)
-    .values({ agentId, chatId, type: chatType, historyResetAt: now })
+    .values({ agentId, chatId, type, topicHistoryResetAt: { [String(topicId)]: now.toISOString() } })
     .onConflictDoUpdate({
       target: [telegramChats.agentId, telegramChats.chatId],
-      set: { historyResetAt: now, updatedAt: now },
+      set: {
+        topicHistoryResetAt: sql`coalesce(${telegramChats.topicHistoryResetAt}, '{}'::jsonb) || excluded.topic_history_reset_at`,
+        updatedAt: now,
+      },
     });
 }

@@ -13,6 +13,7 @@ import { checkMessageQuota, checkTokenBudget, QUOTA_NOTICE, TOKEN_BUDGET_NOTICE 
 import {
   attachmentOf,
   chatMigrationOf,
+  forumTopicOf,
   isAddressedToBot,
   messageText,
   parseCommand,
@@ -221,7 +222,13 @@ export async function decideInbound(
   if (command) {
     if (command.command === 'reset' || command.command === 'new') {
       // From the command's own arrival: messages sent after it (and still queued) stay in the history.
-      await resetConversation(db, agent.id, message.chat.id, claimed.createdAt, chatType);
+      await resetConversation(db, {
+        agentId: agent.id,
+        chatId: message.chat.id,
+        topicId: forumTopicOf(message),
+        now: claimed.createdAt,
+        chatType,
+      });
     }
     return {
       action: 'notice',
@@ -319,7 +326,7 @@ export function replyTargetOf(message: TelegramMessage): ReplyTarget {
   return {
     chatId: message.chat.id,
     replyToMessageId: group ? message.message_id : undefined,
-    messageThreadId: message.is_topic_message ? message.message_thread_id : undefined,
+    messageThreadId: forumTopicOf(message),
   };
 }
 

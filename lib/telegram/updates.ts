@@ -81,6 +81,16 @@ export interface BotRef {
   username: string;
 }
 
+/**
+ * The forum topic a message belongs to (a topic of a forum supergroup, or of a private chat with
+ * topics); undefined for the General topic and outside forums. Each topic is a conversation of its own.
+ */
+export function forumTopicOf(
+  message: Pick<TelegramMessage, 'is_topic_message' | 'message_thread_id'>,
+): number | undefined {
+  return message.is_topic_message ? message.message_thread_id : undefined;
+}
+
 /** What a message says, with the entities that go with it: its text, or else a media item's caption. */
 export function messageText(message: TelegramMessage): { text: string; entities: MessageEntity[] } {
   if (message.text !== undefined) return { text: message.text, entities: message.entities ?? [] };

@@ -241,7 +241,7 @@ describe.each(databaseTargets())('conversation history on %s', (target) => {
     // The caller's chat type decides over the chat row's, and the chat row's over the id's sign.
     const { messages: dm } = await buildConversation(db, input(current, { chatType: 'private' }));
     expect(dm.at(-1)?.content).toBe('me too\n\nand me\n\n@ada_bot what now?');
-    await resetConversation(db, agent.id, -100123, at(0), 'private');
+    await resetConversation(db, { agentId: agent.id, chatId: -100123, now: at(0), chatType: 'private' });
     const { messages: byRow } = await buildConversation(db, input(current));
     expect(byRow.at(-1)?.content).toBe('me too\n\nand me\n\n@ada_bot what now?');
     const { messages: byCaller } = await buildConversation(db, input(current, { chatType: 'supergroup' }));
@@ -254,7 +254,7 @@ describe.each(databaseTargets())('conversation history on %s', (target) => {
     const { agent, add, input } = await setup(400);
     await add(1, 'inbound', 'old question');
     await add(2, 'outbound', 'old answer');
-    await resetConversation(db, agent.id, 400, at(3));
+    await resetConversation(db, { agentId: agent.id, chatId: 400, now: at(3) });
     const [chat] = await db
       .select()
       .from(telegramChats)
@@ -271,7 +271,7 @@ describe.each(databaseTargets())('conversation history on %s', (target) => {
     ]);
 
     // A second reset moves the same row; a message at the reset instant is before it.
-    await resetConversation(db, agent.id, 400, at(6), 'group');
+    await resetConversation(db, { agentId: agent.id, chatId: 400, now: at(6), chatType: 'group' });
     const chats = await db
       .select()
       .from(telegramChats)

@@ -342,6 +342,83 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
     ]);
   });
 
+  it('forum topics: each topic is a conversation of its own, with its own /reset, answered in its thread', async () => {
+    const agent = await agentWith({ agent: { telegramGroupPolicy: 'open' } });
+    const chatId = -1005495;
+    const from = { id: 5495, first_name: 'Gus' };
+    /** A mention in topic `topic` of a forum supergroup; undefined: its General topic. */
+    const inTopic = (topic: number | undefined, update: ReturnType<typeof buildUpdate.groupText>) => ({
+      ...update,
+      message: {
+        ...update.message,
+        chat: { ...update.message.chat, is_forum: true },
+        ...(topic === undefined ? {} : { message_thread_id: topic, is_topic_message: true }),
+      },
+    });
+    const ask = (topic: number | undefined, rest: string) =>
+      inTopic(topic, buildUpdate.groupMention({ chatId, from, botUsername: agent.botUsername, rest }));
+    const reset = (topic: number | undefined) =>
+      inTopic(
+        topic,
+        buildUpdate.groupCommand({ chatId, from, command: 'reset', botUsername: agent.botUsername }),
+      );
+    const handle = async (...updates: Record<string, unknown>[]) => {
+      await deliver(agent, ...updates);
+      await harness.settle();
+    };
+    const conversationOfLastCall = () =>
+      claudeCalls(agent)
+        .at(-1)
+        ?.messages.map((m) => m.content);
+
+    await handle(ask(undefined, 'I am in General'));
+    await handle(ask(7, 'I like tea'));
+    await handle(ask(9, 'what do I like?'));
+    expect(conversationOfLastCall()).toEqual(['[Gus]: what do I like?']);
+    await handle(ask(7, 'what do I like?'));
+    expect(conversationOfLastCall()).toEqual([
+      '[Gus]: I like tea',
+      'Echo: [Gus]: I like tea',
+      '[Gus]: what do I like?',
+    ]);
+
+    // A /reset in one topic forgets that topic only; General keeps its conversation.
+    await handle(reset(7));
+    await handle(ask(7, 'anything?'));
+    expect(conversationOfLastCall()).toEqual(['[Gus]: anything?']);
+    await handle(ask(9, 'still here?'));
+    expect(conversationOfLastCall()).toEqual([
+      '[Gus]: what do I like?',
+      'Echo: [Gus]: what do I like?',
+      '[Gus]: still here?',
+    ]);
+    await handle(ask(undefined, 'where am I?'));
+    expect(conversationOfLastCall()).toEqual([
+      '[Gus]: I am in General',
+      'Echo: [Gus]: I am in General',
+      '[Gus]: where am I?',
+    ]);
+    // And a /reset in General leaves the topics theirs.
+    await handle(reset(undefined));
+    await handle(ask(9, 'and now?'));
+    expect(conversationOfLastCall()?.at(0)).toBe('[Gus]: what do I like?');
+
+    // Every answer went to the thread it was asked in; General's without a thread id.
+    const threads = sentBy(agent, chatId).map((m) => [m.text.slice(0, 40), m.params.message_thread_id]);
+    expect(threads).toEqual([
+      ['Echo: [Gus]: I am in General', undefined],
+      ['Echo: [Gus]: I like tea', 7],
+      ['Echo: [Gus]: what do I like?', 9],
+      ['Echo: [Gus]: what do I like?', 7],
+      [resetText().slice(0, 40), 7],
+      ['Echo: [Gus]: anything?', 7],
+      ['Echo: [Gus]: still here?', 9],
+      ['Echo: [Gus]: where am I?', undefined],
+      [resetText().slice(0, 40), undefined],
+      ['Echo: [Gus]: and now?', 9],
+    ]);
+  });
+
   it('a group upgraded to a supergroup: the answer follows to the new chat id, and so does the history', async () => {
     const agent = await agentWith({ agent: { telegramGroupPolicy: 'open' } });
     const from = { id: 5471, first_name: 'Gus' };

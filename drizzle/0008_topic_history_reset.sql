@@ -1,0 +1,1 @@
+ALTER TABLE "telegram_chats" ADD COLUMN "topic_history_reset_at" jsonb;
