@@ -1,4 +1,5 @@
 import type { Api } from 'grammy';
+import { migratedChatIdOf } from './errors';
 
 export interface TypingOptions {
   /** How often the action is re-sent; Telegram shows it for about 5 s (default 4000 ms). */
@@ -12,7 +13,8 @@ export interface TypingOptions {
 /**
  * Shows "typing…" in `chatId` until `work` settles: sent at once, then every `intervalMs`. A failed
  * sendChatAction stops the keep-alive (it is cosmetic and must not cause more calls) but never fails
- * `work`. The timer is always cleared. Returns what `work` returns.
+ * `work`; only a group upgraded to a supergroup is followed, once, to the chat id Telegram names. The
+ * timer is always cleared. Returns what `work` returns.
  */
 export async function withTyping<T>(
   api: Pick<Api, 'sendChatAction'>,
@@ -24,16 +26,25 @@ export async function withTyping<T>(
   const deadline = Date.now() + (options.maxMs ?? 120_000);
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
+  let target = chatId;
+  let moved = false;
   const send = () => {
     if (stopped) return;
     const extra =
       options.messageThreadId === undefined ? undefined : { message_thread_id: options.messageThreadId };
-    api.sendChatAction(chatId, 'typing', extra).then(
+    api.sendChatAction(target, 'typing', extra).then(
       () => {
         if (stopped || Date.now() + intervalMs > deadline) return;
         timer = setTimeout(send, intervalMs);
       },
-      () => {
+      (error: unknown) => {
+        const movedTo = migratedChatIdOf(error);
+        if (movedTo !== undefined && !moved) {
+          moved = true;
+          target = movedTo;
+          send();
+          return;
+        }
         stopped = true;
       },
     );

@@ -60,6 +60,28 @@ describe('withTyping', () => {
     expect(fake.callsOf('sendChatAction').filter((c) => c.params.chat_id === 12)).toHaveLength(1);
   });
 
+  it('follows a group upgraded to a supergroup to its new chat id, once', async () => {
+    fake.migrateChat(-14, -10014);
+    const typedIn = (chatId: number) =>
+      fake.callsOf('sendChatAction').filter((c) => c.params.chat_id === chatId).length;
+    const work = (async () => {
+      for (let i = 0; i < 200 && typedIn(-10014) < 2; i++) await sleep(20);
+      return 'done';
+    })();
+    await expect(withTyping(api(), -14, work, { intervalMs: 30 })).resolves.toBe('done');
+    expect(typedIn(-14)).toBe(1);
+    expect(typedIn(-10014)).toBeGreaterThanOrEqual(2);
+  });
+
+  it('does not follow a second move', async () => {
+    fake.migrateChat(-15, -10015);
+    fake.migrateChat(-10015, -20015);
+    await withTyping(api(), -15, sleep(150), { intervalMs: 20 });
+    const typedIn = (chatId: number) =>
+      fake.callsOf('sendChatAction').filter((c) => c.params.chat_id === chatId).length;
+    expect([typedIn(-15), typedIn(-10015), typedIn(-20015)]).toEqual([1, 1, 0]);
+  });
+
   it('is bounded by maxMs', async () => {
     await withTyping(api(), 13, sleep(300), { intervalMs: 20, maxMs: 60 });
     expect(fake.callsOf('sendChatAction').filter((c) => c.params.chat_id === 13).length).toBeLessThanOrEqual(
