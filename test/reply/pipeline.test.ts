@@ -84,6 +84,18 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
       .where(eq(telegramMessages.agentId, agent.agentId))
       .orderBy(telegramMessages.createdAt);
   const claudeCalls = (agent: RunningAgent) => anthropic.messageRequests(agent.claudeKey);
+  /** Delivers the updates and runs everything they start to the end. */
+  const handleFor =
+    (agent: RunningAgent) =>
+    async (...updates: Record<string, unknown>[]) => {
+      await deliver(agent, ...updates);
+      await harness.settle();
+    };
+  /** The turns' texts of the agent's Claude call number `call` (-1: the last). */
+  const conversationOf = (agent: RunningAgent, call: number) =>
+    claudeCalls(agent)
+      .at(call)
+      ?.messages.map((m) => m.content);
   const api = (agent: RunningAgent, path: string, method = 'GET') =>
     app.request(path, { method, headers: { authorization: `Bearer ${agent.apiKey}` } });
   const agentRow = async (agent: RunningAgent) =>
@@ -362,14 +374,8 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
         topic,
         buildUpdate.groupCommand({ chatId, from, command: 'reset', botUsername: agent.botUsername }),
       );
-    const handle = async (...updates: Record<string, unknown>[]) => {
-      await deliver(agent, ...updates);
-      await harness.settle();
-    };
-    const conversationOfLastCall = () =>
-      claudeCalls(agent)
-        .at(-1)
-        ?.messages.map((m) => m.content);
+    const handle = handleFor(agent);
+    const conversationOfLastCall = () => conversationOf(agent, -1);
 
     await handle(ask(undefined, 'I am in General'));
     await handle(ask(7, 'I like tea'));
@@ -426,14 +432,8 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
       const update = buildUpdate.groupMention({ chatId, from, botUsername: agent.botUsername, rest });
       return { ...update, message: { ...update.message, chat: { ...update.message.chat, type: chatType } } };
     };
-    const conversationOfLastCall = () =>
-      claudeCalls(agent)
-        .at(-1)
-        ?.messages.map((m) => m.content);
-    const handle = async (...updates: Record<string, unknown>[]) => {
-      await deliver(agent, ...updates);
-      await harness.settle();
-    };
+    const conversationOfLastCall = () => conversationOf(agent, -1);
+    const handle = handleFor(agent);
     const reset = (chatId: number) =>
       buildUpdate.groupCommand({ chatId, from, command: 'reset', botUsername: agent.botUsername });
 
@@ -507,7 +507,6 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
       const update = buildUpdate.groupMention({ chatId, from, botUsername: agent.botUsername, rest });
       return { ...update, message: { ...update.message, chat: { ...update.message.chat, type: chatType } } };
     };
-    const conversationOf = (call: number) => claudeCalls(agent)[call]?.messages.map((m) => m.content);
 
     // Two messages of the old group pending at the upgrade: the first one's answer goes to the new chat,
     // and the second one's conversation still holds it.
@@ -518,7 +517,7 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
     await deliver(agent, mention(oldA, 'what is my name?', 'group'), mention(oldA, 'say it again', 'group'));
     await harness.settle();
     expect(textsTo(agent, newA)).toEqual(['Echo: [Gus]: what is my name?', 'Echo: [Gus]: say it again']);
-    expect(conversationOf(2)).toEqual([
+    expect(conversationOf(agent, 2)).toEqual([
       '[Gus]: my name is Gus',
       'Echo: [Gus]: my name is Gus',
       '[Gus]: what is my name?',
@@ -541,7 +540,11 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
     await answeringFirst;
     await harness.settle();
     expect(textsTo(agent, newB)).toEqual(['Echo: [Gus]: first', 'Echo: [Gus]: second']);
-    expect(conversationOf(before + 1)).toEqual(['[Gus]: first', 'Echo: [Gus]: first', '[Gus]: second']);
+    expect(conversationOf(agent, before + 1)).toEqual([
+      '[Gus]: first',
+      'Echo: [Gus]: first',
+      '[Gus]: second',
+    ]);
   });
 
   it('a group upgraded to a supergroup: a database error while recording the move is retried, not a failure', async () => {
