@@ -27,7 +27,6 @@ export async function withTyping<T>(
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let target = chatId;
-  let moved = false;
   const send = () => {
     if (stopped) return;
     const extra =
@@ -39,8 +38,7 @@ export async function withTyping<T>(
       },
       (error: unknown) => {
         const movedTo = migratedChatIdOf(error);
-        if (movedTo !== undefined && !moved) {
-          moved = true;
+        if (movedTo !== undefined && target === chatId) {
           target = movedTo;
           send();
           return;
