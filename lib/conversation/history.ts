@@ -92,22 +92,32 @@ const topicOfUpdate = (update: SQLWrapper) =>
 
 const previousChat = alias(telegramChats, 'previous_chat');
 const nextChat = alias(telegramChats, 'next_chat');
+const currentTopic = topicOfUpdate(telegramMessages.update);
+
+/** A reset time that holds for the current message: one made after it arrived (in a linked chat's lane) does not. */
+const resetBeforeCurrent = (resetAt: SQLWrapper) =>
+  sql`case when ${resetAt} <= ${telegramMessages.createdAt} then ${resetAt} end`;
+/** A topic's own reset, else the floor every topic shares (`"*"`: resets made before topics had their own). */
+const topicResetAt = (topic: SQLWrapper) =>
+  sql`greatest((${telegramChats.topicHistoryResetAt} ->> ${topic}::text)::timestamptz,
+    (${telegramChats.topicHistoryResetAt} ->> '*')::timestamptz)`;
 
 /**
  * The current message and its chat's row (type, last reset) in one read, with the chat it was upgraded
  * from and the one it was upgraded to (a message of the old group answered after the move: its answer
- * went to the new chat). The last reset is the latest of the linked chats': a /reset handled in one
- * chat's lane after the move was recorded holds in the other.
+ * went to the new chat). The last reset is the latest of the linked chats' made before the message: a
+ * /reset handled in one chat's lane after the move was recorded holds in the other.
  */
 const readCurrentMessage = preparedQuery((db) =>
   db
     .select({
       ...rowColumns,
       chatType: telegramChats.type,
-      topicId: topicOfUpdate(telegramMessages.update).mapWith(Number),
-      historyResetAt: sql<Date | null>`case when ${topicOfUpdate(telegramMessages.update)} is null
-          then greatest(${telegramChats.historyResetAt}, ${previousChat.historyResetAt}, ${nextChat.historyResetAt})
-          else (${telegramChats.topicHistoryResetAt} ->> ${topicOfUpdate(telegramMessages.update)}::text)::timestamptz
+      topicId: currentTopic.mapWith(Number),
+      historyResetAt: sql<Date | null>`case when ${currentTopic} is null
+          then greatest(${resetBeforeCurrent(telegramChats.historyResetAt)},
+            ${resetBeforeCurrent(previousChat.historyResetAt)}, ${resetBeforeCurrent(nextChat.historyResetAt)})
+          else ${resetBeforeCurrent(topicResetAt(currentTopic))}
         end`.mapWith(telegramChats.historyResetAt),
       migratedFromChatId: telegramChats.migratedFromChatId,
       migratedToChatId: nextChat.chatId,

@@ -13,9 +13,15 @@ export const MIGRATIONS_FOLDER = join(PROJECT_ROOT, 'drizzle');
 /** Arbitrary constant: the advisory lock that serialises migrations across processes. */
 const MIGRATION_LOCK_KEY = 727_001;
 
-/** Applies the committed drizzle-kit migrations; safe to run from several processes at once. */
-export async function migrateDatabase(handle: DatabaseHandle): Promise<void> {
-  const config = { migrationsFolder: MIGRATIONS_FOLDER };
+/**
+ * Applies the committed drizzle-kit migrations (or those of `migrationsFolder`: tests stop at an
+ * earlier one); safe to run from several processes at once.
+ */
+export async function migrateDatabase(
+  handle: DatabaseHandle,
+  migrationsFolder = MIGRATIONS_FOLDER,
+): Promise<void> {
+  const config = { migrationsFolder };
   await handle.withAdvisoryLock(MIGRATION_LOCK_KEY, async (db) => {
     switch (handle.driver) {
       case 'pglite':

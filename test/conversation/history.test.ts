@@ -284,6 +284,80 @@ describe.each(databaseTargets())('conversation history on %s', (target) => {
     ]);
   });
 
+  it('in a forum topic, keeps its own reset and the floor older resets left to every topic', async () => {
+    const chatId = -100_401;
+    const { agent, add, input } = await setup(chatId);
+    const inTopic = (topic: number, text: string) => ({
+      update: {
+        update_id: 0,
+        message: {
+          text,
+          from: { id: 1000, first_name: 'Alice' },
+          is_topic_message: true,
+          message_thread_id: topic,
+        },
+      },
+    });
+    const ask = (second: number, topic: number, text: string) =>
+      add(second, 'inbound', text, inTopic(topic, text));
+    const answer = async (second: number, question: string, text: string) =>
+      add(second, 'outbound', text, { replyToId: question });
+    // Migration 0008 left a /reset made before topics had their own as the floor of all of them.
+    await db.insert(telegramChats).values({
+      agentId: agent.id,
+      chatId,
+      type: 'supergroup',
+      topicHistoryResetAt: { '*': at(3).toISOString() },
+    });
+
+    await answer(2, await ask(1, 7, 'seven before the floor'), 'seven old answer');
+    await answer(5, await ask(4, 7, 'seven after the floor'), 'seven answer');
+    const seven = await ask(6, 7, 'seven now');
+    expect((await buildConversation(db, input(seven))).messages).toEqual([
+      { role: 'user', content: '[Alice]: seven after the floor' },
+      { role: 'assistant', content: 'seven answer' },
+      { role: 'user', content: '[Alice]: seven now' },
+    ]);
+
+    // A topic's own reset, later than the floor, holds; an earlier one does not lower it.
+    await ask(4, 9, 'nine after the floor');
+    await ask(8, 9, 'nine after its reset');
+    await resetConversation(db, { agentId: agent.id, chatId, topicId: 9, now: at(7) });
+    await resetConversation(db, { agentId: agent.id, chatId, topicId: 7, now: at(2) });
+    expect((await buildConversation(db, input(await ask(10, 9, 'nine now')))).messages).toEqual([
+      { role: 'user', content: '[Alice]: nine after its reset\n\n[Alice]: nine now' },
+    ]);
+    expect((await buildConversation(db, input(await ask(11, 7, 'seven again')))).messages[0]).toEqual({
+      role: 'user',
+      content: '[Alice]: seven after the floor',
+    });
+  });
+
+  it('takes a reset of the chat a group moved to only when it came before the message', async () => {
+    const oldChat = -402;
+    const newChat = -100_402;
+    const { agent, add, input } = await setup(oldChat);
+    await db.insert(telegramChats).values([
+      { agentId: agent.id, chatId: oldChat, type: 'group' },
+      { agentId: agent.id, chatId: newChat, type: 'supergroup', migratedFromChatId: oldChat },
+    ]);
+    await add(1, 'inbound', 'question');
+    await add(2, 'outbound', 'answer in the new chat', { chatId: newChat });
+    const queued = await add(5, 'inbound', 'queued across the move');
+
+    await resetConversation(db, { agentId: agent.id, chatId: newChat, now: at(4) });
+    expect((await buildConversation(db, input(queued))).messages).toEqual([
+      { role: 'user', content: '[Alice]: queued across the move' },
+    ]);
+    // A /reset in the new chat after the queued message was sent is not the queued message's.
+    await resetConversation(db, { agentId: agent.id, chatId: newChat, now: at(6) });
+    expect((await buildConversation(db, input(queued))).messages).toEqual([
+      { role: 'user', content: '[Alice]: question' },
+      { role: 'assistant', content: 'answer in the new chat' },
+      { role: 'user', content: '[Alice]: queued across the move' },
+    ]);
+  });
+
   it('keeps the newest turns that fit the token budget', async () => {
     const { add, input } = await setup(500);
     const long = (n: number) => `${n}`.padEnd(700, '.');

@@ -1,9 +1,29 @@
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { sql } from 'drizzle-orm';
 import { afterAll, describe, expect, it } from 'vitest';
 import { selectRows } from '../../lib/db/client';
-import { migrateDatabase } from '../../lib/db/migrate';
+import { MIGRATIONS_FOLDER, migrateDatabase } from '../../lib/db/migrate';
 import { customers } from '../../lib/db/schema';
+import { createAgent } from '../policy/fixtures';
 import { createTestDatabase, databaseTargets, type TestDatabase } from '../support/db';
+
+interface Journal {
+  entries: Array<{ tag: string }>;
+}
+
+/** A copy of the migrations folder whose journal ends before `tag`: the database as an older release left it. */
+async function migrationsBefore(tag: string): Promise<{ folder: string; remove(): Promise<void> }> {
+  const folder = await mkdtemp(join(tmpdir(), 'oc-migrations-'));
+  await cp(MIGRATIONS_FOLDER, folder, { recursive: true });
+  const journalPath = join(folder, 'meta', '_journal.json');
+  const journal = JSON.parse(await readFile(journalPath, 'utf8')) as Journal;
+  const index = journal.entries.findIndex((entry) => entry.tag === tag);
+  if (index < 0) throw new Error(`no migration ${tag}`);
+  await writeFile(journalPath, JSON.stringify({ ...journal, entries: journal.entries.slice(0, index) }));
+  return { folder, remove: () => rm(folder, { recursive: true, force: true }) };
+}
 
 const EXPECTED_TABLES = [
   'agents',
@@ -54,5 +74,32 @@ describe.each(databaseTargets())('migrations on %s', (target) => {
     const files = (await import('../../drizzle/meta/_journal.json', { with: { type: 'json' } })).default
       .entries;
     expect(applied[0]?.n).toBe(files.length);
+  });
+
+  it("keep a /reset made before forum topics had their own as every topic's floor", async () => {
+    const database = await createTestDatabase(target, { migrate: false });
+    opened.push(database);
+    const older = await migrationsBefore('0008_topic_history_reset');
+    try {
+      await migrateDatabase(database.handle, older.folder);
+    } finally {
+      await older.remove();
+    }
+    const { db } = database.handle;
+    const agent = await createAgent(db);
+    await db.execute(sql`insert into telegram_chats (agent_id, chat_id, type, history_reset_at) values
+      (${agent.id}, -1001, 'supergroup', '2026-03-01T10:00:00.123Z'), (${agent.id}, -1002, 'supergroup', null)`);
+    await migrateDatabase(database.handle);
+
+    const chats = await selectRows<{ chat_id: string; floor: Date | null; map: unknown }>(
+      db,
+      sql`select chat_id::text, (topic_history_reset_at ->> '*')::timestamptz as floor, topic_history_reset_at as map
+        from telegram_chats where agent_id = ${agent.id} order by telegram_chats.chat_id desc`,
+    );
+    expect(chats.map(({ chat_id, map }) => ({ chat_id, hasFloor: map !== null }))).toEqual([
+      { chat_id: '-1001', hasFloor: true },
+      { chat_id: '-1002', hasFloor: false },
+    ]);
+    expect(new Date(chats[0]!.floor!).toISOString()).toBe('2026-03-01T10:00:00.123Z');
   });
 });

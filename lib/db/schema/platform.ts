@@ -196,7 +196,10 @@ export const telegramChats = pgTable(
     username: text('username'),
     /** Messages before this time are not part of the conversation (/reset, /new). */
     historyResetAt: tz('history_reset_at'),
-    /** The same for each forum topic (topic id → ISO time); `history_reset_at` is the General topic's. */
+    /**
+     * The same for each forum topic (topic id → ISO time), and `"*"`: the floor of every topic (a /reset
+     * made before topics had their own). `history_reset_at` is the General topic's.
+     */
     topicHistoryResetAt: jsonb('topic_history_reset_at').$type<Record<string, string>>(),
     /** UTC day (YYYY-MM-DD) on which the quota notice was last sent to this chat. */
     quotaNoticeDay: text('quota_notice_day'),
