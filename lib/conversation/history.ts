@@ -182,6 +182,9 @@ const readHistory = preparedQuery((db) =>
         ne(telegramMessages.id, sql.placeholder('currentId')),
         sql`${position} <= ${sql.placeholder('currentAt')}::timestamptz`,
         sql`(${sql.placeholder('resetAt')}::timestamptz is null or ${position} > ${sql.placeholder('resetAt')}::timestamptz)`,
+        // Implied by the line above (an answer is stored after the message it answers), but indexable:
+        // a chat's rows before its reset are not read at all.
+        sql`${telegramMessages.createdAt} > coalesce(${sql.placeholder('resetAt')}::timestamptz, '-infinity')`,
         eq(telegramMessages.isCommand, false),
         sql`coalesce(${telegramMessages.text}, '') <> ''`,
         or(
