@@ -45,13 +45,39 @@ export function splitText(text: string, limit: number, level = 0): string[] {
   return out.map((s) => s.trimEnd()).filter((s) => s.trim() !== '');
 }
 
+const isHighSurrogate = (text: string, at: number) => {
+  const code = text.charCodeAt(at);
+  return code >= 0xd800 && code <= 0xdbff;
+};
+
+/** Characters of inline markers: a cut next to one could split a run such as `**` or `~~`. */
+const MARKER_CHARS = /[*_~`]/;
+
+/**
+ * Whether a word can be cut before `text[at]`: not inside a surrogate pair, not after the backslash
+ * of an escape (`\*`), and not next to a marker character, so that a cut through bold, italic,
+ * strikethrough or code falls strictly inside its content, where `splitParagraph` closes and reopens it.
+ */
+function canCut(text: string, at: number): boolean {
+  if (isHighSurrogate(text, at - 1)) return false;
+  if (MARKER_CHARS.test(text[at - 1] ?? '') || MARKER_CHARS.test(text[at] ?? '')) return false;
+  let backslashes = 0;
+  while (text[at - 1 - backslashes] === '\\') backslashes++;
+  return backslashes % 2 === 0;
+}
+
 function hardCut(text: string, limit: number): string[] {
   const out: string[] = [];
   let i = 0;
   while (i < text.length) {
     let end = Math.min(i + limit, text.length);
-    const code = text.charCodeAt(end - 1);
-    if (end < text.length && code >= 0xd800 && code <= 0xdbff) end--; // keep surrogate pairs whole
+    if (end < text.length) {
+      let cut = end;
+      while (cut > i + 1 && !canCut(text, cut)) cut--;
+      // Nowhere to cut cleanly (a run of markers longer than the limit): keep at least surrogate pairs.
+      if (canCut(text, cut)) end = cut;
+      else if (end - 1 > i && isHighSurrogate(text, end - 1)) end--;
+    }
     out.push(text.slice(i, end));
     i = end;
   }
@@ -127,45 +153,60 @@ function splitList(token: Tokens.List, limit: number): string[] {
   return pieces;
 }
 
-/** Where an inline span's content sits in its paragraph, and the markers around it. */
+type SpanType = 'strong' | 'em' | 'del' | 'codespan';
+
+/** Where an inline span's content sits in its paragraph, and the marker on each side of it. */
 interface InlineSpan {
+  type: SpanType;
   from: number;
   to: number;
-  open: string;
-  close: string;
+  /** As written: `**` or `__`, `*` or `_`, `~~` or `~`, a fence of backticks. */
+  marker: string;
+  /** Whether it sits in a span of its own type (bold in bold): it shows nothing more. */
+  repeated: boolean;
 }
 
 /** Bold, italic, strikethrough and inline code: a cut inside one would leave its markers unmatched. */
-const BALANCED_INLINE = new Set(['strong', 'em', 'del', 'codespan']);
+const BALANCED_INLINE = new Set<string>(['strong', 'em', 'del', 'codespan'] satisfies SpanType[]);
+const isBalanced = (type: string): type is SpanType => BALANCED_INLINE.has(type);
 
 /**
  * The balanced inline spans of `tokens` (inline tokens whose raw text starts at `offset`), nested
- * ones included; returns the longest chain of nested markers, one side.
+ * ones included, outer ones first; returns the longest chain of nested markers, one side.
  */
-function collectSpans(tokens: Token[] | undefined, offset: number, out: InlineSpan[]): number {
+function collectSpans(
+  tokens: Token[] | undefined,
+  offset: number,
+  out: InlineSpan[],
+  within: readonly SpanType[] = [],
+): number {
   let at = offset;
   let deepest = 0;
   for (const token of tokens ?? []) {
-    if (BALANCED_INLINE.has(token.type)) {
+    const type = token.type;
+    if (isBalanced(type)) {
       const raw = token.raw;
       const width =
-        token.type === 'strong'
+        type === 'strong'
           ? 2
-          : token.type === 'em'
+          : type === 'em'
             ? 1
-            : token.type === 'del'
+            : type === 'del'
               ? /^~~/.test(raw)
                 ? 2
                 : 1
               : (/^`+/.exec(raw)?.[0].length ?? 1);
       out.push({
+        type,
         from: at + width,
         to: at + raw.length - width,
-        open: raw.slice(0, width),
-        close: raw.slice(-width),
+        marker: raw.slice(0, width),
+        repeated: within.includes(type),
       });
       const inner =
-        'tokens' in token && token.type !== 'codespan' ? collectSpans(token.tokens, at + width, out) : 0;
+        'tokens' in token && type !== 'codespan'
+          ? collectSpans(token.tokens, at + width, out, [...within, type])
+          : 0;
       deepest = Math.max(deepest, width + inner);
     }
     at += token.raw.length;
@@ -174,26 +215,83 @@ function collectSpans(tokens: Token[] | undefined, offset: number, out: InlineSp
 }
 
 /**
+ * A span inside one of its own type (strikethrough in strikethrough) shows nothing more, and where both
+ * are closed or reopened their markers would run together (`~~~` does not close, and opens a code
+ * block at a line's start; `**x**` for italic in italic reads as bold) or pair up wrongly (`~**~`):
+ * drops the inner one's markers from `text` and moves the other spans to match.
+ */
+function withoutRepeatedSpans(text: string, spans: InlineSpan[]): { text: string; spans: InlineSpan[] } {
+  const nested = spans.filter((span) => span.repeated);
+  if (nested.length === 0) return { text, spans };
+  const dropped = nested
+    .flatMap((span) =>
+      [span.from - span.marker.length, span.to].map((at) => ({ at, width: span.marker.length })),
+    )
+    .sort((a, b) => a.at - b.at);
+  const shift = (pos: number) => pos - dropped.reduce((n, d) => (d.at < pos ? n + d.width : n), 0);
+  let kept = '';
+  let last = 0;
+  for (const { at, width } of dropped) {
+    kept += text.slice(last, at);
+    last = at + width;
+  }
+  return {
+    text: kept + text.slice(last),
+    spans: spans
+      .filter((span) => !nested.includes(span))
+      .map((span) => ({ ...span, from: shift(span.from), to: shift(span.to) })),
+  };
+}
+
+/** `text` with the whitespace at either end of a code span's content replaced, length kept. */
+function maskCodeEdges(text: string, span: InlineSpan): string {
+  const code = text.slice(span.from, span.to);
+  const lead = span.from + code.length - code.trimStart().length;
+  const trail = span.to - (code.length - code.trimEnd().length);
+  const mask = (s: string, from: number, to: number) =>
+    s.slice(0, from) + '\uE000'.repeat(Math.max(to - from, 0)) + s.slice(to);
+  return mask(mask(text, span.from, lead), trail, span.to);
+}
+
+/** The marker of a span closed and reopened within one piece: `*` and `_` swapped. */
+const otherMarker = (marker: string) => marker.replace(/./g, marker[0] === '*' ? '_' : '*');
+
+/**
  * A paragraph too long for one message, cut like any text; a cut inside bold, italic, strikethrough
  * or inline code closes the span at the end of one piece and opens it again at the start of the next,
  * so neither shows a stray `**`. Room for those markers is kept under `limit`.
+ *
+ * What we write must parse as meant: each piece is trimmed, because a marker next to whitespace
+ * neither opens nor closes; a backslash ending a piece must not escape the marker after it; a span
+ * reopened and closed again in the same piece swaps `*` and `_` when what it wraps starts or ends
+ * with the same character (`**x**` for an italic in an italic would read as bold, `***x***` nests
+ * the other way); inline code that starts or ends with a backtick gets a space inside its fence.
  */
 function splitParagraph(token: Tokens.Paragraph, limit: number): string[] {
-  const text = token.text;
-  const spans: InlineSpan[] = [];
-  const chain = token.raw.startsWith(text) ? collectSpans(token.tokens, 0, spans) : 0;
-  const reserve = 2 * chain;
-  if (spans.length === 0 || reserve * 4 > limit) return balanceFences(splitText(token.raw, limit));
+  const found: InlineSpan[] = [];
+  const chain = token.raw.startsWith(token.text) ? collectSpans(token.tokens, 0, found) : 0;
+  // Besides the markers: a space padding inline code, or a backslash doubled, on each side.
+  const reserve = 2 * chain + 2;
+  if (found.length === 0 || reserve * 4 > limit) return balanceFences(splitText(token.raw, limit));
+  const { text, spans } = withoutRepeatedSpans(token.text, found);
 
-  const pieces = splitText(text, limit - reserve);
+  // Cut a copy in which the whitespace between code spans' fences and their code is masked: a cut
+  // there would leave a fence on one side and all its code on the other.
+  const masked = spans.reduce(
+    (out, span) => (span.type === 'codespan' ? maskCodeEdges(out, span) : out),
+    text,
+  );
   // Each piece is a slice of `text` (ends trimmed), in order: find where it starts.
+  const pieces: string[] = [];
   const starts: number[] = [];
   let cursor = 0;
-  for (const piece of pieces) {
-    const start = text.indexOf(piece, cursor);
+  for (const cut of splitText(masked, limit - reserve)) {
+    const length = cut.trim().length;
+    const start = masked.indexOf(cut.trim(), cursor);
     if (start < 0) return balanceFences(splitText(token.raw, limit));
+    pieces.push(text.slice(start, start + length));
     starts.push(start);
-    cursor = start + piece.length;
+    cursor = start + length;
   }
   // The spans each cut (between piece i and i + 1) falls inside, outer ones first.
   const crossing = starts.slice(1).map((nextStart, i) => {
@@ -201,12 +299,45 @@ function splitParagraph(token: Tokens.Paragraph, limit: number): string[] {
     return spans.filter((span) => span.from < end && span.to > nextStart);
   });
   return pieces.map((piece, i) => {
-    const opens = (crossing[i - 1] ?? []).map((span) => span.open).join('');
-    const closes = (crossing[i] ?? [])
-      .map((span) => span.close)
-      .reverse()
-      .join('');
-    return `${opens}${piece}${closes}`;
+    const reopened = crossing[i - 1] ?? [];
+    const closed = crossing[i] ?? [];
+    const innerOpen = reopened.at(-1);
+    const innerClose = closed.at(-1);
+    let body = piece;
+    // An odd run of backslashes at the end: the last one stood before whitespace, where it is a line
+    // break before a newline (nothing at a message's end) and otherwise a backslash to keep literal.
+    if (innerClose?.type !== 'codespan' && /(^|[^\\])(\\\\)*\\$/.test(body)) {
+      const end = (starts[i] ?? 0) + piece.length;
+      if (text[end] === '\n') body = body.slice(0, -1);
+      else if (innerClose) body += '\\';
+    }
+    if (innerOpen?.type === 'codespan' && body.startsWith('`')) body = ` ${body}`;
+    if (innerClose?.type === 'codespan' && body.endsWith('`')) body = `${body} `;
+    // Spans both reopened and closed here contain the piece, so they are the outer ones of both lists.
+    // From the inside out, each takes the other of `*`/`_` when what it wraps starts or ends with its
+    // own (marked reads `~` as a letter, so look past strikethrough markers).
+    const markers = new Map<InlineSpan, string>();
+    const markerOf = (span: InlineSpan) => markers.get(span) ?? span.marker;
+    const wrapping = reopened.filter((span) => closed.includes(span));
+    for (let depth = wrapping.length - 1; depth >= 0; depth--) {
+      const span = wrapping[depth];
+      if (span?.type !== 'strong' && span?.type !== 'em') continue;
+      const opensInside = reopened
+        .slice(depth + 1)
+        .map(markerOf)
+        .join('');
+      const closesInside = closed
+        .slice(depth + 1)
+        .map(markerOf)
+        .reverse()
+        .join('');
+      const first = `${opensInside}${body}`.replace(/^~+/, '')[0];
+      const last = `${body}${closesInside}`.replace(/~+$/, '').at(-1);
+      if (first === span.marker[0] || last === span.marker[0]) markers.set(span, otherMarker(span.marker));
+    }
+    const opens = reopened.map(markerOf).join('');
+    const closes = closed.map(markerOf).reverse().join('');
+    return `${opens}${body}${closes}`;
   });
 }
 

@@ -15,6 +15,37 @@ function paragraph(n: number, seed: string): string {
   return `${out.join(' ')}.`;
 }
 
+/**
+ * Each visible character but whitespace, with the tags it sits in (`<b><i>x`): what a reader sees, so
+ * a tag inside the same tag (bold in bold) counts once.
+ */
+function styledText(html: string): string[] {
+  const open: string[] = [];
+  const out: string[] = [];
+  for (const [, close, tag, text] of html.matchAll(/<(\/?)(\w+)[^>]*>|([^<]+)/g)) {
+    const style = [...new Set(open)].join('');
+    if (!tag) out.push(...[...(text ?? '').replace(/\s/g, '')].map((char) => `${style}${char}`));
+    else if (close) open.pop();
+    else open.push(`<${tag}>`);
+  }
+  return out;
+}
+
+/** The literal `*`, `_`, `~` and backticks shown outside inline code. */
+const shownMarkers = (html: string) => html.replace(/<code>[^<]*<\/code>/g, '').replace(/[^*_~`]/g, '');
+
+/** Chunked at `limit`, every message fits, shows no stray marker and reads as the whole answer does. */
+function expectRenderedAsWhole(markdown: string, limit: number) {
+  const chunks = formatForTelegram(markdown, limit);
+  expect(chunks.length).toBeGreaterThan(2);
+  for (const chunk of chunks) expect(parseTelegramHtml(chunk.html).length).toBeLessThanOrEqual(limit);
+  const whole = formatForTelegram(markdown, 1_000_000);
+  expect(whole).toHaveLength(1);
+  const html = whole[0]?.html ?? '';
+  expect(chunks.map((chunk) => shownMarkers(chunk.html)).join('')).toBe(shownMarkers(html));
+  expect(chunks.flatMap((chunk) => styledText(chunk.html))).toEqual(styledText(html));
+}
+
 describe('chunkMarkdown', () => {
   it('keeps a short answer whole', () => {
     expect(chunkMarkdown('Hello **there**')).toEqual(['Hello **there**']);
@@ -112,6 +143,41 @@ describe('chunkMarkdown', () => {
     expect(chunks[0]).toMatch(/^\*lead __.*__\*$/);
     expect(chunks[1]).toMatch(/^\*__.*__\*$/);
     expect(chunks.at(-1)).toMatch(/^\*__.*__ tail\*$/);
+  });
+
+  it('reopens a span cut before spaces or an indented line with its marker against the text', () => {
+    const lines = Array.from({ length: 30 }, (_, i) => `line ${i} of the bold part`);
+    expectRenderedAsWhole(`Intro **${lines.join('\n    ')}** done.`, 120);
+    // Nor is a cut made between a code span's fence and its padded code.
+    const code = Array.from({ length: 40 }, (_, i) => `\`\` \`x${i}\` \`\``);
+    expectRenderedAsWhole(`Run ${code.join(' ')} done.`, 120);
+  });
+
+  it('keeps a backslash before a cut from escaping the closing marker', () => {
+    const paths = Array.from({ length: 40 }, (_, i) => `dir${i}\\`);
+    expectRenderedAsWhole(`**${paths.join(' ')} end** after`, 120);
+    // A backslash before a newline is a line break; at the end of a message it is nothing.
+    const lines = Array.from({ length: 30 }, (_, i) => `line ${i} breaks here`);
+    expectRenderedAsWhole(`*${lines.join('\\\n')}*`, 120);
+  });
+
+  it('cuts a word longer than the limit outside markers and escapes', () => {
+    const word = Array.from({ length: 40 }, (_, i) => `**b${i}**-_i${i}_-~~s${i}~~-\\*`).join('');
+    expectRenderedAsWhole(`Then ${word} end.`, 150);
+  });
+
+  it('closes and reopens spans of the same marker character without merging their markers', () => {
+    const long = Array.from({ length: 60 }, (_, i) => `word${i}`).join(' ');
+    for (const markdown of [
+      `**lead *${long}* tail**`,
+      `*lead *${long}* tail*`,
+      `__lead _${long}_ tail__`,
+      `*lead **${long}** tail*`,
+      `~~lead ~${long}~ tail~~`,
+      `**lead ${Array.from({ length: 60 }, (_, i) => `*w${i}*`).join(' ')} tail**`,
+      `\`\` ${Array.from({ length: 60 }, (_, i) => `\`k${i}\``).join(' ')} \`\``,
+    ])
+      expectRenderedAsWhole(markdown, 150);
   });
 
   it('cuts a word longer than the limit without breaking surrogate pairs', () => {
