@@ -163,6 +163,35 @@ const replyTo = alias(telegramMessages, 'reply_to');
  */
 const position = sql<Date>`coalesce(${replyTo.createdAt}, ${telegramMessages.createdAt})`;
 
+const boundRow = alias(telegramMessages, 'bound_row');
+/**
+ * When the `limit`-th newest user message of the current chat that belongs in the history was sent (null
+ * when there are fewer). Such a message sits at its arrival time, so the `limit` newest rows all sit at or
+ * after it, and none was stored before it (an answer is stored after the message it answers): a bound
+ * on created_at, which the history index serves, where the sort position cannot be bounded.
+ */
+const oldestInboundNeeded = (db: Queryable) =>
+  db
+    .select({ createdAt: boundRow.createdAt })
+    .from(boundRow)
+    .where(
+      and(
+        eq(boundRow.agentId, sql.placeholder('agentId')),
+        eq(boundRow.chatId, sql.placeholder('chatId')),
+        eq(boundRow.direction, 'inbound'),
+        ne(boundRow.status, 'ignored'),
+        eq(boundRow.isCommand, false),
+        sql`coalesce(${boundRow.text}, '') <> ''`,
+        ne(boundRow.id, sql.placeholder('currentId')),
+        sql`${boundRow.createdAt} <= ${sql.placeholder('currentAt')}::timestamptz`,
+        sql`${boundRow.createdAt} > coalesce(${sql.placeholder('resetAt')}::timestamptz, '-infinity')`,
+        sql`${topicOfUpdate(boundRow.update)} is not distinct from ${sql.placeholder('topicId')}::bigint`,
+      ),
+    )
+    .orderBy(desc(boundRow.createdAt))
+    .offset(sql.placeholder('boundOffset'))
+    .limit(1);
+
 /**
  * The chat's rows before the current message (since `resetAt`, when set), newest first, with those of
  * the chat it was upgraded from (`previousChatId`) and to (`nextChatId`), each null when there is none;
@@ -185,6 +214,8 @@ const readHistory = preparedQuery((db) =>
         // Implied by the line above (an answer is stored after the message it answers), but indexable:
         // a chat's rows before its reset are not read at all.
         sql`${telegramMessages.createdAt} > coalesce(${sql.placeholder('resetAt')}::timestamptz, '-infinity')`,
+        // Nor those older than the oldest row the limit can reach, in a long chat that never reset.
+        sql`${telegramMessages.createdAt} >= coalesce((${oldestInboundNeeded(db)}), '-infinity')`,
         eq(telegramMessages.isCommand, false),
         sql`coalesce(${telegramMessages.text}, '') <> ''`,
         or(
@@ -254,6 +285,7 @@ export async function buildConversation(db: Queryable, input: ConversationInput)
     currentAt: current.createdAt.toISOString(),
     resetAt: historyResetAt?.toISOString() ?? null,
     limit: rowLimit + 1,
+    boundOffset: rowLimit,
   });
   // Same timestamp as the current message but later in the chat: sent after it, not before.
   const rows = fetched

@@ -387,6 +387,34 @@ describe.each(databaseTargets())('conversation history on %s', (target) => {
     expect(roomy.truncated).toBe(false);
   });
 
+  it('in a long chat, reads as far back as the turn cap needs past ignored messages and late answers', async () => {
+    const { add, input } = await setup(800);
+    for (let second = 1; second <= 30; second += 2) {
+      await add(second, 'inbound', `q${second}`);
+      await add(second + 1, 'outbound', `a${second + 1}`);
+    }
+    // More unanswered rows than the turn cap's rows: none of them counts towards how far back to read.
+    for (let second = 31; second <= 60; second++)
+      await add(second, 'inbound', second % 6 === 0 ? '/help' : `ignored ${second}`, {
+        ...(second % 6 === 0 ? { isCommand: true } : { status: 'ignored' }),
+      });
+    const late = await add(61, 'inbound', 'late question');
+    await add(62, 'inbound', 'follow-up');
+    // Stored after the follow-up arrived, it sits right after the question it answers.
+    await add(63, 'outbound', 'late answer', { replyToId: late });
+    const current = await add(64, 'inbound', 'now');
+
+    const conversation = await buildConversation(db, input(current, { maxTurns: 5 }));
+    expect(conversation.messages).toEqual([
+      { role: 'user', content: 'q29' },
+      { role: 'assistant', content: 'a30' },
+      { role: 'user', content: 'late question' },
+      { role: 'assistant', content: 'late answer' },
+      { role: 'user', content: 'follow-up\n\nnow' },
+    ]);
+    expect(conversation.truncated).toBe(true);
+  });
+
   it('keeps at most maxTurns turns', async () => {
     const { add, input } = await setup(600);
     for (let i = 0; i < 30; i++) await add(i, i % 2 === 0 ? 'inbound' : 'outbound', `m${i}`);
