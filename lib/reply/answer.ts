@@ -83,7 +83,7 @@ export async function generateAnswer(
     typingApi,
     target.chatId,
     work,
-    target.messageThreadId === undefined ? {} : { messageThreadId: target.messageThreadId },
+    target.typingThreadId === undefined ? {} : { messageThreadId: target.typingThreadId },
   );
 }
 

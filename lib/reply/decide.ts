@@ -20,6 +20,7 @@ import {
   stripBotMention,
   type TelegramMessage,
   TelegramUpdateSchema,
+  typingThreadOf,
   updateMessage,
 } from '../telegram/updates';
 import type { InboundDecision, InboundRef, ReplyTarget, SkipReason } from './types';
@@ -327,6 +328,7 @@ export function replyTargetOf(message: TelegramMessage): ReplyTarget {
     chatId: message.chat.id,
     replyToMessageId: group ? message.message_id : undefined,
     messageThreadId: forumTopicOf(message),
+    typingThreadId: typingThreadOf(message),
   };
 }
 

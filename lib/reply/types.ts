@@ -7,6 +7,8 @@ export interface ReplyTarget {
   replyToMessageId?: number | undefined;
   /** Forum topics: the thread the triggering message was in. */
   messageThreadId?: number | undefined;
+  /** The thread the typing action is sent to: the topic, and in a forum's General topic its id. */
+  typingThreadId?: number | undefined;
 }
 
 /** The stored inbound message one reply run answers (the `telegram/update.received` event's data). */

@@ -53,6 +53,15 @@ export function migratedChatIdOf(error: unknown): number | undefined {
   return typeof to === 'number' && Number.isSafeInteger(to) ? to : undefined;
 }
 
+/** Telegram does not know the forum topic a call named (400 "message thread not found"). */
+export function isThreadNotFound(error: unknown): boolean {
+  return (
+    error instanceof GrammyError &&
+    error.error_code === 400 &&
+    /message thread not found/i.test(error.description)
+  );
+}
+
 /** A message Telegram did not take, as the sender acts on it. */
 export type SendFailure =
   | { status: 'retry_after'; seconds: number }

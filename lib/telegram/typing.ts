@@ -1,5 +1,5 @@
 import type { Api } from 'grammy';
-import { migratedChatIdOf } from './errors';
+import { isThreadNotFound, migratedChatIdOf } from './errors';
 
 export interface TypingOptions {
   /** How often the action is re-sent; Telegram shows it for about 5 s (default 4000 ms). */
@@ -13,8 +13,9 @@ export interface TypingOptions {
 /**
  * Shows "typing…" in `chatId` until `work` settles: sent at once, then every `intervalMs`. A failed
  * sendChatAction stops the keep-alive (it is cosmetic and must not cause more calls) but never fails
- * `work`; only a group upgraded to a supergroup is followed, once, to the chat id Telegram names. The
- * timer is always cleared. Returns what `work` returns.
+ * `work`; only a group upgraded to a supergroup is followed, once, to the chat id Telegram names, and a
+ * thread Telegram does not know (a General topic where the id is refused) is dropped, once. The timer
+ * is always cleared. Returns what `work` returns.
  */
 export async function withTyping<T>(
   api: Pick<Api, 'sendChatAction'>,
@@ -27,10 +28,10 @@ export async function withTyping<T>(
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let target = chatId;
+  let threadId = options.messageThreadId;
   const send = () => {
     if (stopped) return;
-    const extra =
-      options.messageThreadId === undefined ? undefined : { message_thread_id: options.messageThreadId };
+    const extra = threadId === undefined ? undefined : { message_thread_id: threadId };
     api.sendChatAction(target, 'typing', extra).then(
       () => {
         if (stopped || Date.now() + intervalMs > deadline) return;
@@ -40,6 +41,11 @@ export async function withTyping<T>(
         const movedTo = migratedChatIdOf(error);
         if (movedTo !== undefined && target === chatId) {
           target = movedTo;
+          send();
+          return;
+        }
+        if (threadId !== undefined && isThreadNotFound(error)) {
+          threadId = undefined;
           send();
           return;
         }

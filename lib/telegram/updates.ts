@@ -21,6 +21,8 @@ export const TelegramChatSchema = z.looseObject({
   title: z.string().optional(),
   username: z.string().optional(),
   first_name: z.string().optional(),
+  /** A supergroup with topics. */
+  is_forum: z.boolean().optional(),
 });
 export type TelegramChat = z.infer<typeof TelegramChatSchema>;
 
@@ -85,6 +87,20 @@ export interface BotRef {
  * The forum topic a message belongs to (a topic of a forum supergroup, or of a private chat with
  * topics); undefined for the General topic and outside forums. Each topic is a conversation of its own.
  */
+/**
+ * The General topic's thread id. Telegram leaves it out of General's messages and refuses it in
+ * sendMessage ("message thread not found"), yet shows a typing action there only with it.
+ * https://github.com/openclaw/openclaw/pull/848 tabulates both calls.
+ */
+export const GENERAL_TOPIC_THREAD_ID = 1;
+
+/** Where "typing…" shows for an answer to `message`: its topic, a forum's General topic, else nowhere. */
+export function typingThreadOf(
+  message: Pick<TelegramMessage, 'chat' | 'is_topic_message' | 'message_thread_id'>,
+): number | undefined {
+  return forumTopicOf(message) ?? (message.chat.is_forum ? GENERAL_TOPIC_THREAD_ID : undefined);
+}
+
 export function forumTopicOf(
   message: Pick<TelegramMessage, 'is_topic_message' | 'message_thread_id'>,
 ): number | undefined {

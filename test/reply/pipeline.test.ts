@@ -409,6 +409,11 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
     await handle(ask(9, 'and now?'));
     expect(conversationOfLastCall()?.at(0)).toBe('[Gus]: what do I like?');
 
+    // Typing showed in each topic, and in General under its thread id, which sendMessage refuses.
+    const typingThreads = telegram
+      .callsOf('sendChatAction', agent.token)
+      .map((call) => call.params.message_thread_id);
+    expect(new Set(typingThreads)).toEqual(new Set([1, 7, 9]));
     // Every answer went to the thread it was asked in; General's without a thread id.
     const threads = sentBy(agent, chatId).map((m) => [m.text.slice(0, 40), m.params.message_thread_id]);
     expect(threads).toEqual([

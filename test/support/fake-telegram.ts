@@ -657,6 +657,10 @@ export class FakeTelegram {
         parameters: { migrate_to_chat_id: movedTo },
       });
     }
+    // A forum's General topic: Telegram refuses its thread id in sendMessage (and takes it in sendChatAction).
+    if (method === 'sendMessage' && Number(params.message_thread_id) === 1) {
+      throw badRequest('message thread not found');
+    }
     switch (method) {
       case 'getMe':
         return bot.identity;

@@ -82,6 +82,25 @@ describe('withTyping', () => {
     expect([typedIn(-15), typedIn(-10015), typedIn(-20015)]).toEqual([1, 1, 0]);
   });
 
+  it('drops a thread Telegram does not know, once, and keeps typing in the chat', async () => {
+    const calls = () => fake.callsOf('sendChatAction').filter((c) => c.params.chat_id === -10016);
+    fake.failNext('sendChatAction', 1, {
+      error_code: 400,
+      description: 'Bad Request: message thread not found',
+    });
+    const work = (async () => {
+      for (let i = 0; i < 200 && calls().length < 3; i++) await sleep(20);
+      return 'done';
+    })();
+    await expect(withTyping(api(), -10016, work, { intervalMs: 30, messageThreadId: 1 })).resolves.toBe(
+      'done',
+    );
+    const threads = calls().map((c) => c.params.message_thread_id);
+    expect(threads[0]).toBe(1);
+    expect(threads.length).toBeGreaterThanOrEqual(3);
+    expect(new Set(threads.slice(1))).toEqual(new Set([undefined]));
+  });
+
   it('is bounded by maxMs', async () => {
     await withTyping(api(), 13, sleep(300), { intervalMs: 20, maxMs: 60 });
     expect(fake.callsOf('sendChatAction').filter((c) => c.params.chat_id === 13).length).toBeLessThanOrEqual(
