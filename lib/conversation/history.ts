@@ -164,33 +164,57 @@ const replyTo = alias(telegramMessages, 'reply_to');
 const position = sql<Date>`coalesce(${replyTo.createdAt}, ${telegramMessages.createdAt})`;
 
 const boundRow = alias(telegramMessages, 'bound_row');
+/** How many of the chat's newest rows the bound looks through: past them, the read is not bounded. */
+const BOUND_WINDOW_ROWS_PER_ROW = 10;
 /**
  * When the `limit`-th newest user message of the current chat that belongs in the history was sent (null
  * when there are fewer). Such a message sits at its arrival time, so the `limit` newest rows all sit at or
  * after it, and none was stored before it (an answer is stored after the message it answers): a bound
  * on created_at, which the history index serves, where the sort position cannot be bounded.
+ * It is looked for among the chat's `boundWindow` newest rows, read in index order (the planner cannot
+ * estimate the filters, and would rather sort the whole chat); null when they hold too few.
  */
-const oldestInboundNeeded = (db: Queryable) =>
-  db
-    .select({ createdAt: boundRow.createdAt })
+const readOldestInboundNeeded = preparedQuery((db) => {
+  const recent = db
+    .select({
+      createdAt: boundRow.createdAt,
+      id: boundRow.id,
+      direction: boundRow.direction,
+      status: boundRow.status,
+      isCommand: boundRow.isCommand,
+      text: boundRow.text,
+      update: boundRow.update,
+    })
     .from(boundRow)
     .where(
       and(
         eq(boundRow.agentId, sql.placeholder('agentId')),
         eq(boundRow.chatId, sql.placeholder('chatId')),
-        eq(boundRow.direction, 'inbound'),
-        ne(boundRow.status, 'ignored'),
-        eq(boundRow.isCommand, false),
-        sql`coalesce(${boundRow.text}, '') <> ''`,
-        ne(boundRow.id, sql.placeholder('currentId')),
         sql`${boundRow.createdAt} <= ${sql.placeholder('currentAt')}::timestamptz`,
         sql`${boundRow.createdAt} > coalesce(${sql.placeholder('resetAt')}::timestamptz, '-infinity')`,
-        sql`${topicOfUpdate(boundRow.update)} is not distinct from ${sql.placeholder('topicId')}::bigint`,
       ),
     )
     .orderBy(desc(boundRow.createdAt))
+    .limit(sql.placeholder('boundWindow'))
+    .as('recent');
+  return db
+    .select({ createdAt: recent.createdAt })
+    .from(recent)
+    .where(
+      and(
+        eq(recent.direction, 'inbound'),
+        ne(recent.status, 'ignored'),
+        eq(recent.isCommand, false),
+        sql`coalesce(${recent.text}, '') <> ''`,
+        ne(recent.id, sql.placeholder('currentId')),
+        sql`${topicOfUpdate(recent.update)} is not distinct from ${sql.placeholder('topicId')}::bigint`,
+      ),
+    )
+    .orderBy(desc(recent.createdAt))
     .offset(sql.placeholder('boundOffset'))
-    .limit(1);
+    .limit(1)
+    .prepare('history_read_bound');
+});
 
 /**
  * The chat's rows before the current message (since `resetAt`, when set), newest first, with those of
@@ -214,8 +238,8 @@ const readHistory = preparedQuery((db) =>
         // Implied by the line above (an answer is stored after the message it answers), but indexable:
         // a chat's rows before its reset are not read at all.
         sql`${telegramMessages.createdAt} > coalesce(${sql.placeholder('resetAt')}::timestamptz, '-infinity')`,
-        // Nor those older than the oldest row the limit can reach, in a long chat that never reset.
-        sql`${telegramMessages.createdAt} >= coalesce((${oldestInboundNeeded(db)}), '-infinity')`,
+        // Nor those older than the oldest row the limit can reach (`readOldestInboundNeeded`).
+        sql`${telegramMessages.createdAt} >= coalesce(${sql.placeholder('since')}::timestamptz, '-infinity')`,
         eq(telegramMessages.isCommand, false),
         sql`coalesce(${telegramMessages.text}, '') <> ''`,
         or(
@@ -275,17 +299,27 @@ export async function buildConversation(db: Queryable, input: ConversationInput)
   const named = chatType === 'group' || chatType === 'supergroup';
 
   const rowLimit = maxTurns * ROWS_PER_TURN;
-  const fetched: HistoryRow[] = await readHistory(db).execute({
+  const window = {
     agentId,
     chatId,
-    previousChatId: migratedFromChatId,
-    nextChatId: migratedToChatId,
     topicId,
     currentId: current.id,
     currentAt: current.createdAt.toISOString(),
     resetAt: historyResetAt?.toISOString() ?? null,
-    limit: rowLimit + 1,
+  };
+  // A statement of its own, so that the history read is planned knowing the bound (an index range)
+  // rather than guessing at a subquery's result and reading the whole chat.
+  const [bound] = await readOldestInboundNeeded(db).execute({
+    ...window,
     boundOffset: rowLimit,
+    boundWindow: (rowLimit + 1) * BOUND_WINDOW_ROWS_PER_ROW,
+  });
+  const fetched: HistoryRow[] = await readHistory(db).execute({
+    ...window,
+    previousChatId: migratedFromChatId,
+    nextChatId: migratedToChatId,
+    since: bound?.createdAt.toISOString() ?? null,
+    limit: rowLimit + 1,
   });
   // Same timestamp as the current message but later in the chat: sent after it, not before.
   const rows = fetched
