@@ -94,10 +94,14 @@ const previousChat = alias(telegramChats, 'previous_chat');
 const nextChat = alias(telegramChats, 'next_chat');
 const currentTopic = topicOfUpdate(telegramMessages.update);
 
-/** A reset time that holds for the current message: one made after it arrived (in a linked chat's lane) does not. */
-const resetBeforeCurrent = (resetAt: SQLWrapper) =>
-  sql`case when ${resetAt} <= ${telegramMessages.createdAt} then ${resetAt} end`;
-/** A topic's own reset, else the floor every topic shares (`"*"`: resets made before topics had their own). */
+/**
+ * The new chat's last reset, when it came before the current message: an old-group message still
+ * queued at the move was sent before any /reset in the new chat, which is not its to forget. (Only the
+ * latest reset is stored, but the new chat has none from before the move.)
+ */
+const nextChatResetAt = sql`case when ${nextChat.historyResetAt} <= ${telegramMessages.createdAt}
+  then ${nextChat.historyResetAt} end`;
+/** A topic's own reset, or the floor every topic shares when later (`"*"`: resets made before topics had their own). */
 const topicResetAt = (topic: SQLWrapper) =>
   sql`greatest((${telegramChats.topicHistoryResetAt} ->> ${topic}::text)::timestamptz,
     (${telegramChats.topicHistoryResetAt} ->> '*')::timestamptz)`;
@@ -105,8 +109,8 @@ const topicResetAt = (topic: SQLWrapper) =>
 /**
  * The current message and its chat's row (type, last reset) in one read, with the chat it was upgraded
  * from and the one it was upgraded to (a message of the old group answered after the move: its answer
- * went to the new chat). The last reset is the latest of the linked chats' made before the message: a
- * /reset handled in one chat's lane after the move was recorded holds in the other.
+ * went to the new chat). The last reset is the latest of the linked chats': a /reset handled in one
+ * chat's lane after the move was recorded holds in the other.
  */
 const readCurrentMessage = preparedQuery((db) =>
   db
@@ -115,9 +119,8 @@ const readCurrentMessage = preparedQuery((db) =>
       chatType: telegramChats.type,
       topicId: currentTopic.mapWith(Number),
       historyResetAt: sql<Date | null>`case when ${currentTopic} is null
-          then greatest(${resetBeforeCurrent(telegramChats.historyResetAt)},
-            ${resetBeforeCurrent(previousChat.historyResetAt)}, ${resetBeforeCurrent(nextChat.historyResetAt)})
-          else ${resetBeforeCurrent(topicResetAt(currentTopic))}
+          then greatest(${telegramChats.historyResetAt}, ${previousChat.historyResetAt}, ${nextChatResetAt})
+          else ${topicResetAt(currentTopic)}
         end`.mapWith(telegramChats.historyResetAt),
       migratedFromChatId: telegramChats.migratedFromChatId,
       migratedToChatId: nextChat.chatId,

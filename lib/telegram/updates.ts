@@ -84,10 +84,6 @@ export interface BotRef {
 }
 
 /**
- * The forum topic a message belongs to (a topic of a forum supergroup, or of a private chat with
- * topics); undefined for the General topic and outside forums. Each topic is a conversation of its own.
- */
-/**
  * The General topic's thread id. Telegram leaves it out of General's messages and refuses it in
  * sendMessage ("message thread not found"), yet shows a typing action there only with it.
  * https://github.com/openclaw/openclaw/pull/848 tabulates both calls.
@@ -101,6 +97,10 @@ export function typingThreadOf(
   return forumTopicOf(message) ?? (message.chat.is_forum ? GENERAL_TOPIC_THREAD_ID : undefined);
 }
 
+/**
+ * The forum topic a message belongs to (a topic of a forum supergroup, or of a private chat with
+ * topics); undefined for the General topic and outside forums. Each topic is a conversation of its own.
+ */
 export function forumTopicOf(
   message: Pick<TelegramMessage, 'is_topic_message' | 'message_thread_id'>,
 ): number | undefined {

@@ -334,24 +334,29 @@ describe.each(databaseTargets())('conversation history on %s', (target) => {
   });
 
   it('takes a reset of the chat a group moved to only when it came before the message', async () => {
-    const oldChat = -402;
-    const newChat = -100_402;
-    const { agent, add, input } = await setup(oldChat);
-    await db.insert(telegramChats).values([
-      { agentId: agent.id, chatId: oldChat, type: 'group' },
-      { agentId: agent.id, chatId: newChat, type: 'supergroup', migratedFromChatId: oldChat },
-    ]);
+    const { agent, add, input } = await setup(-402);
+    const linked = async (oldChat: number, newChat: number) =>
+      db.insert(telegramChats).values([
+        { agentId: agent.id, chatId: oldChat, type: 'group' },
+        { agentId: agent.id, chatId: newChat, type: 'supergroup', migratedFromChatId: oldChat },
+      ]);
+    // A reset in the new chat holds for what came after it.
+    await linked(-402, -100_402);
     await add(1, 'inbound', 'question');
-    await add(2, 'outbound', 'answer in the new chat', { chatId: newChat });
-    const queued = await add(5, 'inbound', 'queued across the move');
-
-    await resetConversation(db, { agentId: agent.id, chatId: newChat, now: at(4) });
-    expect((await buildConversation(db, input(queued))).messages).toEqual([
-      { role: 'user', content: '[Alice]: queued across the move' },
+    await add(2, 'outbound', 'answer in the new chat', { chatId: -100_402 });
+    await resetConversation(db, { agentId: agent.id, chatId: -100_402, now: at(4) });
+    const after = await add(5, 'inbound', 'after the reset');
+    expect((await buildConversation(db, input(after))).messages).toEqual([
+      { role: 'user', content: '[Alice]: after the reset' },
     ]);
-    // A /reset in the new chat after the queued message was sent is not the queued message's.
-    await resetConversation(db, { agentId: agent.id, chatId: newChat, now: at(6) });
-    expect((await buildConversation(db, input(queued))).messages).toEqual([
+
+    // An old-group message queued across the move was sent before any /reset in the new chat.
+    await linked(-403, -100_403);
+    await add(1, 'inbound', 'question', { chatId: -403 });
+    await add(2, 'outbound', 'answer in the new chat', { chatId: -100_403 });
+    const queued = await add(5, 'inbound', 'queued across the move', { chatId: -403 });
+    await resetConversation(db, { agentId: agent.id, chatId: -100_403, now: at(6) });
+    expect((await buildConversation(db, { ...input(queued), chatId: -403 })).messages).toEqual([
       { role: 'user', content: '[Alice]: question' },
       { role: 'assistant', content: 'answer in the new chat' },
       { role: 'user', content: '[Alice]: queued across the move' },
