@@ -110,18 +110,20 @@ const topicResetAt = (topic: SQLWrapper) =>
  * The current message and its chat's row (type, last reset) in one read, with the chat it was upgraded
  * from and the one it was upgraded to (a message of the old group answered after the move: its answer
  * went to the new chat). The last reset is the latest of the linked chats': a /reset handled in one
- * chat's lane after the move was recorded holds in the other.
+ * chat's lane after the move was recorded holds in the other. Times go out as text: PostgreSQL keeps
+ * microseconds, a JavaScript Date does not, and one ingress statement stores a batch at one instant.
  */
 const readCurrentMessage = preparedQuery((db) =>
   db
     .select({
       ...rowColumns,
+      createdAtText: sql<string>`${telegramMessages.createdAt}::text`,
       chatType: telegramChats.type,
       topicId: currentTopic.mapWith(Number),
-      historyResetAt: sql<Date | null>`case when ${currentTopic} is null
+      historyResetAt: sql<string | null>`(case when ${currentTopic} is null
           then greatest(${telegramChats.historyResetAt}, ${previousChat.historyResetAt}, ${nextChatResetAt})
           else ${topicResetAt(currentTopic)}
-        end`.mapWith(telegramChats.historyResetAt),
+        end)::text`,
       migratedFromChatId: telegramChats.migratedFromChatId,
       migratedToChatId: nextChat.chatId,
     })
@@ -201,7 +203,7 @@ const readOldestInboundNeeded = preparedQuery((db) => {
     .limit(sql.placeholder('boundWindow'))
     .as('recent');
   return db
-    .select({ createdAt: recent.createdAt })
+    .select({ createdAt: sql<string>`${recent.createdAt}::text` })
     .from(recent)
     .where(
       and(
@@ -293,6 +295,7 @@ export async function buildConversation(db: Queryable, input: ConversationInput)
     migratedFromChatId,
     migratedToChatId,
     topicId,
+    createdAtText,
     ...current
   } = found;
   const currentText = input.currentText ?? current.text;
@@ -307,8 +310,8 @@ export async function buildConversation(db: Queryable, input: ConversationInput)
     chatId,
     topicId,
     currentId: current.id,
-    currentAt: current.createdAt.toISOString(),
-    resetAt: historyResetAt?.toISOString() ?? null,
+    currentAt: createdAtText,
+    resetAt: historyResetAt,
   };
   // A statement of its own, so that the history read is planned knowing the bound (an index range)
   // rather than guessing at a subquery's result and reading the whole chat.
@@ -321,7 +324,7 @@ export async function buildConversation(db: Queryable, input: ConversationInput)
     ...window,
     previousChatId: migratedFromChatId,
     nextChatId: migratedToChatId,
-    since: bound?.createdAt.toISOString() ?? null,
+    since: bound?.createdAt ?? null,
     limit: rowLimit + 1,
   });
   // Same timestamp as the current message but later in the chat: sent after it, not before.

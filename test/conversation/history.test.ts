@@ -363,6 +363,37 @@ describe.each(databaseTargets())('conversation history on %s', (target) => {
     ]);
   });
 
+  it('sees the earlier messages stored in the same statement, at the same instant', async () => {
+    const { agent } = await setup(404);
+    const rows = await db
+      .insert(telegramMessages)
+      .values(
+        ['first in the batch', 'second in the batch'].map((text, i) => ({
+          agentId: agent.id,
+          customerId: agent.customerId,
+          chatId: 404,
+          direction: 'inbound' as const,
+          text,
+          telegramMessageId: i + 1,
+          updateId: nextUpdate++,
+          status: 'received' as const,
+          update: { update_id: 0, message: { text } },
+        })),
+      )
+      .returning({ id: telegramMessages.id, createdAt: telegramMessages.createdAt });
+    const conversation = await buildConversation(db, {
+      agentId: agent.id,
+      chatId: 404,
+      currentMessageId: rows[1]!.id,
+      model: 'claude-sonnet-4-5',
+      maxTokens: 1024,
+      systemPrompt: 'You are Ada.',
+    });
+    expect(conversation.messages).toEqual([
+      { role: 'user', content: 'first in the batch\n\nsecond in the batch' },
+    ]);
+  });
+
   it('keeps the newest turns that fit the token budget', async () => {
     const { add, input } = await setup(500);
     const long = (n: number) => `${n}`.padEnd(700, '.');
