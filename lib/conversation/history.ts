@@ -230,10 +230,23 @@ const readHistory = preparedQuery((db) =>
   db
     .select(rowColumns)
     .from(telegramMessages)
-    .leftJoin(replyTo, eq(replyTo.id, telegramMessages.replyToId))
+    // Only questions stored since the bound: any answer the limit keeps sits at its question's time,
+    // at or after the bound, so this loses none of them, and the join reads an index range rather
+    // than the whole table (the planner cannot tell how few rows the bound leaves).
+    .leftJoin(
+      replyTo,
+      and(
+        eq(replyTo.id, telegramMessages.replyToId),
+        eq(replyTo.agentId, sql.placeholder('agentId')),
+        sql`${replyTo.chatId} in (${sql.placeholder('chatId')}, ${sql.placeholder('previousChatId')}, ${sql.placeholder('nextChatId')})`,
+        sql`${replyTo.createdAt} >= coalesce(${sql.placeholder('since')}::timestamptz, '-infinity')`,
+      ),
+    )
     .where(
       and(
         eq(telegramMessages.agentId, sql.placeholder('agentId')),
+        // An answer whose question the join left out sits before the bound.
+        sql`(${telegramMessages.replyToId} is null or ${replyTo.id} is not null)`,
         sql`${telegramMessages.chatId} in (${sql.placeholder('chatId')}, ${sql.placeholder('previousChatId')}, ${sql.placeholder('nextChatId')})`,
         // An answer belongs to the topic of the message it answers.
         sql`coalesce(${topicOfUpdate(telegramMessages.update)}, ${topicOfUpdate(replyTo.update)}) is not distinct from ${sql.placeholder('topicId')}::bigint`,

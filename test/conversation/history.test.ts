@@ -451,6 +451,25 @@ describe.each(databaseTargets())('conversation history on %s', (target) => {
     expect(conversation.truncated).toBe(true);
   });
 
+  it("in a long chat, keeps an answer to an old question at the question's place, out of reach", async () => {
+    const { add, input } = await setup(801);
+    const first = await add(1, 'inbound', 'q1');
+    for (let second = 2; second <= 60; second += 2) {
+      await add(second, 'outbound', `a${second}`);
+      await add(second + 1, 'inbound', `q${second + 1}`);
+    }
+    // Stored last, it answers the first question: it belongs at the start of the chat.
+    await add(70, 'outbound', 'late answer to q1', { replyToId: first });
+    const current = await add(71, 'inbound', 'now');
+
+    const conversation = await buildConversation(db, input(current, { maxTurns: 3 }));
+    expect(conversation.messages).toEqual([
+      { role: 'user', content: 'q59' },
+      { role: 'assistant', content: 'a60' },
+      { role: 'user', content: 'q61\n\nnow' },
+    ]);
+  });
+
   it('keeps at most maxTurns turns', async () => {
     const { add, input } = await setup(600);
     for (let i = 0; i < 30; i++) await add(i, i % 2 === 0 ? 'inbound' : 'outbound', `m${i}`);
