@@ -169,24 +169,23 @@ const replyTo = alias(telegramMessages, 'reply_to');
 const position = sql<Date>`coalesce(${replyTo.createdAt}, ${telegramMessages.createdAt})`;
 
 const boundRow = alias(telegramMessages, 'bound_row');
-/** How many of the chat's newest rows the bound looks through: past them, the read is not bounded. */
+/** How many of the chat's newest user messages the bound looks through: past them, the read is not bounded. */
 const BOUND_WINDOW_ROWS_PER_ROW = 10;
 /**
  * When the `limit`-th newest user message of the current chat that belongs in the history was sent (null
  * when there are fewer). Such a message sits at its arrival time, so the `limit` newest rows all sit at or
  * after it, and none was stored before it (an answer is stored after the message it answers): a bound
  * on created_at, which the history index serves, where the sort position cannot be bounded.
- * It is looked for among the chat's `boundWindow` newest rows, read in index order (the planner cannot
- * estimate the filters, and would rather sort the whole chat); null when they hold too few.
+ * It is looked for among the chat's `boundWindow` newest user messages that are not ignored nor
+ * commands, read in the order of their own index (the planner cannot estimate the other filters, and
+ * would rather sort the whole chat; a busy group's unaddressed messages are not even read); null
+ * when they hold too few.
  */
 const readOldestInboundNeeded = preparedQuery((db) => {
   const recent = db
     .select({
       createdAt: boundRow.createdAt,
       id: boundRow.id,
-      direction: boundRow.direction,
-      status: boundRow.status,
-      isCommand: boundRow.isCommand,
       text: boundRow.text,
       update: boundRow.update,
     })
@@ -195,6 +194,8 @@ const readOldestInboundNeeded = preparedQuery((db) => {
       and(
         eq(boundRow.agentId, sql.placeholder('agentId')),
         eq(boundRow.chatId, sql.placeholder('chatId')),
+        // telegram_messages_history_turns_idx's condition, as literals the planner can match to it.
+        sql`${boundRow.direction} = 'inbound' and ${boundRow.status} <> 'ignored' and ${boundRow.isCommand} = false`,
         sql`${boundRow.createdAt} <= ${sql.placeholder('currentAt')}::timestamptz`,
         sql`${boundRow.createdAt} > coalesce(${sql.placeholder('resetAt')}::timestamptz, '-infinity')`,
       ),
@@ -207,9 +208,6 @@ const readOldestInboundNeeded = preparedQuery((db) => {
     .from(recent)
     .where(
       and(
-        eq(recent.direction, 'inbound'),
-        ne(recent.status, 'ignored'),
-        eq(recent.isCommand, false),
         sql`coalesce(${recent.text}, '') <> ''`,
         ne(recent.id, sql.placeholder('currentId')),
         sql`${topicOfUpdate(recent.update)} is not distinct from ${sql.placeholder('topicId')}::bigint`,

@@ -262,6 +262,10 @@ export const telegramMessages = pgTable(
   (t) => [
     uniqueIndex('telegram_messages_agent_update_idx').on(t.agentId, t.updateId),
     index('telegram_messages_history_idx').on(t.agentId, t.chatId, t.createdAt),
+    // The user messages a conversation can hold: how far back a history read goes (lib/conversation/history.ts).
+    index('telegram_messages_history_turns_idx')
+      .on(t.agentId, t.chatId, t.createdAt)
+      .where(sql`${t.direction} = 'inbound' and ${t.status} <> 'ignored' and ${t.isCommand} = false`),
     index('telegram_messages_customer_day_idx').on(t.customerId, t.createdAt),
     index('telegram_messages_outbox_idx')
       .on(t.createdAt)

@@ -1,0 +1,1 @@
+CREATE INDEX "telegram_messages_history_turns_idx" ON "telegram_messages" USING btree ("agent_id","chat_id","created_at") WHERE "telegram_messages"."direction" = 'inbound' and "telegram_messages"."status" <> 'ignored' and "telegram_messages"."is_command" = false;
