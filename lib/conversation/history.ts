@@ -228,7 +228,8 @@ const readHistory = preparedQuery((db) =>
   db
     .select(rowColumns)
     .from(telegramMessages)
-    // Only questions stored since the bound: any answer the limit keeps sits at its question's time,
+    // Only questions of the linked chats (an answer is stored in its question's chat, or in the one
+    // that chat moved to) stored since the bound: any answer the limit keeps sits at its question's time,
     // at or after the bound, so this loses none of them, and the join reads an index range rather
     // than the whole table (the planner cannot tell how few rows the bound leaves).
     .leftJoin(
@@ -434,8 +435,10 @@ function clean(name: string): string {
 
 /**
  * Starts the conversation afresh (/reset, /new): later requests only see messages after `now`; in a
- * forum topic (`topicId`), that topic's. Creates the chat row when the chat has none yet; `chatType`
- * is only used then.
+ * forum topic (`topicId`), that topic's. With `commandMessageId`, after that stored message's own
+ * instant instead, to the microsecond `now` (a Date) cannot hold: the messages stored in the same
+ * ingress statement share it, and the ones sent before the command must be forgotten too. Creates the
+ * chat row when the chat has none yet; `chatType` is only used then.
  */
 export async function resetConversation(
   db: Queryable,
@@ -444,24 +447,35 @@ export async function resetConversation(
     chatId: number;
     topicId?: number | undefined;
     now: Date;
+    commandMessageId?: string | undefined;
     chatType?: TelegramChatType;
   },
 ): Promise<void> {
   const { agentId, chatId, topicId, now } = input;
   const type = input.chatType ?? (chatId < 0 ? 'group' : 'private');
+  const at =
+    input.commandMessageId === undefined
+      ? sql`${now.toISOString()}::timestamptz`
+      : sql`coalesce((select ${telegramMessages.createdAt} from ${telegramMessages}
+          where ${telegramMessages.id} = ${input.commandMessageId}), ${now.toISOString()}::timestamptz)`;
   if (topicId === undefined) {
     await db
       .insert(telegramChats)
-      .values({ agentId, chatId, type, historyResetAt: now })
+      .values({ agentId, chatId, type, historyResetAt: at })
       .onConflictDoUpdate({
         target: [telegramChats.agentId, telegramChats.chatId],
-        set: { historyResetAt: now, updatedAt: now },
+        set: { historyResetAt: at, updatedAt: now },
       });
     return;
   }
   await db
     .insert(telegramChats)
-    .values({ agentId, chatId, type, topicHistoryResetAt: { [String(topicId)]: now.toISOString() } })
+    .values({
+      agentId,
+      chatId,
+      type,
+      topicHistoryResetAt: sql`jsonb_build_object(${String(topicId)}::text, to_json(${at}) #>> '{}')`,
+    })
     .onConflictDoUpdate({
       target: [telegramChats.agentId, telegramChats.chatId],
       set: {

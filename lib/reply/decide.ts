@@ -228,6 +228,7 @@ export async function decideInbound(
         chatId: message.chat.id,
         topicId: forumTopicOf(message),
         now: claimed.createdAt,
+        commandMessageId: claimed.id,
         chatType,
       });
     }

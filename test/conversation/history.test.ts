@@ -394,6 +394,47 @@ describe.each(databaseTargets())('conversation history on %s', (target) => {
     ]);
   });
 
+  it('a /reset stored in one statement with the messages before it forgets them, in a chat and in a topic', async () => {
+    const { agent } = await setup(405);
+    for (const topic of [undefined, 7]) {
+      const thread = topic === undefined ? {} : { is_topic_message: true, message_thread_id: topic };
+      const rows = await db
+        .insert(telegramMessages)
+        .values(
+          ['sent before the reset', '/reset', 'sent after the reset'].map((text, i) => ({
+            agentId: agent.id,
+            customerId: agent.customerId,
+            chatId: 405,
+            direction: 'inbound' as const,
+            text,
+            isCommand: text === '/reset',
+            telegramMessageId: 10 * (topic ?? 0) + i + 1,
+            updateId: nextUpdate++,
+            status: 'received' as const,
+            update: { update_id: 0, message: { text, ...thread } },
+          })),
+        )
+        .returning({ id: telegramMessages.id, createdAt: telegramMessages.createdAt });
+      await resetConversation(db, {
+        agentId: agent.id,
+        chatId: 405,
+        topicId: topic,
+        now: rows[1]!.createdAt,
+        commandMessageId: rows[1]!.id,
+      });
+      const conversation = await buildConversation(db, {
+        agentId: agent.id,
+        chatId: 405,
+        currentMessageId: rows[2]!.id,
+        model: 'claude-sonnet-4-5',
+        maxTokens: 1024,
+        systemPrompt: 'You are Ada.',
+        chatType: 'private',
+      });
+      expect(conversation.messages).toEqual([{ role: 'user', content: 'sent after the reset' }]);
+    }
+  });
+
   it('keeps the newest turns that fit the token budget', async () => {
     const { add, input } = await setup(500);
     const long = (n: number) => `${n}`.padEnd(700, '.');
