@@ -110,20 +110,21 @@ const topicResetAt = (topic: SQLWrapper) =>
  * The current message and its chat's row (type, last reset) in one read, with the chat it was upgraded
  * from and the one it was upgraded to (a message of the old group answered after the move: its answer
  * went to the new chat). The last reset is the latest of the linked chats': a /reset handled in one
- * chat's lane after the move was recorded holds in the other. Times go out as text: PostgreSQL keeps
- * microseconds, a JavaScript Date does not, and one ingress statement stores a batch at one instant.
+ * chat's lane after the move was recorded holds in the other. Times go out as ISO 8601 text (JSON's,
+ * whatever the DateStyle): PostgreSQL keeps microseconds, a JavaScript Date does not, and one ingress
+ * statement stores a batch at one instant.
  */
 const readCurrentMessage = preparedQuery((db) =>
   db
     .select({
       ...rowColumns,
-      createdAtText: sql<string>`${telegramMessages.createdAt}::text`,
+      createdAtText: sql<string>`to_json(${telegramMessages.createdAt}) #>> '{}'`,
       chatType: telegramChats.type,
       topicId: currentTopic.mapWith(Number),
-      historyResetAt: sql<string | null>`(case when ${currentTopic} is null
+      historyResetAt: sql<string | null>`to_json(case when ${currentTopic} is null
           then greatest(${telegramChats.historyResetAt}, ${previousChat.historyResetAt}, ${nextChatResetAt})
           else ${topicResetAt(currentTopic)}
-        end)::text`,
+        end) #>> '{}'`,
       migratedFromChatId: telegramChats.migratedFromChatId,
       migratedToChatId: nextChat.chatId,
     })
@@ -204,7 +205,7 @@ const readOldestInboundNeeded = preparedQuery((db) => {
     .limit(sql.placeholder('boundWindow'))
     .as('recent');
   return db
-    .select({ createdAt: sql<string>`${recent.createdAt}::text` })
+    .select({ createdAt: sql<string>`to_json(${recent.createdAt}) #>> '{}'` })
     .from(recent)
     .where(
       and(
