@@ -13,7 +13,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startFakeAnthropic } from '../test/support/fake-anthropic';
 import { startFakeTelegram } from '../test/support/fake-telegram';
-import { forkPlatform, percentile, textUpdate } from './support/fork-platform';
+import { forkPlatform, textUpdate } from './support/fork-platform';
+import { percentile } from './support/percentile';
 import { ADMIN_URL, scratchPostgres } from './support/scratch-postgres';
 
 const RATES = (process.env.BENCH_RATES ?? '200,50').split(',').map(Number);

@@ -19,6 +19,7 @@ import { migrateDatabase } from '../lib/db/migrate';
 import { withDevSecrets } from '../lib/dev-secrets';
 import { usePlainProcessEnv } from '../lib/plain-env';
 import { createServices, type Services } from '../lib/services';
+import { percentile } from './support/percentile';
 import { procfileEnv } from './support/process-env';
 import { ADMIN_URL, scratchPostgres } from './support/scratch-postgres';
 
@@ -98,10 +99,6 @@ async function waitForCompleted(database: DatabaseHandle, total: number, timeout
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   throw new Error(`runs did not complete within ${timeoutMs} ms`);
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
 }
 
 async function latencies(database: DatabaseHandle, since: number): Promise<number[]> {

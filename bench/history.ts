@@ -11,6 +11,7 @@ import { buildConversation, type ConversationInput, resetConversation } from '..
 import { createDatabase, type Database } from '../lib/db/client';
 import { migrateDatabase } from '../lib/db/migrate';
 import { agents, customers, telegramMessages } from '../lib/db/schema';
+import { percentile } from './support/percentile';
 import { scratchPostgres } from './support/scratch-postgres';
 
 const rows = Number(process.argv[2] ?? 120_000);
@@ -20,10 +21,6 @@ const CHATS = [
   { name: 'busy_group', chatId: -100_43, addressedEvery: 20 },
 ] as const;
 type Ids = { agentId: string; customerId: string };
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
-}
 
 async function createAgent(db: Database): Promise<Ids> {
   const [customer] = await db.insert(customers).values({ name: 'Bench' }).returning();

@@ -14,6 +14,7 @@ import { withDevSecrets } from '../lib/dev-secrets';
 import type { RateLimiter } from '../lib/ratelimit/limiter';
 import { createRedis } from '../lib/redis';
 import { createServices } from '../lib/services';
+import { percentile } from './support/percentile';
 
 const requests = Number(process.argv[2] ?? 2000);
 const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -26,10 +27,6 @@ const noLimit: RateLimiter = {
     return { used: 0, remaining: limit, reset: Date.now() };
   },
 };
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
-}
 
 async function redisAnswers(): Promise<boolean> {
   const client = new IORedis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 500 });

@@ -80,10 +80,6 @@ export async function forkPlatform(
   };
 }
 
-export function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
-}
-
 /** A private-chat text update as Telegram sends it. */
 export function textUpdate(updateId: number, chatId: number, text: string) {
   return {
