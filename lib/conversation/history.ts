@@ -169,6 +169,16 @@ const replyTo = alias(telegramMessages, 'reply_to');
  */
 const position = sql<Date>`coalesce(${replyTo.createdAt}, ${telegramMessages.createdAt})`;
 
+/** In the current chat or the ones linked to it by an upgrade (the placeholders `readHistory` takes). */
+const inLinkedChats = (chatId: SQLWrapper) =>
+  sql`${chatId} in (${sql.placeholder('chatId')}, ${sql.placeholder('previousChatId')}, ${sql.placeholder('nextChatId')})`;
+/** Stored after the conversation's last reset (placeholder `resetAt`, null: never reset). */
+const afterReset = (createdAt: SQLWrapper) =>
+  sql`${createdAt} > coalesce(${sql.placeholder('resetAt')}::timestamptz, '-infinity')`;
+/** Stored at or after the history's bound (placeholder `since`, null: unbounded). */
+const sinceBound = (createdAt: SQLWrapper) =>
+  sql`${createdAt} >= coalesce(${sql.placeholder('since')}::timestamptz, '-infinity')`;
+
 const boundRow = alias(telegramMessages, 'bound_row');
 /** How many of the chat's newest user messages the bound looks through: past them, the read is not bounded. */
 const BOUND_WINDOW_ROWS_PER_ROW = 10;
@@ -198,7 +208,7 @@ const readOldestInboundNeeded = preparedQuery((db) => {
         // telegram_messages_history_turns_idx's condition, as literals the planner can match to it.
         sql`${boundRow.direction} = 'inbound' and ${boundRow.status} <> 'ignored' and ${boundRow.isCommand} = false`,
         sql`${boundRow.createdAt} <= ${sql.placeholder('currentAt')}::timestamptz`,
-        sql`${boundRow.createdAt} > coalesce(${sql.placeholder('resetAt')}::timestamptz, '-infinity')`,
+        afterReset(boundRow.createdAt),
       ),
     )
     .orderBy(desc(boundRow.createdAt))
@@ -238,8 +248,8 @@ const readHistory = preparedQuery((db) =>
       and(
         eq(replyTo.id, telegramMessages.replyToId),
         eq(replyTo.agentId, sql.placeholder('agentId')),
-        sql`${replyTo.chatId} in (${sql.placeholder('chatId')}, ${sql.placeholder('previousChatId')}, ${sql.placeholder('nextChatId')})`,
-        sql`${replyTo.createdAt} >= coalesce(${sql.placeholder('since')}::timestamptz, '-infinity')`,
+        inLinkedChats(replyTo.chatId),
+        sinceBound(replyTo.createdAt),
       ),
     )
     .where(
@@ -247,7 +257,7 @@ const readHistory = preparedQuery((db) =>
         eq(telegramMessages.agentId, sql.placeholder('agentId')),
         // An answer whose question the join left out sits before the bound.
         sql`(${telegramMessages.replyToId} is null or ${replyTo.id} is not null)`,
-        sql`${telegramMessages.chatId} in (${sql.placeholder('chatId')}, ${sql.placeholder('previousChatId')}, ${sql.placeholder('nextChatId')})`,
+        inLinkedChats(telegramMessages.chatId),
         // An answer belongs to the topic of the message it answers.
         sql`coalesce(${topicOfUpdate(telegramMessages.update)}, ${topicOfUpdate(replyTo.update)}) is not distinct from ${sql.placeholder('topicId')}::bigint`,
         ne(telegramMessages.id, sql.placeholder('currentId')),
@@ -255,9 +265,9 @@ const readHistory = preparedQuery((db) =>
         sql`(${sql.placeholder('resetAt')}::timestamptz is null or ${position} > ${sql.placeholder('resetAt')}::timestamptz)`,
         // Implied by the line above (an answer is stored after the message it answers), but indexable:
         // a chat's rows before its reset are not read at all.
-        sql`${telegramMessages.createdAt} > coalesce(${sql.placeholder('resetAt')}::timestamptz, '-infinity')`,
+        afterReset(telegramMessages.createdAt),
         // Nor those older than the oldest row the limit can reach (`readOldestInboundNeeded`).
-        sql`${telegramMessages.createdAt} >= coalesce(${sql.placeholder('since')}::timestamptz, '-infinity')`,
+        sinceBound(telegramMessages.createdAt),
         eq(telegramMessages.isCommand, false),
         sql`coalesce(${telegramMessages.text}, '') <> ''`,
         or(
@@ -318,7 +328,7 @@ export async function buildConversation(db: Queryable, input: ConversationInput)
   const named = chatType === 'group' || chatType === 'supergroup';
 
   const rowLimit = maxTurns * ROWS_PER_TURN;
-  const window = {
+  const common = {
     agentId,
     chatId,
     topicId,
@@ -329,12 +339,12 @@ export async function buildConversation(db: Queryable, input: ConversationInput)
   // A statement of its own, so that the history read is planned knowing the bound (an index range)
   // rather than guessing at a subquery's result and reading the whole chat.
   const [bound] = await readOldestInboundNeeded(db).execute({
-    ...window,
+    ...common,
     boundOffset: rowLimit,
     boundWindow: (rowLimit + 1) * BOUND_WINDOW_ROWS_PER_ROW,
   });
   const fetched: HistoryRow[] = await readHistory(db).execute({
-    ...window,
+    ...common,
     previousChatId: migratedFromChatId,
     nextChatId: migratedToChatId,
     since: bound?.createdAt ?? null,
