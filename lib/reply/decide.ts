@@ -40,10 +40,11 @@ export const TURN_WAIT_WINDOW_MS = 10 * 60_000;
 
 /**
  * Whether an earlier message of the same chat (or of the chat it was upgraded from or to) is being
- * answered right now (claimed, not settled), as a boolean column. Inngest's concurrency limits executing steps, not runs: between two steps of one
- * run, the next message's run may take the chat's slot, and must then wait for the first answer to go
- * out. An earlier message that no run has claimed yet is not waited for: its run is queued behind this
- * one (the embedded engine holds the slot for a whole run), and waiting would only stall both.
+ * answered right now (claimed, not settled), as a boolean column. Inngest's concurrency limits
+ * executing steps, not runs: between two steps of one run, the next message's run may take the
+ * chat's slot, and must then wait for the first answer to go out. An earlier message that no run has
+ * claimed yet is not waited for: its run is queued behind this one (the embedded engine holds the
+ * slot for a whole run), and waiting would only stall both.
  */
 function earlierMessagePending(db: Queryable): SQL<boolean> {
   const current = alias(telegramMessages, 'current');
