@@ -112,6 +112,26 @@ describe.each(databaseTargets())('conversation history on %s', (target) => {
         .returning({ id: telegramMessages.id });
       return row!.id;
     }
+    /** User messages stored by one statement, as one ingress batch stores them: at one instant. */
+    async function addInOneStatement(texts: string[], message: Record<string, unknown> = {}) {
+      return db
+        .insert(telegramMessages)
+        .values(
+          texts.map((text) => ({
+            agentId: agent.id,
+            customerId: agent.customerId,
+            chatId,
+            direction: 'inbound' as const,
+            text,
+            isCommand: text.startsWith('/'),
+            telegramMessageId: ++messageId,
+            updateId: nextUpdate++,
+            status: 'received' as const,
+            update: { update_id: 0, message: { text, ...message } },
+          })),
+        )
+        .returning({ id: telegramMessages.id, createdAt: telegramMessages.createdAt });
+    }
     const input = (currentMessageId: string, more: Partial<ConversationInput> = {}): ConversationInput => ({
       agentId: agent.id,
       chatId,
@@ -121,7 +141,7 @@ describe.each(databaseTargets())('conversation history on %s', (target) => {
       systemPrompt: 'You are Ada.',
       ...more,
     });
-    return { agent, add, input };
+    return { agent, add, addInOneStatement, input };
   }
 
   it('alternates user and assistant turns in order and ends with the current message', async () => {
@@ -364,57 +384,22 @@ describe.each(databaseTargets())('conversation history on %s', (target) => {
   });
 
   it('sees the earlier messages stored in the same statement, at the same instant', async () => {
-    const { agent } = await setup(404);
-    const rows = await db
-      .insert(telegramMessages)
-      .values(
-        ['first in the batch', 'second in the batch'].map((text, i) => ({
-          agentId: agent.id,
-          customerId: agent.customerId,
-          chatId: 404,
-          direction: 'inbound' as const,
-          text,
-          telegramMessageId: i + 1,
-          updateId: nextUpdate++,
-          status: 'received' as const,
-          update: { update_id: 0, message: { text } },
-        })),
-      )
-      .returning({ id: telegramMessages.id, createdAt: telegramMessages.createdAt });
-    const conversation = await buildConversation(db, {
-      agentId: agent.id,
-      chatId: 404,
-      currentMessageId: rows[1]!.id,
-      model: 'claude-sonnet-4-5',
-      maxTokens: 1024,
-      systemPrompt: 'You are Ada.',
-    });
+    const { addInOneStatement, input } = await setup(404);
+    const rows = await addInOneStatement(['first in the batch', 'second in the batch']);
+    const conversation = await buildConversation(db, input(rows[1]!.id));
     expect(conversation.messages).toEqual([
       { role: 'user', content: 'first in the batch\n\nsecond in the batch' },
     ]);
   });
 
   it('a /reset stored in one statement with the messages before it forgets them, in a chat and in a topic', async () => {
-    const { agent } = await setup(405);
+    const { agent, addInOneStatement, input } = await setup(405);
     for (const topic of [undefined, 7]) {
       const thread = topic === undefined ? {} : { is_topic_message: true, message_thread_id: topic };
-      const rows = await db
-        .insert(telegramMessages)
-        .values(
-          ['sent before the reset', '/reset', 'sent after the reset'].map((text, i) => ({
-            agentId: agent.id,
-            customerId: agent.customerId,
-            chatId: 405,
-            direction: 'inbound' as const,
-            text,
-            isCommand: text === '/reset',
-            telegramMessageId: 10 * (topic ?? 0) + i + 1,
-            updateId: nextUpdate++,
-            status: 'received' as const,
-            update: { update_id: 0, message: { text, ...thread } },
-          })),
-        )
-        .returning({ id: telegramMessages.id, createdAt: telegramMessages.createdAt });
+      const rows = await addInOneStatement(
+        ['sent before the reset', '/reset', 'sent after the reset'],
+        thread,
+      );
       await resetConversation(db, {
         agentId: agent.id,
         chatId: 405,
@@ -422,15 +407,7 @@ describe.each(databaseTargets())('conversation history on %s', (target) => {
         now: rows[1]!.createdAt,
         commandMessageId: rows[1]!.id,
       });
-      const conversation = await buildConversation(db, {
-        agentId: agent.id,
-        chatId: 405,
-        currentMessageId: rows[2]!.id,
-        model: 'claude-sonnet-4-5',
-        maxTokens: 1024,
-        systemPrompt: 'You are Ada.',
-        chatType: 'private',
-      });
+      const conversation = await buildConversation(db, input(rows[2]!.id));
       expect(conversation.messages).toEqual([{ role: 'user', content: 'sent after the reset' }]);
     }
   });
