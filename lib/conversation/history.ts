@@ -271,7 +271,12 @@ const readHistory = preparedQuery((db) =>
         eq(telegramMessages.isCommand, false),
         sql`coalesce(${telegramMessages.text}, '') <> ''`,
         or(
-          and(eq(telegramMessages.direction, 'inbound'), ne(telegramMessages.status, 'ignored')),
+          // A user message no run has claimed yet is not history: its own run, queued behind this one,
+          // answers it after this (a chat's messages can reach us out of Telegram's order).
+          and(
+            eq(telegramMessages.direction, 'inbound'),
+            notInArray(telegramMessages.status, ['ignored', 'received']),
+          ),
           and(
             eq(telegramMessages.direction, 'outbound'),
             notInArray(telegramMessages.status, ['failed', 'ignored']),
@@ -350,19 +355,9 @@ export async function buildConversation(db: Queryable, input: ConversationInput)
     since: bound?.createdAt ?? null,
     limit: rowLimit + 1,
   });
-  // Same timestamp as the current message but later in the chat: sent after it, not before.
-  const rows = fetched
-    .slice(0, rowLimit)
-    .filter(
-      (row) =>
-        !(
-          row.direction === 'inbound' &&
-          row.createdAt.getTime() === current.createdAt.getTime() &&
-          row.telegramMessageId !== null &&
-          current.telegramMessageId !== null &&
-          row.telegramMessageId > current.telegramMessageId
-        ),
-    );
+  // A message stored at the current one's instant (one ingress statement) is here only if its run
+  // claimed it first: it came before in the conversation, whatever its place in Telegram's order.
+  const rows = fetched.slice(0, rowLimit);
   let truncated = fetched.length > rowLimit;
 
   const systemTokens = estimateTextTokens(input.systemPrompt) + SYSTEM_OVERHEAD_TOKENS;

@@ -112,12 +112,15 @@ describe.each(databaseTargets())('conversation history on %s', (target) => {
         .returning({ id: telegramMessages.id });
       return row!.id;
     }
-    /** User messages stored by one statement, as one ingress batch stores them: at one instant. */
+    /**
+     * User messages stored by one statement, as one ingress batch stores them: at one instant. The
+     * last one is being answered; the runs of those before it came first.
+     */
     async function addInOneStatement(texts: string[], message: Record<string, unknown> = {}) {
       return db
         .insert(telegramMessages)
         .values(
-          texts.map((text) => ({
+          texts.map((text, index) => ({
             agentId: agent.id,
             customerId: agent.customerId,
             chatId,
@@ -126,7 +129,7 @@ describe.each(databaseTargets())('conversation history on %s', (target) => {
             isCommand: text.startsWith('/'),
             telegramMessageId: ++messageId,
             updateId: nextUpdate++,
-            status: 'received' as const,
+            status: index === texts.length - 1 ? ('processing' as const) : ('answered' as const),
             update: { update_id: 0, message: { text, ...message } },
           })),
         )
@@ -231,8 +234,9 @@ describe.each(databaseTargets())('conversation history on %s', (target) => {
     const { add, input } = await setup(350);
     await add(1, 'inbound', 'question');
     await add(1, 'outbound', 'answer');
-    const current = await add(1, 'inbound', 'follow-up');
-    await add(1, 'inbound', 'after the follow-up');
+    const current = await add(1, 'inbound', 'follow-up', { status: 'processing' });
+    // Its run comes after the current one's.
+    await add(1, 'inbound', 'after the follow-up', { status: 'received' });
     const { messages } = await buildConversation(db, input(current));
     expect(messages).toEqual([
       { role: 'user', content: 'question' },
@@ -389,6 +393,29 @@ describe.each(databaseTargets())('conversation history on %s', (target) => {
     const conversation = await buildConversation(db, input(rows[1]!.id));
     expect(conversation.messages).toEqual([
       { role: 'user', content: 'first in the batch\n\nsecond in the batch' },
+    ]);
+  });
+
+  it('leaves out an earlier message that no run has claimed yet: its own run, queued behind, answers it', async () => {
+    const { add, input } = await setup(406);
+    await add(1, 'inbound', 'answered before');
+    await add(2, 'outbound', 'its answer');
+    // Telegram delivered it first, but it reached the queue after the current one (or in its batch).
+    const overtaken = await add(3, 'inbound', 'delivered late', { status: 'received' });
+    const current = await add(3, 'inbound', 'answered first', { status: 'processing' });
+    expect((await buildConversation(db, input(current))).messages).toEqual([
+      { role: 'user', content: 'answered before' },
+      { role: 'assistant', content: 'its answer' },
+      { role: 'user', content: 'answered first' },
+    ]);
+    // Its own run then sees the current one, answered, as history.
+    await db.update(telegramMessages).set({ status: 'answered' }).where(eq(telegramMessages.id, current));
+    await add(4, 'outbound', 'answer to the first one', { replyToId: current });
+    await db.update(telegramMessages).set({ status: 'processing' }).where(eq(telegramMessages.id, overtaken));
+    expect((await buildConversation(db, input(overtaken))).messages.slice(-3)).toEqual([
+      { role: 'user', content: 'answered first' },
+      { role: 'assistant', content: 'answer to the first one' },
+      { role: 'user', content: 'delivered late' },
     ]);
   });
 
