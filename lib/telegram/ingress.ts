@@ -112,7 +112,9 @@ export class TelegramIngress {
     this.logger = deps.logger;
     this.eventsStatement = deps.eventsStatement;
     // Two batches in flight, not more: bigger batches did better than more of them (bench:ingress).
-    this.writes = new GroupCommit((calls) => this.store(calls), { maxParallel: 2 });
+    this.writes = new GroupCommit((calls) => inTelegramOrder(calls, (sorted) => this.store(sorted)), {
+      maxParallel: 2,
+    });
     // Best effort: a batch that cannot be marked is logged once and left to the sweeper, rather than
     // retried row by row against a database that is failing anyway.
     this.marks = new GroupCommit(
@@ -194,7 +196,7 @@ export class TelegramIngress {
       return resultsOf(calls, rows, true);
     }
     const rows = await selectRows<ResultRow>(this.db, sql`with ${statement.writes} ${statement.select}`);
-    const stored = rows.filter((row) => row.message_id !== null);
+    const stored = rows.filter((row) => row.message_id !== null).sort((a, b) => a.ord - b.ord);
     if (stored.length === 0) return resultsOf(calls, rows, false);
     let eventSent = false;
     try {
@@ -220,6 +222,31 @@ export class TelegramIngress {
     if (eventSent) for (const row of stored) void this.marks.submit(row.message_id as string);
     return resultsOf(calls, rows, eventSent);
   }
+}
+
+/**
+ * `store` of a batch's calls sorted by bot and update_id, each result handed back to its own call.
+ * Telegram delivers a webhook's updates over several connections at once, so one chat's quick
+ * messages can reach the batch in any order: stored (and queued) in update_id order, they are
+ * answered in the order they were sent.
+ */
+async function inTelegramOrder(
+  calls: IngressCall[],
+  store: (sorted: IngressCall[]) => Promise<CallResult[]>,
+): Promise<CallResult[]> {
+  const order = calls
+    .map((call, index) => ({ call, index }))
+    .sort(
+      (a, b) =>
+        a.call.agentId.localeCompare(b.call.agentId) ||
+        (a.call.update?.updateId ?? 0) - (b.call.update?.updateId ?? 0),
+    );
+  const stored = await store(order.map(({ call }) => call));
+  const results: CallResult[] = new Array(calls.length);
+  order.forEach(({ index }, position) => {
+    results[index] = stored[position] as CallResult;
+  });
+  return results;
 }
 
 /** What an authenticated call with an answering agent (or a known one) comes to. */

@@ -131,6 +131,29 @@ describe.each(databaseTargets())('events stored and queued in one statement on %
       { external_id: 'same' },
     ]);
   });
+
+  it("with the caller's rows: a batch's events are queued in the batch's order, which its runs follow", async () => {
+    const db = await open();
+    await db.execute(sql`create table test_rows (id text primary key)`);
+    // Ids whose text order is not the batch's ("row-10" sorts before "row-9"), as Telegram's are.
+    const ids = Array.from({ length: 120 }, (_, n) => `row-${n}`);
+    const stored = await storeAndQueueEventsWith(
+      db,
+      {
+        writes: sql`r as (insert into test_rows select value from jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb) returning id)`,
+        gate: sql`select id as external_id, null::jsonb as data from r`,
+        select: sql`select count(*)::int as n from r`,
+      },
+      ids.map((id) => ({ name: 'test/ordered', id })),
+      NOW,
+    );
+    expect(stored).toEqual([{ n: ids.length }]);
+    const order = await selectRows<{ external_id: string }>(
+      db,
+      sql`select e.external_id from executor_queue q join executor_events e on e.id = q.run_id::uuid order by q.id`,
+    );
+    expect(order.map((row) => row.external_id)).toEqual(ids);
+  });
 });
 
 // LISTEN/NOTIFY is the plain PostgreSQL driver's (PGlite is one process and polls).

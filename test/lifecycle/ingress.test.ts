@@ -162,6 +162,71 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
     expect((after[0]?.n ?? 0) - (before[0]?.n ?? 0)).toBe(1);
   });
 
+  /**
+   * One chat's quick messages as Telegram may deliver them over several connections: out of order.
+   * The first two each go alone (two batches in flight), the rest wait for them and share one
+   * statement. Their update ids cross a power of ten ("…:1000" sorts before "…:999" as text).
+   */
+  const quickMessagesOutOfOrder = () => {
+    const base = 990 + Math.floor(Math.random() * 1_000_000) * 10_000;
+    const updates = Array.from({ length: 60 }, (_, i) => ({
+      ...buildUpdate.privateText({ from: { id: 4_700 + (i % 7), first_name: 'Quick' }, text: `quick ${i}` }),
+      update_id: base + i,
+    }));
+    const [first, second, ...together] = updates;
+    const delivered = [first!, second!, ...together.slice(30).reverse(), ...together.slice(0, 30)];
+    return { delivered, together };
+  };
+
+  it("with the embedded engine, a batch's events are queued in update_id order, which the chat's replies follow", async () => {
+    const { agent } = await webhookAgent();
+    const { db, keyring } = webhookHarness.services;
+    const ingress = new TelegramIngress({
+      db,
+      keyring,
+      sendEvent: async () => {
+        throw new Error('not used: events go with the rows');
+      },
+      logger: captureLogger().logger,
+      eventsStatement: webhookHarness.executor.statement,
+    });
+    const { delivered, together } = quickMessagesOutOfOrder();
+    const outcomes = await Promise.all(
+      delivered.map((update) => ingress.ingest({ id: agent.agentId }, update)),
+    );
+    expect(outcomes.map((outcome) => outcome.result)).toEqual(delivered.map(() => 'stored'));
+    const queued = await selectRows<{ external_id: string }>(
+      db,
+      sql`select e.external_id from executor_queue q join executor_events e on e.id = q.run_id::uuid
+          where q.kind = 'event' and e.external_id like ${`${agent.agentId}:%`} order by q.id`,
+    );
+    const expected = together.map((update) => `${agent.agentId}:${update.update_id}`);
+    expect(queued.map((row) => row.external_id).filter((id) => expected.includes(id))).toEqual(expected);
+    // Each call still gets its own update's message.
+    const stored = await storedFor(webhookHarness, agent.agentId);
+    const byId = new Map(stored.map((row) => [row.id, row.updateId]));
+    expect(
+      outcomes.map((outcome) => (outcome.result === 'stored' ? byId.get(outcome.messageId) : undefined)),
+    ).toEqual(delivered.map((update) => update.update_id));
+  });
+
+  it("with another engine, a batch's events are sent in update_id order", async () => {
+    const { agent } = await webhookAgent();
+    const { db, keyring } = webhookHarness.services;
+    const sent: number[][] = [];
+    const ingress = new TelegramIngress({
+      db,
+      keyring,
+      sendEvent: async (events) => {
+        sent.push(events.map((event) => (event.data as { updateId: number }).updateId));
+      },
+      logger: captureLogger().logger,
+    });
+    const { delivered, together } = quickMessagesOutOfOrder();
+    await Promise.all(delivered.map((update) => ingress.ingest({ id: agent.agentId }, update)));
+    expect(sent.find((batch) => batch.length > 2)).toEqual(together.map((update) => update.update_id));
+  });
+
   it('answers 401 for a wrong secret and for an unknown agent alike', async () => {
     const agent = await runningAgent(webhookHarness, telegram);
     const wrong = await post(agent.agentId, 'not-the-secret', '{}');
