@@ -7,6 +7,10 @@
  * `write` gets a batch and answers one result per item, in order. A batch that fails (two batches
  * deadlocking, say) is written again one item at a time, so a bad item fails alone.
  *
+ * With `orderKey`, items of one key are written in the order submitted: an item whose key is in a
+ * batch being written waits for that batch to end (two batches in flight commit in either order).
+ * Items of other keys go on meanwhile.
+ *
  * @example
  * const steps = new GroupCommit((batch: Checkpoint[]) => storeCheckpoints(db, batch));
  * const stored = await steps.submit(checkpoint);
@@ -16,13 +20,17 @@ export class GroupCommit<I, O> {
   private writing = 0;
   private readonly maxBatch: number;
   private readonly maxParallel: number;
+  private readonly orderKey: ((item: I) => string | undefined) | undefined;
+  /** How many items of each key the batches being written hold. */
+  private readonly keysInFlight = new Map<string, number>();
 
   constructor(
     private readonly write: (items: I[]) => Promise<O[]>,
-    options: { maxBatch?: number; maxParallel?: number } = {},
+    options: { maxBatch?: number; maxParallel?: number; orderKey?: (item: I) => string | undefined } = {},
   ) {
     this.maxBatch = options.maxBatch ?? 100;
     this.maxParallel = options.maxParallel ?? 2;
+    this.orderKey = options.orderKey;
   }
 
   submit(item: I): Promise<O> {
@@ -34,13 +42,43 @@ export class GroupCommit<I, O> {
 
   private pump(): void {
     while (this.pending.length > 0 && this.writing < this.maxParallel) {
-      const batch = this.pending.splice(0, this.maxBatch);
+      const batch = this.takeBatch();
+      if (batch.length === 0) return;
+      const keys = this.orderKey ? batch.map((entry) => this.orderKey?.(entry.item)) : [];
+      for (const key of keys)
+        if (key !== undefined) this.keysInFlight.set(key, (this.keysInFlight.get(key) ?? 0) + 1);
       this.writing += 1;
       void this.flush(batch).finally(() => {
+        for (const key of keys) {
+          if (key === undefined) continue;
+          const left = (this.keysInFlight.get(key) ?? 1) - 1;
+          if (left > 0) this.keysInFlight.set(key, left);
+          else this.keysInFlight.delete(key);
+        }
         this.writing -= 1;
         this.pump();
       });
     }
+  }
+
+  /** The next batch: the oldest pending items, leaving those whose key a batch being written holds. */
+  private takeBatch(): typeof this.pending {
+    const orderKey = this.orderKey;
+    if (!orderKey || this.keysInFlight.size === 0) return this.pending.splice(0, this.maxBatch);
+    const batch: typeof this.pending = [];
+    const waiting: typeof this.pending = [];
+    for (const entry of this.pending) {
+      if (batch.length < this.maxBatch) {
+        const key = orderKey(entry.item);
+        if (key === undefined || !this.keysInFlight.has(key)) {
+          batch.push(entry);
+          continue;
+        }
+      }
+      waiting.push(entry);
+    }
+    this.pending = waiting;
+    return batch;
   }
 
   private async flush(batch: typeof this.pending): Promise<void> {

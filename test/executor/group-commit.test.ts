@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { selectRows } from '../../lib/db/client';
 import { completeRuns, storeCheckpoints } from '../../lib/executor/leased-writes';
 import { GroupCommit, roundsByKey } from '../../lib/group-commit';
@@ -59,6 +59,33 @@ describe('GroupCommit', () => {
     expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
     expect(outcomes[3]).toEqual({ status: 'fulfilled', value: 40 });
     expect(w.batches).toEqual([[1], [2, 3, 4], [2], [3], [4]]);
+  });
+
+  it('with orderKey, an item whose key a batch in flight holds waits for that batch; other keys go on', async () => {
+    const started: string[][] = [];
+    const gates = new Map<string, () => void>();
+    const commit = new GroupCommit(
+      async (items: string[]) => {
+        started.push(items);
+        await new Promise<void>((resolve) => gates.set(items.join(','), resolve));
+        return items;
+      },
+      { maxParallel: 2, orderKey: (item) => item.split(':')[0] },
+    );
+    const results = Promise.all(
+      ['a:1', 'b:1', 'a:2', 'c:1', 'a:3', 'b:2'].map((item) => commit.submit(item)),
+    );
+    expect(started).toEqual([['a:1'], ['b:1']]);
+    // b's batch ends: the next batch may not take a's items while a:1 is being written.
+    gates.get('b:1')?.();
+    await vi.waitFor(() => expect(started).toHaveLength(3));
+    expect(started[2]).toEqual(['c:1', 'b:2']);
+    gates.get('a:1')?.();
+    await vi.waitFor(() => expect(started).toHaveLength(4));
+    expect(started[3]).toEqual(['a:2', 'a:3']);
+    gates.get('c:1,b:2')?.();
+    gates.get('a:2,a:3')?.();
+    expect(await results).toEqual(['a:1', 'b:1', 'a:2', 'c:1', 'a:3', 'b:2']);
   });
 
   it('roundsByKey puts no key twice in a round and keeps each key in order', () => {
