@@ -112,8 +112,11 @@ export class TelegramIngress {
     this.logger = deps.logger;
     this.eventsStatement = deps.eventsStatement;
     // Two batches in flight, not more: bigger batches did better than more of them (bench:ingress).
+    // One chat's updates go in one batch or in batches one after the other, never in two at once:
+    // two statements in flight commit (and queue their events) in either order.
     this.writes = new GroupCommit((calls) => inTelegramOrder(calls, (sorted) => this.store(sorted)), {
       maxParallel: 2,
+      orderKey: (call) => (call.update ? `${call.agentId}:${call.update.chat.id}` : undefined),
     });
     // Best effort: a batch that cannot be marked is logged once and left to the sweeper, rather than
     // retried row by row against a database that is failing anyway.

@@ -163,9 +163,10 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
   });
 
   /**
-   * One chat's quick messages as Telegram may deliver them over several connections: out of order.
-   * The first two each go alone (two batches in flight), the rest wait for them and share one
-   * statement. Their update ids cross a power of ten ("…:1000" sorts before "…:999" as text).
+   * Seven chats' quick messages as Telegram may deliver them over several connections: out of order.
+   * The first two each go alone (two batches in flight); the rest wait and share statements. Their
+   * update ids cross a power of ten ("…:1000" sorts before "…:999" as text, and event ids are text).
+   * `byChat` lists update ids per chat in the order given.
    */
   const quickMessagesOutOfOrder = () => {
     const base = 990 + Math.floor(Math.random() * 1_000_000) * 10_000;
@@ -173,12 +174,21 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
       ...buildUpdate.privateText({ from: { id: 4_700 + (i % 7), first_name: 'Quick' }, text: `quick ${i}` }),
       update_id: base + i,
     }));
-    const [first, second, ...together] = updates;
-    const delivered = [first!, second!, ...together.slice(30).reverse(), ...together.slice(0, 30)];
-    return { delivered, together };
+    const [first, second, ...rest] = updates;
+    const delivered = [first!, second!, ...rest.slice(30).reverse(), ...rest.slice(0, 30)];
+    const chatOf = new Map(updates.map((update) => [update.update_id, update.message.chat.id]));
+    const byChat = (updateIds: number[]) => {
+      const lists = new Map<number, number[]>();
+      for (const id of updateIds) {
+        const chat = chatOf.get(id) as number;
+        lists.set(chat, [...(lists.get(chat) ?? []), id]);
+      }
+      return lists;
+    };
+    return { delivered, inOrder: byChat(updates.map((update) => update.update_id)), byChat };
   };
 
-  it("with the embedded engine, a batch's events are queued in update_id order, which the chat's replies follow", async () => {
+  it("with the embedded engine, each chat's events are queued in update_id order, which its replies follow", async () => {
     const { agent } = await webhookAgent();
     const { db, keyring } = webhookHarness.services;
     const ingress = new TelegramIngress({
@@ -190,18 +200,17 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
       logger: captureLogger().logger,
       eventsStatement: webhookHarness.executor.statement,
     });
-    const { delivered, together } = quickMessagesOutOfOrder();
+    const { delivered, inOrder, byChat } = quickMessagesOutOfOrder();
     const outcomes = await Promise.all(
       delivered.map((update) => ingress.ingest({ id: agent.agentId }, update)),
     );
     expect(outcomes.map((outcome) => outcome.result)).toEqual(delivered.map(() => 'stored'));
-    const queued = await selectRows<{ external_id: string }>(
+    const queued = await selectRows<{ update_id: string }>(
       db,
-      sql`select e.external_id from executor_queue q join executor_events e on e.id = q.run_id::uuid
+      sql`select e.data->>'updateId' as update_id from executor_queue q join executor_events e on e.id = q.run_id::uuid
           where q.kind = 'event' and e.external_id like ${`${agent.agentId}:%`} order by q.id`,
     );
-    const expected = together.map((update) => `${agent.agentId}:${update.update_id}`);
-    expect(queued.map((row) => row.external_id).filter((id) => expected.includes(id))).toEqual(expected);
+    expect(byChat(queued.map((row) => Number(row.update_id)))).toEqual(inOrder);
     // Each call still gets its own update's message.
     const stored = await storedFor(webhookHarness, agent.agentId);
     const byId = new Map(stored.map((row) => [row.id, row.updateId]));
@@ -210,21 +219,21 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
     ).toEqual(delivered.map((update) => update.update_id));
   });
 
-  it("with another engine, a batch's events are sent in update_id order", async () => {
+  it("with another engine, each chat's events are sent in update_id order", async () => {
     const { agent } = await webhookAgent();
     const { db, keyring } = webhookHarness.services;
-    const sent: number[][] = [];
+    const sent: number[] = [];
     const ingress = new TelegramIngress({
       db,
       keyring,
       sendEvent: async (events) => {
-        sent.push(events.map((event) => (event.data as { updateId: number }).updateId));
+        sent.push(...events.map((event) => (event.data as { updateId: number }).updateId));
       },
       logger: captureLogger().logger,
     });
-    const { delivered, together } = quickMessagesOutOfOrder();
+    const { delivered, inOrder, byChat } = quickMessagesOutOfOrder();
     await Promise.all(delivered.map((update) => ingress.ingest({ id: agent.agentId }, update)));
-    expect(sent.find((batch) => batch.length > 2)).toEqual(together.map((update) => update.update_id));
+    expect(byChat(sent)).toEqual(inOrder);
   });
 
   it('answers 401 for a wrong secret and for an unknown agent alike', async () => {
