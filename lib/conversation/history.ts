@@ -112,7 +112,7 @@ const topicResetAt = (topic: SQLWrapper) =>
  * went to the new chat). The last reset is the latest of the linked chats': a /reset handled in one
  * chat's lane after the move was recorded holds in the other. Times go out as ISO 8601 text (JSON's,
  * whatever the DateStyle): PostgreSQL keeps microseconds, a JavaScript Date does not, and one ingress
- * statement stores a batch at one instant.
+ * statement stores a batch a microsecond apart.
  */
 const readCurrentMessage = preparedQuery((db) =>
   db
@@ -355,8 +355,8 @@ export async function buildConversation(db: Queryable, input: ConversationInput)
     since: bound?.createdAt ?? null,
     limit: rowLimit + 1,
   });
-  // A message stored at the current one's instant (one ingress statement) is here only if its run
-  // claimed it first: it came before in the conversation, whatever its place in Telegram's order.
+  // A message stored at the current one's instant is here only if its run claimed it first: it came
+  // before in the conversation, whatever its place in Telegram's order.
   const rows = fetched.slice(0, rowLimit);
   let truncated = fetched.length > rowLimit;
 
@@ -442,8 +442,8 @@ function clean(name: string): string {
 /**
  * Starts the conversation afresh (/reset, /new): later requests only see messages after `now`; in a
  * forum topic (`topicId`), that topic's. With `commandMessageId`, after that stored message's own
- * instant instead, to the microsecond `now` (a Date) cannot hold: the messages stored in the same
- * ingress statement share it, and the ones sent before the command must be forgotten too. Creates the
+ * instant instead, to the microsecond `now` (a Date) cannot hold: the messages sent just before the
+ * command, stored in the same ingress statement, are a microsecond before it. Creates the
  * chat row when the chat has none yet; `chatType` is only used then.
  */
 export async function resetConversation(

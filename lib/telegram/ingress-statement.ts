@@ -175,10 +175,13 @@ export function callWrites(
             left join credentials cr on cr.agent_id = i.agent_id and cr.kind = 'telegram_webhook'),
           m as (
             insert into telegram_messages (id, agent_id, customer_id, chat_id, update_id, telegram_message_id,
-              direction, from_user_id, from_username, text, update, is_command, event_sent_at)
+              direction, from_user_id, from_username, text, update, is_command, event_sent_at, created_at)
             select i.id, i.agent_id, j.customer_id, i.chat_id, i.update_id, i.telegram_message_id,
               'inbound'::message_direction, i.from_user_id, i.from_username, i.text, i.update, i.is_command,
-              ${sent ? sql`now()` : sql`null`}::timestamptz
+              ${sent ? sql`now()` : sql`null`}::timestamptz,
+              -- Each a microsecond after the one before it (the batch is in update_id order): a /reset
+              -- forgets up to its own instant, so what was sent just after it must not share that.
+              now() + i.ord * interval '1 microsecond'
             from input i join judged j on j.ord = i.ord
             where i.store and (j.verdict = 'trusted' or (j.verdict = 'ok' and j.answering))
             order by i.ord

@@ -113,8 +113,9 @@ describe.each(databaseTargets())('conversation history on %s', (target) => {
       return row!.id;
     }
     /**
-     * User messages stored by one statement, as one ingress batch stores them: at one instant. The
-     * last one is being answered; the runs of those before it came first.
+     * User messages stored by one statement at one instant, as ingress stored a batch before it put
+     * each row a microsecond after the one before. The last one is being answered; the runs of those
+     * before it came first.
      */
     async function addInOneStatement(texts: string[], message: Record<string, unknown> = {}) {
       return db

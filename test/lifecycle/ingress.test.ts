@@ -211,6 +211,16 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
           where q.kind = 'event' and e.external_id like ${`${agent.agentId}:%`} order by q.id`,
     );
     expect(byChat(queued.map((row) => Number(row.update_id)))).toEqual(inOrder);
+    // Stored in that order too, each chat's messages at distinct instants (a /reset's instant forgets
+    // what shares it).
+    const instants = await selectRows<{ update_id: string; chat_id: string; at: string }>(
+      db,
+      sql`select update_id, chat_id, to_json(created_at) #>> '{}' as at from telegram_messages
+          where agent_id = ${agent.agentId} order by created_at, update_id desc`,
+    );
+    expect(byChat(instants.map((row) => Number(row.update_id)))).toEqual(inOrder);
+    const distinct = new Set(instants.map((row) => `${row.chat_id} ${row.at}`));
+    expect(distinct.size).toBe(instants.length);
     // Each call still gets its own update's message.
     const stored = await storedFor(webhookHarness, agent.agentId);
     const byId = new Map(stored.map((row) => [row.id, row.updateId]));

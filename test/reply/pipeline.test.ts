@@ -8,6 +8,7 @@ import { agents, credentials, customers, telegramChats, telegramMessages } from 
 import { QUOTA_NOTICE } from '../../lib/ratelimit/quota';
 import { TEXT_ONLY_NOTICE, withAttachmentNote } from '../../lib/reply/decide';
 import { APOLOGY_TEXT } from '../../lib/reply/finish';
+import { TelegramIngress } from '../../lib/telegram/ingress';
 import {
   createRunningAgent,
   type RunningAgent,
@@ -18,6 +19,7 @@ import { databaseTargets } from '../support/db';
 import { createExecutorHarness, type ExecutorHarness } from '../support/executor';
 import { ANTHROPIC_ERRORS, type FakeAnthropic, startFakeAnthropic } from '../support/fake-anthropic';
 import { buildUpdate, type FakeTelegram, startFakeTelegram, TELEGRAM_ERRORS } from '../support/fake-telegram';
+import { captureLogger } from '../support/services';
 import { until } from '../support/until';
 import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver';
 
@@ -620,6 +622,40 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
     expect(texts[0]).toMatch(/^Hello! I'm Helper/);
     expect(texts.slice(1)).toEqual(['Echo: my name is Rae', resetText('reset'), 'Echo: what is my name?']);
     expect(claudeCalls(agent).at(-1)?.messages).toEqual([{ role: 'user', content: 'what is my name?' }]);
+  });
+
+  it('a /reset stored in one batch with the message sent just after it forgets only what came before', async () => {
+    const agent = await agentWith();
+    const from = { id: 5502, first_name: 'Sam' };
+    await deliver(agent, buildUpdate.privateText({ from, text: 'my name is Rae' }));
+    await harness.settle();
+    const ingress = new TelegramIngress({
+      db: harness.services.db,
+      keyring: harness.services.keyring,
+      sendEvent: sendEventVia(harness.inngest),
+      logger: captureLogger().logger,
+      eventsStatement: harness.executor.statement,
+    });
+    // Two other chats' updates take both batches in flight; the /reset and the message after it
+    // wait, and are then stored together, by one statement.
+    const updates = [
+      buildUpdate.privateText({ from: { id: 5503 }, text: 'filler one' }),
+      buildUpdate.privateText({ from: { id: 5504 }, text: 'filler two' }),
+      buildUpdate.privateText({ from, text: '/reset' }),
+      buildUpdate.privateText({ from, text: 'call me Sam' }),
+    ];
+    await Promise.all(updates.map((update) => ingress.ingest({ id: agent.agentId }, update)));
+    await harness.settle();
+    await deliver(agent, buildUpdate.privateText({ from, text: 'what is my name?' }));
+    await harness.settle();
+
+    expect(textsTo(agent, 5502)).toEqual([
+      'Echo: my name is Rae',
+      resetText('reset'),
+      'Echo: call me Sam',
+      'Echo: what is my name?',
+    ]);
+    expect(conversationOf(agent, -1)).toEqual(['call me Sam', 'Echo: call me Sam', 'what is my name?']);
   });
 
   it('splits a 5,000-character answer at a paragraph, one step per chunk, never re-sending a sent chunk', async () => {
