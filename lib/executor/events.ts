@@ -104,8 +104,9 @@ function resolveBatch(batch: DraftBatch, taken: Map<string, string>, now: number
 function candidatesOf(batch: DraftBatch, now: number) {
   return batch.drafts
     .filter((draft, index) => !draft.event.id || batch.claimant.get(draft.externalId) === index)
-    .map((draft) => ({
+    .map((draft, ord) => ({
       id: draft.rowId,
+      ord,
       claim: draft.event.id ? draft.externalId : null,
       payload: payloadOf(draft.event, draft.externalId, now),
     }));
@@ -133,10 +134,14 @@ function insertEvents(source: SQL, now: number, replayOf: string | null): SQL {
     from ${source}`;
 }
 
-/** Queues a fan-out item for each event row id in `source` (a relation with an `id` column). */
-function queueFanOut(source: SQL, now: number): SQL {
+/**
+ * Queues a fan-out item for each event of `rows` (a relation with columns `id`, the event's row id,
+ * and `ord`, its place in the batch), in the batch's order: the queue's ids are the order the runs
+ * start in, and a join's plan (a merge join on the events' text ids, say) need not keep it.
+ */
+function queueFanOut(rows: SQL, now: number): SQL {
   return sql`insert into executor_queue (run_id, kind, step_id, available_at)
-    select id::uuid, 'event', '', ${iso(now)}::timestamptz from ${source}`;
+    select id::uuid, 'event', '', ${iso(now)}::timestamptz from ${rows} order by ord`;
 }
 
 /** Adds to `taken` the row id of the event holding each of `ids`. */
@@ -200,7 +205,9 @@ async function writeEvents(
   if (incoming.length === 0) return [];
   const batch = draftBatch(incoming);
   const candidates = candidatesOf(batch, now);
-  const queued = options.queue ? sql`, queued as (${queueFanOut(sql`stored`, now)} returning 1)` : sql``;
+  const queued = options.queue
+    ? sql`, queued as (${queueFanOut(sql`(select s.id, i.ord from stored s join input i on i.id = s.id) q`, now)} returning 1)`
+    : sql``;
   // pg_notify runs once, and only when something was stored (the CTE is referenced by the result).
   const wake = options.notifyChannel
     ? sql`select 'woken' as kind, null as external_id, null as event_id
@@ -214,7 +221,7 @@ async function writeEvents(
     db,
     sql`with claims as (${claimIds(batch.claims, now)}),
         input as (
-          select * from jsonb_to_recordset(${json(candidates)}::jsonb) as x(id uuid, claim text, payload jsonb)),
+          select * from jsonb_to_recordset(${json(candidates)}::jsonb) as x(id uuid, ord int, claim text, payload jsonb)),
         stored as (
           ${insertEvents(sql`input where claim is null or claim in (select external_id from claims)`, now, options.replayOf ?? null)}
           returning id)
@@ -277,9 +284,9 @@ export async function storeAndQueueEventsWith<R extends Record<string, unknown>>
         event_gate as (${statement.gate}),
         event_claims as (${claimIds(batch.claims, now, sql`select external_id from event_gate`)}),
         event_input as (
-          select * from jsonb_to_recordset(${json(candidates)}::jsonb) as x(id uuid, claim text, payload jsonb)),
+          select * from jsonb_to_recordset(${json(candidates)}::jsonb) as x(id uuid, ord int, claim text, payload jsonb)),
         event_stored as (${insertEvents(source, now, options.replayOf ?? null)} returning id),
-        event_queued as (${queueFanOut(sql`event_stored`, now)} returning 1)
+        event_queued as (${queueFanOut(sql`(select s.id, e.ord from event_stored s join event_input e on e.id = s.id) q`, now)} returning 1)
         ${wake}
         select result.* from (${statement.select}) result
         ${options.notifyChannel ? sql`where (select count(*) from event_woken) >= 0` : sql``}`,
@@ -422,5 +429,7 @@ function safeTest(source: string, scope: Record<string, unknown>): boolean {
 /** Queues events for a worker to fan out (the process that received them runs no executor loop). */
 export async function enqueueFanOut(tx: Queryable, rowIds: string[], now: number): Promise<void> {
   if (rowIds.length === 0) return;
-  await tx.execute(queueFanOut(sql`jsonb_array_elements_text(${json(rowIds)}::jsonb) as id`, now));
+  await tx.execute(
+    queueFanOut(sql`jsonb_array_elements_text(${json(rowIds)}::jsonb) with ordinality as q(id, ord)`, now),
+  );
 }
