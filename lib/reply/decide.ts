@@ -1,4 +1,4 @@
-import { and, eq, gt, inArray, lt, ne, or, type SQL, sql } from 'drizzle-orm';
+import { and, eq, gt, inArray, isNotNull, isNull, lt, ne, or, type SQL, sql } from 'drizzle-orm';
 import { alias } from 'drizzle-orm/pg-core';
 import { recordChatMigration } from '../conversation/chat-migration';
 import { commandText } from '../conversation/commands';
@@ -40,11 +40,12 @@ export const TURN_WAIT_WINDOW_MS = 10 * 60_000;
 
 /**
  * Whether an earlier message of the same chat (or of the chat it was upgraded from or to) is being
- * answered right now (claimed, not settled), as a boolean column. Inngest's concurrency limits
- * executing steps, not runs: between two steps of one run, the next message's run may take the
- * chat's slot, and must then wait for the first answer to go out. An earlier message that no run has
- * claimed yet is not waited for: its run is queued behind this one (the embedded engine holds the
- * slot for a whole run), and waiting would only stall both.
+ * answered right now (claimed, not settled), or its run is waiting for its turn, as a boolean column.
+ * Inngest's concurrency limits executing steps, not runs: between two steps of one run, the next
+ * message's run may take the chat's slot, and must then wait for the first answer to go out; and of
+ * two runs waiting, the earlier message's goes first. An earlier message that no run has reached yet
+ * is not waited for: its run is queued behind this one (the embedded engine holds the slot for a
+ * whole run), and waiting would only stall both.
  */
 function earlierMessagePending(db: Queryable): SQL<boolean> {
   const current = alias(telegramMessages, 'current');
@@ -65,7 +66,10 @@ function earlierMessagePending(db: Queryable): SQL<boolean> {
         eq(telegramMessages.agentId, sql.placeholder('agentId')),
         sql`${telegramMessages.chatId} in (${sql.placeholder('chatId')}, ${linkedChatIds})`,
         eq(telegramMessages.direction, 'inbound'),
-        eq(telegramMessages.status, 'processing'),
+        or(
+          eq(telegramMessages.status, 'processing'),
+          and(eq(telegramMessages.status, 'received'), isNotNull(telegramMessages.replyRunId)),
+        ),
         ne(telegramMessages.id, sql.placeholder('messageId')),
         gt(telegramMessages.createdAt, sql`${sql.placeholder('waitedSince')}::timestamptz`),
         or(
@@ -98,6 +102,24 @@ const readAgentAndTurn = preparedQuery((db) =>
     .innerJoin(customers, eq(customers.id, agents.customerId))
     .where(eq(agents.id, sql.placeholder('agentId')))
     .prepare('reply_read_agent_and_turn'),
+);
+
+/**
+ * Marks a message whose run waits for its turn (still `received`): a later message of the chat
+ * waits for it in turn. Written once, on the first wait.
+ */
+const markWaiting = preparedQuery((db) =>
+  db
+    .update(telegramMessages)
+    .set({ replyRunId: sql`${sql.placeholder('runId')}` })
+    .where(
+      and(
+        eq(telegramMessages.id, sql.placeholder('messageId')),
+        eq(telegramMessages.status, 'received'),
+        isNull(telegramMessages.replyRunId),
+      ),
+    )
+    .prepare('reply_mark_waiting'),
 );
 
 /** Claims a message for a run: one not answered yet, or already this run's (a retried step). */
@@ -147,7 +169,10 @@ export async function decideInbound(
     messageId: ref.messageId,
     waitedSince: new Date(now.getTime() - TURN_WAIT_WINDOW_MS).toISOString(),
   });
-  if (row?.earlierPending && options.keepOrder !== false) return { action: 'wait' };
+  if (row?.earlierPending && options.keepOrder !== false) {
+    await markWaiting(db).execute({ messageId: ref.messageId, runId });
+    return { action: 'wait' };
+  }
   const [claimed] = await claimMessage(db).execute({
     messageId: ref.messageId,
     agentId: ref.agentId,

@@ -78,6 +78,25 @@ describe.each(databaseTargets())('reply decisions on %s', (target) => {
     expect((await decideInbound(deps, held, 'run-6', now, { keepOrder: false })).action).toBe('answer');
   });
 
+  it('of two runs waiting for their turn, the earlier message goes first', async () => {
+    const agent = await createAgent(services.db, { status: 'running', telegramDmPolicy: 'open' });
+    const deps = { db: services.db, messageLimiter: services.limits.messages };
+    const now = new Date();
+    const first = await inbound(agent, 7201, 'first', new Date(now.getTime() - 3_000));
+    const second = await inbound(agent, 7201, 'second', new Date(now.getTime() - 2_000));
+    const third = await inbound(agent, 7201, 'third', new Date(now.getTime() - 1_000));
+    expect((await decideInbound(deps, first, 'run-1', now)).action).toBe('answer');
+    // On Inngest both later runs may take the slot between the first run's steps: both wait.
+    expect(await decideInbound(deps, second, 'run-2', now)).toEqual({ action: 'wait' });
+    expect(await decideInbound(deps, third, 'run-3', now)).toEqual({ action: 'wait' });
+    await settleInbound(services.db, first.messageId, 'answered');
+    // The third wakes first: the second, whose run is waiting, goes before it.
+    expect(await decideInbound(deps, third, 'run-3', now)).toEqual({ action: 'wait' });
+    expect((await decideInbound(deps, second, 'run-2', now)).action).toBe('answer');
+    await settleInbound(services.db, second.messageId, 'answered');
+    expect((await decideInbound(deps, third, 'run-3', now)).action).toBe('answer');
+  });
+
   it('a second run of an answered message stops at once; the same run may decide again after a crash', async () => {
     const agent = await createAgent(services.db, { status: 'running', telegramDmPolicy: 'open' });
     const deps = { db: services.db, messageLimiter: services.limits.messages };
