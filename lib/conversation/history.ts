@@ -197,6 +197,7 @@ const readOldestInboundNeeded = preparedQuery((db) => {
     .select({
       createdAt: boundRow.createdAt,
       id: boundRow.id,
+      status: boundRow.status,
       text: boundRow.text,
       update: boundRow.update,
     })
@@ -220,6 +221,8 @@ const readOldestInboundNeeded = preparedQuery((db) => {
     .where(
       and(
         sql`coalesce(${recent.text}, '') <> ''`,
+        // Not yet claimed by a run: not history (readHistory), so not counted.
+        ne(recent.status, 'received'),
         ne(recent.id, sql.placeholder('currentId')),
         sql`${topicOfUpdate(recent.update)} is not distinct from ${sql.placeholder('topicId')}::bigint`,
       ),

@@ -497,6 +497,28 @@ describe.each(databaseTargets())('conversation history on %s', (target) => {
     expect(conversation.truncated).toBe(true);
   });
 
+  it('in a long chat, messages no run has claimed yet do not count towards how far back to read', async () => {
+    const { add, input } = await setup(802);
+    for (let second = 1; second <= 10; second += 2) {
+      await add(second, 'inbound', `q${second}`);
+      await add(second + 1, 'outbound', `a${second + 1}`);
+    }
+    // A backlog longer than the turn cap's rows (their events wait for the outbox sweeper, say).
+    for (let second = 11; second <= 40; second++)
+      await add(second, 'inbound', `unclaimed ${second}`, { status: 'received' });
+    const current = await add(41, 'inbound', 'now', { status: 'processing' });
+
+    const conversation = await buildConversation(db, input(current, { maxTurns: 5 }));
+    expect(conversation.messages).toEqual([
+      { role: 'user', content: 'q7' },
+      { role: 'assistant', content: 'a8' },
+      { role: 'user', content: 'q9' },
+      { role: 'assistant', content: 'a10' },
+      { role: 'user', content: 'now' },
+    ]);
+    expect(conversation.truncated).toBe(true);
+  });
+
   it("in a long chat, keeps an answer to an old question at the question's place, out of reach", async () => {
     const { add, input } = await setup(801);
     const first = await add(1, 'inbound', 'q1');
