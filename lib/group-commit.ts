@@ -7,7 +7,8 @@
  * `write` gets a batch and answers one result per item, in order. A batch that fails (two batches
  * deadlocking, say) is written again one item at a time, so a bad item fails alone.
  *
- * With `orderKey`, items of one key are written in the order submitted: an item whose key is in a
+ * With `order`, each batch (and a failed batch's items, one by one) is written sorted by it. With
+ * `orderKey`, items of one key are written in the order submitted: an item whose key is in a
  * batch being written waits for that batch to end (two batches in flight commit in either order).
  * Items of other keys go on meanwhile.
  *
@@ -20,16 +21,23 @@ export class GroupCommit<I, O> {
   private writing = 0;
   private readonly maxBatch: number;
   private readonly maxParallel: number;
+  private readonly order: ((a: I, b: I) => number) | undefined;
   private readonly orderKey: ((item: I) => string | undefined) | undefined;
   /** How many items of each key the batches being written hold. */
   private readonly keysInFlight = new Map<string, number>();
 
   constructor(
     private readonly write: (items: I[]) => Promise<O[]>,
-    options: { maxBatch?: number; maxParallel?: number; orderKey?: (item: I) => string | undefined } = {},
+    options: {
+      maxBatch?: number;
+      maxParallel?: number;
+      order?: (a: I, b: I) => number;
+      orderKey?: (item: I) => string | undefined;
+    } = {},
   ) {
     this.maxBatch = options.maxBatch ?? 100;
     this.maxParallel = options.maxParallel ?? 2;
+    this.order = options.order;
     this.orderKey = options.orderKey;
   }
 
@@ -44,6 +52,8 @@ export class GroupCommit<I, O> {
     while (this.pending.length > 0 && this.writing < this.maxParallel) {
       const batch = this.takeBatch();
       if (batch.length === 0) return;
+      const order = this.order;
+      if (order) batch.sort((a, b) => order(a.item, b.item));
       const keys = this.orderKey ? batch.map((entry) => this.orderKey?.(entry.item)) : [];
       for (const key of keys)
         if (key !== undefined) this.keysInFlight.set(key, (this.keysInFlight.get(key) ?? 0) + 1);

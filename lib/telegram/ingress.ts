@@ -112,10 +112,14 @@ export class TelegramIngress {
     this.logger = deps.logger;
     this.eventsStatement = deps.eventsStatement;
     // Two batches in flight, not more: bigger batches did better than more of them (bench:ingress).
-    // One chat's updates go in one batch or in batches one after the other, never in two at once:
-    // two statements in flight commit (and queue their events) in either order.
-    this.writes = new GroupCommit((calls) => inTelegramOrder(calls, (sorted) => this.store(sorted)), {
+    // Telegram delivers a webhook's updates over several connections at once, so one chat's quick
+    // messages can arrive in any order: each batch is written in update_id order, and one chat's
+    // updates are never in two batches at once (two statements in flight commit, and queue their
+    // events, in either order).
+    this.writes = new GroupCommit((calls) => this.store(calls), {
       maxParallel: 2,
+      order: (a, b) =>
+        a.agentId.localeCompare(b.agentId) || (a.update?.updateId ?? 0) - (b.update?.updateId ?? 0),
       orderKey: (call) => (call.update ? `${call.agentId}:${call.update.chat.id}` : undefined),
     });
     // Best effort: a batch that cannot be marked is logged once and left to the sweeper, rather than
@@ -225,31 +229,6 @@ export class TelegramIngress {
     if (eventSent) for (const row of stored) void this.marks.submit(row.message_id as string);
     return resultsOf(calls, rows, eventSent);
   }
-}
-
-/**
- * `store` of a batch's calls sorted by bot and update_id, each result handed back to its own call.
- * Telegram delivers a webhook's updates over several connections at once, so one chat's quick
- * messages can reach the batch in any order: stored (and queued) in update_id order, they are
- * answered in the order they were sent.
- */
-async function inTelegramOrder(
-  calls: IngressCall[],
-  store: (sorted: IngressCall[]) => Promise<CallResult[]>,
-): Promise<CallResult[]> {
-  const order = calls
-    .map((call, index) => ({ call, index }))
-    .sort(
-      (a, b) =>
-        a.call.agentId.localeCompare(b.call.agentId) ||
-        (a.call.update?.updateId ?? 0) - (b.call.update?.updateId ?? 0),
-    );
-  const stored = await store(order.map(({ call }) => call));
-  const results: CallResult[] = new Array(calls.length);
-  order.forEach(({ index }, position) => {
-    results[index] = stored[position] as CallResult;
-  });
-  return results;
 }
 
 /** What an authenticated call with an answering agent (or a known one) comes to. */

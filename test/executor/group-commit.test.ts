@@ -88,6 +88,22 @@ describe('GroupCommit', () => {
     expect(await results).toEqual(['a:1', 'b:1', 'a:2', 'c:1', 'a:3', 'b:2']);
   });
 
+  it('with order, writes each batch sorted, and a failed one item by item in that order', async () => {
+    const w = recordingWrite((item) => item === 3);
+    const commit = new GroupCommit(w.write, { maxParallel: 1, order: (a, b) => a - b });
+    const settled = Promise.allSettled([9, 4, 3, 1].map((item) => commit.submit(item)));
+    w.release();
+    const outcomes = await settled;
+    // Each caller gets its own item's result.
+    expect(outcomes.map((o) => (o.status === 'fulfilled' ? o.value : 'failed'))).toEqual([
+      90,
+      40,
+      'failed',
+      10,
+    ]);
+    expect(w.batches).toEqual([[9], [1, 3, 4], [1], [3], [4]]);
+  });
+
   it('roundsByKey puts no key twice in a round and keeps each key in order', () => {
     const items = ['a1', 'b1', 'a2', 'c1', 'a3', 'b2'];
     expect(roundsByKey(items, (item) => item[0] as string)).toEqual([
