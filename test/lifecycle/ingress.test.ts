@@ -188,7 +188,7 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
     return { delivered, inOrder: byChat(updates.map((update) => update.update_id)), byChat };
   };
 
-  it("with the embedded engine, each chat's events are queued in update_id order, which its replies follow", async () => {
+  it("with the embedded engine, each chat's events are queued, and its messages stored, in update_id order", async () => {
     const { agent } = await webhookAgent();
     const { db, keyring } = webhookHarness.services;
     const ingress = new TelegramIngress({
@@ -244,6 +244,42 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
     const { delivered, inOrder, byChat } = quickMessagesOutOfOrder();
     await Promise.all(delivered.map((update) => ingress.ingest({ id: agent.agentId }, update)));
     expect(byChat(sent)).toEqual(inOrder);
+  });
+
+  it("holds a chat's next update back while a batch with an earlier one of that chat is in flight", async () => {
+    const { agent } = await webhookAgent();
+    const { db, keyring } = webhookHarness.services;
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const sent: number[] = [];
+    const first = buildUpdate.privateText({ from: { id: 4_801 }, text: 'first of A' });
+    const ingress = new TelegramIngress({
+      db,
+      keyring,
+      // The first batch stays in flight (its event being sent) until released.
+      sendEvent: async (events) => {
+        const ids = events.map((event) => (event.data as { updateId: number }).updateId);
+        sent.push(...ids);
+        if (ids.includes(first.update_id)) await held;
+      },
+      logger: captureLogger().logger,
+    });
+    const write = (update: ReturnType<typeof buildUpdate.privateText>) =>
+      ingress.ingest({ id: agent.agentId }, update);
+    const firstDone = write(first);
+    await vi.waitFor(() => expect(sent).toEqual([first.update_id]));
+    const other = buildUpdate.privateText({ from: { id: 4_802 }, text: 'chat B' });
+    const nextOfA = buildUpdate.privateText({ from: { id: 4_801 }, text: 'second of A' });
+    const third = buildUpdate.privateText({ from: { id: 4_803 }, text: 'chat C' });
+    const others = [write(other), write(nextOfA), write(third)];
+    // Chat B's batch ends, and chat C goes on; chat A's next update waits for the first batch.
+    await Promise.all([others[0], others[2]]);
+    expect(sent).toEqual([first.update_id, other.update_id, third.update_id]);
+    release();
+    await Promise.all([firstDone, ...others]);
+    expect(sent).toEqual([first.update_id, other.update_id, third.update_id, nextOfA.update_id]);
   });
 
   it('answers 401 for a wrong secret and for an unknown agent alike', async () => {
