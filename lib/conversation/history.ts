@@ -264,7 +264,10 @@ const readHistory = preparedQuery((db) =>
         // An answer belongs to the topic of the message it answers.
         sql`coalesce(${topicOfUpdate(telegramMessages.update)}, ${topicOfUpdate(replyTo.update)}) is not distinct from ${sql.placeholder('topicId')}::bigint`,
         ne(telegramMessages.id, sql.placeholder('currentId')),
-        sql`${position} <= ${sql.placeholder('currentAt')}::timestamptz`,
+        // Up to the current message; and a later exchange already answered (its message reached the
+        // queue before this one did), which the user saw before this answer.
+        sql`(${position} <= ${sql.placeholder('currentAt')}::timestamptz
+          or coalesce(${replyTo.status}, ${telegramMessages.status}) = 'answered')`,
         sql`(${sql.placeholder('resetAt')}::timestamptz is null or ${position} > ${sql.placeholder('resetAt')}::timestamptz)`,
         // Implied by the line above (an answer is stored after the message it answers), but indexable:
         // a chat's rows before its reset are not read at all.

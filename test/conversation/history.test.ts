@@ -401,17 +401,22 @@ describe.each(databaseTargets())('conversation history on %s', (target) => {
     const { add, input } = await setup(406);
     await add(1, 'inbound', 'answered before');
     await add(2, 'outbound', 'its answer');
-    // Telegram delivered it first, but it reached the queue after the current one (or in its batch).
+    // Stored first, but its event reached the queue after the current one's (re-sent by the outbox
+    // sweeper, say).
     const overtaken = await add(3, 'inbound', 'delivered late', { status: 'received' });
-    const current = await add(3, 'inbound', 'answered first', { status: 'processing' });
+    const current = await add(4, 'inbound', 'answered first', { status: 'processing' });
     expect((await buildConversation(db, input(current))).messages).toEqual([
       { role: 'user', content: 'answered before' },
       { role: 'assistant', content: 'its answer' },
       { role: 'user', content: 'answered first' },
     ]);
-    // Its own run then sees the current one, answered, as history.
+    // Its own run then sees the current one, answered, and its answer as history, though both came
+    // later; not a later message still being answered, nor one never claimed.
     await db.update(telegramMessages).set({ status: 'answered' }).where(eq(telegramMessages.id, current));
-    await add(4, 'outbound', 'answer to the first one', { replyToId: current });
+    await add(5, 'outbound', 'answer to the first one', { replyToId: current });
+    const busy = await add(6, 'inbound', 'being answered', { status: 'processing' });
+    await add(7, 'outbound', 'its first chunk', { replyToId: busy });
+    await add(8, 'inbound', 'not claimed', { status: 'received' });
     await db.update(telegramMessages).set({ status: 'processing' }).where(eq(telegramMessages.id, overtaken));
     expect((await buildConversation(db, input(overtaken))).messages.slice(-3)).toEqual([
       { role: 'user', content: 'answered first' },
