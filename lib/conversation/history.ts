@@ -61,8 +61,6 @@ interface HistoryRow {
   id: string;
   direction: 'inbound' | 'outbound';
   text: string | null;
-  createdAt: Date;
-  telegramMessageId: number | null;
   fromUserId: number | null;
   fromUsername: string | null;
   from: TelegramFrom | null;
@@ -72,8 +70,6 @@ const rowColumns = {
   id: telegramMessages.id,
   direction: telegramMessages.direction,
   text: telegramMessages.text,
-  createdAt: telegramMessages.createdAt,
-  telegramMessageId: telegramMessages.telegramMessageId,
   fromUserId: telegramMessages.fromUserId,
   fromUsername: telegramMessages.fromUsername,
   // Who spoke: a message sent on behalf of a chat (an anonymous admin, a channel) is named after that chat.
