@@ -13,7 +13,9 @@ import { createKeyring, credentialBinding, encryptSecret, type Keyring } from '.
 import { selectRows } from '../../lib/db/client';
 import { agents, credentials, telegramChats, telegramMessages } from '../../lib/db/schema';
 import { listEvents } from '../../lib/executor/admin';
+import type { JobEvent, SendEvent, StatementWithEvents } from '../../lib/jobs';
 import { rotateWebhookSecretToken } from '../../lib/lifecycle/transitions';
+import type { Logger } from '../../lib/logger';
 import { TelegramIngress } from '../../lib/telegram/ingress';
 import { startTelegramPolling } from '../../lib/telegram/poller';
 import { createRunningAgent } from '../support/agents';
@@ -188,18 +190,30 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
     return { delivered, inOrder: byChat(updates.map((update) => update.update_id)), byChat };
   };
 
+  /** A TelegramIngress of the webhook harness's database, sending its events with `sendEvent`. */
+  const ingressWith = (
+    sendEvent: SendEvent,
+    options: { eventsStatement?: StatementWithEvents; logger?: Logger } = {},
+  ) =>
+    new TelegramIngress({
+      db: webhookHarness.services.db,
+      keyring: webhookHarness.services.keyring,
+      sendEvent,
+      logger: options.logger ?? captureLogger().logger,
+      eventsStatement: options.eventsStatement,
+    });
+  const updateIdsOf = (events: JobEvent[]) =>
+    events.map((event) => (event.data as { updateId: number }).updateId);
+
   it("with the embedded engine, each chat's events are queued, and its messages stored, in update_id order", async () => {
     const { agent } = await webhookAgent();
-    const { db, keyring } = webhookHarness.services;
-    const ingress = new TelegramIngress({
-      db,
-      keyring,
-      sendEvent: async () => {
+    const { db } = webhookHarness.services;
+    const ingress = ingressWith(
+      async () => {
         throw new Error('not used: events go with the rows');
       },
-      logger: captureLogger().logger,
-      eventsStatement: webhookHarness.executor.statement,
-    });
+      { eventsStatement: webhookHarness.executor.statement },
+    );
     const { delivered, inOrder, byChat } = quickMessagesOutOfOrder();
     const outcomes = await Promise.all(
       delivered.map((update) => ingress.ingest({ id: agent.agentId }, update)),
@@ -231,15 +245,9 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
 
   it("with another engine, each chat's events are sent in update_id order", async () => {
     const { agent } = await webhookAgent();
-    const { db, keyring } = webhookHarness.services;
     const sent: number[] = [];
-    const ingress = new TelegramIngress({
-      db,
-      keyring,
-      sendEvent: async (events) => {
-        sent.push(...events.map((event) => (event.data as { updateId: number }).updateId));
-      },
-      logger: captureLogger().logger,
+    const ingress = ingressWith(async (events) => {
+      sent.push(...updateIdsOf(events));
     });
     const { delivered, inOrder, byChat } = quickMessagesOutOfOrder();
     await Promise.all(delivered.map((update) => ingress.ingest({ id: agent.agentId }, update)));
@@ -248,23 +256,17 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
 
   it("holds a chat's next update back while a batch with an earlier one of that chat is in flight", async () => {
     const { agent } = await webhookAgent();
-    const { db, keyring } = webhookHarness.services;
     let release: () => void = () => {};
     const held = new Promise<void>((resolve) => {
       release = resolve;
     });
     const sent: number[] = [];
     const first = buildUpdate.privateText({ from: { id: 4_801 }, text: 'first of A' });
-    const ingress = new TelegramIngress({
-      db,
-      keyring,
-      // The first batch stays in flight (its event being sent) until released.
-      sendEvent: async (events) => {
-        const ids = events.map((event) => (event.data as { updateId: number }).updateId);
-        sent.push(...ids);
-        if (ids.includes(first.update_id)) await held;
-      },
-      logger: captureLogger().logger,
+    // The first batch stays in flight (its event being sent) until released.
+    const ingress = ingressWith(async (events) => {
+      const ids = updateIdsOf(events);
+      sent.push(...ids);
+      if (ids.includes(first.update_id)) await held;
     });
     const write = (update: ReturnType<typeof buildUpdate.privateText>) =>
       ingress.ingest({ id: agent.agentId }, update);
@@ -546,14 +548,12 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
     const agent = await runningAgent(webhookHarness, telegram);
     const { db } = webhookHarness.services;
     const { logger, lines } = captureLogger('warn');
-    const ingress = new TelegramIngress({
-      db,
-      keyring: webhookHarness.services.keyring,
-      logger,
-      sendEvent: async (events) => {
+    const ingress = ingressWith(
+      async (events) => {
         await webhookHarness.inngest.send(events);
       },
-    });
+      { logger },
+    );
     await db.execute(
       sql`alter table telegram_messages add constraint test_refuse_marks check (event_sent_at is null or text not like 'unmarkable %')`,
     );
