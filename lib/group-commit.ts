@@ -54,13 +54,12 @@ export class GroupCommit<I, O> {
       if (batch.length === 0) return;
       const order = this.order;
       if (order) batch.sort((a, b) => order(a.item, b.item));
-      const keys = this.orderKey ? batch.map((entry) => this.orderKey?.(entry.item)) : [];
-      for (const key of keys)
-        if (key !== undefined) this.keysInFlight.set(key, (this.keysInFlight.get(key) ?? 0) + 1);
+      const orderKey = this.orderKey;
+      const keys = orderKey ? batch.flatMap((entry) => orderKey(entry.item) ?? []) : [];
+      for (const key of keys) this.keysInFlight.set(key, (this.keysInFlight.get(key) ?? 0) + 1);
       this.writing += 1;
       void this.flush(batch).finally(() => {
         for (const key of keys) {
-          if (key === undefined) continue;
           const left = (this.keysInFlight.get(key) ?? 1) - 1;
           if (left > 0) this.keysInFlight.set(key, left);
           else this.keysInFlight.delete(key);
