@@ -2,7 +2,7 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import type { ChildReady } from './platform-child';
-import { procfileEnv } from './process-env';
+import { herokuNodeOptions, procfileEnv } from './process-env';
 
 export interface ForkedPlatform extends ChildReady {
   child: ChildProcess;
@@ -49,7 +49,8 @@ export async function forkPlatform(
       ...(entry.endsWith('.ts') ? ['--import', 'tsx'] : []),
       ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir=bench/.profiles'] : []),
     ],
-    env: { ...procfileEnv(), ...env, BENCH_MODE: mode },
+    // As deployed on Heroku (app.json's NODE_OPTIONS), unless the caller sets NODE_OPTIONS itself.
+    env: { NODE_OPTIONS: herokuNodeOptions(), ...procfileEnv(), ...env, BENCH_MODE: mode },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   let maxRss = 0;
