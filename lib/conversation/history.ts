@@ -1,7 +1,7 @@
-import { and, desc, eq, ne, notInArray, or, type SQLWrapper, sql } from 'drizzle-orm';
+import { and, desc, eq, ne, notInArray, or, type SQL, type SQLWrapper, sql } from 'drizzle-orm';
 import { alias } from 'drizzle-orm/pg-core';
 import type { Queryable } from '../db/client';
-import { preparedQuery } from '../db/prepared';
+import { filterOnly, preparedQuery } from '../db/prepared';
 import { telegramChats, telegramMessages } from '../db/schema';
 import type { TelegramChatType } from '../policy/access';
 import { stripBotMention } from '../telegram/updates';
@@ -149,8 +149,9 @@ const readCurrentMessage = preparedQuery((db) =>
     .where(
       and(
         eq(telegramMessages.id, sql.placeholder('messageId')),
-        eq(telegramMessages.agentId, sql.placeholder('agentId')),
-        eq(telegramMessages.chatId, sql.placeholder('chatId')),
+        // Found by its primary key, not in a range of its chat (see filterOnly).
+        filterOnly(eq(telegramMessages.agentId, sql.placeholder('agentId'))),
+        filterOnly(eq(telegramMessages.chatId, sql.placeholder('chatId'))),
         eq(telegramMessages.direction, 'inbound'),
       ),
     )
@@ -230,76 +231,94 @@ const readOldestInboundNeeded = preparedQuery((db) => {
 });
 
 /**
- * The chat's rows before the current message (since `resetAt`, when set), newest first, with those of
- * the chat it was upgraded from (`previousChatId`) and to (`nextChatId`), each null when there is none;
- * only those of the current message's forum topic (`topicId`, null outside topics).
+ * The chat's rows before the current message (since `resetAt`, when set), newest first, only those of
+ * the current message's forum topic (`topicId`, null outside topics). `inChats` says which chats'
+ * rows: the current one, or also those it was upgraded from (`previousChatId`) and to (`nextChatId`).
+ * A chat with no such link (nearly every chat) has a statement of its own, where the chat is an
+ * equality: with the list of three, a plan made while the table was small read every row of the agent
+ * (the kept plan of a named statement; see filterOnly).
  */
-const readHistory = preparedQuery((db) =>
-  db
-    .select(rowColumns)
-    .from(telegramMessages)
-    // Only questions of the linked chats (an answer is stored in its question's chat, or in the one
-    // that chat moved to) stored since the bound: any answer the limit keeps sits at its question's time,
-    // at or after the bound, so this loses none of them, and the join reads an index range rather
-    // than the whole table (the planner cannot tell how few rows the bound leaves).
-    .leftJoin(
-      replyTo,
-      and(
-        eq(replyTo.id, telegramMessages.replyToId),
-        eq(replyTo.agentId, sql.placeholder('agentId')),
-        inLinkedChats(replyTo.chatId),
-        sinceBound(replyTo.createdAt),
-      ),
-    )
-    .where(
-      and(
-        eq(telegramMessages.agentId, sql.placeholder('agentId')),
-        // An answer whose question the join left out sits before the bound.
-        sql`(${telegramMessages.replyToId} is null or ${replyTo.id} is not null)`,
-        inLinkedChats(telegramMessages.chatId),
-        // An answer belongs to the topic of the message it answers.
-        sql`coalesce(${topicOfUpdate(telegramMessages.update)}, ${topicOfUpdate(replyTo.update)}) is not distinct from ${sql.placeholder('topicId')}::bigint`,
-        ne(telegramMessages.id, sql.placeholder('currentId')),
-        // Up to the current message; and a later exchange already answered (its message reached the
-        // queue before this one did), which the user saw before this answer.
-        sql`(${position} <= ${sql.placeholder('currentAt')}::timestamptz
+const historyRows = (name: string, inChats: (chatId: SQLWrapper) => SQL) =>
+  preparedQuery((db) =>
+    db
+      .select(rowColumns)
+      .from(telegramMessages)
+      // Only questions of the linked chats (an answer is stored in its question's chat, or in the one
+      // that chat moved to) stored since the bound: any answer the limit keeps sits at its question's time,
+      // at or after the bound, so this loses none of them, and the join reads an index range rather
+      // than the whole table (the planner cannot tell how few rows the bound leaves).
+      .leftJoin(
+        replyTo,
+        and(
+          eq(replyTo.id, telegramMessages.replyToId),
+          eq(replyTo.agentId, sql.placeholder('agentId')),
+          inChats(replyTo.chatId),
+          sinceBound(replyTo.createdAt),
+        ),
+      )
+      .where(
+        and(
+          eq(telegramMessages.agentId, sql.placeholder('agentId')),
+          // An answer whose question the join left out sits before the bound.
+          sql`(${telegramMessages.replyToId} is null or ${replyTo.id} is not null)`,
+          inChats(telegramMessages.chatId),
+          // An answer belongs to the topic of the message it answers.
+          sql`coalesce(${topicOfUpdate(telegramMessages.update)}, ${topicOfUpdate(replyTo.update)}) is not distinct from ${sql.placeholder('topicId')}::bigint`,
+          ne(telegramMessages.id, sql.placeholder('currentId')),
+          // Up to the current message; and a later exchange already answered (its message reached the
+          // queue before this one did), which the user saw before this answer.
+          sql`(${position} <= ${sql.placeholder('currentAt')}::timestamptz
           or coalesce(${replyTo.status}, ${telegramMessages.status}) = 'answered')`,
-        sql`(${sql.placeholder('resetAt')}::timestamptz is null or ${position} > ${sql.placeholder('resetAt')}::timestamptz)`,
-        // Implied by the line above (an answer is stored after the message it answers), but indexable:
-        // a chat's rows before its reset are not read at all.
-        afterReset(telegramMessages.createdAt),
-        // Nor those older than the oldest row the limit can reach (`readOldestInboundNeeded`).
-        sinceBound(telegramMessages.createdAt),
-        eq(telegramMessages.isCommand, false),
-        sql`coalesce(${telegramMessages.text}, '') <> ''`,
-        or(
-          // A user message no run has claimed yet is not history: its own run, queued behind this one,
-          // answers it after this (a chat's messages can reach us out of Telegram's order).
-          and(
-            eq(telegramMessages.direction, 'inbound'),
-            notInArray(telegramMessages.status, ['ignored', 'received']),
-          ),
-          and(
-            eq(telegramMessages.direction, 'outbound'),
-            notInArray(telegramMessages.status, ['failed', 'ignored']),
-            // An answer to a command, to an ignored message or to the current one (a partial answer
-            // of an earlier attempt) is not part of the conversation either.
-            sql`(${replyTo.id} is null or (${replyTo.isCommand} = false and ${replyTo.status} <> 'ignored' and ${replyTo.id} <> ${sql.placeholder('currentId')}::uuid))`,
+          sql`(${sql.placeholder('resetAt')}::timestamptz is null or ${position} > ${sql.placeholder('resetAt')}::timestamptz)`,
+          // Implied by the line above (an answer is stored after the message it answers), but indexable:
+          // a chat's rows before its reset are not read at all.
+          afterReset(telegramMessages.createdAt),
+          // Nor those older than the oldest row the limit can reach (`readOldestInboundNeeded`).
+          sinceBound(telegramMessages.createdAt),
+          eq(telegramMessages.isCommand, false),
+          sql`coalesce(${telegramMessages.text}, '') <> ''`,
+          or(
+            // A user message no run has claimed yet is not history: its own run, queued behind this one,
+            // answers it after this (a chat's messages can reach us out of Telegram's order).
+            and(
+              eq(telegramMessages.direction, 'inbound'),
+              notInArray(telegramMessages.status, ['ignored', 'received']),
+            ),
+            and(
+              eq(telegramMessages.direction, 'outbound'),
+              notInArray(telegramMessages.status, ['failed', 'ignored']),
+              // An answer to a command, to an ignored message or to the current one (a partial answer
+              // of an earlier attempt) is not part of the conversation either.
+              sql`(${replyTo.id} is null or (${replyTo.isCommand} = false and ${replyTo.status} <> 'ignored' and ${replyTo.id} <> ${sql.placeholder('currentId')}::uuid))`,
+            ),
           ),
         ),
-      ),
-    )
-    .orderBy(
-      desc(position),
-      // At one position the answer comes after its message: newest first, so outbound first.
-      desc(telegramMessages.direction),
-      desc(telegramMessages.createdAt),
-      sql`${telegramMessages.telegramMessageId} desc nulls last`,
-      desc(telegramMessages.id),
-    )
-    .limit(sql.placeholder('limit'))
-    .prepare('history_read_rows'),
+      )
+      .orderBy(
+        desc(position),
+        // At one position the answer comes after its message: newest first, so outbound first.
+        desc(telegramMessages.direction),
+        desc(telegramMessages.createdAt),
+        sql`${telegramMessages.telegramMessageId} desc nulls last`,
+        desc(telegramMessages.id),
+      )
+      .limit(sql.placeholder('limit'))
+      .prepare(name),
+  );
+
+const readHistory = historyRows(
+  'history_read_rows',
+  (chatId) => sql`${chatId} = ${sql.placeholder('chatId')}`,
 );
+const readLinkedHistory = historyRows('history_read_linked_rows', inLinkedChats);
+
+/** The statements of a conversation read, for the test of their plans (test/conversation/plans.test.ts). */
+export const historyStatements = {
+  readCurrentMessage,
+  readOldestInboundNeeded,
+  readHistory,
+  readLinkedHistory,
+};
 
 /**
  * The `messages` of the Claude request answering `currentMessageId` in one chat: the newest turns since
@@ -350,7 +369,8 @@ export async function buildConversation(db: Queryable, input: ConversationInput)
     boundOffset: rowLimit,
     boundWindow: (rowLimit + 1) * BOUND_WINDOW_ROWS_PER_ROW,
   });
-  const fetched: HistoryRow[] = await readHistory(db).execute({
+  const linked = migratedFromChatId !== null || migratedToChatId !== null;
+  const fetched: HistoryRow[] = await (linked ? readLinkedHistory : readHistory)(db).execute({
     ...common,
     previousChatId: migratedFromChatId,
     nextChatId: migratedToChatId,

@@ -1,3 +1,4 @@
+import { type SQL, sql } from 'drizzle-orm';
 import type { Queryable } from './client';
 
 /**
@@ -23,4 +24,19 @@ export function preparedQuery<Q>(build: (db: Queryable) => Q): (db: Queryable) =
     }
     return query;
   };
+}
+
+/**
+ * `condition` as a check on rows found by other means, never as an index condition. A named statement
+ * is planned once per connection and kept, and PostgreSQL plans it again only after an ANALYZE: planned
+ * while a table was small, `agent_id = $1` on an index led by agent_id costs the same as the primary key
+ * lookup beside it, and the plan then reads every row of the agent as the table grows. Wrapped, it can
+ * only filter the row the primary key found. (`x is true` differs from `x` only for null, which a
+ * where clause rejects alike.)
+ *
+ * @example
+ * .where(and(eq(telegramMessages.id, sql.placeholder('messageId')), filterOnly(eq(telegramMessages.agentId, sql.placeholder('agentId')))))
+ */
+export function filterOnly(condition: SQL): SQL {
+  return sql`(${condition}) is true`;
 }

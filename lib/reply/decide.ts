@@ -4,7 +4,7 @@ import { recordChatMigration } from '../conversation/chat-migration';
 import { commandText } from '../conversation/commands';
 import { resetConversation } from '../conversation/history';
 import type { Database, Queryable } from '../db/client';
-import { preparedQuery } from '../db/prepared';
+import { filterOnly, preparedQuery } from '../db/prepared';
 import { agents, customers, telegramChats, telegramMessages } from '../db/schema';
 import { pairingCodeMessage, pairingLimitMessage, requestPairing } from '../pairing';
 import { decideAccess } from '../policy/access';
@@ -49,40 +49,43 @@ export const TURN_WAIT_WINDOW_MS = 10 * 60_000;
  */
 function earlierMessagePending(db: Queryable): SQL<boolean> {
   const current = alias(telegramMessages, 'current');
-  // A group upgraded to a supergroup is one conversation under two chat ids (two lanes): a message in
-  // either waits for a pending one of the other too. Each a scalar subquery (null when there is no
-  // move), so the index on (agent, chat) still serves the list.
-  const linkedChatIds = sql`(select ${telegramChats.migratedFromChatId} from ${telegramChats}
-      where ${telegramChats.agentId} = ${sql.placeholder('agentId')} and ${telegramChats.chatId} = ${sql.placeholder('chatId')}),
-    (select ${telegramChats.chatId} from ${telegramChats}
-      where ${telegramChats.agentId} = ${sql.placeholder('agentId')} and ${telegramChats.migratedFromChatId} = ${sql.placeholder('chatId')}
-      limit 1)`;
-  const earlier = db
-    .select({ id: telegramMessages.id })
-    .from(telegramMessages)
-    .innerJoin(current, eq(current.id, sql.placeholder('messageId')))
-    .where(
-      and(
-        eq(telegramMessages.agentId, sql.placeholder('agentId')),
-        sql`${telegramMessages.chatId} in (${sql.placeholder('chatId')}, ${linkedChatIds})`,
-        eq(telegramMessages.direction, 'inbound'),
-        or(
-          eq(telegramMessages.status, 'processing'),
-          and(eq(telegramMessages.status, 'received'), isNotNull(telegramMessages.replyRunId)),
-        ),
-        ne(telegramMessages.id, sql.placeholder('messageId')),
-        gt(telegramMessages.createdAt, sql`${sql.placeholder('waitedSince')}::timestamptz`),
-        or(
-          lt(telegramMessages.createdAt, current.createdAt),
-          and(
-            eq(telegramMessages.createdAt, current.createdAt),
-            lt(telegramMessages.updateId, current.updateId),
+  const earlierIn = (chatId: SQL) =>
+    db
+      .select({ id: telegramMessages.id })
+      .from(telegramMessages)
+      .innerJoin(current, eq(current.id, sql.placeholder('messageId')))
+      .where(
+        and(
+          eq(telegramMessages.agentId, sql.placeholder('agentId')),
+          sql`${telegramMessages.chatId} = ${chatId}`,
+          eq(telegramMessages.direction, 'inbound'),
+          or(
+            eq(telegramMessages.status, 'processing'),
+            and(eq(telegramMessages.status, 'received'), isNotNull(telegramMessages.replyRunId)),
+          ),
+          ne(telegramMessages.id, sql.placeholder('messageId')),
+          gt(telegramMessages.createdAt, sql`${sql.placeholder('waitedSince')}::timestamptz`),
+          or(
+            lt(telegramMessages.createdAt, current.createdAt),
+            and(
+              eq(telegramMessages.createdAt, current.createdAt),
+              lt(telegramMessages.updateId, current.updateId),
+            ),
           ),
         ),
-      ),
-    )
-    .limit(1);
-  return sql<boolean>`exists(${earlier})`;
+      )
+      .limit(1);
+  // A group upgraded to a supergroup is one conversation under two chat ids (two lanes): a message in
+  // either waits for a pending one of the other too. One lookup per chat, each chat an equality (a
+  // scalar subquery, null when there is no move): with the three in a list, a plan made while the
+  // table was small read every row of the agent (see filterOnly).
+  const movedFrom = sql`(select ${telegramChats.migratedFromChatId} from ${telegramChats}
+      where ${telegramChats.agentId} = ${sql.placeholder('agentId')} and ${telegramChats.chatId} = ${sql.placeholder('chatId')})`;
+  const movedTo = sql`(select ${telegramChats.chatId} from ${telegramChats}
+      where ${telegramChats.agentId} = ${sql.placeholder('agentId')} and ${telegramChats.migratedFromChatId} = ${sql.placeholder('chatId')}
+      limit 1)`;
+  return sql<boolean>`(exists(${earlierIn(sql`${sql.placeholder('chatId')}`)})
+    or exists(${earlierIn(movedFrom)}) or exists(${earlierIn(movedTo)}))`;
 }
 
 /** The agent, its customer's status and limits, and whether an earlier message of the chat is being answered. */
@@ -130,7 +133,8 @@ const claimMessage = preparedQuery((db) =>
     .where(
       and(
         eq(telegramMessages.id, sql.placeholder('messageId')),
-        eq(telegramMessages.agentId, sql.placeholder('agentId')),
+        // Found by its primary key whatever the table held when the statement was planned.
+        filterOnly(eq(telegramMessages.agentId, sql.placeholder('agentId'))),
         eq(telegramMessages.direction, 'inbound'),
         or(
           inArray(telegramMessages.status, ['received', 'failed']),
@@ -144,6 +148,9 @@ const claimMessage = preparedQuery((db) =>
     .returning()
     .prepare('reply_claim_message'),
 );
+
+/** The statements of a decision on every message, for the test of their plans (test/conversation/plans.test.ts). */
+export const decideStatements = { readAgentAndTurn, claimMessage };
 
 /**
  * Decides what one stored inbound message gets: nothing, a fixed notice, a Claude answer, or `wait`

@@ -1,0 +1,74 @@
+import { fillPlaceholders, type Query, sql } from 'drizzle-orm';
+import type { Queryable } from '../../lib/db/client';
+import { selectRows } from '../../lib/db/client';
+
+/** One node of a plan that reads a table: which index (if any) and on what condition. */
+export interface PlanScan {
+  nodeType: string;
+  relation: string;
+  alias: string;
+  index: string | undefined;
+  indexCond: string | undefined;
+}
+
+interface PlanNode {
+  'Node Type': string;
+  'Relation Name'?: string;
+  Alias?: string;
+  'Index Name'?: string;
+  'Index Cond'?: string;
+  'Recheck Cond'?: string;
+  Plans?: PlanNode[];
+}
+
+function literal(value: unknown): string {
+  if (value === null || value === undefined) return 'null';
+  if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean')
+    return String(value);
+  const text =
+    value instanceof Date ? value.toISOString() : typeof value === 'string' ? value : JSON.stringify(value);
+  return `'${text.replaceAll("'", "''")}'`;
+}
+
+/**
+ * The generic plan PostgreSQL makes for a named statement on the tables as they are now: the plan a
+ * connection keeps for it after its fifth run (PostgreSQL plans it again only after an ANALYZE). Its
+ * scans, flattened. Runs in a transaction of its own, so `plan_cache_mode` stays there.
+ */
+export async function genericPlanScans(
+  db: Queryable,
+  prepared: { getQuery(): Query },
+  values: Record<string, unknown>,
+): Promise<PlanScan[]> {
+  const query = prepared.getQuery();
+  const args = fillPlaceholders(query.params, values).map(literal);
+  const name = `plan_probe_${Math.random().toString(36).slice(2, 10)}`;
+  const plan = await db.transaction(async (tx) => {
+    await tx.execute(sql`set local plan_cache_mode = force_generic_plan`);
+    await tx.execute(sql.raw(`prepare ${name} as ${query.sql}`));
+    const [row] = await selectRows<{ 'QUERY PLAN': unknown }>(
+      tx,
+      sql.raw(`explain (format json) execute ${name}(${args.join(', ')})`),
+    );
+    await tx.execute(sql.raw(`deallocate ${name}`));
+    return row?.['QUERY PLAN'];
+  });
+  const parsed = (typeof plan === 'string' ? JSON.parse(plan) : plan) as { Plan: PlanNode }[];
+  const scans: PlanScan[] = [];
+  const walk = (node: PlanNode) => {
+    if (node['Relation Name'] && node['Node Type'].endsWith('Scan')) {
+      // A bitmap heap scan reads the table; the bitmap index scan under it names the index.
+      const bitmap = node['Node Type'] === 'Bitmap Heap Scan' ? node.Plans?.[0] : undefined;
+      scans.push({
+        nodeType: node['Node Type'],
+        relation: node['Relation Name'],
+        alias: node.Alias ?? node['Relation Name'],
+        index: node['Index Name'] ?? bitmap?.['Index Name'],
+        indexCond: node['Index Cond'] ?? bitmap?.['Index Cond'],
+      });
+    }
+    for (const child of node.Plans ?? []) walk(child);
+  };
+  for (const root of parsed) walk(root.Plan);
+  return scans;
+}
