@@ -7,10 +7,10 @@ import {
   endRun,
   failRun,
   lockRun,
-  queuedOnKeys,
   type RunContext,
   recordStep,
   wakeQueuedStarts,
+  wakeStartsOnKeys,
 } from './runs';
 import { iso, json } from './sql-values';
 import type { EventPayload, InvokeOutcome, OutgoingOp, QueueItem, Registry, StepMeta } from './types';
@@ -281,9 +281,7 @@ export async function tryStart(
           -- First in, first out: an older run waiting on the same key goes first (replies stay in
           -- order); then a free slot.
           select coalesce(bool_or(
-            exists (select 1 from executor_queue q join executor_runs r on r.id = q.run_id
-                    where q.kind = 'start' and q.id < ${item.id} and r.status = 'queued'
-                      and r.concurrency @> jsonb_build_array(jsonb_build_object('key', rules.key)))
+            exists (select 1 from executor_start_keys k where k.key = rules.key and k.item_id < ${item.id})
             or (select count(*) from executor_concurrency ec where ec.key = rules.key) >= rules.lim), false) as blocked
           from rules),
         slots as (
@@ -300,11 +298,13 @@ export async function tryStart(
             leased_until = case when (select blocked from verdict) then null else leased_until end,
             leased_by = case when (select blocked from verdict) then null else leased_by end
           where id = ${item.id}),
+        -- A run that starts no longer waits on its keys.
+        unkeyed as (delete from executor_start_keys where item_id = ${item.id} and not (select blocked from verdict)),
         -- Runs queued behind this one may start too when a key allows more than one at a time.
-        woken as (${wakeQueuedStarts(
+        woken as (${wakeStartsOnKeys(
           now,
-          sql`not (select blocked from verdict) and q.available_at > ${iso(now)}::timestamptz
-              and ${queuedOnKeys(sql`select key from rules where rules.lim > 1`)}`,
+          sql`select key from rules where rules.lim > 1`,
+          sql`not (select blocked from verdict) and q.available_at > ${iso(now)}::timestamptz`,
         )})
         select blocked from verdict`,
   );
@@ -340,7 +340,7 @@ async function tryStartThrottled(
     // other processes.
     const [slot] = await selectRows<{ older: boolean; used: number }>(
       tx,
-      sql`select exists (${olderWaitingQuery(item.id, sql`r.concurrency @> ${json([{ key: rule.key }])}::jsonb`)}) as older,
+      sql`select exists (select 1 from executor_start_keys where key = ${rule.key} and item_id < ${item.id}) as older,
                  (select count(*)::int from executor_concurrency where key = ${rule.key}) as used`,
     );
     if (slot?.older || (slot?.used ?? 0) >= rule.limit) return block(now + 1_000);
@@ -366,12 +366,15 @@ async function tryStartThrottled(
   }
   await tx.execute(
     sql`with started as (
-          update executor_runs set status = 'running', started_at = ${iso(now)}::timestamptz where id = ${item.runId})
+          update executor_runs set status = 'running', started_at = ${iso(now)}::timestamptz where id = ${item.runId}),
+        unkeyed as (delete from executor_start_keys where item_id = ${item.id})
         update executor_queue set kind = 'invoke' where id = ${item.id}`,
   );
   // The runs queued behind this one may start now if the limit allows more than one.
   for (const rule of concurrency) {
-    await wakeWaiting(tx, now, sql`r.concurrency @> ${json([{ key: rule.key }])}::jsonb`);
+    await tx.execute(
+      wakeStartsOnKeys(now, sql`select ${rule.key}::text`, sql`q.available_at > ${iso(now)}::timestamptz`),
+    );
   }
   if (throttleKey) await wakeWaiting(tx, now, sql`r.throttle_key = ${throttleKey}`);
   return started;

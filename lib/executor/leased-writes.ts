@@ -1,7 +1,7 @@
 import { type SQL, sql } from 'drizzle-orm';
 import { type Queryable, selectRows } from '../db/client';
 import { roundsByKey } from '../group-commit';
-import { queuedOnKeys, wakeQueuedStarts } from './runs';
+import { wakeStartsOnKeys } from './runs';
 import { iso } from './sql-values';
 
 /**
@@ -119,7 +119,7 @@ export async function completeRuns(
           waits as (delete from executor_waits where run_id in (select id from ended)),
           cancels as (delete from executor_cancels where run_id in (select id from ended)),
           released as (delete from executor_concurrency where run_id in (select id from ended) returning key),
-          woken as (${wakeQueuedStarts(now, queuedOnKeys(sql`select key from released`))})
+          woken as (${wakeStartsOnKeys(now, sql`select key from released`)})
           select (select json_agg(ord) from live) as ords`,
     );
     const liveOrds = new Set((row?.ords ?? []).map(Number));

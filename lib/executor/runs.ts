@@ -97,9 +97,16 @@ export async function createRuns(
                    concurrency, throttle_key, ${iso(now)}::timestamptz,
                    case when gated then null else ${iso(now)}::timestamptz end
             from input
-            returning id, status)
-          insert into executor_queue (run_id, kind, step_id, available_at)
-          select id, case when status = 'queued' then 'start' else 'invoke' end, '', ${iso(now)}::timestamptz from run`,
+            returning id, status),
+          queued as (
+            insert into executor_queue (run_id, kind, step_id, available_at)
+            select id, case when status = 'queued' then 'start' else 'invoke' end, '', ${iso(now)}::timestamptz from run
+            returning id, run_id, kind)
+          insert into executor_start_keys (key, item_id)
+          select distinct c->>'key', q.id
+          from queued q join input i on i.id = q.run_id cross join lateral jsonb_array_elements(i.concurrency) c
+          where q.kind = 'start'
+          on conflict do nothing`,
     );
   }
   return ids;
@@ -222,17 +229,23 @@ export function wakeQueuedStarts(now: number, which: SQL): SQL {
     where q.run_id = r.id and q.kind = 'start' and q.leased_by is null and r.status = 'queued' and ${which}`;
 }
 
-/** A run `r` queued on one of the concurrency keys `keys` (a subquery of keys). */
-export function queuedOnKeys(keys: SQL): SQL {
-  return sql`exists (select 1 from jsonb_array_elements(r.concurrency) c where c->>'key' in (${keys}))`;
+/**
+ * The statement (or CTE) that makes the start items of the runs queued on one of the concurrency keys
+ * `keys` (a subquery of keys) due at `now` (`which`: a further condition on the item `q`), found by
+ * their keys (executor_start_keys), not by reading every queued run. The keys, then the ids, are each
+ * one array computed first: as joins or `in`s, the planner may read the whole queue (or all the keys)
+ * and match each row.
+ */
+export function wakeStartsOnKeys(now: number, keys: SQL, which: SQL = sql`true`): SQL {
+  return sql`update executor_queue q set available_at = ${iso(now)}::timestamptz
+    where q.id = any(array(select k.item_id from executor_start_keys k where k.key = any(array(${keys}))))
+      and q.kind = 'start' and q.leased_by is null and ${which}`;
 }
 
 /** Runs queued on concurrency keys that just freed a slot may start now. */
 async function wakeQueuedOn(tx: Queryable, keys: string[], now: number): Promise<void> {
   if (keys.length === 0) return;
-  await tx.execute(
-    wakeQueuedStarts(now, queuedOnKeys(sql`select jsonb_array_elements_text(${json(keys)}::jsonb)`)),
-  );
+  await tx.execute(wakeStartsOnKeys(now, sql`select jsonb_array_elements_text(${json(keys)}::jsonb)`));
 }
 
 /** Fails a run and emits `inngest/function.failed`, so the function's onFailure handler runs. */

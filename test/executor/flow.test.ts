@@ -1,4 +1,6 @@
+import { sql } from 'drizzle-orm';
 import { afterEach, describe, expect, it } from 'vitest';
+import { selectRows } from '../../lib/db/client';
 import { databaseTargets } from '../support/db';
 import { createExecutorHarness, type ExecutorHarness } from '../support/executor';
 
@@ -10,6 +12,15 @@ describe.each(databaseTargets())('executor timers and flow control on %s', (targ
     await h?.close();
     h = undefined;
   });
+
+  /** The concurrency keys runs wait on (executor_start_keys), in key order. */
+  async function startKeys(): Promise<string[]> {
+    const rows = await selectRows<{ key: string }>(
+      h!.database.handle.db,
+      sql`select key from executor_start_keys order by key, item_id`,
+    );
+    return rows.map((row) => row.key);
+  }
 
   it('sleeps on the clock, not in real time', async () => {
     const seen: string[] = [];
@@ -100,11 +111,14 @@ describe.each(databaseTargets())('executor timers and flow control on %s', (targ
     ]);
     await h.drain();
     expect([...log].sort()).toEqual(['a1:begin', 'b1:begin']);
+    // Only a2 waits, on its key; the runs that started no longer do.
+    expect(await startKeys()).toEqual([`${APP}-per-chat:a`]);
     await h.settle();
     const a = log.filter((line) => line.startsWith('a'));
     expect(a).toEqual(['a1:begin', 'a1:end', 'a2:begin', 'a2:end']);
     const runs = await h.runsOf(`${APP}-per-chat`);
     expect(runs.map((r) => r.status)).toEqual(['completed', 'completed', 'completed']);
+    expect(await startKeys()).toEqual([]);
   });
 
   it('concurrency limit 2 per key runs two of a key at once, in order, the third when a slot frees', async () => {

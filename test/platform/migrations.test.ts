@@ -102,4 +102,38 @@ describe.each(databaseTargets())('migrations on %s', (target) => {
     ]);
     expect(new Date(chats[0]!.floor!).toISOString()).toBe('2026-03-01T10:00:00.123Z');
   });
+  it('give the runs queued before 0010 their concurrency keys, so they keep their place', async () => {
+    const database = await createTestDatabase(target, { migrate: false });
+    opened.push(database);
+    const older = await migrationsBefore('0010_start_keys');
+    try {
+      await migrateDatabase(database.handle, older.folder);
+    } finally {
+      await older.remove();
+    }
+    const { db } = database.handle;
+    // A queued run on two keys, a running one (its item an invoke), and a queued one with no keys.
+    await db.execute(sql`insert into executor_runs (id, function_id, event, status, concurrency, created_at) values
+      ('00000000-0000-4000-8000-000000000001', 'f', '{}', 'queued', '[{"key":"f:a","limit":1},{"key":"f:b","limit":2}]', now()),
+      ('00000000-0000-4000-8000-000000000002', 'f', '{}', 'running', '[{"key":"f:a","limit":1}]', now()),
+      ('00000000-0000-4000-8000-000000000003', 'g', '{}', 'queued', '[]', now())`);
+    await db.execute(sql`insert into executor_queue (run_id, kind, available_at) values
+      ('00000000-0000-4000-8000-000000000001', 'start', now()),
+      ('00000000-0000-4000-8000-000000000002', 'invoke', now()),
+      ('00000000-0000-4000-8000-000000000003', 'start', now())`);
+    await migrateDatabase(database.handle);
+
+    const keys = await selectRows<{ key: string; run_id: string }>(
+      db,
+      sql`select k.key, q.run_id::text from executor_start_keys k join executor_queue q on q.id = k.item_id order by k.key`,
+    );
+    expect(keys).toEqual([
+      { key: 'f:a', run_id: '00000000-0000-4000-8000-000000000001' },
+      { key: 'f:b', run_id: '00000000-0000-4000-8000-000000000001' },
+    ]);
+    // The keys go with their item.
+    await db.execute(sql`delete from executor_queue where run_id = '00000000-0000-4000-8000-000000000001'`);
+    const left = await selectRows<{ n: number }>(db, sql`select count(*)::int as n from executor_start_keys`);
+    expect(left[0]?.n).toBe(0);
+  });
 });

@@ -138,6 +138,22 @@ export const executorQueue = pgTable(
   ],
 );
 
+/**
+ * The concurrency keys of each `start` item whose run is queued: a run waits for an older one of its
+ * keys (first in, first out), and a freed slot wakes the runs queued on it, each by one index range
+ * whatever the length of the queue. A row goes with its item (cascade) and when the run starts.
+ */
+export const executorStartKeys = pgTable(
+  'executor_start_keys',
+  {
+    key: text('key').notNull(),
+    itemId: bigint('item_id', { mode: 'number' })
+      .notNull()
+      .references(() => executorQueue.id, { onDelete: 'cascade' }),
+  },
+  (t) => [primaryKey({ columns: [t.key, t.itemId] }), index('executor_start_keys_item_idx').on(t.itemId)],
+);
+
 /** step.waitForEvent in progress. */
 export const executorWaits = pgTable(
   'executor_waits',
