@@ -8,6 +8,7 @@ import type { PartHealth } from '../health';
 import type { JobEvent, StatementWithEvents, WritesWithEvents } from '../jobs';
 import type { Logger } from '../logger';
 import { applyOutcome, completeTimer, tryStart } from './apply';
+import { type ClaimedItem, claimItems } from './claim';
 import {
   cancelRun,
   enqueueFanOut,
@@ -75,30 +76,6 @@ export interface ExecutorOptions {
 
 /** The NOTIFY channel the executors of one database wake each other on. */
 export const WAKE_CHANNEL = 'openclaw_executor_wake';
-
-interface QueueRow {
-  id: string | number;
-  run_id: string;
-  kind: QueueItem['kind'];
-  step_id: string;
-  attempt: number;
-  meta: QueueItem['meta'];
-  function_id: string | null;
-  status: string | null;
-  event: EventPayload | null;
-  step_seq: number | null;
-}
-
-/** What an `invoke` item's claim read of its run: no second read before calling the SDK. */
-interface ClaimedRun {
-  functionId: string;
-  event: EventPayload;
-  status: string;
-  /** No step of the run is stored yet: the SDK is called with an empty memo, without reading it. */
-  fresh: boolean;
-}
-
-type ClaimedItem = QueueItem & { run?: ClaimedRun | undefined };
 
 /**
  * The embedded jobs engine: the server side of the Inngest SDK protocol on Postgres. The Inngest
@@ -519,43 +496,13 @@ export class EmbeddedExecutor {
     }
   }
 
-  private async claim(limit: number): Promise<ClaimedItem[]> {
-    if (limit <= 0) return [];
-    const now = this.clock.now();
-    const rows = await selectRows<QueueRow & Record<string, unknown>>(
-      this.db,
-      // An invoke item comes with its run (function, event, status, whether any step is stored).
-      sql`with claimed as (
-            update executor_queue set leased_until = ${iso(now + this.leaseMs)}::timestamptz, leased_by = ${this.workerId}
-            where id in (
-              select id from executor_queue
-              where available_at <= ${iso(now)}::timestamptz and (leased_until is null or leased_until < ${iso(now)}::timestamptz)
-              order by available_at, id
-              limit ${limit}
-              for update skip locked)
-            returning id, run_id, kind, step_id, attempt, meta)
-          select c.id, c.run_id, c.kind, c.step_id, c.attempt, c.meta,
-                 r.function_id, r.status, r.event, r.step_seq
-          from claimed c left join executor_runs r on c.kind = 'invoke' and r.id = c.run_id::uuid
-          order by c.id`,
-    );
-    return rows.map((row) => ({
-      id: Number(row.id),
-      runId: row.run_id,
-      kind: row.kind,
-      stepId: row.step_id,
-      attempt: row.attempt,
-      meta: row.meta,
-      run:
-        row.function_id !== null && row.status !== null && row.event !== null
-          ? {
-              functionId: row.function_id,
-              event: row.event,
-              status: row.status,
-              fresh: Number(row.step_seq ?? 0) === 0,
-            }
-          : undefined,
-    }));
+  private claim(limit: number): Promise<ClaimedItem[]> {
+    return claimItems(this.db, {
+      limit,
+      now: this.clock.now(),
+      leaseMs: this.leaseMs,
+      workerId: this.workerId,
+    });
   }
 
   private dispatch(item: ClaimedItem): Promise<void> {
