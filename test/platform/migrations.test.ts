@@ -44,6 +44,19 @@ describe.each(databaseTargets())('migrations on %s', (target) => {
     await Promise.all(opened.map((database) => database.destroy()));
   });
 
+  /** A new database with the migrations before `tag` applied, as an older release left it. */
+  async function migratedUpTo(tag: string): Promise<TestDatabase> {
+    const database = await createTestDatabase(target, { migrate: false });
+    opened.push(database);
+    const older = await migrationsBefore(tag);
+    try {
+      await migrateDatabase(database.handle, older.folder);
+    } finally {
+      await older.remove();
+    }
+    return database;
+  }
+
   it('apply cleanly to an empty database, and again as a no-op', async () => {
     const database = await createTestDatabase(target, { migrate: false });
     opened.push(database);
@@ -77,14 +90,7 @@ describe.each(databaseTargets())('migrations on %s', (target) => {
   });
 
   it("keep a /reset made before forum topics had their own as every topic's floor", async () => {
-    const database = await createTestDatabase(target, { migrate: false });
-    opened.push(database);
-    const older = await migrationsBefore('0008_topic_history_reset');
-    try {
-      await migrateDatabase(database.handle, older.folder);
-    } finally {
-      await older.remove();
-    }
+    const database = await migratedUpTo('0008_topic_history_reset');
     const { db } = database.handle;
     const agent = await createAgent(db);
     await db.execute(sql`insert into telegram_chats (agent_id, chat_id, type, history_reset_at) values
@@ -102,15 +108,9 @@ describe.each(databaseTargets())('migrations on %s', (target) => {
     ]);
     expect(new Date(chats[0]!.floor!).toISOString()).toBe('2026-03-01T10:00:00.123Z');
   });
+
   it('give the runs queued before 0010 their concurrency keys, so they keep their place', async () => {
-    const database = await createTestDatabase(target, { migrate: false });
-    opened.push(database);
-    const older = await migrationsBefore('0010_start_keys');
-    try {
-      await migrateDatabase(database.handle, older.folder);
-    } finally {
-      await older.remove();
-    }
+    const database = await migratedUpTo('0010_start_keys');
     const { db } = database.handle;
     // A queued run on two keys, a running one (its item an invoke), and a queued one with no keys.
     await db.execute(sql`insert into executor_runs (id, function_id, event, status, concurrency, created_at) values
