@@ -121,6 +121,30 @@ describe.each(databaseTargets())('executor timers and flow control on %s', (targ
     expect(await startKeys()).toEqual([]);
   });
 
+  it('a run that ends wakes the next one queued on its key at once, the clock standing still', async () => {
+    h = await createExecutorHarness({
+      target,
+      functions: (inngest) => [
+        inngest.createFunction(
+          {
+            id: 'one-at-a-time',
+            concurrency: { limit: 1, key: 'event.data.k' },
+            triggers: [{ event: 'test/one-at-a-time' }],
+          },
+          async ({ step }) => {
+            await step.run('work', () => new Promise((resolve) => setTimeout(resolve, 50)));
+          },
+        ),
+      ],
+    });
+    await h.send([1, 2, 3].map((n) => ({ name: 'test/one-at-a-time', data: { k: 'same', n } })));
+    // No clock move: a blocked start would only be retried a second later.
+    await h.drain();
+    const runs = await h.runsOf(`${APP}-one-at-a-time`);
+    expect(runs.map((r) => r.status)).toEqual(['completed', 'completed', 'completed']);
+    expect(await startKeys()).toEqual([]);
+  });
+
   it('concurrency limit 2 per key runs two of a key at once, in order, the third when a slot frees', async () => {
     const log: string[] = [];
     h = await createExecutorHarness({
