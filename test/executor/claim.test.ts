@@ -5,6 +5,7 @@ import type { Database } from '../../lib/db/client';
 import { selectRows } from '../../lib/db/client';
 import { claimItems, claimStatement } from '../../lib/executor/claim';
 import { createTestDatabase, databaseTargets, type TestDatabase } from '../support/db';
+import { explainPlan, type PlanNode } from '../support/plans';
 
 const T0 = Date.parse('2026-03-01T10:00:00.000Z');
 
@@ -56,24 +57,17 @@ describe.each(databaseTargets())('claiming queue items on %s', (target) => {
     // here can make a re-run pick others on cue; the plan shows whether it can happen.
     await queue(50, 1000);
     await db.execute(sql`analyze executor_queue`);
-    const [row] = await selectRows<{ 'QUERY PLAN': unknown }>(
+    const plan = await explainPlan(
       db,
-      sql`explain (format json) ${claimStatement({ limit: 10, now: T0 + 10_000, leaseMs: 30_000, workerId: 'w' })}`,
+      claimStatement({ limit: 10, now: T0 + 10_000, leaseMs: 30_000, workerId: 'w' }),
     );
-    const plan = row?.['QUERY PLAN'];
-    const [root] = (typeof plan === 'string' ? JSON.parse(plan) : plan) as { Plan: PlanNode }[];
     const pickings: string[][] = [];
     const walk = (node: PlanNode, above: string[]) => {
       if (node['Node Type'] === 'LockRows') pickings.push(above);
       for (const child of node.Plans ?? []) walk(child, [...above, node['Node Type']]);
     };
-    walk(root!.Plan, []);
+    walk(plan, []);
     expect(pickings).toHaveLength(1);
     expect(pickings[0]!.filter((type) => /Nested Loop|Hash Join|Merge Join/.test(type))).toEqual([]);
   });
 });
-
-interface PlanNode {
-  'Node Type': string;
-  Plans?: PlanNode[];
-}

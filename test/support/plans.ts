@@ -1,4 +1,4 @@
-import { fillPlaceholders, type Query, sql } from 'drizzle-orm';
+import { fillPlaceholders, type Query, type SQL, sql } from 'drizzle-orm';
 import type { Queryable } from '../../lib/db/client';
 import { selectRows } from '../../lib/db/client';
 
@@ -11,7 +11,8 @@ export interface PlanScan {
   indexCond: string | undefined;
 }
 
-interface PlanNode {
+/** A node of `explain (format json)`'s plan, with the fields the tests read. */
+export interface PlanNode {
   'Node Type': string;
   'Relation Name'?: string;
   Alias?: string;
@@ -30,6 +31,15 @@ function literal(value: unknown): string {
   return `'${text.replaceAll("'", "''")}'`;
 }
 
+/** The plan PostgreSQL makes for `statement` (run as `explain (format json) <statement>`). */
+export async function explainPlan(db: Queryable, statement: SQL): Promise<PlanNode> {
+  const [row] = await selectRows<{ 'QUERY PLAN': unknown }>(db, sql`explain (format json) ${statement}`);
+  const plan = row?.['QUERY PLAN'];
+  const [root] = (typeof plan === 'string' ? JSON.parse(plan) : plan) as { Plan: PlanNode }[];
+  if (!root) throw new Error('explain returned no plan');
+  return root.Plan;
+}
+
 /**
  * The generic plan PostgreSQL makes for a named statement on the tables as they are now: the plan a
  * connection keeps for it after its fifth run (PostgreSQL plans it again only after an ANALYZE). Its
@@ -46,14 +56,10 @@ export async function genericPlanScans(
   const plan = await db.transaction(async (tx) => {
     await tx.execute(sql`set local plan_cache_mode = force_generic_plan`);
     await tx.execute(sql.raw(`prepare ${name} as ${query.sql}`));
-    const [row] = await selectRows<{ 'QUERY PLAN': unknown }>(
-      tx,
-      sql.raw(`explain (format json) execute ${name}(${args.join(', ')})`),
-    );
+    const root = await explainPlan(tx, sql.raw(`execute ${name}(${args.join(', ')})`));
     await tx.execute(sql.raw(`deallocate ${name}`));
-    return row?.['QUERY PLAN'];
+    return root;
   });
-  const parsed = (typeof plan === 'string' ? JSON.parse(plan) : plan) as { Plan: PlanNode }[];
   const scans: PlanScan[] = [];
   const walk = (node: PlanNode) => {
     if (node['Relation Name'] && node['Node Type'].endsWith('Scan')) {
@@ -69,6 +75,6 @@ export async function genericPlanScans(
     }
     for (const child of node.Plans ?? []) walk(child);
   };
-  for (const root of parsed) walk(root.Plan);
+  walk(plan);
   return scans;
 }
