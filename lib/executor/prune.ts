@@ -1,4 +1,4 @@
-import { sql } from 'drizzle-orm';
+import { type SQL, sql } from 'drizzle-orm';
 import { type Queryable, selectRows } from '../db/client';
 import { EVENT_DEDUPE_WINDOW_MS } from './events';
 import { IDEMPOTENCY_WINDOW_MS } from './runs';
@@ -55,15 +55,7 @@ export async function pruneHistory(db: Queryable, options: PruneOptions): Promis
   const runs = await repeat(async () => {
     const [row] = await selectRows<{ runs: number | string; steps: number | string }>(
       db,
-      sql`with doomed as (
-            select id from executor_runs
-            where status in ('completed', 'failed', 'cancelled') and ended_at < ${historyCutoff}::timestamptz
-            order by ended_at, id
-            limit ${limit}
-            for update skip locked),
-          runs as (delete from executor_runs where id in (select id from doomed) returning id),
-          steps as (delete from executor_steps where run_id in (select id from runs) returning run_id)
-          select (select count(*) from runs) as runs, (select count(*) from steps) as steps`,
+      pruneRunsStatement(historyCutoff, limit),
     );
     return { deleted: Number(row?.runs ?? 0), extra: Number(row?.steps ?? 0) };
   });
@@ -75,37 +67,16 @@ export async function pruneHistory(db: Queryable, options: PruneOptions): Promis
   // their age.
   result.events = (
     await repeat(async () => {
-      const rows = await selectRows<{ id: string }>(
-        db,
-        sql`delete from executor_events where id in (
-              select e.id from executor_events e
-              where e.received_at < ${historyCutoff}::timestamptz
-                and not exists (select 1 from executor_runs r where r.event_id = e.id)
-                and not exists (
-                  select 1 from executor_queue q where q.kind = 'event' and q.run_id = e.id)
-              order by e.received_at, e.id
-              limit ${limit}
-              for update of e skip locked)
-            returning id`,
-      );
+      const rows = await selectRows(db, pruneEventsStatement(historyCutoff, limit));
       return { deleted: rows.length };
     })
   ).deleted;
 
   /** Deletes the rows of a window table (`key` column, `time` column) from before `cutoff`. */
-  const expire = async (table: string, key: string, time: string, cutoff: number) =>
+  const expire = async (table: WindowTable, key: string, time: string, cutoff: number) =>
     (
       await repeat(async () => {
-        const rows = await selectRows(
-          db,
-          sql`delete from ${sql.identifier(table)} where ${sql.identifier(key)} in (
-                select ${sql.identifier(key)} from ${sql.identifier(table)}
-                where ${sql.identifier(time)} < ${iso(cutoff)}::timestamptz
-                order by ${sql.identifier(time)}, ${sql.identifier(key)}
-                limit ${limit}
-                for update skip locked)
-              returning 1 as deleted`,
-        );
+        const rows = await selectRows(db, expireStatement(table, key, time, iso(cutoff), limit));
         return { deleted: rows.length };
       })
     ).deleted;
@@ -119,4 +90,58 @@ export async function pruneHistory(db: Queryable, options: PruneOptions): Promis
   result.idempotency = await expire('executor_idempotency', 'key', 'created_at', now - IDEMPOTENCY_WINDOW_MS);
 
   return result;
+}
+
+// Each statement picks its batch once, in a materialized CTE, and deletes what it picked. Written as
+// `delete … where id in (select … limit n for update skip locked)`, the planner may run the pick again
+// for each row it joins (as the executor's claim did, lib/executor/claim.ts), and each run skips what
+// other transactions hold at that moment: a batch past its limit. The plans are tested
+// (test/executor/prune.test.ts).
+
+/** Ended runs before `cutoff` (ISO), oldest first, and their steps. */
+export function pruneRunsStatement(cutoff: string, limit: number): SQL {
+  return sql`with doomed as materialized (
+      select id from executor_runs
+      where status in ('completed', 'failed', 'cancelled') and ended_at < ${cutoff}::timestamptz
+      order by ended_at, id
+      limit ${limit}
+      for update skip locked),
+    runs as (delete from executor_runs where id in (select id from doomed) returning id),
+    steps as (delete from executor_steps where run_id in (select id from runs) returning run_id)
+    select (select count(*) from runs) as runs, (select count(*) from steps) as steps`;
+}
+
+/** Events received before `cutoff` that no run was created from and no fan-out waits for. */
+export function pruneEventsStatement(cutoff: string, limit: number): SQL {
+  return sql`with doomed as materialized (
+      select e.id from executor_events e
+      where e.received_at < ${cutoff}::timestamptz
+        and not exists (select 1 from executor_runs r where r.event_id = e.id)
+        and not exists (select 1 from executor_queue q where q.kind = 'event' and q.run_id = e.id)
+      order by e.received_at, e.id
+      limit ${limit}
+      for update of e skip locked)
+    delete from executor_events where id in (select id from doomed)
+    returning id`;
+}
+
+type WindowTable = 'executor_event_ids' | 'executor_idempotency';
+
+/** The rows of a window table (`key` column, `time` column) from before `cutoff` (ISO). */
+export function expireStatement(
+  table: WindowTable,
+  key: string,
+  time: string,
+  cutoff: string,
+  limit: number,
+): SQL {
+  const [name, keyColumn, timeColumn] = [sql.identifier(table), sql.identifier(key), sql.identifier(time)];
+  return sql`with doomed as materialized (
+      select ${keyColumn} as doomed_key from ${name}
+      where ${timeColumn} < ${cutoff}::timestamptz
+      order by ${timeColumn}, ${keyColumn}
+      limit ${limit}
+      for update skip locked)
+    delete from ${name} where ${keyColumn} in (select doomed_key from doomed)
+    returning 1 as deleted`;
 }

@@ -2,9 +2,15 @@ import { sql } from 'drizzle-orm';
 import { afterEach, describe, expect, it } from 'vitest';
 import { selectRows } from '../../lib/db/client';
 import { enqueueFanOut, storeEvents } from '../../lib/executor/events';
-import { pruneHistory } from '../../lib/executor/prune';
+import {
+  expireStatement,
+  pruneEventsStatement,
+  pruneHistory,
+  pruneRunsStatement,
+} from '../../lib/executor/prune';
 import { databaseTargets } from '../support/db';
 import { createExecutorHarness, type ExecutorHarness } from '../support/executor';
+import { explainPlan, joinsAbovePicks } from '../support/plans';
 import { until } from '../support/until';
 
 const APP = 'openclaw-platform';
@@ -239,6 +245,33 @@ describe.each(databaseTargets())('executor history pruning on %s', (target) => {
     expect(await runs()).toBe(1);
     expect(await prune(5)).toMatchObject({ runs: 1, events: 1 });
     expect(await runs()).toBe(0);
+  });
+
+  it('each batch picks its rows in one scan, never inside a join that runs it again for each row', async () => {
+    h = await createExecutorHarness({
+      target,
+      functions: (inngest) => [
+        inngest.createFunction({ id: 'quick', triggers: [{ event: 'test/quick' }] }, async () => 'ok'),
+      ],
+    });
+    await h.send(
+      Array.from({ length: 20 }, (_, n) => ({ name: 'test/quick', id: `quick-${n}`, data: { n } })),
+    );
+    await h.drain();
+    // Statistics of short tables, as autovacuum may have taken them before the history grew.
+    await h.services.db.execute(sql`analyze`);
+    const cutoff = new Date(h.clock.now() + DAY).toISOString();
+    const statements = {
+      runs: pruneRunsStatement(cutoff, 5),
+      events: pruneEventsStatement(cutoff, 5),
+      eventIds: expireStatement('executor_event_ids', 'external_id', 'seen_at', cutoff, 5),
+      idempotency: expireStatement('executor_idempotency', 'key', 'created_at', cutoff, 5),
+    };
+    const joins: Record<string, string[][]> = {};
+    for (const [name, statement] of Object.entries(statements)) {
+      joins[name] = joinsAbovePicks(await explainPlan(h.services.db, statement));
+    }
+    expect(joins).toEqual({ runs: [[]], events: [[]], eventIds: [[]], idempotency: [[]] });
   });
 
   it('two prunes at once share the work: each row is deleted once', async () => {

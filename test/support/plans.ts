@@ -41,6 +41,22 @@ export async function explainPlan(db: Queryable, statement: SQL): Promise<PlanNo
 }
 
 /**
+ * For each row-locking pick (LockRows) in `plan`, the joins above it. A pick under a join may run
+ * again for each row the join reads, and a SKIP LOCKED pick then picks other rows each time.
+ */
+export function joinsAbovePicks(plan: PlanNode): string[][] {
+  const picks: string[][] = [];
+  const walk = (node: PlanNode, joins: string[]) => {
+    if (node['Node Type'] === 'LockRows') picks.push(joins);
+    const type = node['Node Type'];
+    const below = /Nested Loop|Hash Join|Merge Join/.test(type) ? [...joins, type] : joins;
+    for (const child of node.Plans ?? []) walk(child, below);
+  };
+  walk(plan, []);
+  return picks;
+}
+
+/**
  * The generic plan PostgreSQL makes for a named statement on the tables as they are now: the plan a
  * connection keeps for it after its fifth run (PostgreSQL plans it again only after an ANALYZE). Its
  * scans, flattened. Runs in a transaction of its own, so `plan_cache_mode` stays there.
