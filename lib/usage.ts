@@ -6,7 +6,7 @@ import { AppError } from './errors';
 import { isUuid } from './pagination';
 import type { RateLimiter } from './ratelimit/limiter';
 import { limitsFor } from './ratelimit/plans';
-import { startOfUtcDay } from './ratelimit/quota';
+import { startOfUtcDay, usedTokens } from './ratelimit/quota';
 
 export interface AgentTokenUsage {
   agentId: string;
@@ -44,27 +44,7 @@ export async function getUsage(
     limiters.api.usage(identifier, limits.apiRequestsPerHour),
     limiters.messages.usage(identifier, limits.messagesPerDay),
   ]);
-  const dayStart = startOfUtcDay(now);
-  const monthStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
-  const sumIf = (column: AnyPgColumn, from: Date) =>
-    sql<string>`coalesce(sum(${column}) filter (where ${telegramMessages.createdAt} >= ${from.toISOString()}::timestamptz), 0)`;
-  const rows = await db
-    .select({
-      agentId: agents.id,
-      name: agents.name,
-      dayIn: sumIf(telegramMessages.inputTokens, dayStart),
-      dayOut: sumIf(telegramMessages.outputTokens, dayStart),
-      monthIn: sumIf(telegramMessages.inputTokens, monthStart),
-      monthOut: sumIf(telegramMessages.outputTokens, monthStart),
-    })
-    .from(agents)
-    .leftJoin(
-      telegramMessages,
-      and(eq(telegramMessages.agentId, agents.id), gte(telegramMessages.createdAt, monthStart)),
-    )
-    .where(eq(agents.customerId, customerId))
-    .groupBy(agents.id, agents.name)
-    .orderBy(agents.name);
+  const rows = await tokensByAgentQuery(db, customerId, now);
   const perAgent = rows.map((row) => ({
     agentId: row.agentId,
     name: row.name,
@@ -94,4 +74,29 @@ export async function getUsage(
     },
     agents: perAgent,
   };
+}
+
+/** Each agent of the customer with its Claude tokens today and this month (UTC), by name. */
+export function tokensByAgentQuery(db: Queryable, customerId: string, now: Date) {
+  const dayStart = startOfUtcDay(now);
+  const monthStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
+  const sumIf = (column: AnyPgColumn, from: Date) =>
+    sql<string>`coalesce(sum(${column}) filter (where ${telegramMessages.createdAt} >= ${from.toISOString()}::timestamptz), 0)`;
+  return db
+    .select({
+      agentId: agents.id,
+      name: agents.name,
+      dayIn: sumIf(telegramMessages.inputTokens, dayStart),
+      dayOut: sumIf(telegramMessages.outputTokens, dayStart),
+      monthIn: sumIf(telegramMessages.inputTokens, monthStart),
+      monthOut: sumIf(telegramMessages.outputTokens, monthStart),
+    })
+    .from(agents)
+    .leftJoin(
+      telegramMessages,
+      and(eq(telegramMessages.agentId, agents.id), gte(telegramMessages.createdAt, monthStart), usedTokens),
+    )
+    .where(eq(agents.customerId, customerId))
+    .groupBy(agents.id, agents.name)
+    .orderBy(agents.name);
 }

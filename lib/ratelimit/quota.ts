@@ -94,9 +94,18 @@ export type BudgetDecision =
   | { allowed: true; used: number; budget: number | null }
   | { allowed: false; used: number; budget: number; notify: boolean };
 
-/** Claude tokens (input + output) the agent used today (UTC), from the stored messages. */
-export async function tokensUsedToday(db: Queryable, agentId: string, now: Date): Promise<number> {
-  const [row] = await db
+/**
+ * The messages that used Claude tokens (answers). The same condition as the partial index
+ * `telegram_messages_token_usage_idx`, so a read that states it walks only those rows of an agent.
+ */
+export const usedTokens = or(
+  isNotNull(telegramMessages.inputTokens),
+  isNotNull(telegramMessages.outputTokens),
+);
+
+/** The statement of `tokensUsedToday` (its plan is tested: test/ratelimit/token-usage-plan.test.ts). */
+export function tokensUsedTodayQuery(db: Queryable, agentId: string, now: Date) {
+  return db
     .select({
       used: sql<string>`coalesce(sum(coalesce(${telegramMessages.inputTokens}, 0) + coalesce(${telegramMessages.outputTokens}, 0)), 0)`,
     })
@@ -105,9 +114,14 @@ export async function tokensUsedToday(db: Queryable, agentId: string, now: Date)
       and(
         eq(telegramMessages.agentId, agentId),
         gte(telegramMessages.createdAt, startOfUtcDay(now)),
-        or(isNotNull(telegramMessages.inputTokens), isNotNull(telegramMessages.outputTokens)),
+        usedTokens,
       ),
     );
+}
+
+/** Claude tokens (input + output) the agent used today (UTC), from the stored messages. */
+export async function tokensUsedToday(db: Queryable, agentId: string, now: Date): Promise<number> {
+  const [row] = await tokensUsedTodayQuery(db, agentId, now);
   return Number(row?.used ?? 0);
 }
 

@@ -76,6 +76,11 @@ export async function genericPlanScans(
     await tx.execute(sql.raw(`deallocate ${name}`));
     return root;
   });
+  return planScans(plan);
+}
+
+/** The nodes of `plan` that read a table, flattened. */
+export function planScans(plan: PlanNode): PlanScan[] {
   const scans: PlanScan[] = [];
   const walk = (node: PlanNode) => {
     if (node['Relation Name'] && node['Node Type'].endsWith('Scan')) {

@@ -267,6 +267,11 @@ export const telegramMessages = pgTable(
       .on(t.agentId, t.chatId, t.createdAt)
       .where(sql`${t.direction} = 'inbound' and ${t.status} <> 'ignored' and ${t.isCommand} = false`),
     index('telegram_messages_customer_day_idx').on(t.customerId, t.createdAt),
+    // The answers that used Claude tokens, by agent and time: today's token budget and the month's usage
+    // read only those, not every message the agent ever stored (lib/ratelimit/quota.ts, lib/usage.ts).
+    index('telegram_messages_token_usage_idx')
+      .on(t.agentId, t.createdAt)
+      .where(sql`${t.inputTokens} is not null or ${t.outputTokens} is not null`),
     index('telegram_messages_outbox_idx')
       .on(t.createdAt)
       .where(sql`${t.eventSentAt} is null and ${t.direction} = 'inbound'`),

@@ -1,0 +1,1 @@
+CREATE INDEX "telegram_messages_token_usage_idx" ON "telegram_messages" USING btree ("agent_id","created_at") WHERE "telegram_messages"."input_tokens" is not null or "telegram_messages"."output_tokens" is not null;
