@@ -257,10 +257,20 @@ export async function replayEvent(db: Database, eventId: string, now: number): P
   return event;
 }
 
-/** Cancels a run (404 when unknown); a run that already ended is answered as it is. */
+/**
+ * Cancels a run (404 when unknown); a run that already ended is answered as it is. Its
+ * `inngest/function.cancelled` event is queued for a worker to fan out, as a replay is.
+ */
 export async function cancelRunById(db: Database, runId: string, now: number): Promise<RunDetail> {
   const existing = await getRun(db, runId);
   if (!existing) throw new AppError('run_not_found', `No run with id ${runId}`);
-  await db.transaction((tx) => cancelRun(tx, runId, now));
+  await db.transaction((tx) =>
+    cancelRun(tx, runId, {
+      now,
+      emit: async (inTx, event) => {
+        await storeAndQueueEvents(inTx, [event], now);
+      },
+    }),
+  );
   return (await getRun(db, runId)) as RunDetail;
 }

@@ -293,6 +293,9 @@ export async function storeAndQueueEventsWith<R extends Record<string, unknown>>
   );
 }
 
+/** The system event of a cancelled run (`data`: function_id, run_id, error, event). */
+export const FUNCTION_CANCELLED = 'inngest/function.cancelled';
+
 /** Functions whose trigger matches the event (name and optional `if`). */
 export function matchingFunctions(registry: Registry, event: EventPayload): CompiledFunction[] {
   const matches: CompiledFunction[] = [];
@@ -368,7 +371,7 @@ export async function fanOutAll(
       if (row.kind === 'wait' && row.step_id !== null) {
         await resumeWait(tx, { runId: row.run_id, stepId: row.step_id, name: row.name }, payload, now);
       } else if (row.kind === 'cancel' && (createdBy.get(row.run_id) ?? -1) < index) {
-        await cancelRun(tx, row.run_id, now);
+        await cancelRun(tx, row.run_id, context);
       }
     }
   }
@@ -409,11 +412,26 @@ async function resumeWait(
   await discoverIfIdle(tx, wait.runId, now);
 }
 
-/** Cancels a live run; returns false when it had already ended. */
-export async function cancelRun(tx: Queryable, runId: string, now: number): Promise<boolean> {
+/**
+ * Cancels a live run and emits `inngest/function.cancelled`, as Inngest does, so a function can clean
+ * up after it (https://www.inngest.com/docs/reference/system-events/inngest-function-cancelled);
+ * returns false when the run had already ended.
+ */
+export async function cancelRun(tx: Queryable, runId: string, context: RunContext): Promise<boolean> {
   const run = await lockRun(tx, runId);
   if (!run || (run.status !== 'queued' && run.status !== 'running')) return false;
-  await endRun(tx, runId, 'cancelled', {}, now);
+  await endRun(tx, runId, 'cancelled', {}, context.now);
+  await context.emit(tx, {
+    id: randomUUID(),
+    name: FUNCTION_CANCELLED,
+    data: {
+      function_id: run.functionId,
+      run_id: runId,
+      error: { name: 'Error', message: 'function cancelled' },
+      event: run.event,
+    },
+    ts: context.now,
+  });
   return true;
 }
 

@@ -284,7 +284,7 @@ export class EmbeddedExecutor {
   /** Cancels a live run; false when it had already ended. */
   async cancel(runId: string): Promise<boolean> {
     const cancelled = await this.db.transaction(async (tx) => {
-      const ended = await cancelRun(tx, runId, this.clock.now());
+      const ended = await cancelRun(tx, runId, this.context(this.clock.now()));
       // A cancel frees concurrency slots that runs queued in other processes wait for.
       if (ended) await this.notifyOthers(tx);
       return ended;

@@ -11,6 +11,7 @@ describe.each(databaseTargets())('admin runs and events API on %s', (target) => 
   let h: ExecutorHarness;
   let app: ReturnType<typeof createApp>;
   const greeted: string[] = [];
+  const cancelledRuns: string[] = [];
 
   beforeAll(async () => {
     h = await createExecutorHarness({
@@ -26,6 +27,17 @@ describe.each(databaseTargets())('admin runs and events API on %s', (target) => 
             });
             await step.sleep('pause', '1h');
             return 'done';
+          },
+        ),
+        inngest.createFunction(
+          {
+            id: 'after-cancel',
+            triggers: [
+              { event: 'inngest/function.cancelled', if: `event.data.function_id == '${APP}-greet'` },
+            ],
+          },
+          async ({ event, step }) => {
+            await step.run('note', () => cancelledRuns.push((event.data as { run_id: string }).run_id));
           },
         ),
       ],
@@ -118,6 +130,8 @@ describe.each(databaseTargets())('admin runs and events API on %s', (target) => 
     expect(await res.json()).toMatchObject({ id, status: 'cancelled' });
     await h.advance(2 * 60 * 60 * 1000);
     expect((await h.run(id)).status).toBe('cancelled');
+    // inngest/function.cancelled reached the function that cleans up after it, once.
+    expect(cancelledRuns).toEqual([id]);
     const others = await h.runsOf(`${APP}-greet`);
     expect(others.filter((run) => run.status === 'completed')).toHaveLength(2);
   });

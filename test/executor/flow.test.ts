@@ -288,11 +288,34 @@ describe.each(databaseTargets())('executor timers and flow control on %s', (targ
     await second.close();
   });
 
-  it('cancelOn cancels a waiting run when the matching event arrives', async () => {
+  it('cancelOn cancels a waiting run when the matching event arrives, and announces it', async () => {
     const done: string[] = [];
+    const cleaned: { runId: string; agentId: string; message: string }[] = [];
     h = await createExecutorHarness({
       target,
       functions: (inngest) => [
+        inngest.createFunction(
+          {
+            id: 'clean-up',
+            triggers: [
+              { event: 'inngest/function.cancelled', if: `event.data.function_id == '${APP}-cancellable'` },
+            ],
+          },
+          async ({ event, step }) => {
+            const data = event.data as {
+              run_id: string;
+              error: { message: string };
+              event: { data: { agentId: string } };
+            };
+            await step.run('note', () =>
+              cleaned.push({
+                runId: data.run_id,
+                agentId: data.event.data.agentId,
+                message: data.error.message,
+              }),
+            );
+          },
+        ),
         inngest.createFunction(
           {
             id: 'cancellable',
@@ -319,6 +342,8 @@ describe.each(databaseTargets())('executor timers and flow control on %s', (targ
       ['a', 'cancelled'],
       ['b', 'completed'],
     ]);
+    const cancelled = runs.find((run) => run.status === 'cancelled');
+    expect(cleaned).toEqual([{ runId: cancelled?.id, agentId: 'a', message: 'function cancelled' }]);
   });
 
   it('runs only functions whose trigger `if` matches', async () => {
