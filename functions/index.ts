@@ -5,6 +5,7 @@ import { deliverWebhook } from './deliver-webhook';
 import { expirePairingRequestsFunction } from './expire-pairing-requests';
 import { notifyPairingApprovedFunction } from './notify-pairing-approved';
 import { reconcileWebhooks } from './reconcile-webhooks';
+import { releaseCancelledReplyFunction } from './release-cancelled-reply';
 import { replyToMessage } from './reply-to-message';
 import { revalidateCredentials } from './revalidate-credentials';
 import { startAgent } from './start-agent';
@@ -19,6 +20,7 @@ export interface FunctionDeps {
 
 /** Every Inngest function of the platform. Each lives in its own file, named as its id. */
 export function createFunctions(deps: FunctionDeps): InngestFunction.Any[] {
+  const reply = replyToMessage(deps);
   return [
     deliverWebhook(deps),
     validateCredentials(deps),
@@ -26,7 +28,8 @@ export function createFunctions(deps: FunctionDeps): InngestFunction.Any[] {
     stopAgent(deps),
     reconcileWebhooks(deps),
     revalidateCredentials(deps),
-    replyToMessage(deps),
+    reply,
+    releaseCancelledReplyFunction(deps, reply.id(deps.inngest.id)),
     sweepTelegramOutboxFunction(deps),
     notifyPairingApprovedFunction(deps),
     expirePairingRequestsFunction(deps),

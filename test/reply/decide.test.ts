@@ -2,6 +2,7 @@ import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { telegramMessages } from '../../lib/db/schema';
 import { answerChunks, EMPTY_ANSWER_TEXT } from '../../lib/reply/answer';
+import { releaseCancelledReply } from '../../lib/reply/cancelled';
 import { decideInbound, settleInbound } from '../../lib/reply/decide';
 import type { Services } from '../../lib/services';
 import { createAgent } from '../policy/fixtures';
@@ -76,6 +77,50 @@ describe.each(databaseTargets())('reply decisions on %s', (target) => {
     const held = await inbound(agent, 7003, 'held', new Date(now.getTime() - 500));
     expect(await decideInbound(deps, held, 'run-6', now)).toEqual({ action: 'wait' });
     expect((await decideInbound(deps, held, 'run-6', now, { keepOrder: false })).action).toBe('answer');
+  });
+
+  it('a cancelled run releases the message it claimed or waited with; nothing else', async () => {
+    const agent = await createAgent(services.db, { status: 'running', telegramDmPolicy: 'open' });
+    const deps = { db: services.db, messageLimiter: services.limits.messages };
+    const now = new Date();
+    const claimed = await inbound(agent, 7101, 'claimed', new Date(now.getTime() - 3_000));
+    const waiting = await inbound(agent, 7101, 'waiting', new Date(now.getTime() - 2_000));
+    const later = await inbound(agent, 7101, 'later', new Date(now.getTime() - 1_000));
+    expect((await decideInbound(deps, claimed, 'run-a', now)).action).toBe('answer');
+    expect(await decideInbound(deps, waiting, 'run-b', now)).toEqual({ action: 'wait' });
+    expect(await decideInbound(deps, later, 'run-c', now)).toEqual({ action: 'wait' });
+
+    // Another run's cancellation, or a run id that holds nothing, changes nothing.
+    expect(await releaseCancelledReply(services.db, { messageId: claimed.messageId, runId: 'run-b' })).toBe(
+      false,
+    );
+    expect(await releaseCancelledReply(services.db, { messageId: waiting.messageId, runId: 'run-a' })).toBe(
+      false,
+    );
+    expect(await releaseCancelledReply(services.db, { messageId: claimed.messageId, runId: 'run-a' })).toBe(
+      true,
+    );
+    expect(await decideInbound(deps, later, 'run-c', now)).toEqual({ action: 'wait' });
+    // The waiting run cancelled too: its mark no longer holds the later message back.
+    expect(await releaseCancelledReply(services.db, { messageId: waiting.messageId, runId: 'run-b' })).toBe(
+      true,
+    );
+    expect((await decideInbound(deps, later, 'run-c', now)).action).toBe('answer');
+    await settleInbound(services.db, later.messageId, 'answered');
+    // A settled message stays as it is.
+    expect(await releaseCancelledReply(services.db, { messageId: later.messageId, runId: 'run-c' })).toBe(
+      false,
+    );
+    const statuses = await services.db
+      .select({ id: telegramMessages.id, status: telegramMessages.status })
+      .from(telegramMessages)
+      .where(eq(telegramMessages.agentId, agent.id));
+    const statusOf = (id: string) => statuses.find((row) => row.id === id)?.status;
+    expect([claimed, waiting, later].map((m) => statusOf(m.messageId))).toEqual([
+      'failed',
+      'failed',
+      'answered',
+    ]);
   });
 
   it('of two runs waiting for their turn, the earlier message goes first', async () => {

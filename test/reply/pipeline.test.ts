@@ -19,7 +19,7 @@ import { databaseTargets } from '../support/db';
 import { createExecutorHarness, type ExecutorHarness } from '../support/executor';
 import { ANTHROPIC_ERRORS, type FakeAnthropic, startFakeAnthropic } from '../support/fake-anthropic';
 import { buildUpdate, type FakeTelegram, startFakeTelegram, TELEGRAM_ERRORS } from '../support/fake-telegram';
-import { captureLogger } from '../support/services';
+import { captureLogger, TEST_ADMIN_KEY } from '../support/services';
 import { until } from '../support/until';
 import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver';
 
@@ -692,6 +692,39 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
     expect(claudeCalls(agent)).toHaveLength(3);
     expect(harness.clock.now() - before).toBeGreaterThanOrEqual(20_000);
     expect((await rowsOf(agent))[0]?.status).toBe('answered');
+  });
+
+  it('a reply run the operator cancels releases its message: the chat is answered again at once', async () => {
+    const agent = await agentWith();
+    // Claude is overloaded for ten minutes: the run holds its message (claimed) while it waits to retry.
+    anthropic.failNext(1, ANTHROPIC_ERRORS.overloaded(600), agent.claudeKey);
+    await deliver(agent, buildUpdate.privateText({ from: { id: 5751 }, text: 'first' }));
+    await harness.drain();
+    expect((await rowsOf(agent)).map((r) => r.status)).toEqual(['processing']);
+    const [run] = (await harness.runsOf('openclaw-platform-reply-to-message')).filter(
+      (r) => (r.event.data as { agentId: string }).agentId === agent.agentId,
+    );
+
+    const cancelled = await app.request(`/api/v1/admin/runs/${run?.id}/cancel`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TEST_ADMIN_KEY}` },
+    });
+    expect(cancelled.status).toBe(200);
+    await harness.drain();
+    expect((await rowsOf(agent)).map((r) => r.status)).toEqual(['failed']);
+
+    // The next message does not wait for the cancelled one (up to two minutes otherwise): answered
+    // with the clock standing still. The unanswered question stays in the history, in one user turn.
+    const before = harness.clock.now();
+    await deliver(agent, buildUpdate.privateText({ from: { id: 5751 }, text: 'second' }));
+    await harness.drain();
+    expect(textsTo(agent, 5751)).toEqual(['Echo: first\n\nsecond']);
+    expect(harness.clock.now()).toBe(before);
+    const [release] = (await harness.runsOf('openclaw-platform-release-cancelled-reply')).filter(
+      (r) => (r.event.data as { run_id: string }).run_id === run?.id,
+    );
+    expect(release?.status).toBe('completed');
+    expect(release?.output).toEqual({ released: true });
   });
 
   it('Claude 401: the credential is marked invalid, the user gets one apology, the customer agent.error', async () => {
