@@ -42,7 +42,7 @@ export function createApp(services: Services, options: AppOptions = {}) {
       eventsStatement: options.eventsStatement,
     }),
   );
-  app.use(requestLogger({ quietPaths: ['/health'] }));
+  app.use(requestLogger({ quietPaths: ['/health'], debugPrefixes: ['/telegram/'] }));
   if (services.config.corsOrigins.length > 0) {
     const origins = services.config.corsOrigins;
     app.use('/api/*', cors({ origin: origins.includes('*') ? '*' : origins, maxAge: 600 }));

@@ -5,16 +5,24 @@ import { loggerFor } from '../request-context';
 export interface RequestLoggerOptions {
   /** Paths not logged on success (health probes every few seconds would drown the rest). */
   quietPaths?: string[];
+  /**
+   * Path prefixes whose successful requests are logged at debug instead of info. Telegram delivers a
+   * webhook request per update, at the bots' message rate: an info line each made most of a busy
+   * platform's log and cost ingress a fifth of its throughput (`bench:ingress` at the default
+   * LOG_LEVEL), while Heroku's router logs every request already. Their failures keep warn and error.
+   */
+  debugPrefixes?: string[];
 }
 
 /**
  * One structured line per request: method, path (never the query, which could hold a secret), status
  * and duration, with the request id the services middleware bound to the logger.
  *
- * @example app.use(requestLogger({ quietPaths: ['/health'] }))
+ * @example app.use(requestLogger({ quietPaths: ['/health'], debugPrefixes: ['/telegram/'] }))
  */
 export function requestLogger(options: RequestLoggerOptions = {}) {
   const quiet = new Set(options.quietPaths ?? []);
+  const debugPrefixes = options.debugPrefixes ?? [];
   return createMiddleware<AppEnv>(async function logRequest(c, next) {
     const started = performance.now();
     try {
@@ -23,7 +31,14 @@ export function requestLogger(options: RequestLoggerOptions = {}) {
       const status = c.res.status;
       const path = c.req.path;
       if (!(quiet.has(path) && status < 400)) {
-        const level = status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info';
+        const level =
+          status >= 500
+            ? 'error'
+            : status >= 400
+              ? 'warn'
+              : debugPrefixes.some((prefix) => path.startsWith(prefix))
+                ? 'debug'
+                : 'info';
         if (c.get('services').logger.isLevelEnabled(level))
           loggerFor(c)[level](
             { method: c.req.method, path, status, durationMs: Math.round(performance.now() - started) },

@@ -394,8 +394,29 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
       requestId: 'req-malformed-1',
       agentId: agent.agentId,
     });
-    // The request line is info, below this logger's level: not written.
+    // The request line is debug, below this logger's level: not written.
     expect(lines.filter((line) => line.msg === 'request')).toEqual([]);
+  });
+
+  it('logs a delivery it answers 200 at debug, and one it refuses at warn', async () => {
+    const { agent, secret } = await webhookAgent();
+    const requestLines = async (level: 'info' | 'debug') => {
+      const { logger, lines } = captureLogger(level);
+      const logging = createApp({ ...webhookHarness.services, logger });
+      const update = buildUpdate.privateText({ from: { id: 9, first_name: 'Di' }, text: `at ${level}` });
+      expect((await post(agent.agentId, secret, JSON.stringify(update), logging)).status).toBe(200);
+      expect((await post(agent.agentId, 'wrong-secret', JSON.stringify(update), logging)).status).toBe(401);
+      return lines
+        .filter((line) => line.msg === 'request')
+        .map((line) => ({ level: line.level, status: line.status, path: line.path }));
+    };
+    const path = `/telegram/${agent.agentId}`;
+    // At the default level only the refusal is written: Telegram's deliveries come at the bots' rate.
+    expect(await requestLines('info')).toEqual([{ level: 'warn', status: 401, path }]);
+    expect(await requestLines('debug')).toEqual([
+      { level: 'debug', status: 200, path },
+      { level: 'warn', status: 401, path },
+    ]);
   });
 
   it('keeps the update for the outbox when the event cannot be sent, and still answers 200', async () => {
