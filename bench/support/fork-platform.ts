@@ -1,4 +1,5 @@
 import { type ChildProcess, fork } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import type { ChildReady } from './platform-child';
@@ -41,6 +42,9 @@ export async function forkPlatform(
   env: Record<string, string> = {},
 ): Promise<ForkedPlatform> {
   const entry = await childEntry();
+  // The platform logs at its default level (BENCH_LOG_LEVEL, info): one JSON line per write, as its
+  // stdout would be on a dyno. They go to BENCH_LOG_FILE, or nowhere; a crash's stack reaches stderr.
+  const logFile = openSync(process.env.BENCH_LOG_FILE ?? '/dev/null', 'a');
   const child = fork(entry, [], {
     // BENCH_CPU_PROF=1 writes a .cpuprofile of the child into bench/.profiles (open it in Chrome DevTools).
     // The young-generation size the Procfile gives the platform's processes.
@@ -51,8 +55,9 @@ export async function forkPlatform(
     ],
     // As deployed on Heroku (app.json's NODE_OPTIONS), unless the caller sets NODE_OPTIONS itself.
     env: { NODE_OPTIONS: herokuNodeOptions(), ...procfileEnv(), ...env, BENCH_MODE: mode },
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    stdio: ['ignore', logFile, 'inherit', 'ipc'],
   });
+  closeSync(logFile); // the child holds its own copy
   let maxRss = 0;
   const ready = await new Promise<ChildReady>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${mode} platform did not start in 60 s`)), 60_000);
