@@ -42,8 +42,9 @@ export async function forkPlatform(
   env: Record<string, string> = {},
 ): Promise<ForkedPlatform> {
   const entry = await childEntry();
-  // The platform logs at its default level (BENCH_LOG_LEVEL, info): one JSON line per write, as its
-  // stdout would be on a dyno. They go to BENCH_LOG_FILE, or nowhere; a crash's stack reaches stderr.
+  // The platform logs at its default level unless BENCH_LOG_LEVEL says otherwise, one JSON line per
+  // write, as its stdout would be on a dyno. They go to BENCH_LOG_FILE, or nowhere; a crash's stack
+  // reaches stderr.
   const logFile = openSync(process.env.BENCH_LOG_FILE ?? '/dev/null', 'a');
   const child = fork(entry, [], {
     // BENCH_CPU_PROF=1 writes a .cpuprofile of the child into bench/.profiles (open it in Chrome DevTools).

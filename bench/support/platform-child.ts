@@ -48,7 +48,7 @@ async function platform(): Promise<ChildReady> {
   const config = withDevSecrets(
     parseConfig({
       NODE_ENV: 'test',
-      LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
+      LOG_LEVEL: process.env.BENCH_LOG_LEVEL, // unset: the platform's own default (info)
       JOBS_ENGINE: 'embedded',
       DATABASE_URL: process.env.BENCH_PLATFORM_DATABASE_URL,
       DATABASE_POOL_SIZE: '10',
