@@ -61,15 +61,29 @@ export function cursorCondition(
   return sql`(${table.createdAt}, ${table.id}) < (${cursorTime}, ${after.id}::uuid)`;
 }
 
-/** Rows were fetched with `limit + 1`: the extra one only says whether there is a next page. */
-export function pageOf<Row extends Keyed, T>(
+/**
+ * Rows were fetched with `limit + 1`: the extra one only says whether there is a next page. Rows
+ * that are not keyed by `createdAt` and `id` (raw SQL rows) say what their key is with `keyOf`.
+ */
+export function pageOf<Row extends Keyed, T>(rows: Row[], limit: number, map: (row: Row) => T): CursorPage<T>;
+export function pageOf<Row, T>(
   rows: Row[],
   limit: number,
   map: (row: Row) => T,
+  keyOf: (row: Row) => Keyed,
+): CursorPage<T>;
+export function pageOf<Row, T>(
+  rows: Row[],
+  limit: number,
+  map: (row: Row) => T,
+  keyOf: (row: Row) => Keyed = (row) => row as Keyed,
 ): CursorPage<T> {
   const page = rows.slice(0, limit);
   const last = page.at(-1);
-  return { items: page.map(map), nextCursor: rows.length > limit && last ? encodeCursor(last) : null };
+  return {
+    items: page.map(map),
+    nextCursor: rows.length > limit && last !== undefined ? encodeCursor(keyOf(last)) : null,
+  };
 }
 
 export function isUuid(value: string): boolean {

@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { type Database, type Queryable, selectRows } from '../db/client';
 import { AppError } from '../errors';
-import { decodeCursor, encodeCursor } from '../pagination';
+import { decodeCursor, pageOf } from '../pagination';
 import { cancelRun, type StoredEvent, storeAndQueueEvents } from './events';
 import type { EventPayload, RunStatus } from './types';
 
@@ -59,7 +59,8 @@ function afterCursor(cursor: string | undefined): { at: string; id: string } | u
   return { at: createdAt.toISOString(), id };
 }
 
-const cursorOf = (at: unknown, id: string) => encodeCursor({ createdAt: new Date(at as string), id });
+/** A page's last row as a cursor key: the engine's times are written from a millisecond clock. */
+const keyOf = (at: unknown, id: string) => ({ createdAt: new Date(at as string), id });
 
 interface RunRow extends Record<string, unknown> {
   id: string;
@@ -110,12 +111,8 @@ export async function listRuns(
         order by created_at desc, id desc
         limit ${filter.limit + 1}`,
   );
-  const page = rows.slice(0, filter.limit);
-  const last = page[page.length - 1];
-  return {
-    runs: page.map(summary),
-    nextCursor: rows.length > filter.limit && last ? cursorOf(last.created_at, last.id) : null,
-  };
+  const page = pageOf(rows, filter.limit, summary, (row) => keyOf(row.created_at, row.id));
+  return { runs: page.items, nextCursor: page.nextCursor };
 }
 
 export async function getRun(db: Queryable, runId: string): Promise<RunDetail | undefined> {
@@ -213,12 +210,8 @@ export async function listEvents(
         order by received_at desc, id desc
         limit ${filter.limit + 1}`,
   );
-  const page = rows.slice(0, filter.limit);
-  const last = page[page.length - 1];
-  return {
-    events: page.map(eventSummary),
-    nextCursor: rows.length > filter.limit && last ? cursorOf(last.received_at, last.id) : null,
-  };
+  const page = pageOf(rows, filter.limit, eventSummary, (row) => keyOf(row.received_at, row.id));
+  return { events: page.items, nextCursor: page.nextCursor };
 }
 
 export async function getEvent(

@@ -136,6 +136,23 @@ describe.each(databaseTargets())('admin runs and events API on %s', (target) => 
     expect(others.filter((run) => run.status === 'completed')).toHaveLength(2);
   });
 
+  it('pages through events received in the same millisecond, each once', async () => {
+    type Page = { data: { id: string; data: { name: string } }[]; nextCursor: string | null };
+    const first = (await (
+      await app.request('/api/v1/admin/events?limit=2&name=test/greet', { headers: auth })
+    ).json()) as Page;
+    expect(first.data).toHaveLength(2);
+    expect(first.nextCursor).toEqual(expect.any(String));
+    const second = (await (
+      await app.request(`/api/v1/admin/events?limit=2&name=test/greet&cursor=${first.nextCursor}`, {
+        headers: auth,
+      })
+    ).json()) as Page;
+    expect(second.nextCursor).toBeNull();
+    const names = [...first.data, ...second.data].map((event) => event.data.name);
+    expect(names.sort()).toEqual(['n1', 'n2', 'n3']);
+  });
+
   it('lists events, shows one with its runs, and replays it as a new event that runs again', async () => {
     const res = await app.request('/api/v1/admin/events?limit=10&name=test/greet', { headers: auth });
     expect(res.status).toBe(200);
