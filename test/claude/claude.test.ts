@@ -1,9 +1,9 @@
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClaudeClient } from '../../lib/claude/client';
 import { type ClaudeErrorKind, classifyClaudeError, parseRetryAfter } from '../../lib/claude/errors';
 import { CACHEABLE_SYSTEM_CHARS, generateReply } from '../../lib/claude/reply';
 import { validateClaudeKey } from '../../lib/claude/validate';
+import { closedPort } from '../support/closed-port';
 import {
   ANTHROPIC_ERRORS,
   DEFAULT_MODELS,
@@ -41,14 +41,6 @@ async function failureOf(call: () => Promise<unknown>): Promise<ClaudeErrorKind>
     return classifyClaudeError(error);
   }
   throw new Error('call succeeded');
-}
-
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
 }
 
 describe('generateReply with the real SDK', () => {

@@ -1,6 +1,6 @@
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateTelegramToken } from '../../lib/telegram/validate';
+import { closedPort } from '../support/closed-port';
 import { type FakeTelegram, startFakeTelegram, TELEGRAM_ERRORS } from '../support/fake-telegram';
 
 const TOKEN = '9001:validvalidvalidvalidvalidvalid';
@@ -10,14 +10,6 @@ beforeAll(async () => {
   fake.addBot(TOKEN, { id: 9001, first_name: 'V', username: 'Valid_Bot' });
 });
 afterAll(() => fake.stop());
-
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
 
 describe('validateTelegramToken', () => {
   it('accepts a known token and compares the username case-insensitively', async () => {
