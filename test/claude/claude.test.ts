@@ -3,13 +3,13 @@ import { createClaudeClient } from '../../lib/claude/client';
 import { type ClaudeErrorKind, classifyClaudeError, parseRetryAfter } from '../../lib/claude/errors';
 import { CACHEABLE_SYSTEM_CHARS, generateReply } from '../../lib/claude/reply';
 import { validateClaudeKey } from '../../lib/claude/validate';
-import { closedPort } from '../support/closed-port';
 import {
   ANTHROPIC_ERRORS,
   DEFAULT_MODELS,
   type FakeAnthropic,
   startFakeAnthropic,
 } from '../support/fake-anthropic';
+import { closedPort } from '../support/loopback';
 
 const KEY = 'sk-ant-api03-valid-key-aaaaaaaaaaaaaaaa';
 const LIMITED = 'sk-ant-api03-limited-key-bbbbbbbbbbbbb';

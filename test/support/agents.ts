@@ -1,5 +1,4 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:http';
 import { getRequestListener } from '@hono/node-server';
 import { eq } from 'drizzle-orm';
 import { createAgent } from '../../lib/agents';
@@ -11,6 +10,7 @@ import type { CreateCustomerInput } from '../../lib/schemas/customers';
 import type { ExecutorHarness } from './executor';
 import type { FakeAnthropic } from './fake-anthropic';
 import type { FakeTelegram } from './fake-telegram';
+import { listenOnLoopback } from './loopback';
 
 const system = { actor: { type: 'system' as const }, requestId: undefined, ip: undefined };
 let bots = 0;
@@ -110,14 +110,6 @@ export interface LoopbackServer {
 export async function serveOnLoopback(
   fetch: (request: Request) => Response | Promise<Response>,
 ): Promise<LoopbackServer> {
-  const server: Server = createServer(getRequestListener(fetch));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    async close() {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
+  const loopback = await listenOnLoopback(createServer(getRequestListener(fetch)));
+  return { url: loopback.origin, close: () => loopback.close() };
 }

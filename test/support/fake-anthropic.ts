@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { type Loopback, listenOnLoopback } from './loopback';
 
 /**
  * A fake Anthropic API on 127.0.0.1 that the REAL @anthropic-ai/sdk talks to (baseURL = `fake.baseURL`).
@@ -114,12 +114,10 @@ export class FakeAnthropic {
   maxInFlight = 0;
   private down = false;
   private readonly cachedPrefixes = new Set<string>();
-  private readonly sockets = new Set<Socket>();
-  private server: Server | undefined;
-  private port = 0;
+  private loopback: Loopback | undefined;
 
   get baseURL(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return this.loopback?.origin ?? 'http://127.0.0.1:0';
   }
 
   async start(): Promise<this> {
@@ -128,22 +126,14 @@ export class FakeAnthropic {
         if (!res.headersSent) this.sendError(res, { status: 500, type: 'api_error', message: String(error) });
       });
     });
-    server.on('connection', (socket) => {
-      this.sockets.add(socket);
-      socket.on('close', () => this.sockets.delete(socket));
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    this.server = server;
-    this.port = (server.address() as AddressInfo).port;
+    this.loopback = await listenOnLoopback(server);
     return this;
   }
 
   async stop(): Promise<void> {
-    const server = this.server;
-    if (!server) return;
-    this.server = undefined;
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    const loopback = this.loopback;
+    this.loopback = undefined;
+    await loopback?.close();
   }
 
   addKey(key: string, models?: ModelInfo[]): void {
@@ -173,7 +163,7 @@ export class FakeAnthropic {
   /** Down: every connection is destroyed without an answer. */
   setDown(down: boolean): void {
     this.down = down;
-    if (down) for (const socket of this.sockets) socket.destroy();
+    if (down) for (const socket of this.loopback?.sockets ?? []) socket.destroy();
   }
 
   messageRequests(key?: string): MessagesRequest[] {

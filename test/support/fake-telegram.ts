@@ -1,5 +1,5 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { type Loopback, listenOnLoopback } from './loopback';
 
 /**
  * A fake Telegram Bot API on 127.0.0.1 that the REAL grammY `Api` talks to (apiRoot = `fake.apiRoot`).
@@ -416,14 +416,12 @@ export class FakeTelegram {
   private readonly migratedChats = new Map<number, number>();
   private down: false | 'reset' | '502' = false;
   private readonly webhookRoutes = new Map<string, string>();
-  private readonly sockets = new Set<Socket>();
-  private server: Server | undefined;
-  private port = 0;
+  private loopback: Loopback | undefined;
 
   constructor(private readonly options: FakeTelegramOptions = {}) {}
 
   get apiRoot(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return this.loopback?.origin ?? 'http://127.0.0.1:0';
   }
 
   async start(): Promise<this> {
@@ -433,23 +431,15 @@ export class FakeTelegram {
           this.reply(res, 500, { ok: false, error_code: 500, description: String(error) });
       });
     });
-    server.on('connection', (socket) => {
-      this.sockets.add(socket);
-      socket.on('close', () => this.sockets.delete(socket));
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    this.server = server;
-    this.port = (server.address() as AddressInfo).port;
+    this.loopback = await listenOnLoopback(server);
     return this;
   }
 
   async stop(): Promise<void> {
     for (const bot of this.bots.values()) for (const wake of bot.waiters) wake();
-    const server = this.server;
-    if (!server) return;
-    this.server = undefined;
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    const loopback = this.loopback;
+    this.loopback = undefined;
+    await loopback?.close();
   }
 
   /** Registers a bot token with the identity getMe answers. */
@@ -494,7 +484,7 @@ export class FakeTelegram {
   /** 'reset': connections are destroyed without an answer; '502': a gateway error page; false: back up. */
   setDown(mode: false | 'reset' | '502'): void {
     this.down = mode;
-    if (mode === 'reset') for (const socket of this.sockets) socket.destroy();
+    if (mode === 'reset') for (const socket of this.loopback?.sockets ?? []) socket.destroy();
   }
 
   callsOf(method: string, token?: string): RecordedCall[] {

@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
+import { listenOnLoopback } from './loopback';
 
 /**
  * A customer's webhook endpoint: a real HTTP server on 127.0.0.1 that records every request and
@@ -144,11 +144,10 @@ export async function startWebhookReceiver(
     });
   });
 
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  const loopback = await listenOnLoopback(server);
   return {
-    url: `http://127.0.0.1:${port}/hooks`,
-    port,
+    url: `${loopback.origin}/hooks`,
+    port: loopback.port,
     requests,
     script(next) {
       responses = next;
@@ -157,8 +156,7 @@ export async function startWebhookReceiver(
     streamedBytes: () => streamed,
     async close() {
       for (const timer of timers) clearTimeout(timer);
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await loopback.close();
     },
   };
 }

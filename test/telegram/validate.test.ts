@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateTelegramToken } from '../../lib/telegram/validate';
-import { closedPort } from '../support/closed-port';
 import { type FakeTelegram, startFakeTelegram, TELEGRAM_ERRORS } from '../support/fake-telegram';
+import { closedPort } from '../support/loopback';
 
 const TOKEN = '9001:validvalidvalidvalidvalidvalid';
 let fake: FakeTelegram;
