@@ -1,6 +1,7 @@
 import { afterAll, beforeAll } from 'vitest';
 import { type App, createApp } from '../../api/app';
 import type { Services } from '../../lib/services';
+import { apiRequest } from '../support/api-request';
 import { createTestDatabase, type DatabaseTarget, type TestDatabase } from '../support/db';
 import { createTestServices, TEST_ADMIN_KEY } from '../support/services';
 
@@ -27,21 +28,11 @@ export function useApiHarness(target: DatabaseTarget, env: Record<string, string
     harness.database = await createTestDatabase(target);
     harness.services = await createTestServices({ database: harness.database.handle, env });
     harness.app = createApp(harness.services);
-    harness.call = (method, path, options = {}) => {
-      const headers: Record<string, string> = { ...options.headers };
-      const key = options.key === undefined ? TEST_ADMIN_KEY : options.key;
-      if (key !== null) headers.authorization = `Bearer ${key}`;
-      if (options.body !== undefined) headers['content-type'] ??= 'application/json';
-      return Promise.resolve(
-        harness.app.request(path, {
-          method,
-          headers,
-          ...(options.body !== undefined
-            ? { body: typeof options.body === 'string' ? options.body : JSON.stringify(options.body) }
-            : {}),
-        }),
-      );
-    };
+    harness.call = (method, path, options = {}) =>
+      apiRequest(harness.app, method, path, {
+        ...options,
+        key: options.key === undefined ? TEST_ADMIN_KEY : options.key,
+      });
     harness.createCustomer = async (body = {}) => {
       const res = await harness.call('POST', '/api/v1/admin/customers', {
         body: { name: 'Customer', ...body },

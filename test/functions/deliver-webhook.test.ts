@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type App, createApp } from '../../api/app';
 import { customerEventEmitted } from '../../functions/events';
 import { createFunctions } from '../../functions/index';
+import { apiRequest } from '../support/api-request';
 import { databaseTargets } from '../support/db';
 import { createExecutorHarness, type ExecutorHarness } from '../support/executor';
 import { TEST_ADMIN_KEY } from '../support/services';
@@ -31,15 +32,8 @@ describe.each(databaseTargets())('customer webhooks end to end on %s', (target) 
     await harness.close();
   });
 
-  const call = async (method: string, path: string, key: string, body?: unknown) =>
-    app.request(path, {
-      method,
-      headers: {
-        authorization: `Bearer ${key}`,
-        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-      },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
+  const call = (method: string, path: string, key: string, body?: unknown) =>
+    apiRequest(app, method, path, { key, body });
 
   async function newCustomer(path = '/hook') {
     const res = await call('POST', '/api/v1/admin/customers', TEST_ADMIN_KEY, {

@@ -6,6 +6,7 @@ import { createFunctions } from '../../functions/index';
 import { agents, auditLog, credentials, pairingRequests } from '../../lib/db/schema';
 import { requestPairing } from '../../lib/pairing';
 import { createRunningAgent } from '../support/agents';
+import { apiRequest } from '../support/api-request';
 import { databaseTargets } from '../support/db';
 import { createExecutorHarness, type ExecutorHarness } from '../support/executor';
 import { type FakeTelegram, startFakeTelegram } from '../support/fake-telegram';
@@ -56,8 +57,7 @@ describe.each(databaseTargets())('events re-sent on a retry, on %s', (target) =>
     sentIds = [];
   });
 
-  const call = (method: string, path: string, key: string) =>
-    app.request(path, { method, headers: { authorization: `Bearer ${key}` } });
+  const call = (method: string, path: string, key: string) => apiRequest(app, method, path, { key });
 
   async function agentStatus(agentId: string) {
     const [row] = await harness.services.db.select().from(agents).where(eq(agents.id, agentId));

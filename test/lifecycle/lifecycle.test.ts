@@ -4,6 +4,7 @@ import { type App, createApp } from '../../api/app';
 import { createFunctions } from '../../functions/index';
 import { readCredentialSecret } from '../../lib/credentials';
 import { createTelegramApi } from '../../lib/telegram/api';
+import { apiRequest } from '../support/api-request';
 import { databaseTargets } from '../support/db';
 import { createExecutorHarness, type ExecutorHarness } from '../support/executor';
 import { type FakeAnthropic, startFakeAnthropic } from '../support/fake-anthropic';
@@ -44,14 +45,7 @@ describe.each(databaseTargets())('agent lifecycle on %s', (target) => {
   });
 
   const call = (method: string, path: string, key: string, body?: unknown) =>
-    app.request(path, {
-      method,
-      headers: {
-        authorization: `Bearer ${key}`,
-        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-      },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
+    apiRequest(app, method, path, { key, body });
 
   /** Runs the engine while a request that waits for a function is in flight. */
   async function whileDraining(request: Promise<Response>): Promise<Response> {
