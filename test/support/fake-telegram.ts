@@ -53,6 +53,12 @@ interface BotState {
   nextMessageId: number;
 }
 
+interface Hold {
+  /** Calls that still pass before the hold starts. */
+  passing: number;
+  waiting: Set<() => void>;
+}
+
 interface Failure {
   method: string;
   token: string | undefined;
@@ -412,6 +418,7 @@ export class FakeTelegram {
   private readonly bots = new Map<string, BotState>();
   private readonly failures: Failure[] = [];
   private readonly delays = new Map<string, number>();
+  private readonly holds = new Map<string, Hold>();
   /** Basic groups upgraded to supergroups: old chat id to new. */
   private readonly migratedChats = new Map<number, number>();
   private down: false | 'reset' | '502' = false;
@@ -437,6 +444,7 @@ export class FakeTelegram {
 
   async stop(): Promise<void> {
     for (const bot of this.bots.values()) for (const wake of bot.waiters) wake();
+    for (const method of [...this.holds.keys()]) this.release(method);
     const loopback = this.loopback;
     this.loopback = undefined;
     await loopback?.close();
@@ -479,6 +487,46 @@ export class FakeTelegram {
   setDelay(method: string, ms: number): void {
     if (ms > 0) this.delays.set(method, ms);
     else this.delays.delete(method);
+  }
+
+  /**
+   * Calls of `method` after the next `after` ones wait unanswered until `release(method)`. One whose
+   * client hangs up while it waits (a process killed mid-call) is dropped: it never reached Telegram.
+   */
+  hold(method: string, after = 0): void {
+    this.holds.set(method, { passing: after, waiting: new Set() });
+  }
+
+  /** Lets the held calls of `method` through, and every later one. */
+  release(method: string): void {
+    const hold = this.holds.get(method);
+    this.holds.delete(method);
+    for (const wake of hold?.waiting ?? []) wake();
+  }
+
+  /** How many calls of `method` are waiting on a hold. */
+  heldCalls(method: string): number {
+    return this.holds.get(method)?.waiting.size ?? 0;
+  }
+
+  /** Resolves true when the call was held and its client went away meanwhile. */
+  private async droppedWhileHeld(method: string, res: ServerResponse): Promise<boolean> {
+    const hold = this.holds.get(method);
+    if (!hold) return false;
+    if (hold.passing > 0) {
+      hold.passing -= 1;
+      return false;
+    }
+    await new Promise<void>((resolve) => {
+      const wake = () => {
+        hold.waiting.delete(wake);
+        res.off('close', wake);
+        resolve();
+      };
+      hold.waiting.add(wake);
+      res.once('close', wake);
+    });
+    return res.destroyed;
   }
 
   /** 'reset': connections are destroyed without an answer; '502': a gateway error page; false: back up. */
@@ -597,6 +645,7 @@ export class FakeTelegram {
     }
     this.calls.push({ method, token, params, at: new Date() });
 
+    if (await this.droppedWhileHeld(method, res)) return;
     const delay = this.delays.get(method) ?? this.delays.get('*') ?? 0;
     if (delay > 0) await new Promise((r) => setTimeout(r, delay));
 
