@@ -7,6 +7,7 @@ import { afterEach, describe, expect, inject, it } from 'vitest';
 import { getRun, listRuns } from '../../lib/executor/admin';
 import { createTestDatabase } from '../support/db';
 import { createExecutorHarness } from '../support/executor';
+import { until } from '../support/until';
 
 const APP = 'openclaw-platform';
 const hasPostgres = Boolean(inject('postgresAdminUrl'));
@@ -118,13 +119,8 @@ describe.skipIf(!hasPostgres)('several executors on one real PostgreSQL', () => 
       return child;
     };
     const lines = () => (existsSync(stepLog) ? readFileSync(stepLog, 'utf8').trim().split('\n') : []);
-    const waitFor = async (what: string, check: () => boolean | Promise<boolean>, ms = 25_000) => {
-      for (let waited = 0; waited < ms; waited += 100) {
-        if (await check()) return;
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-      throw new Error(`timed out waiting for ${what}; log:\n${lines().join('\n')}`);
-    };
+    const waitFor = (what: string, check: () => boolean | Promise<boolean>) =>
+      until(check, what, { timeoutMs: 25_000, detail: () => `log:\n${lines().join('\n')}` });
 
     const first = startWorker();
     await waitFor('the first worker', () => lines().some((line) => line.startsWith(`ready ${first.pid}`)));

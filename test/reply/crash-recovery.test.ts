@@ -10,6 +10,7 @@ import { type FakeAnthropic, startFakeAnthropic } from '../support/fake-anthropi
 import { buildUpdate, type FakeTelegram, startFakeTelegram } from '../support/fake-telegram';
 import { closedPort } from '../support/loopback';
 import { TEST_ADMIN_KEY } from '../support/services';
+import { until } from '../support/until';
 
 /*
  * The platform as `npm start` runs it (api/server.ts: web and worker in one process, long polling)
@@ -28,14 +29,6 @@ interface Platform {
   child: ChildProcess;
   origin: string;
   output(): string;
-}
-
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms: number, log = () => '') {
-  for (let waited = 0; waited < ms; waited += 100) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}\n${log()}`);
 }
 
 describe.each(databaseTargets())('a platform killed mid-answer, on %s', (target) => {
@@ -61,8 +54,7 @@ describe.each(databaseTargets())('a platform killed mid-answer, on %s', (target)
       output += chunk.toString();
     });
     const origin = `http://127.0.0.1:${env.PORT}`;
-    await waitFor(
-      'the platform to answer /health',
+    await until(
       async () => {
         if (child.exitCode !== null) throw new Error(`the platform exited with ${child.exitCode}\n${output}`);
         return fetch(`${origin}/health`).then(
@@ -70,8 +62,8 @@ describe.each(databaseTargets())('a platform killed mid-answer, on %s', (target)
           () => false,
         );
       },
-      45_000,
-      () => output,
+      'the platform to answer /health',
+      { timeoutMs: 45_000, detail: () => output },
     );
     return { child, origin, output: () => output };
   }
@@ -111,12 +103,10 @@ describe.each(databaseTargets())('a platform killed mid-answer, on %s', (target)
       TOKEN,
       buildUpdate.privateText({ from: { id: userId, first_name: 'Ada' }, text: 'Tell me a long story' }),
     );
-    await waitFor(
-      'the second chunk to be on its way',
-      () => telegram.heldCalls('sendMessage') === 1,
-      20_000,
-      platform.output,
-    );
+    await until(() => telegram.heldCalls('sendMessage') === 1, 'the second chunk to be on its way', {
+      timeoutMs: 20_000,
+      detail: platform.output,
+    });
     expect(sentTo(userId)).toEqual([PARAGRAPHS[0]]);
   }
 
@@ -157,12 +147,10 @@ describe.each(databaseTargets())('a platform killed mid-answer, on %s', (target)
     await call(platform, 'PUT', `${agentPath}/credentials/claude`, apiKey, { apiKey: CLAUDE_KEY });
     await call(platform, 'POST', `${agentPath}/credentials/validate`, apiKey);
     await call(platform, 'POST', `${agentPath}/start`, apiKey);
-    await waitFor(
-      'the agent to poll for updates',
-      () => telegram.callsOf('getUpdates', TOKEN).length > 0,
-      20_000,
-      platform.output,
-    );
+    await until(() => telegram.callsOf('getUpdates', TOKEN).length > 0, 'the agent to poll for updates', {
+      timeoutMs: 20_000,
+      detail: platform.output,
+    });
   }, 90_000);
   afterAll(async () => {
     for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
@@ -180,8 +168,13 @@ describe.each(databaseTargets())('a platform killed mid-answer, on %s', (target)
 
     // The run's lease (30 s) runs out and the new process takes it over.
     platform = await startPlatform();
-    await waitFor('the rest of the answer', () => sentTo(5150).length >= 3, 60_000, platform.output);
-    await waitFor('the reply run to end', async () => (await replyRuns())[0]?.status === 'completed', 10_000);
+    await until(() => sentTo(5150).length >= 3, 'the rest of the answer', {
+      timeoutMs: 60_000,
+      detail: platform.output,
+    });
+    await until(async () => (await replyRuns())[0]?.status === 'completed', 'the reply run to end', {
+      timeoutMs: 10_000,
+    });
     // One run: the update the first process had not confirmed to Telegram, handed over again, was
     // stored once.
     expect(await replyRuns()).toHaveLength(1);
@@ -200,11 +193,9 @@ describe.each(databaseTargets())('a platform killed mid-answer, on %s', (target)
 
     platform = await startPlatform();
     const polls = telegram.callsOf('getUpdates', TOKEN).length;
-    await waitFor(
-      'the next process to poll',
-      () => telegram.callsOf('getUpdates', TOKEN).length > polls,
-      20_000,
-    );
+    await until(() => telegram.callsOf('getUpdates', TOKEN).length > polls, 'the next process to poll', {
+      timeoutMs: 20_000,
+    });
     expect((await replyRuns()).map((run) => run.status)).toEqual(['completed', 'completed']);
     expect(sentTo(6160)).toEqual(PARAGRAPHS);
     await kill(platform, 'SIGTERM');

@@ -1,8 +1,17 @@
-/** Polls `check` every 25 ms until it holds, for at most 5 s; then throws, naming `what` it waited for. */
-export async function until(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 200; i += 1) {
+/**
+ * Polls `check` every 25 ms until it holds, for at most `timeoutMs` (5 s unless given); then throws,
+ * naming `what` it waited for, followed by `detail()` when given (a child process's output, say).
+ */
+export async function until(
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  options: { timeoutMs?: number; detail?: () => string } = {},
+): Promise<void> {
+  const timeoutMs = options.timeoutMs ?? 5_000;
+  for (let waited = 0; waited < timeoutMs; waited += 25) {
     if (await check()) return;
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
-  throw new Error(`timed out waiting for ${what}`);
+  const detail = options.detail?.();
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail ? `\n${detail}` : ''}`);
 }
