@@ -9,16 +9,12 @@ import { QUOTA_NOTICE } from '../../lib/ratelimit/quota';
 import { TEXT_ONLY_NOTICE, withAttachmentNote } from '../../lib/reply/decide';
 import { APOLOGY_TEXT } from '../../lib/reply/finish';
 import { TelegramIngress } from '../../lib/telegram/ingress';
-import {
-  createRunningAgent,
-  type RunningAgent,
-  type RunningAgentOptions,
-  serveOnLoopback,
-} from '../support/agents';
+import { createRunningAgent, type RunningAgent, type RunningAgentOptions } from '../support/agents';
 import { databaseTargets } from '../support/db';
 import { createExecutorHarness, type ExecutorHarness } from '../support/executor';
 import { ANTHROPIC_ERRORS, type FakeAnthropic, startFakeAnthropic } from '../support/fake-anthropic';
 import { buildUpdate, type FakeTelegram, startFakeTelegram, TELEGRAM_ERRORS } from '../support/fake-telegram';
+import { type Loopback, serveOnLoopback } from '../support/loopback';
 import { captureLogger, TEST_ADMIN_KEY } from '../support/services';
 import { until } from '../support/until';
 import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver';
@@ -31,7 +27,7 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
   let harness: ExecutorHarness;
   let app: App;
   let receiver: WebhookReceiver;
-  let server: { url: string; close(): Promise<void> };
+  let server: Loopback;
 
   beforeAll(async () => {
     telegram = await startFakeTelegram();
@@ -53,7 +49,7 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
       eventsStatement: harness.executor.statement,
     });
     server = await serveOnLoopback(app.fetch);
-    telegram.routeWebhooks(PUBLIC_BASE, server.url);
+    telegram.routeWebhooks(PUBLIC_BASE, server.origin);
   });
   afterAll(async () => {
     await harness.close();

@@ -1,5 +1,3 @@
-import { createServer } from 'node:http';
-import { getRequestListener } from '@hono/node-server';
 import { eq } from 'drizzle-orm';
 import { createAgent } from '../../lib/agents';
 import { setCredential } from '../../lib/credentials';
@@ -10,7 +8,6 @@ import type { CreateCustomerInput } from '../../lib/schemas/customers';
 import type { ExecutorHarness } from './executor';
 import type { FakeAnthropic } from './fake-anthropic';
 import type { FakeTelegram } from './fake-telegram';
-import { listenOnLoopback } from './loopback';
 
 const system = { actor: { type: 'system' as const }, requestId: undefined, ip: undefined };
 let bots = 0;
@@ -99,17 +96,4 @@ export async function createRunningAgent(
     claudeKey,
     delivery: row.telegramDelivery,
   };
-}
-
-export interface LoopbackServer {
-  url: string;
-  close(): Promise<void>;
-}
-
-/** Serves `fetch` (a Hono app's) over real HTTP on 127.0.0.1, for the fake Telegram's webhook deliveries. */
-export async function serveOnLoopback(
-  fetch: (request: Request) => Response | Promise<Response>,
-): Promise<LoopbackServer> {
-  const loopback = await listenOnLoopback(createServer(getRequestListener(fetch)));
-  return { url: loopback.origin, close: () => loopback.close() };
 }

@@ -1,5 +1,6 @@
-import type { Server } from 'node:http';
-import { type AddressInfo, createServer, type Socket } from 'node:net';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { getRequestListener } from '@hono/node-server';
 
 /** An HTTP server of the test support listening on 127.0.0.1, on a port the system chose. */
 export interface Loopback {
@@ -29,6 +30,13 @@ export async function listenOnLoopback(server: Server): Promise<Loopback> {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** Serves `fetch` (a Hono app's) over real HTTP on 127.0.0.1, for the fake Telegram's webhook deliveries. */
+export function serveOnLoopback(
+  fetch: (request: Request) => Response | Promise<Response>,
+): Promise<Loopback> {
+  return listenOnLoopback(createServer(getRequestListener(fetch)));
 }
 
 /** A 127.0.0.1 port that was just free and is closed again: a connection to it is refused. */
