@@ -92,10 +92,13 @@ describe.each(databaseTargets())('a platform killed mid-answer, on %s', (target)
     telegram.sent.filter((message) => message.chatId === chatId).map((message) => message.text);
   const replyRuns = async () =>
     (
-      (await call(platform, 'GET', '/api/v1/admin/runs?limit=20', TEST_ADMIN_KEY)) as {
-        data: { functionId: string; status: string }[];
-      }
-    ).data.filter((run) => run.functionId.endsWith('reply-to-message'));
+      (await call(
+        platform,
+        'GET',
+        '/api/v1/admin/runs?functionId=openclaw-platform-reply-to-message&limit=20',
+        TEST_ADMIN_KEY,
+      )) as { data: { status: string }[] }
+    ).data;
   /** Sends the user's question and waits until the answer's first chunk is out and the second held. */
   async function askAndHoldSecondChunk(userId: number) {
     telegram.hold('sendMessage', 1);
