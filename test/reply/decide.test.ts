@@ -161,6 +161,12 @@ describe('answer chunks', () => {
     expect(answerChunks('[ref]: https://example.com')).toEqual([
       { html: EMPTY_ANSWER_TEXT, plain: EMPTY_ANSWER_TEXT, markdown: EMPTY_ANSWER_TEXT },
     ]);
+    // An empty code block renders as tags around nothing, which Telegram refuses as an empty message.
+    for (const blank of ['```\n```', '`` ``']) {
+      expect(answerChunks(blank)).toEqual([
+        { html: EMPTY_ANSWER_TEXT, plain: EMPTY_ANSWER_TEXT, markdown: EMPTY_ANSWER_TEXT },
+      ]);
+    }
     expect(answerChunks('**hi**')).toEqual([{ html: '<b>hi</b>', plain: 'hi', markdown: '**hi**' }]);
   });
 });
