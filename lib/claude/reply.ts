@@ -1,4 +1,5 @@
 import type Anthropic from '@anthropic-ai/sdk';
+import { estimateTextTokens } from '../conversation/tokens';
 
 export interface ChatMessage {
   role: 'user' | 'assistant';
@@ -12,8 +13,6 @@ export interface GenerateReplyInput {
   messages: ChatMessage[];
   maxTokens: number;
   temperature?: number | undefined;
-  /** Override of the cacheable-system threshold in characters (see CACHEABLE_SYSTEM_CHARS). */
-  cacheMinChars?: number;
 }
 
 export interface GeneratedReply {
@@ -27,16 +26,18 @@ export interface GeneratedReply {
 
 /*
  * Prompt caching only applies to prefixes of at least 1024 tokens (the smallest minimum among current
- * models; some need 2048 or 4096, and below a model's minimum the marker is simply ignored). At ~4
- * characters a token, a system prompt of 4096+ characters is worth marking with an ephemeral
- * cache_control; shorter ones are sent as a plain block, since they cannot be cached anyway.
+ * models; some need 2048 or 4096, and below a model's minimum the marker is simply ignored). A system
+ * prompt estimated at that many tokens is marked with an ephemeral cache_control; shorter ones are
+ * sent as a plain block, since they cannot be cached anyway. Estimated, not counted in characters: a
+ * Chinese or Japanese prompt is about a token a character, so 4096 characters would never be reached
+ * under the 10 KB prompt cap although 1024 tokens are.
  */
-export const CACHEABLE_SYSTEM_CHARS = 4096;
+export const CACHEABLE_SYSTEM_TOKENS = 1024;
 
 /** One non-streaming Messages call; returns the text and the usage the quotas are charged with. */
 export async function generateReply(input: GenerateReplyInput): Promise<GeneratedReply> {
   const system = input.system?.trim();
-  const cacheable = system !== undefined && system.length >= (input.cacheMinChars ?? CACHEABLE_SYSTEM_CHARS);
+  const cacheable = system !== undefined && estimateTextTokens(system) >= CACHEABLE_SYSTEM_TOKENS;
   const response = await input.client.messages.create({
     model: input.model,
     max_tokens: input.maxTokens,

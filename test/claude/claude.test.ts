@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClaudeClient } from '../../lib/claude/client';
 import { type ClaudeErrorKind, classifyClaudeError, parseRetryAfter } from '../../lib/claude/errors';
-import { CACHEABLE_SYSTEM_CHARS, generateReply } from '../../lib/claude/reply';
+import { CACHEABLE_SYSTEM_TOKENS, generateReply } from '../../lib/claude/reply';
 import { validateClaudeKey } from '../../lib/claude/validate';
 import {
   ANTHROPIC_ERRORS,
@@ -68,7 +68,7 @@ describe('generateReply with the real SDK', () => {
   });
 
   it('marks a long system prompt cacheable: written once, then read', async () => {
-    const system = `You are a helpful agent. ${'Policy line. '.repeat(CACHEABLE_SYSTEM_CHARS / 10)}`;
+    const system = `You are a helpful agent. ${'Policy line. '.repeat((CACHEABLE_SYSTEM_TOKENS * 4) / 10)}`;
     const first = await ask(KEY, { system });
     const second = await ask(KEY, { system });
     const sent = fake.messageRequests(KEY).at(-1)!;
@@ -79,6 +79,22 @@ describe('generateReply with the real SDK', () => {
     expect(first.cacheReadTokens).toBe(0);
     expect(second.cacheReadTokens).toBe(first.cacheCreationTokens);
     expect(second.cacheCreationTokens).toBe(0);
+  });
+
+  it('judges a prompt cacheable by its tokens, not its characters: a Chinese prompt under 4096 characters', async () => {
+    // About a token a character: 1,100 characters are over the 1024-token minimum.
+    const system = '你是一个乐于助人的客服助手。'.repeat(80);
+    expect(system.length).toBeLessThan(4096);
+    await ask(KEY, { system });
+    expect(fake.messageRequests(KEY).at(-1)!.system).toEqual([
+      { type: 'text', text: system, cache_control: { type: 'ephemeral' } },
+    ]);
+    // Just under the minimum, in English, the prompt goes as a plain block.
+    const short = 'Policy line. '.repeat(250);
+    await ask(KEY, { system: short });
+    expect(
+      (fake.messageRequests(KEY).at(-1)!.system as Array<Record<string, unknown>>)[0],
+    ).not.toHaveProperty('cache_control');
   });
 
   it('uses scripted replies (per key, function of the request) and reports max_tokens truncation', async () => {
