@@ -151,12 +151,11 @@ export async function markClaudeCredentialInvalid(
 }
 
 /**
- * The Telegram messages of an answer; never none (Markdown that renders to nothing, a lone rule...).
- * A chunk with no visible text (an empty code block) is dropped: Telegram refuses it as "message text
- * is empty", which would end the run in the apology after Claude had answered.
+ * The Telegram messages of an answer; never none (Markdown that renders to nothing, a lone rule, an
+ * empty code block...).
  */
 export function answerChunks(text: string): TelegramChunk[] {
-  const chunks = formatForTelegram(text).filter((chunk) => chunk.plain.trim() !== '');
+  const chunks = formatForTelegram(text);
   if (chunks.length > 0) return chunks;
   return [{ html: escapeHtml(EMPTY_ANSWER_TEXT), plain: EMPTY_ANSWER_TEXT, markdown: EMPTY_ANSWER_TEXT }];
 }

@@ -381,9 +381,11 @@ export function formatForTelegram(markdown: string, limit = TELEGRAM_MESSAGE_LIM
   const visit = (source: string, sourceLimit: number, depth: number) => {
     const html = markdownToTelegramHtml(source);
     const plain = markdownToPlainText(source);
-    const visible = Math.max(telegramHtmlVisibleText(html).length, plain.length);
+    const visibleText = telegramHtmlVisibleText(html);
+    const visible = Math.max(visibleText.length, plain.length);
     if (visible <= limit) {
-      if (html.trim() !== '') out.push({ html, plain, markdown: source });
+      // Tags around nothing (an empty code block) are refused by Telegram as "message text is empty".
+      if (visibleText.trim() !== '') out.push({ html, plain, markdown: source });
       return;
     }
     if (depth >= 3) {
