@@ -3,6 +3,7 @@ import { createClaudeClient } from '../../lib/claude/client';
 import { type ClaudeErrorKind, classifyClaudeError, parseRetryAfter } from '../../lib/claude/errors';
 import { CACHEABLE_SYSTEM_TOKENS, generateReply } from '../../lib/claude/reply';
 import { validateClaudeKey } from '../../lib/claude/validate';
+import { CHARS_PER_TOKEN } from '../../lib/conversation/tokens';
 import {
   ANTHROPIC_ERRORS,
   DEFAULT_MODELS,
@@ -68,7 +69,7 @@ describe('generateReply with the real SDK', () => {
   });
 
   it('marks a long system prompt cacheable: written once, then read', async () => {
-    const system = `You are a helpful agent. ${'Policy line. '.repeat((CACHEABLE_SYSTEM_TOKENS * 4) / 10)}`;
+    const system = `You are a helpful agent. ${'Policy line. '.repeat(Math.ceil((CACHEABLE_SYSTEM_TOKENS * CHARS_PER_TOKEN) / 13))}`;
     const first = await ask(KEY, { system });
     const second = await ask(KEY, { system });
     const sent = fake.messageRequests(KEY).at(-1)!;
@@ -90,7 +91,7 @@ describe('generateReply with the real SDK', () => {
       { type: 'text', text: system, cache_control: { type: 'ephemeral' } },
     ]);
     // Just under the minimum, in English, the prompt goes as a plain block.
-    const short = 'Policy line. '.repeat(250);
+    const short = 'Policy line. '.repeat(Math.floor((CACHEABLE_SYSTEM_TOKENS * CHARS_PER_TOKEN) / 13) - 1);
     await ask(KEY, { system: short });
     expect(
       (fake.messageRequests(KEY).at(-1)!.system as Array<Record<string, unknown>>)[0],
