@@ -142,6 +142,8 @@ export function replyToMessage({ inngest, services }: FunctionDeps) {
         inputTokens: answer.inputTokens,
         outputTokens: answer.outputTokens,
         cacheReadTokens: answer.cacheReadTokens,
+        // A run that called Claude before this field existed carries no such step result.
+        cacheCreationTokens: answer.cacheCreationTokens ?? 0,
       };
       const chunks = answerChunks(answer.text);
       const outboundIds: string[] = [];

@@ -1,18 +1,19 @@
-import { and, eq, gte, sql } from 'drizzle-orm';
-import type { AnyPgColumn } from 'drizzle-orm/pg-core';
+import { and, eq, gte, type SQL, sql } from 'drizzle-orm';
 import type { Queryable } from './db/client';
 import { agents, customers, telegramMessages } from './db/schema';
 import { AppError } from './errors';
 import { isUuid } from './pagination';
 import type { RateLimiter } from './ratelimit/limiter';
 import { limitsFor } from './ratelimit/plans';
-import { startOfUtcDay, usedTokens } from './ratelimit/quota';
+import { startOfUtcDay, TOKEN_COLUMNS, TOKEN_KINDS, type TokenKind, usedTokens } from './ratelimit/quota';
+
+export type TokenCounts = Record<TokenKind, number>;
 
 export interface AgentTokenUsage {
   agentId: string;
   name: string;
-  today: { inputTokens: number; outputTokens: number };
-  month: { inputTokens: number; outputTokens: number };
+  today: TokenCounts;
+  month: TokenCounts;
 }
 
 export interface Usage {
@@ -20,10 +21,7 @@ export interface Usage {
   limits: { apiRequestsPerHour: number; messagesPerDay: number };
   apiRequests: { used: number; remaining: number; resetAt: string };
   messages: { used: number; remaining: number; resetAt: string };
-  tokens: {
-    today: { inputTokens: number; outputTokens: number };
-    month: { inputTokens: number; outputTokens: number };
-  };
+  tokens: { today: TokenCounts; month: TokenCounts };
   agents: AgentTokenUsage[];
 }
 
@@ -48,11 +46,11 @@ export async function getUsage(
   const perAgent = rows.map((row) => ({
     agentId: row.agentId,
     name: row.name,
-    today: { inputTokens: Number(row.dayIn), outputTokens: Number(row.dayOut) },
-    month: { inputTokens: Number(row.monthIn), outputTokens: Number(row.monthOut) },
+    today: countsOf((kind) => Number(row.today[kind])),
+    month: countsOf((kind) => Number(row.month[kind])),
   }));
-  const total = (pick: (agent: AgentTokenUsage) => number) =>
-    perAgent.reduce((sum, agent) => sum + pick(agent), 0);
+  const total = (period: 'today' | 'month') =>
+    countsOf((kind) => perAgent.reduce((sum, agent) => sum + agent[period][kind], 0));
   return {
     plan: customer.plan,
     limits,
@@ -62,34 +60,32 @@ export async function getUsage(
       remaining: messages.remaining,
       resetAt: new Date(messages.reset).toISOString(),
     },
-    tokens: {
-      today: {
-        inputTokens: total((a) => a.today.inputTokens),
-        outputTokens: total((a) => a.today.outputTokens),
-      },
-      month: {
-        inputTokens: total((a) => a.month.inputTokens),
-        outputTokens: total((a) => a.month.outputTokens),
-      },
-    },
+    tokens: { today: total('today'), month: total('month') },
     agents: perAgent,
   };
+}
+
+function countsOf(count: (kind: TokenKind) => number): TokenCounts {
+  return Object.fromEntries(TOKEN_KINDS.map((kind) => [kind, count(kind)])) as TokenCounts;
 }
 
 /** Each agent of the customer with its Claude tokens today and this month (UTC), by name. */
 export function tokensByAgentQuery(db: Queryable, customerId: string, now: Date) {
   const dayStart = startOfUtcDay(now);
   const monthStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
-  const sumIf = (column: AnyPgColumn, from: Date) =>
-    sql<string>`coalesce(sum(${column}) filter (where ${telegramMessages.createdAt} >= ${from.toISOString()}::timestamptz), 0)`;
+  const sumsSince = (from: Date) =>
+    Object.fromEntries(
+      TOKEN_KINDS.map((kind) => [
+        kind,
+        sql<string>`coalesce(sum(${TOKEN_COLUMNS[kind]}) filter (where ${telegramMessages.createdAt} >= ${from.toISOString()}::timestamptz), 0)`,
+      ]),
+    ) as Record<TokenKind, SQL<string>>;
   return db
     .select({
       agentId: agents.id,
       name: agents.name,
-      dayIn: sumIf(telegramMessages.inputTokens, dayStart),
-      dayOut: sumIf(telegramMessages.outputTokens, dayStart),
-      monthIn: sumIf(telegramMessages.inputTokens, monthStart),
-      monthOut: sumIf(telegramMessages.outputTokens, monthStart),
+      today: sumsSince(dayStart),
+      month: sumsSince(monthStart),
     })
     .from(agents)
     .leftJoin(

@@ -4,7 +4,16 @@ import { getUsage } from '../../lib/usage';
 import type { AppEnv } from '../env';
 import { customerIdOf, requireAdmin, requireCustomer } from '../middleware/auth';
 
-const TokensSchema = z.object({ inputTokens: z.number().int(), outputTokens: z.number().int() });
+const TokensSchema = z
+  .object({
+    inputTokens: z.number().int().openapi({
+      description: "Input not read from or written to the prompt cache (Anthropic's input_tokens)",
+    }),
+    outputTokens: z.number().int(),
+    cacheReadTokens: z.number().int().openapi({ description: 'Input read from the prompt cache' }),
+    cacheCreationTokens: z.number().int().openapi({ description: 'Input written to the prompt cache' }),
+  })
+  .openapi({ description: 'Claude tokens; the daily token budget counts all four' });
 const CounterSchema = z.object({ used: z.number().int(), remaining: z.number().int(), resetAt: Timestamp });
 
 export const UsageSchema = z

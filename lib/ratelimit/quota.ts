@@ -103,12 +103,28 @@ export const usedTokens = or(
   isNotNull(telegramMessages.outputTokens),
 );
 
+/**
+ * The tokens an answer used, by kind. Anthropic's `input_tokens` leaves out the system prompt's tokens
+ * read from or written to the prompt cache, so those are counted on their own: with a long cached prompt
+ * they are most of what Claude read.
+ */
+export const TOKEN_COLUMNS = {
+  inputTokens: telegramMessages.inputTokens,
+  outputTokens: telegramMessages.outputTokens,
+  cacheReadTokens: telegramMessages.cacheReadTokens,
+  cacheCreationTokens: telegramMessages.cacheCreationTokens,
+} as const;
+export type TokenKind = keyof typeof TOKEN_COLUMNS;
+export const TOKEN_KINDS = Object.keys(TOKEN_COLUMNS) as TokenKind[];
+
 /** The statement of `tokensUsedToday` (its plan is tested: test/ratelimit/token-usage-plan.test.ts). */
 export function tokensUsedTodayQuery(db: Queryable, agentId: string, now: Date) {
+  const perAnswer = sql.join(
+    TOKEN_KINDS.map((kind) => sql`coalesce(${TOKEN_COLUMNS[kind]}, 0)`),
+    sql` + `,
+  );
   return db
-    .select({
-      used: sql<string>`coalesce(sum(coalesce(${telegramMessages.inputTokens}, 0) + coalesce(${telegramMessages.outputTokens}, 0)), 0)`,
-    })
+    .select({ used: sql<string>`coalesce(sum(${perAnswer}), 0)` })
     .from(telegramMessages)
     .where(
       and(
@@ -119,15 +135,15 @@ export function tokensUsedTodayQuery(db: Queryable, agentId: string, now: Date) 
     );
 }
 
-/** Claude tokens (input + output) the agent used today (UTC), from the stored messages. */
+/** Claude tokens the agent used today (UTC), every kind (`TOKEN_COLUMNS`), from the stored messages. */
 export async function tokensUsedToday(db: Queryable, agentId: string, now: Date): Promise<number> {
   const [row] = await tokensUsedTodayQuery(db, agentId, now);
   return Number(row?.used ?? 0);
 }
 
 /**
- * The agent's daily token budget: once today's input + output tokens reach it, no more Claude calls
- * today. `notify` is true once per chat per day (send TOKEN_BUDGET_NOTICE, and `agent.error` with
+ * The agent's daily token budget: once today's tokens reach it (input, output and prompt-cache reads
+ * and writes alike), no more Claude calls today. `notify` is true once per chat per day (send TOKEN_BUDGET_NOTICE, and `agent.error` with
  * code `token_budget_exceeded`).
  */
 export async function checkTokenBudget(

@@ -30,6 +30,7 @@ export interface Answer {
   inputTokens: number;
   outputTokens: number;
   cacheReadTokens: number;
+  cacheCreationTokens: number;
   stopReason: string | null;
 }
 
@@ -122,6 +123,7 @@ async function askClaude(
         inputTokens: reply.inputTokens,
         outputTokens: reply.outputTokens,
         cacheReadTokens: reply.cacheReadTokens,
+        cacheCreationTokens: reply.cacheCreationTokens,
         stopReason: reply.stopReason,
       },
     };

@@ -58,6 +58,8 @@ export async function finishReply(
         outboundMessageIds: input.outboundIds,
         inputTokens: usage?.inputTokens ?? 0,
         outputTokens: usage?.outputTokens ?? 0,
+        cacheReadTokens: usage?.cacheReadTokens ?? 0,
+        cacheCreationTokens: usage?.cacheCreationTokens ?? 0,
         latencyMs,
       },
       eventId: `message-processed-${input.runId}`,

@@ -16,12 +16,16 @@ export interface SendDeps {
   telegramApiRoot: string;
 }
 
-/** Claude's usage, stored with the first message of the answer it paid for. */
+/**
+ * Claude's usage, stored with the first message of the answer it paid for. `inputTokens` is Anthropic's
+ * `input_tokens`, which leaves out the system prompt's tokens read from or written to the prompt cache.
+ */
 export interface ReplyUsage {
   model: string;
   inputTokens: number;
   outputTokens: number;
   cacheReadTokens: number;
+  cacheCreationTokens: number;
 }
 
 export interface OutgoingChunk {
@@ -175,6 +179,7 @@ export async function storeOutbound(
     inputTokens: usage?.inputTokens ?? null,
     outputTokens: usage?.outputTokens ?? null,
     cacheReadTokens: usage?.cacheReadTokens ?? null,
+    cacheCreationTokens: usage?.cacheCreationTokens ?? null,
   });
   if (!row) throw new Error('the outbound message was not stored');
   return row.id;
@@ -196,6 +201,7 @@ const insertOutbound = preparedQuery((db) =>
       inputTokens: sql.placeholder('inputTokens'),
       outputTokens: sql.placeholder('outputTokens'),
       cacheReadTokens: sql.placeholder('cacheReadTokens'),
+      cacheCreationTokens: sql.placeholder('cacheCreationTokens'),
     })
     .returning({ id: telegramMessages.id })
     .prepare('reply_insert_outbound'),

@@ -25,8 +25,16 @@ export const MessageProcessedDataSchema = z.strictObject({
   chatId: z.number().int().describe('The Telegram chat id.'),
   inboundMessageId: z.uuid().describe('The platform id of the message that was answered.'),
   outboundMessageIds: z.array(z.uuid()).describe('Platform ids of the reply messages sent.'),
-  inputTokens: z.number().int().nonnegative(),
+  inputTokens: z
+    .number()
+    .int()
+    .nonnegative()
+    .describe(
+      "Claude's input tokens not read from or written to the prompt cache (Anthropic's input_tokens).",
+    ),
   outputTokens: z.number().int().nonnegative(),
+  cacheReadTokens: z.number().int().nonnegative().describe('Input tokens read from the prompt cache.'),
+  cacheCreationTokens: z.number().int().nonnegative().describe('Input tokens written to the prompt cache.'),
   latencyMs: z.number().int().nonnegative().describe('From receiving the message to the last reply sent.'),
 });
 

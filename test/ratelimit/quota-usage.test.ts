@@ -76,10 +76,21 @@ describe.each(cases)('quotas and usage on %s with the %s store', (target, store)
         chatId: 5,
         direction: 'outbound',
         text: 'a',
-        inputTokens: 600,
+        inputTokens: 60,
         outputTokens: 300,
+        cacheCreationTokens: 540,
       },
-      { agentId, customerId, chatId: 5, direction: 'outbound', text: 'b', inputTokens: 50, outputTokens: 50 },
+      // Anthropic's input_tokens leaves the cached system prompt out: its 90 tokens read count too.
+      {
+        agentId,
+        customerId,
+        chatId: 5,
+        direction: 'outbound',
+        text: 'b',
+        inputTokens: 5,
+        outputTokens: 5,
+        cacheReadTokens: 90,
+      },
     ]);
     expect(await checkTokenBudget(services.db, { agentId, chatId: 5, dailyTokenBudget: 1000, now })).toEqual({
       allowed: false,
@@ -117,6 +128,19 @@ describe.each(cases)('quotas and usage on %s with the %s store', (target, store)
         text: 'a',
         inputTokens: 120,
         outputTokens: 30,
+        cacheReadTokens: 2000,
+        cacheCreationTokens: 0,
+      },
+      {
+        agentId,
+        customerId,
+        chatId: 9,
+        direction: 'outbound',
+        text: 'b',
+        inputTokens: 10,
+        outputTokens: 5,
+        cacheReadTokens: null,
+        cacheCreationTokens: 2000,
       },
       {
         agentId,
@@ -138,10 +162,16 @@ describe.each(cases)('quotas and usage on %s with the %s store', (target, store)
       apiRequests: { used: 1, remaining: 99 },
       messages: { used: 1, remaining: 9 },
       tokens: {
-        today: { inputTokens: 120, outputTokens: 30 },
-        month: { inputTokens: 120, outputTokens: 30 },
+        today: { inputTokens: 130, outputTokens: 35, cacheReadTokens: 2000, cacheCreationTokens: 2000 },
+        month: { inputTokens: 130, outputTokens: 35, cacheReadTokens: 2000, cacheCreationTokens: 2000 },
       },
-      agents: [{ agentId, name: 'bot', today: { inputTokens: 120, outputTokens: 30 } }],
+      agents: [
+        {
+          agentId,
+          name: 'bot',
+          today: { inputTokens: 130, outputTokens: 35, cacheReadTokens: 2000, cacheCreationTokens: 2000 },
+        },
+      ],
     });
     const admin = await app.request(`/api/v1/admin/customers/${customerId}/usage`, {
       headers: { authorization: `Bearer ${TEST_ADMIN_KEY}` },

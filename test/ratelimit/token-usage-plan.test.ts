@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../lib/db/client';
 import { selectRows } from '../../lib/db/client';
 import { agents } from '../../lib/db/schema';
-import { startOfUtcDay, tokensUsedToday, tokensUsedTodayQuery } from '../../lib/ratelimit/quota';
+import { startOfUtcDay, TOKEN_KINDS, tokensUsedToday, tokensUsedTodayQuery } from '../../lib/ratelimit/quota';
 import { tokensByAgentQuery } from '../../lib/usage';
 import { createAgent } from '../policy/fixtures';
 import { createTestDatabase, databaseTargets, type TestDatabase } from '../support/db';
@@ -26,12 +26,15 @@ describe.each(databaseTargets())('token usage reads on %s, with two months of me
   /** `count` messages of the agent, one every 15 minutes back from NOW over 40 chats; one in three an answer with tokens. */
   async function seed(agent: string, customer: string, count: number) {
     await db.execute(sql`
-      insert into telegram_messages (agent_id, customer_id, chat_id, direction, text, input_tokens, output_tokens, created_at)
+      insert into telegram_messages (agent_id, customer_id, chat_id, direction, text, input_tokens, output_tokens,
+        cache_read_tokens, cache_creation_tokens, created_at)
       select ${agent}::uuid, ${customer}::uuid, g % 40,
         (case when g % 3 = 0 then 'outbound' else 'inbound' end)::message_direction,
         'm' || g,
         case when g % 3 = 0 and g % 9 <> 0 then g % 100 + 1 end,
         case when g % 3 = 0 then g % 7 end,
+        case when g % 6 = 0 then 900 + g % 11 end,
+        case when g % 3 = 0 and g % 6 <> 0 then g % 13 end,
         ${NOW.toISOString()}::timestamptz - g * interval '15 minutes'
       from generate_series(1, ${count}::int) g`);
   }
@@ -54,11 +57,19 @@ describe.each(databaseTargets())('token usage reads on %s, with two months of me
     await database?.destroy();
   });
 
-  /** Input + output tokens of the agent's messages since `from`, summed over every row. */
-  async function summed(agent: string, from: Date, column?: 'input_tokens' | 'output_tokens') {
-    const value = column
-      ? sql`coalesce(${sql.identifier(column)}, 0)`
-      : sql`coalesce(input_tokens, 0) + coalesce(output_tokens, 0)`;
+  const COLUMNS = {
+    inputTokens: 'input_tokens',
+    outputTokens: 'output_tokens',
+    cacheReadTokens: 'cache_read_tokens',
+    cacheCreationTokens: 'cache_creation_tokens',
+  } as const;
+
+  /** Tokens of the agent's messages since `from` (one kind, or all four), summed over every row. */
+  async function summed(agent: string, from: Date, kind?: keyof typeof COLUMNS) {
+    const value = sql.join(
+      (kind ? [COLUMNS[kind]] : Object.values(COLUMNS)).map((c) => sql`coalesce(${sql.identifier(c)}, 0)`),
+      sql` + `,
+    );
     const [row] = await selectRows<{ n: string | number }>(
       db,
       sql`select coalesce(sum(${value}), 0) as n from telegram_messages
@@ -84,19 +95,19 @@ describe.each(databaseTargets())('token usage reads on %s, with two months of me
     const rows = await tokensByAgentQuery(db, customerId, NOW);
     expect(rows.map((row) => row.name)).toEqual(['Ada', 'Bea']);
     for (const row of rows) {
-      expect({
-        name: row.name,
-        dayIn: Number(row.dayIn),
-        dayOut: Number(row.dayOut),
-        monthIn: Number(row.monthIn),
-        monthOut: Number(row.monthOut),
-      }).toEqual({
-        name: row.name,
-        dayIn: await summed(row.agentId, startOfUtcDay(NOW), 'input_tokens'),
-        dayOut: await summed(row.agentId, startOfUtcDay(NOW), 'output_tokens'),
-        monthIn: await summed(row.agentId, MONTH_START, 'input_tokens'),
-        monthOut: await summed(row.agentId, MONTH_START, 'output_tokens'),
-      });
+      for (const kind of TOKEN_KINDS) {
+        expect({
+          name: row.name,
+          kind,
+          today: Number(row.today[kind]),
+          month: Number(row.month[kind]),
+        }).toEqual({
+          name: row.name,
+          kind,
+          today: await summed(row.agentId, startOfUtcDay(NOW), kind),
+          month: await summed(row.agentId, MONTH_START, kind),
+        });
+      }
     }
     const plan = await explainPlan(db, tokensByAgentQuery(db, customerId, NOW).getSQL());
     expect(messageReads(plan)).toEqual([{ index: 'telegram_messages_token_usage_idx', byTime: true }]);

@@ -5,7 +5,7 @@ import { sendEventVia } from '../../functions/client';
 import { createFunctions } from '../../functions/index';
 import { helpText, resetText } from '../../lib/conversation/commands';
 import { agents, credentials, customers, telegramChats, telegramMessages } from '../../lib/db/schema';
-import { QUOTA_NOTICE } from '../../lib/ratelimit/quota';
+import { QUOTA_NOTICE, tokensUsedToday } from '../../lib/ratelimit/quota';
 import { TEXT_ONLY_NOTICE, withAttachmentNote } from '../../lib/reply/decide';
 import { APOLOGY_TEXT } from '../../lib/reply/finish';
 import { TelegramIngress } from '../../lib/telegram/ingress';
@@ -140,6 +140,42 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
       inputTokens: outbound?.inputTokens,
       outputTokens: outbound?.outputTokens,
     });
+  });
+
+  it("counts the system prompt's prompt-cache tokens in the stored usage, the budget and message.processed", async () => {
+    // Over the 1,024 tokens Anthropic caches: written to the cache by the first answer, read by the second.
+    const systemPrompt = 'You answer questions about the opening hours of a bakery. '.repeat(80);
+    const agent = await agentWith({ customer: { webhookUrl: receiver.url }, agent: { systemPrompt } });
+    const from = { id: 5051, first_name: 'Ann' };
+    await handleFor(agent)(buildUpdate.privateText({ from, text: 'hi' }));
+    await handleFor(agent)(buildUpdate.privateText({ from, text: 'again' }));
+    expect(textsTo(agent, from.id)).toEqual(['Echo: hi', 'Echo: again']);
+
+    const answers = (await rowsOf(agent)).filter((r) => r.direction === 'outbound');
+    expect(answers.map((r) => [r.cacheCreationTokens, r.cacheReadTokens])).toEqual([
+      [expect.any(Number), 0],
+      [0, expect.any(Number)],
+    ]);
+    const cached = answers[0]?.cacheCreationTokens ?? 0;
+    expect(cached).toBeGreaterThan(1000);
+    expect(answers[1]?.cacheReadTokens).toBe(cached);
+    expect(answers.every((r) => (r.inputTokens ?? 0) < 100)).toBe(true);
+
+    const processed = webhookEventsOf(agent, 'message.processed');
+    expect(processed.map((event) => event.data)).toMatchObject([
+      { inputTokens: answers[0]?.inputTokens, cacheCreationTokens: cached, cacheReadTokens: 0 },
+      { inputTokens: answers[1]?.inputTokens, cacheCreationTokens: 0, cacheReadTokens: cached },
+    ]);
+    const all = answers.reduce(
+      (sum, r) =>
+        sum +
+        (r.inputTokens ?? 0) +
+        (r.outputTokens ?? 0) +
+        (r.cacheReadTokens ?? 0) +
+        (r.cacheCreationTokens ?? 0),
+      0,
+    );
+    expect(await tokensUsedToday(harness.services.db, agent.agentId, new Date())).toBe(all);
   });
 
   it('answers three fast messages of one chat in order, with history, while another chat runs alongside', async () => {

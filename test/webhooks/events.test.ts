@@ -31,6 +31,8 @@ describe('buildWebhookEvent', () => {
         outboundMessageIds: ['0b6f0a53-8d0c-4d7e-8a59-6a3a2d7c1e02'],
         inputTokens: 120,
         outputTokens: 45,
+        cacheReadTokens: 1500,
+        cacheCreationTokens: 0,
         latencyMs: 1830,
       },
     ],

@@ -247,9 +247,11 @@ export const telegramMessages = pgTable(
     eventSentAt: tz('event_sent_at'),
     /** For outbound rows: the inbound message this answers. */
     replyToId: uuid('reply_to_id'),
+    /** Claude's usage, on the first outbound row of an answer; input as Anthropic counts it (not cached). */
     inputTokens: integer('input_tokens'),
     outputTokens: integer('output_tokens'),
     cacheReadTokens: integer('cache_read_tokens'),
+    cacheCreationTokens: integer('cache_creation_tokens'),
     model: text('model'),
     isCommand: boolean('is_command').notNull().default(false),
     /**

@@ -1,0 +1,1 @@
+ALTER TABLE "telegram_messages" ADD COLUMN "cache_creation_tokens" integer;
