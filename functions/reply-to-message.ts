@@ -3,7 +3,7 @@ import type { ClaudeErrorKind } from '../lib/claude/errors';
 import { answerChunks, generateAnswer } from '../lib/reply/answer';
 import { decideInbound } from '../lib/reply/decide';
 import { replyFailureNotice } from '../lib/reply/failure';
-import { failReply, finishReply } from '../lib/reply/finish';
+import { failReply, finishReply, keepUndeliveredAnswer } from '../lib/reply/finish';
 import { type ChunkResult, sendReplyChunk } from '../lib/reply/send';
 import { sendEventVia } from './client';
 import { telegramUpdateReceived } from './events';
@@ -148,23 +148,35 @@ export function replyToMessage({ inngest, services }: FunctionDeps) {
       const chunks = answerChunks(answer.text);
       const outboundIds: string[] = [];
       let blocked = false;
-      for (const [index, chunk] of chunks.entries()) {
-        const sent = await step.run(`send-chunk-${index}`, async () =>
-          settleChunk(
-            await sendReplyChunk(sendDeps, {
-              ref,
-              target,
-              chunk,
-              first: index === 0,
-              usage: index === 0 ? usage : undefined,
-            }),
-          ),
-        );
-        if (sent.status === 'blocked') {
-          blocked = true;
-          break;
+      try {
+        for (const [index, chunk] of chunks.entries()) {
+          const sent = await step.run(`send-chunk-${index}`, async () =>
+            settleChunk(
+              await sendReplyChunk(sendDeps, {
+                ref,
+                target,
+                chunk,
+                first: index === 0,
+                usage: index === 0 ? usage : undefined,
+              }),
+            ),
+          );
+          if (sent.status === 'blocked') {
+            blocked = true;
+            break;
+          }
+          outboundIds.push(sent.outboundId);
         }
-        outboundIds.push(sent.outboundId);
+      } catch (error) {
+        // A chunk's retries are spent. The first chunk's row holds the usage; when none went out the
+        // tokens are kept on their own, then the run fails (onFailure apologises). Rethrown as it came,
+        // the step's error ends the run at once rather than retrying it whole.
+        if (outboundIds.length === 0) {
+          await step.run('keep-unsent-answer', () =>
+            keepUndeliveredAnswer(db, { ref, text: answer.text, usage }),
+          );
+        }
+        throw error;
       }
 
       const { latencyMs } = await step.run('finish', () =>

@@ -1,4 +1,4 @@
-import { and, eq, or } from 'drizzle-orm';
+import { and, eq, isNotNull, or } from 'drizzle-orm';
 import type { Database } from '../db/client';
 import { agents, telegramMessages } from '../db/schema';
 import type { SendEvent } from '../jobs';
@@ -36,13 +36,7 @@ export async function finishReply(
   const { db } = deps;
   const { ref, usage } = input;
   if (usage && input.undelivered !== undefined && input.outboundIds.length === 0) {
-    await storeOutbound(db, {
-      ref,
-      telegramMessageId: null,
-      text: input.undelivered,
-      status: 'failed',
-      usage,
-    });
+    await keepUndeliveredAnswer(db, { ref, text: input.undelivered, usage });
   }
   const receivedAt = await settleInbound(db, ref.messageId, input.settle);
   const latencyMs = Math.max(0, input.now.getTime() - (receivedAt?.getTime() ?? input.now.getTime()));
@@ -77,6 +71,38 @@ export async function finishReply(
     });
   }
   return { latencyMs };
+}
+
+/**
+ * Keeps an answer Claude wrote that reached nobody (the user blocked the bot, or every send of its first
+ * chunk failed) as a failed outbound row with its usage, so its tokens still count against the daily
+ * budget and in usage. Once per inbound message: a retried step does not count the tokens twice.
+ */
+export async function keepUndeliveredAnswer(
+  db: Database,
+  input: { ref: InboundRef; text: string; usage: ReplyUsage },
+): Promise<void> {
+  const { ref } = input;
+  const [kept] = await db
+    .select({ id: telegramMessages.id })
+    .from(telegramMessages)
+    .where(
+      and(
+        eq(telegramMessages.agentId, ref.agentId),
+        eq(telegramMessages.chatId, ref.chatId),
+        eq(telegramMessages.replyToId, ref.messageId),
+        isNotNull(telegramMessages.inputTokens),
+      ),
+    )
+    .limit(1);
+  if (kept) return;
+  await storeOutbound(db, {
+    ref,
+    telegramMessageId: null,
+    text: input.text,
+    status: 'failed',
+    usage: input.usage,
+  });
 }
 
 /** Said once when every retry is spent, so the user is not left waiting in silence. */

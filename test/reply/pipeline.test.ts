@@ -817,6 +817,42 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
     expect(plain.map((m) => [m.text, m.parseMode])).toEqual([['bold answer', undefined]]);
   });
 
+  it.each([
+    [
+      'refuses the answer (400)',
+      1,
+      { error_code: 400, description: 'Bad Request: TOPIC_CLOSED' },
+      'telegram_send_failed',
+    ],
+    ['fails it until the retries are spent (500)', 6, TELEGRAM_ERRORS.internal(), 'reply_failed'],
+  ] as const)(
+    "when Telegram %s the user gets one apology and the answer's tokens are still counted",
+    async (_, failures, error, code) => {
+      const agent = await agentWith({ customer: { webhookUrl: receiver.url } });
+      telegram.failNext('sendMessage', failures, error, agent.token);
+      await deliver(agent, buildUpdate.privateText({ from: { id: 5951 }, text: 'are you there?' }));
+      const before = harness.clock.now();
+      await harness.settle();
+      // A refusal ends the run at once: no backoff, neither of the step nor of the whole run.
+      if (failures === 1) expect(harness.clock.now() - before).toBeLessThan(1_000);
+
+      expect(textsTo(agent, 5951)).toEqual([APOLOGY_TEXT]);
+      expect(telegram.callsOf('sendMessage', agent.token)).toHaveLength(failures + 1);
+      expect(webhookEventsOf(agent, 'agent.error').map((e) => e.data.code)).toEqual([code]);
+      const rows = await rowsOf(agent);
+      expect(rows.map((r) => [r.direction, r.status, r.text])).toEqual([
+        ['inbound', 'failed', 'are you there?'],
+        ['outbound', 'failed', 'Echo: are you there?'],
+        ['outbound', 'sent', APOLOGY_TEXT],
+      ]);
+      const unsent = rows[1];
+      expect(unsent?.inputTokens).toBeGreaterThan(0);
+      expect(await tokensUsedToday(harness.services.db, agent.agentId, new Date())).toBe(
+        (unsent?.inputTokens ?? 0) + (unsent?.outputTokens ?? 0),
+      );
+    },
+  );
+
   it('quota: one notice per chat per day past the limit, and agent.error quota_exceeded', async () => {
     const agent = await agentWith({ customer: { webhookUrl: receiver.url, limits: { messagesPerDay: 1 } } });
     const from = { id: 6001 };
