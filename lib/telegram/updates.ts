@@ -215,12 +215,18 @@ function matchCommand(text: string | undefined): (ParsedCommand & { target?: str
   };
 }
 
-/** The text with the bot's own @mention removed, as the model should read it. */
+/**
+ * The text with the bot's own @mention removed, as the model should read it. The mention and the spaces
+ * beside it leave one space between words, none at a line's edge; newlines and indentation stay as
+ * typed (code pasted in a group keeps its shape). A leading `/command@bot` keeps its command;
+ * `ann@bot.com` and `@bot2` are not the bot.
+ */
 export function stripBotMention(text: string, botUsername: string): string {
-  const escaped = botUsername.replace(/^@/, '').replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const name = botUsername.replace(/^@/, '').replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const mention = new RegExp(`([ \\t]*)(?<![\\w.@])@${name}(?!\\w)([ \\t]*)`, 'gi');
   return text
-    .replace(new RegExp(`@${escaped}\\b`, 'gi'), '')
-    .replace(/\s{2,}/g, ' ')
+    .replace(new RegExp(`^(/\\w+)@${name}(?!\\w)`, 'i'), '$1')
+    .replace(mention, (_match, before: string, after: string) => (before && after ? ' ' : ''))
     .trim();
 }
 

@@ -160,5 +160,20 @@ describe('isBotCommandText', () => {
 describe('stripBotMention', () => {
   it('removes the bot mention only', () => {
     expect(stripBotMention('@Helper_Bot what about @ann?', 'helper_bot')).toBe('what about @ann?');
+    expect(stripBotMention('hi @helper_bot, and @helper_bot2 or ann@helper_bot.com', 'helper_bot')).toBe(
+      'hi, and @helper_bot2 or ann@helper_bot.com',
+    );
+    expect(stripBotMention('ask  @helper_bot  this', '@helper_bot')).toBe('ask this');
+    expect(stripBotMention('/ask@helper_bot the time', 'helper_bot')).toBe('/ask the time');
+  });
+
+  it("keeps the user's newlines and indentation: code pasted in a group reaches Claude as typed", () => {
+    const code = 'def f():\n    return  1\n\n\tdone';
+    expect(
+      stripBotMention(`@helper_bot why does this fail?\n\n\`\`\`py\n${code}\n\`\`\``, 'helper_bot'),
+    ).toBe(`why does this fail?\n\n\`\`\`py\n${code}\n\`\`\``);
+    expect(stripBotMention('first line @helper_bot\nsecond line', 'helper_bot')).toBe(
+      'first line\nsecond line',
+    );
   });
 });
