@@ -208,9 +208,12 @@ export async function decideInbound(
   const { message } = found;
   const sender = message.from;
   if (!sender) return skip('no_sender');
+  // A channel post copied into its discussion group is not a person: its `from` is Telegram's service
+  // user 777000, which is not marked as a bot.
+  if (message.is_automatic_forward) return skip('automatic_forward');
   // An anonymous group admin, or a user posting as their channel: `from` is Telegram's stand-in bot
-  // and `sender_chat` the chat they speak as. A channel post copied into its discussion group is not a person.
-  const speaksAs = message.is_automatic_forward ? undefined : message.sender_chat;
+  // and `sender_chat` the chat they speak as.
+  const speaksAs = message.sender_chat;
   if (sender.is_bot && !speaksAs) return skip('from_bot');
   const { text } = messageText(message);
   // A service message (a pin, a member joining): nothing to answer, and no pairing code for it.

@@ -28,6 +28,8 @@ export type SkipReason =
   | 'edited'
   | 'no_sender'
   | 'from_bot'
+  /** A channel's post Telegram copied into its discussion group (sent as user 777000, not a bot). */
+  | 'automatic_forward'
   | 'no_text'
   | 'dm_disabled'
   | 'not_allowed'

@@ -379,7 +379,9 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
     await deliver(agent, onBehalfOf(group, 'when do you open?'));
     await harness.settle();
     const channel = { id: -1009999, type: 'channel', title: 'News' };
-    await deliver(agent, onBehalfOf(channel, 'reposted', { is_automatic_forward: true }));
+    // Telegram sends a channel's automatic forward from its service user 777000, which is no bot.
+    const service = { id: 777000, is_bot: false, first_name: 'Telegram' };
+    await deliver(agent, onBehalfOf(channel, 'reposted', { from: service, is_automatic_forward: true }));
     await harness.settle();
     expect(textsTo(agent, chatId)).toEqual([
       helpText('Helper'),
