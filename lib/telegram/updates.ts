@@ -155,7 +155,11 @@ const entityText = (text: string, e: MessageEntity) => text.slice(e.offset, e.of
  */
 export function isAddressedToBot(message: TelegramMessage, bot: BotRef): boolean {
   if (message.chat.type === 'private') return true;
-  if (message.reply_to_message?.from?.id === bot.id) return true;
+  const reply = message.reply_to_message;
+  // In a forum topic Telegram makes every message not replying to another a reply to the topic's
+  // creation (whose id is the thread's): from the bot when the topic was created with its token.
+  const topicOpening = message.is_topic_message === true && reply?.message_id === message.message_thread_id;
+  if (reply?.from?.id === bot.id && !topicOpening) return true;
   const { text, entities } = messageText(message);
   const username = bot.username.replace(/^@/, '').toLowerCase();
   for (const entity of entities) {

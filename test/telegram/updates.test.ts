@@ -94,6 +94,28 @@ describe('isAddressedToBot', () => {
     expect(isAddressedToBot(messageOf(update), bot)).toBe(expected);
   });
 
+  it("in a forum topic the bot created, a message is not addressed to it by Telegram's implicit reply to the topic", () => {
+    const botUser = { id: 777, first_name: 'Helper', is_bot: true };
+    const inTopic = (text: string, replyTo: Record<string, unknown>) => {
+      const update = buildUpdate.groupReplyToBot({ chatId: -1, from, bot: botUser, text });
+      return messageOf({
+        ...update,
+        message: {
+          ...update.message,
+          chat: { ...update.message.chat, type: 'supergroup', is_forum: true },
+          message_thread_id: 55,
+          is_topic_message: true,
+          reply_to_message: { chat: update.message.chat, date: 1, from: botUser, ...replyTo },
+        },
+      });
+    };
+    const opening = { message_id: 55, forum_topic_created: { name: 'Orders', icon_color: 1 } };
+    expect(isAddressedToBot(inTopic('chatter in the topic', opening), bot)).toBe(false);
+    expect(
+      isAddressedToBot(inTopic('a real reply to the bot', { message_id: 60, text: 'an answer' }), bot),
+    ).toBe(true);
+  });
+
   it('reads a caption with its caption_entities: a photo captioned @bot is addressed, with /cmd@bot too', () => {
     const mention = buildUpdate.groupMention({
       chatId: -1,
