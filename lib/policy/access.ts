@@ -16,10 +16,11 @@
  *
  * Channel posts are never answered: a channel has no sender to hold a conversation with.
  *
- * `allowFrom` entries are numeric Telegram user ids (`"123456789"`) or usernames (`"@alice"`), stored
- * normalised by `normaliseAllowFromEntry`; `"*"` allows everyone, as in OpenClaw. A listed id keeps a
- * sender allowed after they change their username; a listed username follows the name, so ids are
- * the safer entry (a username can be given up and taken by someone else).
+ * `allowFrom` entries are numeric Telegram user ids (`"123456789"`) or usernames (`"@alice"`): the API
+ * stores only these. OpenClaw's other forms (`"*"` for everyone, bare names, `tg:` prefixes, ids as
+ * numbers) are understood too, for rows written outside the API. A listed id keeps a sender allowed
+ * after they change their username; a listed username follows the name, so ids are the safer entry
+ * (a username can be given up and taken by someone else).
  */
 
 export type TelegramDmPolicy = 'pairing' | 'allowlist' | 'open' | 'disabled';
@@ -60,8 +61,9 @@ const PREFIX = /^(?:telegram|tg):/i;
  * The canonical form of one `allowFrom` entry, or null when it is not one:
  * `" 0123 "` -> `"123"`, `"@Alice_B"` / `"alice_b"` / `"tg:@alice_b"` -> `"@alice_b"`, `"*"` -> `"*"`.
  */
-export function normaliseAllowFromEntry(entry: string): string | null {
-  const trimmed = entry.trim().replace(PREFIX, '').trim();
+export function normaliseAllowFromEntry(entry: string | number): string | null {
+  // String(): a row written outside the API may hold a number, as OpenClaw configs list ids.
+  const trimmed = String(entry).trim().replace(PREFIX, '').trim();
   if (trimmed === ALLOW_EVERYONE) return ALLOW_EVERYONE;
   if (USER_ID.test(trimmed)) {
     const id = trimmed.replace(/^0+(?=\d)/, '');
@@ -73,7 +75,7 @@ export function normaliseAllowFromEntry(entry: string): string | null {
 
 /** Whether the sender is in `allowFrom`: by numeric id, or by username case-insensitively. */
 export function matchesAllowFrom(
-  allowFrom: readonly string[],
+  allowFrom: readonly (string | number)[],
   senderId: number,
   username?: string | null,
 ): boolean {

@@ -151,6 +151,11 @@ describe('allowFrom edge cases', () => {
     expect(matchesAllowFrom(['alice'], 1, '@ALICE')).toBe(true);
   });
 
+  it('a numeric entry, as a row written outside the API may hold, matches that id', () => {
+    expect(matchesAllowFrom([42, 7], 7)).toBe(true);
+    expect(matchesAllowFrom([42], 7, 'bob')).toBe(false);
+  });
+
   it('invalid entries match nobody', () => {
     expect(matchesAllowFrom(['', '   ', '@', '-100123', '12ab', '@a b'], 100123, 'a b')).toBe(false);
   });
