@@ -22,6 +22,7 @@ export const ERROR_STATUS = {
   agent_not_ready: 409,
   agent_running: 409,
   bot_in_use: 409,
+  allowlist_full: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
   rate_limited: 429,

@@ -3,6 +3,7 @@ import type { Database, Transaction } from '../db/client';
 import { agents, pairingRequests } from '../db/schema';
 import { AppError } from '../errors';
 import { normaliseAllowFromEntry } from '../policy/access';
+import { MAX_ALLOW_FROM_ENTRIES } from '../schemas/agents';
 import { normalisePairingCode } from './code';
 import { lockAgent } from './lock';
 import type { PairingRequest } from './requests';
@@ -23,6 +24,11 @@ export type PairingDecisionResult =
   | { status: 'not_found' }
   /** The code was pending but its hour is over (it is now marked expired). */
   | { status: 'expired'; request: PairingRequest }
+  /**
+   * Not approved: `telegramAllowFrom` already holds `MAX_ALLOW_FROM_ENTRIES`, and one more would make
+   * the agent's settings unsavable through the API. The code stays pending.
+   */
+  | { status: 'allowlist_full'; request: PairingRequest }
   /**
    * Approved, rejected or expired before. Nothing changes; the customer API treats an approve of an
    * approved code as the same approval again (decideOwnPairingRequest), every other case as a 404.
@@ -81,6 +87,7 @@ async function decide(
       const id = String(request.telegramUserId);
       const current = agent.telegramAllowFrom;
       if (!current.some((entry) => normaliseAllowFromEntry(entry) === id)) {
+        if (current.length >= MAX_ALLOW_FROM_ENTRIES) return { status: 'allowlist_full', request };
         await tx
           .update(agents)
           .set({ telegramAllowFrom: [...current, id] })
@@ -99,8 +106,8 @@ async function decide(
 }
 
 /**
- * The API error for a decision that did not happen. Every one is a 404: an unknown, expired or already
- * decided code is equally no code to act on (the message says which, for the customer). The customer
+ * The API error for a decision that did not happen. An unknown, expired or already decided code is a
+ * 404, equally no code to act on (the message says which, for the customer); a full allowlist is a 409. The customer
  * API does not ask for one when an approved code is approved again: that answers the approval.
  */
 export function pairingDecisionError(result: PairingDecisionResult): AppError | null {
@@ -114,6 +121,12 @@ export function pairingDecisionError(result: PairingDecisionResult): AppError | 
       return new AppError('pairing_request_not_found', 'This pairing code has expired', {
         details: { status: 'expired' },
       });
+    case 'allowlist_full':
+      return new AppError(
+        'allowlist_full',
+        `telegramAllowFrom already holds ${MAX_ALLOW_FROM_ENTRIES} entries; remove one before approving`,
+        { details: { field: 'telegramAllowFrom', max: MAX_ALLOW_FROM_ENTRIES } },
+      );
     case 'already_decided':
       return new AppError(
         'pairing_request_not_found',

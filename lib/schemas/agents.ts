@@ -2,6 +2,8 @@ import { z } from '@hono/zod-openapi';
 import { PageQuerySchema, Timestamp } from './common';
 
 export const SYSTEM_PROMPT_MAX_BYTES = 10 * 1024;
+/** Entries `telegramAllowFrom` may hold, through the agent API and through pairing approvals alike. */
+export const MAX_ALLOW_FROM_ENTRIES = 1000;
 
 /** A numeric Telegram user id, or an @username (normalised to lower case; Telegram's are case-insensitive). */
 export const AllowFromEntrySchema = z
@@ -40,7 +42,7 @@ const settings = {
   model: z.string().min(1).max(100).openapi({ example: 'claude-sonnet-5-5' }),
   maxTokens: z.number().int().min(256).max(8192).openapi({ example: 1024 }),
   temperature: z.number().min(0).max(1).openapi({ example: 0.7 }),
-  telegramAllowFrom: z.array(AllowFromEntrySchema).max(1000),
+  telegramAllowFrom: z.array(AllowFromEntrySchema).max(MAX_ALLOW_FROM_ENTRIES),
   telegramGroupPolicy: GroupPolicySchema,
   telegramDmPolicy: DmPolicySchema,
   botUsername: z

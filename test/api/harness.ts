@@ -1,5 +1,5 @@
 import { afterAll, beforeAll } from 'vitest';
-import { type App, createApp } from '../../api/app';
+import { type App, type AppOptions, createApp } from '../../api/app';
 import type { Services } from '../../lib/services';
 import { apiRequest } from '../support/api-request';
 import { createTestDatabase, type DatabaseTarget, type TestDatabase } from '../support/db';
@@ -21,13 +21,20 @@ export interface ApiHarness {
   createAgent(apiKey: string, body?: Record<string, unknown>): Promise<string>;
 }
 
-/** One fresh, migrated database and app per test file (per target), closed after it. */
-export function useApiHarness(target: DatabaseTarget, env: Record<string, string> = {}): ApiHarness {
+/**
+ * One fresh, migrated database and app per test file (per target), closed after it. Without a
+ * `sendEvent` in `appOptions`, routes that send an event answer 503.
+ */
+export function useApiHarness(
+  target: DatabaseTarget,
+  env: Record<string, string> = {},
+  appOptions: AppOptions = {},
+): ApiHarness {
   const harness = {} as ApiHarness;
   beforeAll(async () => {
     harness.database = await createTestDatabase(target);
     harness.services = await createTestServices({ database: harness.database.handle, env });
-    harness.app = createApp(harness.services);
+    harness.app = createApp(harness.services, appOptions);
     harness.call = (method, path, options = {}) =>
       apiRequest(harness.app, method, path, {
         ...options,

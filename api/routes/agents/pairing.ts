@@ -1,7 +1,7 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import { pairingApproved } from '../../../functions/events';
 import { decideOwnPairingRequest, listOwnPairingRequests, toPairingRequestView } from '../../../lib/pairing';
-import { commonErrors, IdParamsSchema, notFoundError } from '../../../lib/schemas/common';
+import { commonErrors, conflictError, IdParamsSchema, notFoundError } from '../../../lib/schemas/common';
 import {
   ListPairingRequestsQuerySchema,
   PairingCodeParamsSchema,
@@ -67,6 +67,14 @@ const decisionRoute = (decision: 'approve' | 'reject') =>
             : 'No such agent, or no pending code (unknown, expired or already decided: details.status)',
         content: notFoundError[404].content,
       },
+      ...(decision === 'approve'
+        ? {
+            409: {
+              description: 'allowlist_full: telegramAllowFrom already holds its maximum of entries',
+              content: conflictError[409].content,
+            },
+          }
+        : {}),
     },
   });
 

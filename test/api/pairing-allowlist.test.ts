@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest';
+import type { JobEvent } from '../../lib/jobs';
+import { PAIRING_APPROVED, requestPairing } from '../../lib/pairing';
+import { MAX_ALLOW_FROM_ENTRIES } from '../../lib/schemas/agents';
+import { databaseTargets } from '../support/db';
+import { json, useApiHarness } from './harness';
+
+interface ErrorBody {
+  error: { code: string; message: string; details?: Record<string, unknown> };
+}
+
+/** `count` distinct numeric ids, as long as real Telegram ids. */
+const ids = (count: number, from = 1) =>
+  Array.from({ length: count }, (_, i) => String(7_000_000_000 + from + i));
+
+describe.each(databaseTargets())('approving a pairing code into a full allowlist on %s', (target) => {
+  const sent: JobEvent[] = [];
+  const harness = useApiHarness(target, {}, { sendEvent: async (events) => void sent.push(...events) });
+
+  it('is a 409 allowlist_full that changes nothing, and succeeds once the customer made room', async () => {
+    const { apiKey } = await harness.createCustomer({ plan: 'pro' });
+    const full = ids(MAX_ALLOW_FROM_ENTRIES);
+    const agentId = await harness.createAgent(apiKey, { telegramAllowFrom: full });
+    const agentPath = `/api/v1/agents/${agentId}`;
+    const pairing = await requestPairing(harness.services.db, {
+      agentId,
+      telegramUserId: 42,
+      chatId: 42,
+      now: new Date(),
+    });
+    if (pairing.status !== 'created') throw new Error('expected a code');
+
+    const refused = await harness.call('POST', `${agentPath}/pairing-requests/${pairing.code}/approve`, {
+      key: apiKey,
+    });
+    expect(refused.status).toBe(409);
+    expect((await json<ErrorBody>(refused)).error).toMatchObject({
+      code: 'allowlist_full',
+      details: { field: 'telegramAllowFrom', max: MAX_ALLOW_FROM_ENTRIES },
+    });
+    const agent = await json<{ agent: { telegramAllowFrom: string[] } }>(
+      await harness.call('GET', agentPath, { key: apiKey }),
+    );
+    expect(agent.agent.telegramAllowFrom).toEqual(full);
+    const pending = await json<{ pairingRequests: { code: string }[] }>(
+      await harness.call('GET', `${agentPath}/pairing-requests?status=pending`, { key: apiKey }),
+    );
+    expect(pending.pairingRequests.map((request) => request.code)).toEqual([pairing.code]);
+    expect(sent.filter((event) => event.data.agentId === agentId)).toEqual([]);
+
+    // The customer removes one entry; the same code is approved into the freed place.
+    const patched = await harness.call('PATCH', agentPath, {
+      key: apiKey,
+      body: { telegramAllowFrom: full.slice(1) },
+    });
+    expect(patched.status).toBe(200);
+    const approved = await harness.call('POST', `${agentPath}/pairing-requests/${pairing.code}/approve`, {
+      key: apiKey,
+    });
+    expect(approved.status).toBe(200);
+    const after = await json<{ agent: { telegramAllowFrom: string[] } }>(
+      await harness.call('GET', agentPath, { key: apiKey }),
+    );
+    expect(after.agent.telegramAllowFrom).toEqual([...full.slice(1), '42']);
+    expect(sent.filter((event) => event.data.agentId === agentId)).toMatchObject([
+      { name: PAIRING_APPROVED, data: { pairingRequestId: pairing.request.id } },
+    ]);
+    // The allowlist is still one the API accepts back as it is.
+    const resaved = await harness.call('PATCH', agentPath, {
+      key: apiKey,
+      body: { telegramAllowFrom: after.agent.telegramAllowFrom },
+    });
+    expect(resaved.status).toBe(200);
+  });
+
+  it('approves a sender the full allowlist already holds, without adding them again', async () => {
+    const { apiKey } = await harness.createCustomer({ plan: 'pro' });
+    const full = ids(MAX_ALLOW_FROM_ENTRIES);
+    const agentId = await harness.createAgent(apiKey, { telegramAllowFrom: full });
+    const listed = Number(full[500]);
+    const pairing = await requestPairing(harness.services.db, {
+      agentId,
+      telegramUserId: listed,
+      chatId: listed,
+      now: new Date(),
+    });
+    if (pairing.status !== 'created') throw new Error('expected a code');
+    const approved = await harness.call(
+      'POST',
+      `/api/v1/agents/${agentId}/pairing-requests/${pairing.code}/approve`,
+      { key: apiKey },
+    );
+    expect(approved.status).toBe(200);
+    const agent = await json<{ agent: { telegramAllowFrom: string[] } }>(
+      await harness.call('GET', `/api/v1/agents/${agentId}`, { key: apiKey }),
+    );
+    expect(agent.agent.telegramAllowFrom).toEqual(full);
+  });
+});
