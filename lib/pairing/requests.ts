@@ -1,6 +1,7 @@
 import { and, desc, eq, lt, lte, or, type SQL } from 'drizzle-orm';
 import type { Database, Queryable } from '../db/client';
 import { pairingRequests } from '../db/schema';
+import { matchesAllowFrom } from '../policy/access';
 import { generatePairingCode, MAX_PENDING_PAIRINGS, PAIRING_CODE_TTL_MS } from './code';
 import { lockAgent } from './lock';
 
@@ -41,7 +42,7 @@ async function markExpired(db: Queryable, now: Date, agentId?: string): Promise<
 /**
  * An unknown sender asks to talk to the agent (DM policy `pairing`). The same sender asking again while
  * their code is pending gets the same code; a new sender gets a fresh one unless the agent already has
- * `MAX_PENDING_PAIRINGS` pending codes. Runs under a lock on the agent row, so concurrent requests
+ * `MAX_PENDING_PAIRINGS` pending codes of senders still not in `telegramAllowFrom`. Runs under a lock on the agent row, so concurrent requests
  * can neither give one sender two codes nor exceed the limit; the unique index on pending senders and
  * `on conflict do nothing` hold the first rule even without it.
  */
@@ -51,7 +52,7 @@ export async function requestPairing(
 ): Promise<RequestPairingResult> {
   const { agentId, telegramUserId, now } = input;
   return db.transaction(async (tx) => {
-    await lockAgent(tx, agentId);
+    const agent = await lockAgent(tx, agentId);
     await markExpired(tx, now, agentId);
 
     const pending = await tx
@@ -60,7 +61,11 @@ export async function requestPairing(
       .where(and(eq(pairingRequests.agentId, agentId), eq(pairingRequests.status, 'pending')));
     const own = pending.find((request) => request.telegramUserId === telegramUserId);
     if (own) return { status: 'existing', code: own.code, expiresAt: own.expiresAt, request: own };
-    if (pending.length >= MAX_PENDING_PAIRINGS) return { status: 'limit_reached' };
+    // A sender the customer allow-listed by hand (not by approving) no longer waits for their code.
+    const waiting = pending.filter(
+      (request) => !matchesAllowFrom(agent.telegramAllowFrom, request.telegramUserId, request.username),
+    );
+    if (waiting.length >= MAX_PENDING_PAIRINGS) return { status: 'limit_reached' };
 
     const expiresAt = new Date(now.getTime() + PAIRING_CODE_TTL_MS);
     const nextCode = input.generateCode ?? generatePairingCode;

@@ -1,7 +1,7 @@
 import { and, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../lib/db/client';
-import { pairingRequests } from '../../lib/db/schema';
+import { agents, pairingRequests } from '../../lib/db/schema';
 import {
   approvePairing,
   expirePairingRequests,
@@ -128,6 +128,29 @@ describe.each(databaseTargets())('pairing requests on %s', (target) => {
       [4, 'pending'],
     ]);
     expect(rows.find((row) => row.telegramUserId === 1)?.decidedAt).toEqual(minutes(60));
+  });
+
+  it('does not count the pending codes of senders allow-listed since, by id or username', async () => {
+    const agent = await createAgent(db);
+    for (const id of [1, 2, 3]) await requestPairing(db, { agentId: agent.id, ...sender(id) });
+    expect(await requestPairing(db, { agentId: agent.id, ...sender(4, minutes(1)) })).toEqual({
+      status: 'limit_reached',
+    });
+    // The customer adds two of the three to the allowlist through the agent's settings, not by approving.
+    await db
+      .update(agents)
+      .set({ telegramAllowFrom: ['2', '@User3'] })
+      .where(eq(agents.id, agent.id));
+    expect(await requestPairing(db, { agentId: agent.id, ...sender(4, minutes(2)) })).toMatchObject({
+      status: 'created',
+    });
+    expect(await requestPairing(db, { agentId: agent.id, ...sender(5, minutes(2)) })).toMatchObject({
+      status: 'created',
+    });
+    // Senders 1, 4 and 5 wait: the limit holds again.
+    expect(await requestPairing(db, { agentId: agent.id, ...sender(6, minutes(3)) })).toEqual({
+      status: 'limit_reached',
+    });
   });
 
   it('gives a sender whose code expired a new code', async () => {
