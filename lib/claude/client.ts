@@ -9,6 +9,24 @@ export interface ClaudeClientOptions {
 
 export const DEFAULT_ANTHROPIC_BASE_URL = 'https://api.anthropic.com';
 
+const MIN_ANSWER_TIMEOUT_MS = 120_000;
+/** The SDK's own default for a non-streaming request, and its ceiling before it demands streaming. */
+const MAX_ANSWER_TIMEOUT_MS = 600_000;
+/** Reading a long context before the first token (prompt processing of up to 200k tokens). */
+const CONTEXT_READ_MS = 60_000;
+/** The slowest output we plan for: large models under load write 20-40 tokens a second. */
+const SLOW_TOKENS_PER_SECOND = 20;
+
+/**
+ * How long one answer of up to `maxTokens` may take before the request is abandoned: a minute to
+ * read the context plus `maxTokens` at a slow 20 tokens/s, between 120 s and the SDK's 10 minutes.
+ * A fixed 120 s cut a full 8,192-token answer of a slow model short, and every retry paid for it again.
+ */
+export function answerTimeoutMs(maxTokens: number): number {
+  const expected = CONTEXT_READ_MS + (maxTokens / SLOW_TOKENS_PER_SECOND) * 1000;
+  return Math.min(MAX_ANSWER_TIMEOUT_MS, Math.max(MIN_ANSWER_TIMEOUT_MS, Math.ceil(expected)));
+}
+
 /**
  * The official SDK client for one customer's key. `maxRetries: 0`: retries belong to our jobs engine,
  * which honours retry-after across processes and records every attempt.
@@ -17,7 +35,7 @@ export function createClaudeClient(apiKey: string, options: ClaudeClientOptions 
   return new Anthropic({
     apiKey,
     baseURL: options.baseURL ?? DEFAULT_ANTHROPIC_BASE_URL,
-    timeout: options.timeoutMs ?? 120_000,
+    timeout: options.timeoutMs ?? MIN_ANSWER_TIMEOUT_MS,
     maxRetries: 0,
   });
 }

@@ -1,5 +1,5 @@
 import { and, eq, inArray, sql } from 'drizzle-orm';
-import { createClaudeClient } from '../claude/client';
+import { answerTimeoutMs, createClaudeClient } from '../claude/client';
 import { type ClaudeErrorKind, classifyClaudeError } from '../claude/errors';
 import { generateReply } from '../claude/reply';
 import { buildConversation } from '../conversation/history';
@@ -20,7 +20,7 @@ export interface AnswerDeps {
   keyring: Keyring;
   anthropicBaseUrl: string;
   telegramApiRoot: string;
-  /** Per-request timeout of the Claude call (default 120 s). */
+  /** Per-request timeout of the Claude call (default `answerTimeoutMs` of the agent's maxTokens). */
   timeoutMs?: number | undefined;
 }
 
@@ -108,7 +108,10 @@ async function askClaude(
   });
   try {
     const reply = await generateReply({
-      client: createClaudeClient(key, { baseURL: deps.anthropicBaseUrl, timeoutMs: deps.timeoutMs }),
+      client: createClaudeClient(key, {
+        baseURL: deps.anthropicBaseUrl,
+        timeoutMs: deps.timeoutMs ?? answerTimeoutMs(agent.maxTokens),
+      }),
       model: agent.model,
       system: agent.systemPrompt,
       messages: conversation.messages,

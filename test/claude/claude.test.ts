@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createClaudeClient } from '../../lib/claude/client';
+import { answerTimeoutMs, createClaudeClient } from '../../lib/claude/client';
 import { type ClaudeErrorKind, classifyClaudeError, parseRetryAfter } from '../../lib/claude/errors';
 import { CACHEABLE_SYSTEM_TOKENS, generateReply } from '../../lib/claude/reply';
 import { validateClaudeKey } from '../../lib/claude/validate';
@@ -107,6 +107,23 @@ describe('generateReply with the real SDK', () => {
     expect(long).toMatchObject({ stopReason: 'max_tokens', outputTokens: 100 });
     expect(long.text).toHaveLength(400);
     fake.setReply((req) => `Echo: ${String(req.messages.at(-1)?.content)}`, KEY);
+  });
+});
+
+describe('answerTimeoutMs', () => {
+  it('gives a long answer the time a slow model needs, between 120 s and the SDK ceiling of 10 minutes', () => {
+    expect(answerTimeoutMs(256)).toBe(120_000);
+    expect(answerTimeoutMs(1024)).toBe(120_000);
+    // 8,192 tokens at 20 tokens/s is 409.6 s, plus a minute to read the context.
+    expect(answerTimeoutMs(8192)).toBe(469_600);
+    expect(answerTimeoutMs(4096)).toBeGreaterThan(answerTimeoutMs(2048));
+    expect(answerTimeoutMs(64_000)).toBe(600_000);
+  });
+
+  it('is the timeout the SDK client gets', () => {
+    const long = createClaudeClient(KEY, { baseURL: fake.baseURL, timeoutMs: answerTimeoutMs(8192) });
+    expect(long.timeout).toBe(469_600);
+    expect(createClaudeClient(KEY).timeout).toBe(120_000);
   });
 });
 
