@@ -150,8 +150,14 @@ const entityText = (text: string, e: MessageEntity) => text.slice(e.offset, e.of
 
 /**
  * Whether a group message is meant for the bot: an @mention of its username (case-insensitive), a
- * text_mention of its id, a /command@username, or a reply to one of the bot's messages. Private chats
- * are always addressed to the bot.
+ * text_mention of its id, a /command@username, one of the bot's own commands (/start, /help, /reset,
+ * /new) naming no bot, or a reply to one of the bot's messages. Private chats are always addressed to
+ * the bot.
+ *
+ * A bare command counts because that is what a user sends from the command menu in a group with one
+ * bot, and what the help text lists; grammY's `bot.command` matches it the same way. With privacy mode
+ * on (Telegram's default) a bot receives a bare command only when it was the last bot to speak in the
+ * group; a bot with privacy mode off shares bare commands with the group's other bots.
  */
 export function isAddressedToBot(message: TelegramMessage, bot: BotRef): boolean {
   if (message.chat.type === 'private') return true;
@@ -168,6 +174,7 @@ export function isAddressedToBot(message: TelegramMessage, bot: BotRef): boolean
     if (entity.type === 'bot_command') {
       const at = entityText(text, entity).split('@')[1];
       if (at !== undefined && at.toLowerCase() === username) return true;
+      if (at === undefined && entity.offset === 0 && matchCommand(text) !== undefined) return true;
     }
   }
   return false;

@@ -331,6 +331,9 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
       buildUpdate.groupTextMention({ chatId, from, bot, rest: 'and you?' }),
       buildUpdate.groupCommand({ chatId, from, command: 'help', botUsername: agent.botUsername }),
       buildUpdate.groupCommand({ chatId, from, command: 'help', botUsername: 'someone_else_bot' }),
+      // From the command menu of a group with one bot: a bare command of the bot's, and one it lacks.
+      buildUpdate.groupCommand({ chatId, from, command: 'help' }),
+      buildUpdate.groupCommand({ chatId, from, command: 'weather' }),
       // A photo's caption carries its mention in caption_entities.
       buildUpdate.asPhoto(
         buildUpdate.groupMention({ chatId, from, botUsername: agent.botUsername, rest: 'what is this?' }),
@@ -345,10 +348,32 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
       'Echo: [Gus]: thanks',
       'Echo: [Gus]: Agent and you?',
       helpText('Helper'),
+      helpText('Helper'),
       `Echo: [Gus]: ${withAttachmentNote('what is this?', 'a photo')}`,
     ]);
     expect(sent[0]?.params.reply_parameters).toMatchObject({ message_id: mention.message.message_id });
     for (const message of sent) expect(message.params.reply_parameters).toBeDefined();
+  });
+
+  it('groups: a bare /reset, as the command menu sends it, forgets the group history', async () => {
+    const agent = await agentWith({ agent: { telegramGroupPolicy: 'open' } });
+    const chatId = -1005420;
+    const from = { id: 5421, first_name: 'Gus' };
+    const mention = (rest: string) =>
+      buildUpdate.groupMention({ chatId, from, botUsername: agent.botUsername, rest });
+    await deliver(agent, mention('my name is Gus'));
+    await deliver(agent, buildUpdate.groupCommand({ chatId, from, command: 'reset' }));
+    await deliver(agent, mention('what is my name?'));
+    await harness.settle();
+
+    expect(sentBy(agent, chatId).map((m) => m.text)).toEqual([
+      'Echo: [Gus]: my name is Gus',
+      resetText('reset'),
+      'Echo: [Gus]: what is my name?',
+    ]);
+    expect(claudeCalls(agent).at(-1)?.messages).toEqual([
+      { role: 'user', content: '[Gus]: what is my name?' },
+    ]);
   });
 
   it('groups: /help@bot stays out of the history; an anonymous admin is answered, a channel repost is not', async () => {

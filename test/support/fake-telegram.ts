@@ -320,15 +320,15 @@ export const buildUpdate = {
       ],
     });
   },
-  /** `/command@botusername args` in a group. */
+  /** `/command@botusername args` in a group; a bare `/command` without `botUsername`. */
   groupCommand(opts: {
     chatId: number;
     from: UserSpec;
     command: string;
-    botUsername: string;
+    botUsername?: string;
     args?: string;
   }) {
-    const cmd = `/${opts.command}@${opts.botUsername}`;
+    const cmd = opts.botUsername === undefined ? `/${opts.command}` : `/${opts.command}@${opts.botUsername}`;
     return buildUpdate.groupText({
       chatId: opts.chatId,
       from: opts.from,

@@ -79,6 +79,22 @@ describe('isAddressedToBot', () => {
       buildUpdate.groupCommand({ chatId: -1, from, command: 'help', botUsername: 'other_bot' }),
       false,
     ],
+    ['a bare command of the bot', buildUpdate.groupCommand({ chatId: -1, from, command: 'reset' }), true],
+    [
+      'a bare command the bot does not have',
+      buildUpdate.groupCommand({ chatId: -1, from, command: 'weather' }),
+      false,
+    ],
+    [
+      'a command of the bot later in the text',
+      buildUpdate.groupText({
+        chatId: -1,
+        from,
+        text: 'try /help',
+        entities: [{ type: 'bot_command', offset: 4, length: 5 }],
+      }),
+      false,
+    ],
     [
       'reply to the bot',
       buildUpdate.groupReplyToBot({ chatId: -1, from, bot: { id: 777, first_name: 'Helper' }, text: 'and?' }),
