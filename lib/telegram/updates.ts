@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { type BotCommandName, isBotCommandName } from '../conversation/commands';
 
 /*
  * The subset of Telegram's Update we act on. Objects are loose: Telegram adds fields often and an
@@ -180,11 +181,8 @@ export function isAddressedToBot(message: TelegramMessage, bot: BotRef): boolean
   return false;
 }
 
-export const BOT_COMMANDS = ['start', 'help', 'reset', 'new'] as const;
-export type BotCommand = (typeof BOT_COMMANDS)[number];
-
 export interface ParsedCommand {
-  command: BotCommand;
+  command: BotCommandName;
   args: string;
 }
 
@@ -218,9 +216,9 @@ function matchCommand(text: string | undefined): (ParsedCommand & { target?: str
   const m = /^\/([A-Za-z0-9_]{1,32})(?:@([A-Za-z0-9_]{1,64}))?(?:\s+([\s\S]*))?$/.exec(text.trim());
   if (!m) return undefined;
   const name = m[1]!.toLowerCase();
-  if (!(BOT_COMMANDS as readonly string[]).includes(name)) return undefined;
+  if (!isBotCommandName(name)) return undefined;
   return {
-    command: name as BotCommand,
+    command: name,
     args: (m[3] ?? '').trim(),
     ...(m[2] === undefined ? {} : { target: m[2] }),
   };
