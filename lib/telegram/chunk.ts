@@ -84,13 +84,20 @@ function hardCut(text: string, limit: number): string[] {
   return out;
 }
 
-/** A fenced code block too long for one message: close the fence and reopen it in the next chunk. */
+/**
+ * A fenced code block too long for one message: close the fence and reopen it in the next chunk. The
+ * fence is longer than any backtick run opening a line of the code, so a README's own ``` lines inside
+ * a ```` block stay code instead of closing it.
+ */
 function splitCode(token: Token & { type: 'code' }, limit: number): string[] {
   const lang = typeof token.lang === 'string' ? token.lang : '';
-  const open = `\`\`\`${lang}\n`;
-  const close = '\n```';
+  const code = String(token.text);
+  const longest = Math.max(0, ...[...code.matchAll(/^ {0,3}(`+)/gm)].map((m) => m[1]?.length ?? 0));
+  const fence = '`'.repeat(Math.max(3, longest + 1));
+  const open = `${fence}${lang}\n`;
+  const close = `\n${fence}`;
   const budget = Math.max(limit - open.length - close.length, 1);
-  return splitText(String(token.text), budget, 1).map((piece) => `${open}${piece}${close}`);
+  return splitText(code, budget, 1).map((piece) => `${open}${piece}${close}`);
 }
 
 /** A fence line: indentation, three or more backticks or tildes, and (opening only) an info string. */

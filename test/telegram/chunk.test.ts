@@ -75,6 +75,24 @@ describe('chunkMarkdown', () => {
     expect(seen.join('\n')).toBe(code);
   });
 
+  it('splits a long ```` block that shows ``` fences: the inner fences stay code in every chunk', () => {
+    const section = (i: number) => `Step ${i}:\n\n\`\`\`bash\nnpm run build -- --step ${i}\n\`\`\``;
+    const code = Array.from({ length: 250 }, (_, i) => section(i)).join('\n\n');
+    expect(code.length).toBeGreaterThan(2 * TELEGRAM_MESSAGE_LIMIT);
+    const chunks = formatForTelegram(`README:\n\n\`\`\`\`markdown\n${code}\n\`\`\`\`\n\nDone.`);
+    expect(chunks.length).toBeGreaterThanOrEqual(3);
+    const seen: string[] = [];
+    for (const chunk of chunks) {
+      expect(parseTelegramHtml(chunk.html).length).toBeLessThanOrEqual(TELEGRAM_MESSAGE_LIMIT);
+      const inCode = /<pre><code class="language-markdown">([\s\S]*)<\/code><\/pre>/.exec(chunk.html);
+      if (inCode) seen.push(parseTelegramHtml(inCode[1]!));
+    }
+    // A cut on a blank line drops that line between two messages; every other line is there, in order.
+    const lines = (text: string) => text.split('\n').filter(Boolean);
+    expect(lines(seen.join('\n'))).toEqual(lines(code));
+    expect(chunks.map((chunk) => chunk.html).join('\n')).toMatch(/<\/pre>\s*Done\.$/);
+  });
+
   it('splits a list whose item holds a long code block: the code stays code, the list after it a list', () => {
     const code = Array.from({ length: 300 }, (_, i) => `  let x${i} = ${i} < 10 && y;`).join('\n');
     const markdown = `- Step one:\n\n  \`\`\`js\n${code}\n  \`\`\`\n- Step two: **done**\n- Step three`;
