@@ -125,6 +125,21 @@ function balanceFences(pieces: string[]): string[] {
 }
 
 /**
+ * `piece` (starting with an ordered list item `itemLength` characters long) with that item numbered
+ * `number`. A wider number (`1.` become `62.`) moves the item's content right, and its other lines,
+ * indented to the old width, would leave it: they are indented by as much.
+ */
+function renumberFirstItem(piece: string, number: number, itemLength: number): string {
+  const marker = /^(\s*)(\d{1,9})([.)])/.exec(piece);
+  if (!marker) return piece;
+  const [written, indent = '', digits = '', delimiter = ''] = marker;
+  const growth = String(number).length - digits.length;
+  let item = piece.slice(written.length, itemLength);
+  if (growth > 0) item = item.replace(/\n(?=[ \t]*\S)/g, `\n${' '.repeat(growth)}`);
+  return `${indent}${number}${delimiter}${item}${piece.slice(itemLength)}`;
+}
+
+/**
  * A list too long for one message, cut between items. Each piece of an ordered list starts at the
  * number its first item has in the whole list (Markdown numbers a list from its first marker, and
  * answers often write `1.` on every line). An item too long on its own is cut like any text.
@@ -135,7 +150,8 @@ function splitList(token: Tokens.List, limit: number): string[] {
   let current = '';
   let first = 0;
   const push = (piece: string, index: number) => {
-    const numbered = token.ordered ? piece.replace(/^(\s*)\d{1,9}([.)])/, `$1${start + index}$2`) : piece;
+    const itemLength = Math.min(piece.length, token.items[index]?.raw.length ?? 0);
+    const numbered = token.ordered ? renumberFirstItem(piece, start + index, itemLength) : piece;
     if (numbered.trim() !== '') pieces.push(numbered.trimEnd());
   };
   for (const [index, item] of token.items.entries()) {

@@ -123,6 +123,21 @@ describe('chunkMarkdown', () => {
     expect(chunks.at(-1)?.plain).toMatch(/That is all\.$/);
   });
 
+  it("keeps an item's indented paragraphs and sub-list in it when a cut renumbers its 1. with two digits", () => {
+    const item = (n: number) =>
+      `1. Step ${n} of the procedure\n\n   More about step ${n}, in its own paragraph.\n   - a sub point of ${n}`;
+    const markdown = Array.from({ length: 120 }, (_, i) => item(i + 1)).join('\n');
+    const chunks = formatForTelegram(markdown);
+    expect(chunks.length).toBeGreaterThan(2);
+    const shown = chunks.map((chunk) => chunk.plain).join('\n');
+    const expected = Array.from(
+      { length: 120 },
+      (_, i) =>
+        `${i + 1}. Step ${i + 1} of the procedure\nMore about step ${i + 1}, in its own paragraph.\n  • a sub point of ${i + 1}`,
+    ).join('\n');
+    expect(shown).toBe(expected);
+  });
+
   it('splits a paragraph longer than the limit on sentences, then words', () => {
     const sentences = Array.from({ length: 300 }, (_, i) => `Sentence number ${i} is here.`).join(' ');
     const chunks = chunkMarkdown(sentences, 1_000);
