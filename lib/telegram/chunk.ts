@@ -176,6 +176,30 @@ function splitList(token: Tokens.List, limit: number): string[] {
   return pieces;
 }
 
+/**
+ * A table too long for one message, cut between rows; each piece repeats the header and delimiter
+ * rows, so it is still a table (rows alone would show as lines of pipes) and every message says what
+ * its columns are. A row too long on its own is cut like any text.
+ */
+function splitTable(token: Tokens.Table, limit: number): string[] {
+  const [header = '', delimiter = '', ...rows] = token.raw.trimEnd().split('\n');
+  const head = `${header}\n${delimiter}\n`;
+  if (head.length * 2 > limit) return splitText(token.raw, limit);
+  const pieces: string[] = [];
+  let current = '';
+  const push = () => {
+    if (current !== '') pieces.push(`${head}${current.trimEnd()}`);
+    current = '';
+  };
+  for (const row of rows) {
+    if (head.length + current.length + row.length + 1 > limit) push();
+    if (head.length + row.length + 1 <= limit) current += `${row}\n`;
+    else pieces.push(...splitText(row, limit));
+  }
+  push();
+  return pieces;
+}
+
 type SpanType = 'strong' | 'em' | 'del' | 'codespan';
 
 /** Where an inline span's content sits in its paragraph, and the marker on each side of it. */
@@ -382,6 +406,7 @@ export function chunkMarkdown(markdown: string, limit = TELEGRAM_MESSAGE_LIMIT):
     if (raw.length <= limit) current = raw;
     else if (token.type === 'code') chunks.push(...splitCode(token as Token & { type: 'code' }, limit));
     else if (token.type === 'list') chunks.push(...splitList(token as Tokens.List, limit));
+    else if (token.type === 'table') chunks.push(...splitTable(token as Tokens.Table, limit));
     else if (token.type === 'paragraph') chunks.push(...splitParagraph(token as Tokens.Paragraph, limit));
     else chunks.push(...balanceFences(splitText(raw, limit)));
   }

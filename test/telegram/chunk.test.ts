@@ -138,6 +138,27 @@ describe('chunkMarkdown', () => {
     expect(shown).toBe(expected);
   });
 
+  it('splits a long table between rows, each message a table under the same header', () => {
+    const rows = Array.from(
+      { length: 300 },
+      (_, i) => `| ${i + 1} | item number ${i + 1} | ${i % 13} units |`,
+    );
+    const markdown = `| # | Name | Amount |\n|---|------|-------:|\n${rows.join('\n')}\n\nTotal above.`;
+    const chunks = formatForTelegram(markdown);
+    expect(chunks.length).toBeGreaterThan(2);
+    const shown: string[] = [];
+    for (const chunk of chunks.slice(0, -1)) {
+      expect(parseTelegramHtml(chunk.html).length).toBeLessThanOrEqual(TELEGRAM_MESSAGE_LIMIT);
+      const [header, ...lines] = chunk.html.split('\n');
+      expect(header).toBe('<b># | Name | Amount</b>');
+      shown.push(...lines);
+    }
+    expect(shown).toEqual(
+      Array.from({ length: 300 }, (_, i) => `${i + 1} | item number ${i + 1} | ${i % 13} units`),
+    );
+    expect(chunks.at(-1)?.html).toBe('Total above.');
+  });
+
   it('splits a paragraph longer than the limit on sentences, then words', () => {
     const sentences = Array.from({ length: 300 }, (_, i) => `Sentence number ${i} is here.`).join(' ');
     const chunks = chunkMarkdown(sentences, 1_000);
