@@ -1,4 +1,5 @@
 import { Lexer, type Token, type Tokens } from 'marked';
+import { decodeEntities } from './entities';
 
 /*
  * Claude writes CommonMark/GFM; Telegram accepts a small HTML subset. We parse with `marked`'s lexer
@@ -37,6 +38,8 @@ function inline(tokens: Token[] | undefined, mode: Mode, inLink = false): string
 
 function inlineToken(token: Token, mode: Mode, inLink: boolean): string {
   const text = (s: string) => (mode === 'html' ? escapeHtml(s) : s);
+  // Outside code, `&amp;` and `&mdash;` stand for the characters they name.
+  const prose = (s: string) => text(decodeEntities(s));
   switch (token.type) {
     case 'strong':
       return wrap(mode, 'b', inline(token.tokens, mode, inLink));
@@ -52,15 +55,15 @@ function inlineToken(token: Token, mode: Mode, inLink: boolean): string {
     case 'image': {
       const label =
         token.type === 'image'
-          ? text(token.text || token.href)
-          : inline(token.tokens, mode, true) || text(token.href);
-      const href = safeHref(token.href);
+          ? prose(token.text || token.href)
+          : inline(token.tokens, mode, true) || prose(token.href);
+      const href = safeHref(decodeEntities(token.href));
       if (mode === 'plain') return href && label !== href ? `${label} (${href})` : label;
       if (!href || inLink) return label;
       return `<a href="${escapeAttr(href)}">${label}</a>`;
     }
     case 'text':
-      return 'tokens' in token && token.tokens ? inline(token.tokens, mode, inLink) : text(token.text);
+      return 'tokens' in token && token.tokens ? inline(token.tokens, mode, inLink) : prose(token.text);
     case 'escape':
       return text(token.text);
     case 'html':
@@ -101,7 +104,9 @@ function block(token: Token, mode: Mode, depth: number, inQuote: boolean): strin
     case 'paragraph':
       return inline(token.tokens, mode);
     case 'text':
-      return 'tokens' in token && token.tokens ? inline(token.tokens, mode) : text(token.text);
+      return 'tokens' in token && token.tokens
+        ? inline(token.tokens, mode)
+        : text(decodeEntities(token.text));
     case 'heading':
       return wrap(mode, 'b', inline(token.tokens, mode));
     case 'code': {

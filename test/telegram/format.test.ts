@@ -25,6 +25,18 @@ describe('markdownToTelegramHtml', () => {
     expect(markdownToTelegramHtml(markdown)).toBe(html);
   });
 
+  it('shows character references as the characters they name, except in code', () => {
+    const markdown = 'AT&amp;T &mdash; &copy; 2026 &#169; &#x41; &nbsp;&bogus; `&amp;`';
+    expect(markdownToTelegramHtml(markdown)).toBe(
+      'AT&amp;T — © 2026 © A \u00a0&amp;bogus; <code>&amp;amp;</code>',
+    );
+    expect(markdownToPlainText(markdown)).toBe('AT&T — © 2026 © A \u00a0&bogus; &amp;');
+    expect(markdownToTelegramHtml('[Q&amp;A](https://e.x/?a=1&amp;b=2) **&lt;b&gt;** x &amp;lt;')).toBe(
+      '<a href="https://e.x/?a=1&amp;b=2">Q&amp;A</a> <b>&lt;b&gt;</b> x &amp;lt;',
+    );
+    expect(markdownToTelegramHtml('```\n&amp;\n```')).toBe('<pre>&amp;amp;</pre>');
+  });
+
   it('renders fenced code with its language, escaped', () => {
     const html = markdownToTelegramHtml('```ts\nif (a < b && c) { x = "<b>"; }\n```');
     expect(html).toBe(
