@@ -53,12 +53,19 @@ function inlineToken(token: Token, mode: Mode, inLink: boolean): string {
       return '\n';
     case 'link':
     case 'image': {
+      // An autolink (`<https://x.y>`, a bare URL) is literal: its text is the URL as written.
+      const autolink = token.type === 'link' && (token as Tokens.Link).autolink === true;
+      const written = autolink ? token.href : decodeEntities(token.href);
       const label =
         token.type === 'image'
           ? prose(token.text || token.href)
-          : inline(token.tokens, mode, true) || prose(token.href);
-      const href = safeHref(decodeEntities(token.href));
-      if (mode === 'plain') return href && label !== href ? `${label} (${href})` : label;
+          : autolink
+            ? text(token.text)
+            : inline(token.tokens, mode, true) || text(written);
+      const href = safeHref(written);
+      // Plain text names the target after the label, unless the label already is the URL.
+      const showsTarget = href && !autolink && label !== written && label !== href;
+      if (mode === 'plain') return showsTarget ? `${label} (${href})` : label;
       if (!href || inLink) return label;
       return `<a href="${escapeAttr(href)}">${label}</a>`;
     }

@@ -80,6 +80,13 @@ describe('markdownToPlainText', () => {
       'bold a<b l (https://e.x/)\n\nx & y',
     );
   });
+
+  it('shows a URL once when the link is the URL itself', () => {
+    expect(
+      markdownToPlainText('See https://example.com, <https://e.x> or www.e.x, [https://e.x](https://e.x).'),
+    ).toBe('See https://example.com, https://e.x or www.e.x, https://e.x.');
+    expect(markdownToPlainText('[docs](https://e.x/docs)')).toBe('docs (https://e.x/docs)');
+  });
 });
 
 describe('safeHref', () => {
