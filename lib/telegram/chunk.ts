@@ -139,6 +139,15 @@ function renumberFirstItem(piece: string, number: number, itemLength: number): s
   return `${indent}${number}${delimiter}${item}${piece.slice(itemLength)}`;
 }
 
+/** How far right a list item's content starts: its marker's width and the spaces after it. */
+function itemContentIndent(raw: string): number {
+  const m = /^( *)(\d{1,9}[.)]|[-+*])( *)/.exec(raw);
+  if (!m) return 1;
+  const [, before = '', marker = '', after = ''] = m;
+  // Five or more spaces after the marker: the content is indented code one space past it.
+  return before.length + marker.length + (after.length >= 1 && after.length <= 4 ? after.length : 1);
+}
+
 /**
  * A list too long for one message, cut between items. Each piece of an ordered list starts at the
  * number its first item has in the whole list (Markdown numbers a list from its first marker, and
@@ -167,9 +176,12 @@ function splitList(token: Tokens.List, limit: number): string[] {
       first = index;
       continue;
     }
+    // The pieces after the first are the item's content without its marker: at the item's indentation
+    // they would read as indented code, so they move left by as much.
+    const indent = new RegExp(`^ {1,${itemContentIndent(item.raw)}}`, 'gm');
     for (const [part, piece] of balanceFences(splitText(item.raw, limit)).entries()) {
       if (part === 0) push(piece, index);
-      else pieces.push(piece);
+      else pieces.push(piece.replace(indent, ''));
     }
   }
   if (current !== '') push(current, first);

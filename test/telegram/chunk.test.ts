@@ -159,6 +159,18 @@ describe('chunkMarkdown', () => {
     expect(chunks.at(-1)?.html).toBe('Total above.');
   });
 
+  it('cuts a list item longer than a message into text, not indented code', () => {
+    const para = (n: number) => `    Paragraph ${n} of the item, with **bold** words to fill the line.`;
+    const item = `10. A long item\n\n${Array.from({ length: 80 }, (_, i) => para(i)).join('\n\n')}`;
+    const chunks = formatForTelegram(`9. Before\n${item}\n11. After`);
+    expect(chunks.length).toBeGreaterThan(3);
+    for (const chunk of chunks) expect(chunk.html).not.toContain('<pre>');
+    const shown = chunks.map((chunk) => chunk.plain).join('\n');
+    expect(shown.match(/^Paragraph \d+ of the item, with bold words to fill the line\.$/gm)).toHaveLength(80);
+    expect(chunks[0]?.plain).toBe('9. Before');
+    expect(chunks.at(-1)?.plain).toBe('11. After');
+  });
+
   it('splits a paragraph longer than the limit on sentences, then words', () => {
     const sentences = Array.from({ length: 300 }, (_, i) => `Sentence number ${i} is here.`).join(' ');
     const chunks = chunkMarkdown(sentences, 1_000);
