@@ -435,12 +435,29 @@ export interface TelegramChunk {
   markdown: string;
 }
 
+/**
+ * The answer's link reference definitions (`[docs]: https://…`) written out again, to append to each
+ * chunk's source: chunks are formatted one by one, and a `[text][docs]` in one chunk whose definition
+ * went into another would show as written. Definitions render as nothing; footnotes (`[^1]:`) are text.
+ */
+function linkDefinitions(markdown: string): string {
+  if (!/^ {0,3}\[[^\]]+\]:/m.test(markdown)) return '';
+  const lines = Object.entries(Lexer.lex(markdown).links)
+    .filter(([label, { href }]) => !label.startsWith('^') && !/[<>\n]/.test(href ?? ''))
+    .map(([label, { href, title }]) => {
+      const quoted = title ? ` "${title.replace(/\s+/g, ' ').replace(/["\\]/g, '\\$&')}"` : '';
+      return `[${label}]: <${href ?? ''}>${quoted}`;
+    });
+  return lines.length > 0 ? `\n\n${lines.join('\n')}` : '';
+}
+
 /** Formats a Claude answer into Telegram messages, each within the limit once parsed. */
 export function formatForTelegram(markdown: string, limit = TELEGRAM_MESSAGE_LIMIT): TelegramChunk[] {
   const out: TelegramChunk[] = [];
+  const definitions = linkDefinitions(markdown);
   const visit = (source: string, sourceLimit: number, depth: number) => {
-    const html = markdownToTelegramHtml(source);
-    const plain = markdownToPlainText(source);
+    const html = markdownToTelegramHtml(source + definitions);
+    const plain = markdownToPlainText(source + definitions);
     const visibleText = telegramHtmlVisibleText(html);
     const visible = Math.max(visibleText.length, plain.length);
     if (visible <= limit) {

@@ -171,6 +171,24 @@ describe('chunkMarkdown', () => {
     expect(chunks.at(-1)?.plain).toBe('11. After');
   });
 
+  it('links a reference-style link in every message, though its definition ends the answer', () => {
+    const sentence = (n: number) => `Part ${n} is covered in [the docs][docs] and the [Spec]. `;
+    const paragraphs = Array.from({ length: 12 }, (_, i) => sentence(i).repeat(8));
+    const definitions = '[docs]: https://example.com/docs "The docs"\n[spec]: <https://example.com/a b>';
+    const chunks = formatForTelegram(
+      `${paragraphs.join('\n\n')}\n\n${definitions}\n\nSee [^1].\n\n[^1]: Footnote`,
+    );
+    expect(chunks.length).toBeGreaterThan(2);
+    const shown = chunks.map((chunk) => chunk.html).join('\n');
+    expect(shown).not.toMatch(/\[(the docs|Spec|docs)\]/);
+    expect(shown.match(/<a href="https:\/\/example\.com\/docs">the docs<\/a>/g)).toHaveLength(96);
+    expect(shown.match(/<a href="https:\/\/example\.com\/a%20b">Spec<\/a>/g)).toHaveLength(96);
+    expect(chunks.at(-1)?.html).toMatch(/See \^1\.\n\n\[\^1\]: Footnote$/);
+    // What the history keeps is the answer as written: the definition once.
+    const stored = chunks.map((chunk) => chunk.markdown).join('\n\n');
+    expect(stored.match(/\[docs\]: https/g)).toHaveLength(1);
+  });
+
   it('splits a paragraph longer than the limit on sentences, then words', () => {
     const sentences = Array.from({ length: 300 }, (_, i) => `Sentence number ${i} is here.`).join(' ');
     const chunks = chunkMarkdown(sentences, 1_000);
