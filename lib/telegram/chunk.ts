@@ -229,14 +229,22 @@ interface InlineSpan {
 const BALANCED_INLINE = new Set<string>(['strong', 'em', 'del', 'codespan'] satisfies SpanType[]);
 const isBalanced = (type: string): type is SpanType => BALANCED_INLINE.has(type);
 
+/** Where a link or image sits in its paragraph, brackets and target included. */
+interface LinkRange {
+  from: number;
+  to: number;
+}
+
 /**
  * The balanced inline spans of `tokens` (inline tokens whose raw text starts at `offset`), nested
- * ones included, outer ones first; returns the longest chain of nested markers, one side.
+ * ones included, outer ones first, and the links into `links`; returns the longest chain of nested
+ * markers, one side.
  */
 function collectSpans(
   tokens: Token[] | undefined,
   offset: number,
   out: InlineSpan[],
+  links: LinkRange[],
   within: readonly SpanType[] = [],
 ): number {
   let at = offset;
@@ -264,9 +272,11 @@ function collectSpans(
       });
       const inner =
         'tokens' in token && type !== 'codespan'
-          ? collectSpans(token.tokens, at + width, out, [...within, type])
+          ? collectSpans(token.tokens, at + width, out, links, [...within, type])
           : 0;
       deepest = Math.max(deepest, width + inner);
+    } else if (type === 'link' || type === 'image') {
+      links.push({ from: at, to: at + token.raw.length });
     }
     at += token.raw.length;
   }
@@ -279,9 +289,12 @@ function collectSpans(
  * block at a line's start; `**x**` for italic in italic reads as bold) or pair up wrongly (`~**~`):
  * drops the inner one's markers from `text` and moves the other spans to match.
  */
-function withoutRepeatedSpans(text: string, spans: InlineSpan[]): { text: string; spans: InlineSpan[] } {
+function withoutRepeatedSpans(
+  text: string,
+  spans: InlineSpan[],
+): { text: string; spans: InlineSpan[]; shift: (pos: number) => number } {
   const nested = spans.filter((span) => span.repeated);
-  if (nested.length === 0) return { text, spans };
+  if (nested.length === 0) return { text, spans, shift: (pos) => pos };
   const dropped = nested
     .flatMap((span) =>
       [span.from - span.marker.length, span.to].map((at) => ({ at, width: span.marker.length })),
@@ -299,7 +312,13 @@ function withoutRepeatedSpans(text: string, spans: InlineSpan[]): { text: string
     spans: spans
       .filter((span) => !nested.includes(span))
       .map((span) => ({ ...span, from: shift(span.from), to: shift(span.to) })),
+    shift,
   };
+}
+
+/** `text` with the whitespace between `from` and `to` replaced, length kept: no cut falls there. */
+function maskWhitespace(text: string, from: number, to: number): string {
+  return text.slice(0, from) + text.slice(from, to).replace(/\s/g, '\uE000') + text.slice(to);
 }
 
 /** `text` with the whitespace at either end of a code span's content replaced, length kept. */
@@ -328,17 +347,21 @@ const otherMarker = (marker: string) => marker.replace(/./g, marker[0] === '*' ?
  */
 function splitParagraph(token: Tokens.Paragraph, limit: number): string[] {
   const found: InlineSpan[] = [];
-  const chain = token.raw.startsWith(token.text) ? collectSpans(token.tokens, 0, found) : 0;
+  const links: LinkRange[] = [];
+  const chain = token.raw.startsWith(token.text) ? collectSpans(token.tokens, 0, found, links) : 0;
   // Besides the markers: a space padding inline code, or a backslash doubled, on each side.
   const reserve = 2 * chain + 2;
-  if (found.length === 0 || reserve * 4 > limit) return balanceFences(splitText(token.raw, limit));
-  const { text, spans } = withoutRepeatedSpans(token.text, found);
+  if ((found.length === 0 && links.length === 0) || reserve * 4 > limit) {
+    return balanceFences(splitText(token.raw, limit));
+  }
+  const { text, spans, shift } = withoutRepeatedSpans(token.text, found);
 
-  // Cut a copy in which the whitespace between code spans' fences and their code is masked: a cut
-  // there would leave a fence on one side and all its code on the other.
+  // Cut a copy in which the whitespace between code spans' fences and their code is masked (a cut
+  // there would leave a fence on one side and all its code on the other), and the whitespace inside
+  // links: half a link shows its brackets and target as written.
   const masked = spans.reduce(
     (out, span) => (span.type === 'codespan' ? maskCodeEdges(out, span) : out),
-    text,
+    links.reduce((out, link) => maskWhitespace(out, shift(link.from), shift(link.to)), text),
   );
   // Each piece is a slice of `text` (ends trimmed), in order: find where it starts.
   const pieces: string[] = [];

@@ -189,6 +189,25 @@ describe('chunkMarkdown', () => {
     expect(stored.match(/\[docs\]: https/g)).toHaveLength(1);
   });
 
+  it('cuts a long paragraph between links, never inside one', () => {
+    const word = (i: number) =>
+      i % 7 === 0
+        ? `[link ${i} of several words](https://example.com/${i})`
+        : i % 50 === 1
+          ? `**bold ${i}`
+          : `w${i}`;
+    const words = Array.from({ length: 1_200 }, (_, i) => word(i));
+    const chunks = formatForTelegram(`${words.join(' ')}**`);
+    expect(chunks.length).toBeGreaterThan(2);
+    const shown = chunks.map((chunk) => chunk.html).join(' ');
+    expect(shown).not.toContain('](');
+    const linked = [
+      ...shown.matchAll(/<a href="https:\/\/example\.com\/(\d+)">link (\d+) of several words<\/a>/g),
+    ];
+    expect(linked.map((m) => m[1])).toEqual(words.flatMap((_, i) => (i % 7 === 0 ? [String(i)] : [])));
+    for (const m of linked) expect(m[2]).toBe(m[1]);
+  });
+
   it('splits a paragraph longer than the limit on sentences, then words', () => {
     const sentences = Array.from({ length: 300 }, (_, i) => `Sentence number ${i} is here.`).join(' ');
     const chunks = chunkMarkdown(sentences, 1_000);
