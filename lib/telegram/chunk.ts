@@ -1,5 +1,11 @@
 import { Lexer, type Token, type Tokens } from 'marked';
-import { escapeHtml, markdownToPlainText, markdownToTelegramHtml, telegramHtmlVisibleText } from './format';
+import {
+  codeLanguage,
+  escapeHtml,
+  markdownToPlainText,
+  markdownToTelegramHtml,
+  telegramHtmlVisibleText,
+} from './format';
 
 /** Telegram's limit on a message's text, in UTF-16 code units, counted after entity parsing. */
 export const TELEGRAM_MESSAGE_LIMIT = 4096;
@@ -84,16 +90,20 @@ function hardCut(text: string, limit: number): string[] {
   return out;
 }
 
+/** A line of more backticks than this in the code may end a piece early: the fence must leave room. */
+const MAX_FENCE = 64;
+
 /**
  * A fenced code block too long for one message: close the fence and reopen it in the next chunk. The
  * fence is longer than any backtick run opening a line of the code, so a README's own ``` lines inside
  * a ```` block stay code instead of closing it.
  */
 function splitCode(token: Token & { type: 'code' }, limit: number): string[] {
-  const lang = typeof token.lang === 'string' ? token.lang : '';
+  // Only the language shows; a long info string repeated in every piece would leave no room for code.
+  const lang = codeLanguage(token.lang);
   const code = String(token.text);
   const longest = Math.max(0, ...[...code.matchAll(/^ {0,3}(`+)/gm)].map((m) => m[1]?.length ?? 0));
-  const fence = '`'.repeat(Math.max(3, longest + 1));
+  const fence = '`'.repeat(Math.min(Math.max(3, longest + 1), MAX_FENCE));
   const open = `${fence}${lang}\n`;
   const close = `\n${fence}`;
   const budget = Math.max(limit - open.length - close.length, 1);

@@ -26,6 +26,11 @@ export function safeHref(href: string): string | undefined {
   }
 }
 
+/** A code block's language for `class="language-…"`: a short plain name, else '' (none shown). */
+export function codeLanguage(info: unknown): string {
+  return typeof info === 'string' && /^[A-Za-z0-9_+#.-]{1,32}$/.test(info) ? info : '';
+}
+
 function wrap(mode: Mode, tag: string, inner: string): string {
   if (mode === 'plain' || inner === '') return inner;
   return `<${tag}>${inner}</${tag}>`;
@@ -119,7 +124,7 @@ function block(token: Token, mode: Mode, depth: number, inQuote: boolean): strin
     case 'code': {
       const code = text(String(token.text).replace(/\n$/, ''));
       if (mode === 'plain') return code;
-      const lang = /^[A-Za-z0-9_+#.-]{1,32}$/.test(token.lang ?? '') ? (token.lang as string) : '';
+      const lang = codeLanguage(token.lang);
       return lang ? `<pre><code class="language-${lang}">${code}</code></pre>` : `<pre>${code}</pre>`;
     }
     case 'blockquote': {

@@ -93,6 +93,12 @@ describe('chunkMarkdown', () => {
     expect(chunks.map((chunk) => chunk.html).join('\n')).toMatch(/<\/pre>\s*Done\.$/);
   });
 
+  it('sends a code block under an info string longer than a message as one block of code', () => {
+    const code = Array.from({ length: 20 }, (_, i) => `line ${i} 😀`).join('\n');
+    const chunks = formatForTelegram(`\`\`\`${'x'.repeat(4_100)}\n${code}\n\`\`\``);
+    expect(chunks.map((chunk) => chunk.html)).toEqual([`<pre>${code}</pre>`]);
+  });
+
   it('splits a list whose item holds a long code block: the code stays code, the list after it a list', () => {
     const code = Array.from({ length: 300 }, (_, i) => `  let x${i} = ${i} < 10 && y;`).join('\n');
     const markdown = `- Step one:\n\n  \`\`\`js\n${code}\n  \`\`\`\n- Step two: **done**\n- Step three`;
