@@ -19,7 +19,8 @@ export const TELEGRAM_MESSAGE_LIMIT = 4096;
  * which is what Telegram counts; we never cut inside a surrogate pair.
  */
 
-const SEPARATORS: RegExp[] = [/\n\s*\n/g, /\n/g, /(?<=[.!?…])\s+/g, /\s+/g];
+// Chinese and Japanese end a sentence with a full-width mark and no space: the cut goes after it.
+const SEPARATORS: RegExp[] = [/\n\s*\n/g, /\n/g, /(?<=[.!?…])\s+|(?<=[。！？])/g, /\s+/g];
 
 /** Cuts `text` into pieces of at most `limit`, preferring the coarsest boundary that works. */
 export function splitText(text: string, limit: number, level = 0): string[] {

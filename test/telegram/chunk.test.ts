@@ -224,6 +224,17 @@ describe('chunkMarkdown', () => {
     expect(words(chunks.join(' '))).toEqual(words(sentences));
   });
 
+  it('cuts a long Chinese paragraph after a full stop 。, which no space follows', () => {
+    const sentence = '这是一个很长的句子，用来测试分块是否在句号处进行。';
+    const chunks = formatForTelegram(sentence.repeat(250));
+    expect(chunks.length).toBe(2);
+    for (const chunk of chunks) {
+      expect(chunk.html.length).toBeLessThanOrEqual(TELEGRAM_MESSAGE_LIMIT);
+      expect(chunk.html.endsWith('。')).toBe(true);
+    }
+    expect(chunks.map((chunk) => chunk.html).join('')).toBe(sentence.repeat(250));
+  });
+
   it('a bold paragraph longer than the limit stays bold in every chunk, with no stray markers', () => {
     const sentences = Array.from({ length: 60 }, (_, i) => `Sentence ${i} is _quite_ important.`).join(' ');
     const markdown = `Intro **${sentences}** and \`code ${sentences}\` after.`;
