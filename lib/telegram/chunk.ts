@@ -60,13 +60,25 @@ const isHighSurrogate = (text: string, at: number) => {
 /** Characters of inline markers: a cut next to one could split a run such as `**` or `~~`. */
 const MARKER_CHARS = /[*_~`]/;
 
+const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
+
+/** Whether `at` falls between two characters as a reader sees them: not inside 👨‍👩‍👧 or a flag. */
+function isGraphemeBoundary(text: string, at: number): boolean {
+  const from = Math.max(0, at - 64);
+  for (const { index } of graphemes.segment(text.slice(from, at + 64))) {
+    if (from + index >= at) return from + index === at;
+  }
+  return at >= text.length;
+}
+
 /**
- * Whether a word can be cut before `text[at]`: not inside a surrogate pair, not after the backslash
- * of an escape (`\*`), and not next to a marker character, so that a cut through bold, italic,
- * strikethrough or code falls strictly inside its content, where `splitParagraph` closes and reopens it.
+ * Whether a word can be cut before `text[at]`: not inside a surrogate pair or an emoji sequence, not
+ * after the backslash of an escape (`\*`), and not next to a marker character, so that a cut through
+ * bold, italic, strikethrough or code falls strictly inside its content, where `splitParagraph`
+ * closes and reopens it.
  */
 function canCut(text: string, at: number): boolean {
-  if (isHighSurrogate(text, at - 1)) return false;
+  if (isHighSurrogate(text, at - 1) || !isGraphemeBoundary(text, at)) return false;
   if (MARKER_CHARS.test(text[at - 1] ?? '') || MARKER_CHARS.test(text[at] ?? '')) return false;
   let backslashes = 0;
   while (text[at - 1 - backslashes] === '\\') backslashes++;

@@ -311,6 +311,17 @@ describe('chunkMarkdown', () => {
     expect(pieces.join('')).toBe(emoji);
   });
 
+  it('cuts a run of emoji sequences between them, never inside one', () => {
+    const sequences = ['👨‍👩‍👧‍👦', '🇺🇦', '👍🏽', 'é', '🏳️‍🌈'];
+    const text = Array.from({ length: 1_000 }, (_, i) => sequences[i % sequences.length]).join('');
+    const pieces = splitText(text, TELEGRAM_MESSAGE_LIMIT);
+    expect(pieces.length).toBeGreaterThan(1);
+    const segmenter = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
+    const shown = pieces.flatMap((piece) => [...segmenter.segment(piece)].map((s) => s.segment));
+    expect(shown).toEqual([...segmenter.segment(text)].map((s) => s.segment));
+    for (const piece of pieces) expect(piece.length).toBeLessThanOrEqual(TELEGRAM_MESSAGE_LIMIT);
+  });
+
   it('preserves every word of a mixed long answer, in order, and every chunk fits', () => {
     const parts: string[] = [];
     for (let i = 0; i < 12; i++) {
