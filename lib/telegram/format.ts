@@ -79,7 +79,8 @@ function inlineToken(token: Token, mode: Mode, inLink: boolean): string {
     case 'escape':
       return text(token.text);
     case 'html':
-      return text(token.raw);
+      // Raw HTML shows as written, but for `<br>`, which answers use for a line break in a table cell.
+      return /^<br\s*\/?>$/i.test(token.raw) ? '\n' : text(token.raw);
     case 'checkbox':
       return (token as Tokens.Checkbox).checked ? '☑ ' : '☐ ';
     default:
@@ -142,7 +143,7 @@ function block(token: Token, mode: Mode, depth: number, inQuote: boolean): strin
       return [wrap(mode, 'b', row(table.header)), ...table.rows.map(row)].join('\n');
     }
     case 'html':
-      return text(token.raw.replace(/\n+$/, ''));
+      return /^<br\s*\/?>\s*$/i.test(token.raw) ? '' : text(token.raw.replace(/\n+$/, ''));
     default:
       return inlineToken(token, mode, false);
   }
