@@ -31,6 +31,26 @@ export const REDACT_PATHS = SECRET_KEYS.flatMap((key) => {
   return [root, `*${segment}`, `*.*${segment}`];
 });
 
+/**
+ * Secrets inside text, where no key path reaches: a Telegram bot token in a Bot API URL (node-fetch's
+ * message for a failed request, `request to https://api.telegram.org/bot<token>/setWebhook failed`,
+ * sits in grammY's HttpError as `error`, which pino writes out) and an Anthropic key. Every line is
+ * scrubbed of them as it is written, whatever logged it (the Inngest SDK logs step errors itself).
+ */
+const SECRETS_IN_TEXT = /(?<!\d)\d{3,}:[A-Za-z0-9_-]{30,}|sk-ant-[A-Za-z0-9_-]{10,}/g;
+
+export const scrubSecrets = (line: string) => line.replace(SECRETS_IN_TEXT, '[redacted]');
+
+/**
+ * Errors as pino writes them, without grammY's `payload`: the parameters of the failed call, which hold
+ * the message text sent to a user and, for setWebhook, the agent's webhook secret.
+ */
+function serializeError(error: unknown) {
+  const out = pino.stdSerializers.err(error as Error);
+  if (out && typeof out === 'object' && 'payload' in out) delete out.payload;
+  return out;
+}
+
 export function createLogger(
   config: Pick<Config, 'logLevel' | 'env'>,
   destination?: pino.DestinationStream,
@@ -41,6 +61,8 @@ export function createLogger(
       base: { service: 'openclaw-platform' },
       timestamp: pino.stdTimeFunctions.isoTime,
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      serializers: { err: serializeError },
+      hooks: { streamWrite: scrubSecrets },
       formatters: { level: (label) => ({ level: label }) },
     },
     destination,

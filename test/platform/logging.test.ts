@@ -1,7 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../api/app';
 import type { Services } from '../../lib/services';
+import { createTelegramApi } from '../../lib/telegram/api';
 import { createTestDatabase, type TestDatabase } from '../support/db';
+import { startFakeTelegram, TELEGRAM_ERRORS } from '../support/fake-telegram';
+import { closedPort } from '../support/loopback';
 import { captureLogger, createTestServices } from '../support/services';
 
 describe('structured logging', () => {
@@ -45,6 +48,40 @@ describe('structured logging', () => {
       expect(text).not.toContain(secret);
     }
     expect(text).toContain('visible');
+  });
+
+  it('keeps a bot token out of a failed Bot API call and its parameters out of a refused one', async () => {
+    const token = '7001234567:AAHsecretsecretsecretsecretsecret12';
+    const down = createTelegramApi(token, { apiRoot: `http://127.0.0.1:${await closedPort()}` });
+    // grammY's HttpError holds node-fetch's error, whose message and stack carry the URL with the token.
+    const unreachable = await down.getMe().catch((error: unknown) => error);
+    expect(JSON.stringify((unreachable as { error?: { message?: string } }).error?.message)).toContain(token);
+    capture.logger.error({ err: unreachable }, 'telegram unreachable');
+
+    const telegram = await startFakeTelegram();
+    try {
+      telegram.addBot(token, { id: 7001234567, first_name: 'Bot', username: 'secret_bot' });
+      telegram.failNext('setWebhook', 1, TELEGRAM_ERRORS.internal());
+      const api = createTelegramApi(token, { apiRoot: telegram.apiRoot });
+      const refused = await api
+        .setWebhook('https://bots.example.test/telegram/a', { secret_token: 'webhook-secret-0123456789' })
+        .catch((error: unknown) => error);
+      capture.logger.error({ err: refused }, 'telegram refused');
+    } finally {
+      await telegram.stop();
+    }
+    const lines = capture.lines.filter((entry) => String(entry.msg).startsWith('telegram '));
+    expect(lines).toHaveLength(2);
+    for (const line of lines) {
+      const text = JSON.stringify(line);
+      expect(text).not.toContain(token);
+      expect(text).not.toContain('AAHsecret');
+      expect(text).not.toContain('webhook-secret-0123456789');
+    }
+    expect(JSON.stringify(lines[0])).toContain('[redacted]/getMe');
+    expect(lines[1]).toMatchObject({ err: { type: 'GrammyError', method: 'setWebhook' } });
+    // The call's parameters (a user's message text, a webhook secret) are not written at all.
+    expect(lines[1]?.err).not.toHaveProperty('payload');
   });
 
   it('never shows a stack or internal message in a 500', async () => {

@@ -4,6 +4,7 @@ import { createJobsRuntime, type JobsRuntime } from '../../functions/runtime';
 import { getRun, type RunDetail } from '../../lib/executor/admin';
 import type { EmbeddedExecutor, ExecutorOptions } from '../../lib/executor/executor';
 import type { Clock } from '../../lib/executor/types';
+import type { Logger } from '../../lib/logger';
 import type { Services } from '../../lib/services';
 import { createTestDatabase, type DatabaseTarget, type TestDatabase } from './db';
 import { createTestServices } from './services';
@@ -50,6 +51,8 @@ export interface HarnessOptions {
   database?: TestDatabase;
   env?: Record<string, string | undefined>;
   executor?: Partial<Omit<ExecutorOptions, 'db' | 'logger' | 'servePath'>>;
+  /** The services' logger (the engine's and the Inngest client's too), e.g. `captureLogger().logger`. */
+  logger?: Logger;
 }
 
 /**
@@ -67,6 +70,7 @@ export async function createExecutorHarness(options: HarnessOptions): Promise<Ex
   const services = await createTestServices({
     database: database.handle,
     env: { JOBS_ENGINE: 'embedded', ...options.env },
+    ...(options.logger ? { logger: options.logger } : {}),
   });
   const clock = new ManualClock();
   const runtime = createJobsRuntime(services, {
