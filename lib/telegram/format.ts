@@ -31,6 +31,9 @@ export function codeLanguage(info: unknown): string {
   return typeof info === 'string' && /^[A-Za-z0-9_+#.-]{1,32}$/.test(info) ? info : '';
 }
 
+/** Raw HTML shows as written, but for `<br>`, which answers use for a line break in a table cell. */
+const BR_TAG = /^<br\s*\/?>\s*$/i;
+
 function wrap(mode: Mode, tag: string, inner: string): string {
   if (mode === 'plain' || inner === '') return inner;
   return `<${tag}>${inner}</${tag}>`;
@@ -79,8 +82,7 @@ function inlineToken(token: Token, mode: Mode, inLink: boolean): string {
     case 'escape':
       return text(token.text);
     case 'html':
-      // Raw HTML shows as written, but for `<br>`, which answers use for a line break in a table cell.
-      return /^<br\s*\/?>$/i.test(token.raw) ? '\n' : text(token.raw);
+      return BR_TAG.test(token.raw) ? '\n' : text(token.raw);
     case 'checkbox':
       return (token as Tokens.Checkbox).checked ? '☑ ' : '☐ ';
     default:
@@ -143,7 +145,7 @@ function block(token: Token, mode: Mode, depth: number, inQuote: boolean): strin
       return [wrap(mode, 'b', row(table.header)), ...table.rows.map(row)].join('\n');
     }
     case 'html':
-      return /^<br\s*\/?>\s*$/i.test(token.raw) ? '' : text(token.raw.replace(/\n+$/, ''));
+      return BR_TAG.test(token.raw) ? '' : text(token.raw.replace(/\n+$/, ''));
     default:
       return inlineToken(token, mode, false);
   }
