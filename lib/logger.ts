@@ -39,7 +39,7 @@ export const REDACT_PATHS = SECRET_KEYS.flatMap((key) => {
  */
 const SECRETS_IN_TEXT = /(?<!\d)\d{3,}:[A-Za-z0-9_-]{30,}|sk-ant-[A-Za-z0-9_-]{10,}/g;
 
-export const scrubSecrets = (line: string) => line.replace(SECRETS_IN_TEXT, '[redacted]');
+const scrubSecrets = (line: string) => line.replace(SECRETS_IN_TEXT, '[redacted]');
 
 /**
  * Errors as pino writes them, without grammY's `payload`: the parameters of the failed call, which hold
