@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { type Database, type Queryable, selectRows } from '../db/client';
 import { AppError } from '../errors';
-import { decodeCursor, pageOf } from '../pagination';
+import { decodeCursor, isUuid, pageOf } from '../pagination';
 import { cancelRun, type StoredEvent, storeAndQueueEvents } from './events';
 import type { EventPayload, RunStatus } from './types';
 
@@ -116,7 +116,7 @@ export async function listRuns(
 }
 
 export async function getRun(db: Queryable, runId: string): Promise<RunDetail | undefined> {
-  if (!/^[0-9a-f-]{36}$/i.test(runId)) return undefined;
+  if (!isUuid(runId)) return undefined;
   const [row] = await selectRows<RunRow>(
     db,
     sql`select id, function_id, status, event_id, event, created_at, started_at, ended_at, output, error
@@ -218,7 +218,7 @@ export async function getEvent(
   db: Queryable,
   eventId: string,
 ): Promise<(EventSummary & { runs: RunSummary[] }) | undefined> {
-  if (!/^[0-9a-f-]{36}$/i.test(eventId)) return undefined;
+  if (!isUuid(eventId)) return undefined;
   const [row] = await selectRows<EventRow>(
     db,
     sql`select id, external_id, name, data, ts, received_at, replay_of from executor_events where id = ${eventId}`,

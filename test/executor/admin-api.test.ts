@@ -118,6 +118,22 @@ describe.each(databaseTargets())('admin runs and events API on %s', (target) => 
     expect(cancel.status).toBe(404);
   });
 
+  it('answers 404, not 500, for ids that are 36 characters of hex and dashes but no UUID', async () => {
+    const bogus = ['-'.repeat(36), '0'.repeat(36), `${'a'.repeat(35)}-`];
+    for (const id of bogus) {
+      for (const [method, path, code] of [
+        ['GET', `/api/v1/admin/runs/${id}`, 'run_not_found'],
+        ['POST', `/api/v1/admin/runs/${id}/cancel`, 'run_not_found'],
+        ['GET', `/api/v1/admin/events/${id}`, 'event_not_found'],
+        ['POST', `/api/v1/admin/events/${id}/replay`, 'event_not_found'],
+      ] as const) {
+        const res = await app.request(path, { method, headers: auth });
+        expect({ path, status: res.status }).toEqual({ path, status: 404 });
+        expect(await res.json()).toMatchObject({ error: { code } });
+      }
+    }
+  });
+
   it('cancels a run: it never resumes', async () => {
     const list = (await (
       await app.request('/api/v1/admin/runs?status=running&limit=1', { headers: auth })
