@@ -3,7 +3,7 @@ import type { Context, ErrorHandler, NotFoundHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ZodError } from 'zod';
 import { AppError, type ErrorCode, errorBody } from '../../lib/errors';
-import { findNul, isNulStorageError, NUL_MESSAGE } from '../../lib/nul';
+import { findTextFaults, isNulStorageError, NUL_MESSAGE, TEXT_FAULT_MESSAGES } from '../../lib/text-faults';
 import type { AppEnv } from '../env';
 import { loggerFor } from '../request-context';
 
@@ -76,21 +76,23 @@ function validationError(issues: Issue[]) {
 }
 
 /**
- * Each string holding U+0000 in a validated body, query or path: PostgreSQL can store none of them
- * (nor compare with one), so they are refused here once for every route instead of failing its
- * statement with a 500. A key holding one is named by its object (`body` for a top-level key).
+ * Each string in a validated body, query or path that the database cannot keep as sent (a NUL, a
+ * lone surrogate): refused here once for every route instead of failing its statement with a 500
+ * or storing U+FFFD in its place. A key holding one is named by its object (`body` for a top-level
+ * key).
  */
-export function nulIssues(data: unknown, target?: string): Issue[] {
-  return findNul(data).map((found) => ({
+export function textFaultIssues(data: unknown, target?: string): Issue[] {
+  return findTextFaults(data).map((found) => ({
     field: fieldName(target, found.path),
-    message: found.in === 'key' ? `keys ${NUL_MESSAGE}` : NUL_MESSAGE,
+    message:
+      found.in === 'key' ? `keys ${TEXT_FAULT_MESSAGES[found.fault]}` : TEXT_FAULT_MESSAGES[found.fault],
   }));
 }
 
 /** zod-openapi's hook: every validation failure becomes the same error body as every other error. */
 export const validationHook: Hook<unknown, AppEnv, string, unknown> = (result, c) => {
   if (result.success) {
-    const issues = nulIssues(result.data, result.target);
+    const issues = textFaultIssues(result.data, result.target);
     return issues.length > 0 ? render(c, validationError(issues)) : undefined;
   }
   const issues = zodIssues(result.error, result.target);

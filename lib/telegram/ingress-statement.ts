@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
 import type { WritesWithEvents } from '../jobs';
-import { findNul, NUL_MESSAGE } from '../nul';
+import { findTextFaults, NUL_MESSAGE } from '../text-faults';
 import { isBotCommandText, TelegramUpdateSchema, updateMessage } from './updates';
 
 /*
@@ -54,7 +54,7 @@ export type ReadUpdate =
 export function readUpdate(raw: unknown): ReadUpdate {
   // PostgreSQL stores no NUL (U+0000) in text or jsonb: such an update could never be stored, and a
   // 500 (or a poller stuck on its offset) would have Telegram deliver it again forever.
-  const nul = findNul(raw, 1)[0];
+  const nul = findTextFaults(raw, { limit: 1, faults: ['nul'] })[0];
   if (nul) {
     return {
       row: undefined,

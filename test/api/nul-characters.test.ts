@@ -5,7 +5,7 @@ import { type App, createApp } from '../../api/app';
 import { createFunctions } from '../../functions/index';
 import { readCredentialSecret } from '../../lib/credentials';
 import { agents, auditLog, customers, telegramMessages } from '../../lib/db/schema';
-import { findNul } from '../../lib/nul';
+import { findTextFaults } from '../../lib/text-faults';
 import { createRunningAgent } from '../support/agents';
 import { databaseTargets } from '../support/db';
 import { createExecutorHarness, type ExecutorHarness } from '../support/executor';
@@ -37,18 +37,26 @@ async function expectNulError(res: Response, field: string, label = field) {
   });
 }
 
-describe('findNul', () => {
-  it('finds NULs in values and keys, nested in objects and arrays, and nothing else', () => {
-    expect(findNul({ a: 'ok', b: { c: ['x', 'y\u0000'] }, 'd\u0000': 1, e: 1, f: null })).toEqual([
-      { path: ['b', 'c', 1], in: 'value' },
-      { path: [], in: 'key' },
-    ]);
-    expect(findNul('\u0000')).toEqual([{ path: [], in: 'value' }]);
-    expect(findNul({ a: 'no nul', b: [1, true, null], c: new Date(0) })).toEqual([]);
+describe('findTextFaults', () => {
+  it('finds NULs and lone surrogates in values and keys, nested in objects and arrays, and nothing else', () => {
     expect(
-      findNul(
+      findTextFaults({ a: 'ok', b: { c: ['x', 'y\u0000'] }, 'd\u0000': 1, e: 1, f: null, g: 'h\udc00' }),
+    ).toEqual([
+      { path: ['b', 'c', 1], in: 'value', fault: 'nul' },
+      { path: [], in: 'key', fault: 'nul' },
+      { path: ['g'], in: 'value', fault: 'lone_surrogate' },
+    ]);
+    expect(findTextFaults('\u0000')).toEqual([{ path: [], in: 'value', fault: 'nul' }]);
+    expect(findTextFaults({ '\ud800': 'x' })).toEqual([{ path: [], in: 'key', fault: 'lone_surrogate' }]);
+    // A NUL is named before a lone surrogate in the same string.
+    expect(findTextFaults('\ud800\u0000')).toEqual([{ path: [], in: 'value', fault: 'nul' }]);
+    expect(findTextFaults('\ud800', { faults: ['nul'] })).toEqual([]);
+    // Paired surrogates (an emoji) and other text are well-formed.
+    expect(findTextFaults({ a: 'no nul 😀 \ud83d\ude00 é', b: [1, true, null], c: new Date(0) })).toEqual([]);
+    expect(
+      findTextFaults(
         Array.from({ length: 50 }, () => '\u0000'),
-        3,
+        { limit: 3 },
       ),
     ).toHaveLength(3);
   });
