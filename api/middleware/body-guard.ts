@@ -12,27 +12,33 @@ export interface BodyGuardOptions {
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
 
 /**
- * API bodies are JSON and small: anything else is a 415 or a 413 in the one error shape, before a
- * handler or a parser sees it.
+ * `application/json`, then `; name=value` parameters: the grammar @hono/zod-openapi's own media
+ * type gate accepts, so a type passing here is never refused there in another shape.
+ */
+const JSON_TYPE = /^application\/json((;\s*[a-zA-Z0-9-]+=[^;]+)*)$/i;
+const CHARSET = /;\s*charset=("?)([^;"]*)\1/gi;
+
+/** JSON is UTF-8 text (RFC 8259 §8.1): a charset naming anything else is refused, not misread. */
+function isJsonType(contentType: string): boolean {
+  const match = JSON_TYPE.exec(contentType.trim());
+  if (!match) return false;
+  for (const [, , charset] of (match[1] ?? '').matchAll(CHARSET)) {
+    if (!/^utf-?8$/i.test((charset ?? '').trim())) return false;
+  }
+  return true;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * API bodies are JSON and small: anything else is a 415, a 413 or a 400 in the one error shape,
+ * before a handler or a parser sees it. A body whose bytes are not UTF-8 is refused rather than
+ * parsed with U+FFFD in place of what was sent.
  *
  * @example app.use('/api/v1/*', bodyGuard({ maxBytes: 64 * 1024 }))
  */
 export function bodyGuard(options: BodyGuardOptions = {}) {
   const maxBytes = options.maxBytes ?? 64 * 1024;
-  const requireJson = createMiddleware<AppEnv>(async function requireJsonBody(c, next) {
-    const hasBody =
-      BODY_METHODS.has(c.req.method) &&
-      (Number(c.req.header('content-length') ?? 0) > 0 || c.req.header('transfer-encoding') !== undefined);
-    if (hasBody) {
-      const type = c.req.header('content-type')?.split(';')[0]?.trim().toLowerCase();
-      if (type !== 'application/json') {
-        throw new AppError('unsupported_media_type', 'Send the body as application/json', {
-          details: { contentType: type ?? null },
-        });
-      }
-    }
-    await next();
-  });
   const limit = limitBody({
     maxBytes,
     onTooLarge: () => {
@@ -41,5 +47,25 @@ export function bodyGuard(options: BodyGuardOptions = {}) {
       });
     },
   });
-  return every(requireJson, limit);
+  const requireJson = createMiddleware<AppEnv>(async function requireJsonBody(c, next) {
+    if (!BODY_METHODS.has(c.req.method) || c.req.raw.body === null) return next();
+    const bytes = new Uint8Array(await c.req.arrayBuffer());
+    if (bytes.byteLength === 0) return next();
+    const contentType = c.req.header('content-type');
+    if (contentType === undefined || !isJsonType(contentType)) {
+      throw new AppError(
+        'unsupported_media_type',
+        'Send the body as application/json (UTF-8; no parameters other than charset=utf-8 are needed)',
+        { details: { contentType: contentType?.slice(0, 200) ?? null } },
+      );
+    }
+    try {
+      // Only a check: the parsers downstream decode the cached bytes again, after it passed.
+      utf8.decode(bytes);
+    } catch {
+      throw new AppError('invalid_json', 'The request body is not valid UTF-8, so it is not valid JSON');
+    }
+    await next();
+  });
+  return every(limit, requireJson);
 }

@@ -15,24 +15,74 @@ describe.each(databaseTargets())('error responses on %s', (target) => {
     ['a JSON array', '[]', 'application/json', 400, 'validation_error'],
     ['text/plain', 'name=x', 'text/plain', 415, 'unsupported_media_type'],
     ['a form', 'name=x', 'application/x-www-form-urlencoded', 415, 'unsupported_media_type'],
-  ])('%s is a %i %s in the one error shape', async (_, body, contentType, status, code) => {
+    ['JSON in UTF-16', '{"name":"x"}', 'application/json; charset=utf-16', 415, 'unsupported_media_type'],
+    [
+      'JSON in Latin-1',
+      '{"name":"x"}',
+      'application/json;charset="iso-8859-1"',
+      415,
+      'unsupported_media_type',
+    ],
+    ['a type ending in ";"', '{"name":"x"}', 'application/json;', 415, 'unsupported_media_type'],
+    ['a parameter without a value', '{"name":"x"}', 'application/json; foo', 415, 'unsupported_media_type'],
+    ['a space before ";"', '{"name":"x"}', 'application/json ; charset=utf-8', 415, 'unsupported_media_type'],
+    ['no type at all', '{"name":"x"}', '', 415, 'unsupported_media_type'],
+  ])(
+    '%s (body %j, type %j) is a %i %s in the one error shape',
+    async (_, body, contentType, status, code) => {
+      const { apiKey } = await harness.createCustomer();
+      const res = await harness.call('POST', '/api/v1/agents', {
+        key: apiKey,
+        body,
+        headers: { 'content-type': contentType },
+      });
+      expect(res.status).toBe(status);
+      const payload = await json<ErrorBody>(res);
+      expect(Object.keys(payload)).toEqual(['error']);
+      expect(payload.error).toMatchObject({
+        code,
+        message: expect.any(String),
+        requestId: res.headers.get('x-request-id'),
+      });
+      expect(
+        Object.keys(payload.error).every((key) => ['code', 'message', 'details', 'requestId'].includes(key)),
+      ).toBe(true);
+    },
+  );
+
+  it.each(['application/json; charset=utf-16', 'application/json;', 'application/json ; charset=utf-8'])(
+    'a 415 for %j names the content type it refused and the one it wants',
+    async (contentType) => {
+      const { apiKey } = await harness.createCustomer();
+      const res = await harness.call('POST', '/api/v1/agents', {
+        key: apiKey,
+        body: '{"name":"x"}',
+        headers: { 'content-type': contentType },
+      });
+      expect(res.status).toBe(415);
+      expect((await json<ErrorBody>(res)).error).toMatchObject({
+        code: 'unsupported_media_type',
+        message: expect.stringContaining('application/json'),
+        details: { contentType },
+      });
+    },
+  );
+
+  it.each([
+    'application/json',
+    'Application/JSON',
+    'application/json; charset=utf-8',
+    'application/json;charset=UTF-8',
+    'application/json; charset="utf-8"',
+    'application/json; charset=utf8; version=1',
+  ])('JSON sent as %s is accepted', async (contentType) => {
     const { apiKey } = await harness.createCustomer();
     const res = await harness.call('POST', '/api/v1/agents', {
       key: apiKey,
-      body,
+      body: '{"name":"x"}',
       headers: { 'content-type': contentType },
     });
-    expect(res.status).toBe(status);
-    const payload = await json<ErrorBody>(res);
-    expect(Object.keys(payload)).toEqual(['error']);
-    expect(payload.error).toMatchObject({
-      code,
-      message: expect.any(String),
-      requestId: res.headers.get('x-request-id'),
-    });
-    expect(
-      Object.keys(payload.error).every((key) => ['code', 'message', 'details', 'requestId'].includes(key)),
-    ).toBe(true);
+    expect(res.status).toBe(201);
   });
 
   it('a body over 64 KB is a 413', async () => {

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { agents, auditLog, customers } from '../../lib/db/schema';
 import { LONE_SURROGATE_MESSAGE } from '../../lib/text-faults';
 import { databaseTargets } from '../support/db';
+import { TEST_ADMIN_KEY } from '../support/services';
 import { json, useApiHarness } from './harness';
 
 interface ErrorBody {
@@ -68,5 +69,40 @@ describe.each(databaseTargets())('text that is not well-formed Unicode on %s', (
     });
     expect(res.status).toBe(201);
     expect((await json<{ agent: { name: string } }>(res)).agent.name).toBe('Bot 😀 😀');
+  });
+
+  it('a body whose bytes are not UTF-8 is a 400, not text with U+FFFD stored in place of them', async () => {
+    const countBefore = (await h.services.db.select().from(customers)).length;
+    for (const bytes of [
+      [0xff], // never in UTF-8
+      [0xc3], // a sequence cut short
+      [0xed, 0xa0, 0x80], // a surrogate encoded as if it were a character
+      [0xc0, 0xaf], // an overlong '/'
+    ]) {
+      const body = new Uint8Array([
+        ...new TextEncoder().encode('{"name":"a'),
+        ...bytes,
+        ...new TextEncoder().encode('b"}'),
+      ]);
+      const res = await h.app.request('/api/v1/admin/customers', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TEST_ADMIN_KEY}`, 'content-type': 'application/json' },
+        body,
+      });
+      expect(res.status, String(bytes)).toBe(400);
+      expect((await json<ErrorBody>(res)).error, String(bytes)).toMatchObject({
+        code: 'invalid_json',
+        message: 'The request body is not valid UTF-8, so it is not valid JSON',
+      });
+    }
+    expect((await h.services.db.select().from(customers)).length).toBe(countBefore);
+
+    const accepted = await h.app.request('/api/v1/admin/customers', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TEST_ADMIN_KEY}`, 'content-type': 'application/json' },
+      body: new TextEncoder().encode('{"name":"Café 東京"}'),
+    });
+    expect(accepted.status).toBe(201);
+    expect((await json<{ customer: { name: string } }>(accepted)).customer.name).toBe('Café 東京');
   });
 });
