@@ -37,12 +37,12 @@ export async function getUsage(
     : [];
   if (!customer) throw new AppError('customer_not_found', `No customer with id ${customerId}`);
   const limits = limitsFor(customer);
-  const identifier = `customer:${customerId}`;
+  const identifier = `customer:${customer.id}`;
   const [api, messages] = await Promise.all([
     limiters.api.usage(identifier, limits.apiRequestsPerHour),
     limiters.messages.usage(identifier, limits.messagesPerDay),
   ]);
-  const rows = await tokensByAgentQuery(db, customerId, now);
+  const rows = await tokensByAgentQuery(db, customer.id, now);
   const perAgent = rows.map((row) => ({
     agentId: row.agentId,
     name: row.name,

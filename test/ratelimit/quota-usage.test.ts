@@ -178,6 +178,15 @@ describe.each(cases)('quotas and usage on %s with the %s store', (target, store)
     });
     expect(admin.status).toBe(200);
     expect(((await admin.json()) as { usage: { messages: { used: number } } }).usage.messages.used).toBe(1);
+    // A UUID is the same id in capitals: the same customer, with the same counters.
+    const upper = await app.request(`/api/v1/admin/customers/${customerId.toUpperCase()}/usage`, {
+      headers: { authorization: `Bearer ${TEST_ADMIN_KEY}` },
+    });
+    expect(upper.status).toBe(200);
+    expect(
+      ((await upper.json()) as { usage: { apiRequests: { used: number }; messages: { used: number } } })
+        .usage,
+    ).toMatchObject({ apiRequests: { used: 1 }, messages: { used: 1 } });
     const missing = await app.request('/api/v1/admin/customers/00000000-0000-4000-8000-000000000000/usage', {
       headers: { authorization: `Bearer ${TEST_ADMIN_KEY}` },
     });
