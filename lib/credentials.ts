@@ -81,7 +81,7 @@ export async function setCredential(
   return db.transaction(async (tx) => {
     const agent = await findOwnAgent(tx, customerId, agentId, { forUpdate: true });
     if (!agent) throw agentNotFound(agentId);
-    const encrypted = encryptSecret(keyring, credentialBinding(customerId, agentId, kind), secret);
+    const encrypted = encryptSecret(keyring, credentialBinding(customerId, agent.id, kind), secret);
     const values = {
       ...encrypted,
       last4: last4(secret),

@@ -144,7 +144,7 @@ export async function updateCustomer(
             ? 'customer.reactivate'
             : 'customer.update',
       targetType: 'customer',
-      targetId: id,
+      targetId: current.id,
       customerId: id,
       details: { fields: Object.keys(input) },
     });
@@ -161,7 +161,7 @@ export async function deleteCustomer(db: Database, context: RequestContext, id: 
     await recordAudit(tx, context, {
       action: 'customer.delete',
       targetType: 'customer',
-      targetId: id,
+      targetId: current.id,
       customerId: id,
       details: { name: current.name },
     });
@@ -187,7 +187,7 @@ export async function rotateCustomerKey(
     await recordAudit(tx, context, {
       action: 'customer.rotate_key',
       targetType: 'customer',
-      targetId: id,
+      targetId: current.id,
       customerId: id,
       details: { revokedKeyPrefixes: revoked.map((row) => row.prefix), keyPrefix: key.prefix },
     });

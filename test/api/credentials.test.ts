@@ -13,6 +13,25 @@ interface ErrorBody {
 describe.each(databaseTargets())('credentials on %s', (target) => {
   const harness = useApiHarness(target);
 
+  it('a secret set through the agent id in capitals is bound to the agent and decrypts', async () => {
+    const { apiKey } = await harness.createCustomer();
+    const agentId = await harness.createAgent(apiKey);
+    const upper = agentId.toUpperCase();
+    for (const [kind, body] of [
+      ['telegram', { botToken: TELEGRAM_TOKEN }],
+      ['claude', { apiKey: CLAUDE_KEY }],
+    ] as const) {
+      const res = await harness.call('PUT', `/api/v1/agents/${upper}/credentials/${kind}`, {
+        key: apiKey,
+        body,
+      });
+      expect(res.status, kind).toBe(200);
+    }
+    const { db, keyring } = harness.services;
+    expect(await readCredentialSecret(db, keyring, agentId, 'telegram')).toBe(TELEGRAM_TOKEN);
+    expect(await readCredentialSecret(db, keyring, agentId, 'claude')).toBe(CLAUDE_KEY);
+  });
+
   it('stores both secrets encrypted and shows only their status', async () => {
     const { apiKey } = await harness.createCustomer();
     const agentId = await harness.createAgent(apiKey);

@@ -167,6 +167,26 @@ describe.each(databaseTargets())('admin customers on %s', (target) => {
     expect(log.entries.map((entry) => entry.action)).toEqual(['customer.create']);
   });
 
+  it('an id typed in capitals is the same customer, and its audit rows name it as stored', async () => {
+    const { customer } = await json<CustomerBody>(
+      await harness.call('POST', '/api/v1/admin/customers', { body: { name: 'Caps' } }),
+    );
+    const upper = customer.id.toUpperCase();
+    expect(
+      (await harness.call('PATCH', `/api/v1/admin/customers/${upper}`, { body: { name: 'Caps 2' } })).status,
+    ).toBe(200);
+    expect((await harness.call('POST', `/api/v1/admin/customers/${upper}/rotate-key`)).status).toBe(200);
+    const rows = await harness.services.db
+      .select()
+      .from(auditLog)
+      .where(eq(auditLog.customerId, customer.id));
+    expect(rows.map((row) => [row.action, row.targetId])).toEqual([
+      ['customer.create', customer.id],
+      ['customer.update', customer.id],
+      ['customer.rotate_key', customer.id],
+    ]);
+  });
+
   it.each([
     [{}, 'validation_error', 'body.name'],
     [{ name: '' }, 'validation_error', 'body.name'],

@@ -1,7 +1,7 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import { AppError } from '../../../lib/errors';
 import { getEvent, listEvents, replayEvent } from '../../../lib/executor/admin';
-import { commonErrors, notFoundError } from '../../../lib/schemas/common';
+import { commonErrors, IdParamsSchema, notFoundError } from '../../../lib/schemas/common';
 import type { AppEnv } from '../../env';
 import { requireAdmin } from '../../middleware/auth';
 import { RunSummarySchema } from './runs';
@@ -19,8 +19,6 @@ const EventSchema = z
     replayOf: z.uuid().nullable().openapi({ description: 'The event this one replays' }),
   })
   .openapi('JobEvent');
-
-const EventIdParams = z.object({ id: z.string().openapi({ param: { name: 'id', in: 'path' } }) });
 
 const listRoute = createRoute({
   operationId: 'listEvents',
@@ -56,7 +54,7 @@ const getRoute = createRoute({
   path: '/api/v1/admin/events/{id}',
   summary: 'An event and the runs it started',
   middleware: [requireAdmin()] as const,
-  request: { params: EventIdParams },
+  request: { params: IdParamsSchema },
   responses: {
     200: {
       description: 'The event',
@@ -74,7 +72,7 @@ const replayRoute = createRoute({
   path: '/api/v1/admin/events/{id}/replay',
   summary: 'Sends a copy of the event with a fresh id: the functions it triggers run again',
   middleware: [requireAdmin()] as const,
-  request: { params: EventIdParams },
+  request: { params: IdParamsSchema },
   responses: {
     202: {
       description: 'The new event, queued for the workers',

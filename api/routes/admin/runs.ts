@@ -1,7 +1,7 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import { AppError } from '../../../lib/errors';
 import { cancelRunById, getRun, listRuns } from '../../../lib/executor/admin';
-import { commonErrors, notFoundError } from '../../../lib/schemas/common';
+import { commonErrors, IdParamsSchema, notFoundError } from '../../../lib/schemas/common';
 import type { AppEnv } from '../../env';
 import { requireAdmin } from '../../middleware/auth';
 
@@ -47,8 +47,6 @@ export const RunDetailSchema = RunSummarySchema.extend({
   steps: z.array(StepSchema),
 }).openapi('RunDetail');
 
-const RunIdParams = z.object({ id: z.string().openapi({ param: { name: 'id', in: 'path' } }) });
-
 const listRoute = createRoute({
   operationId: 'listRuns',
   tags: ['Admin: jobs'],
@@ -84,7 +82,7 @@ const getRoute = createRoute({
   path: '/api/v1/admin/runs/{id}',
   summary: 'A run with its step history',
   middleware: [requireAdmin()] as const,
-  request: { params: RunIdParams },
+  request: { params: IdParamsSchema },
   responses: {
     200: { description: 'The run', content: { 'application/json': { schema: RunDetailSchema } } },
     ...commonErrors,
@@ -99,7 +97,7 @@ const cancelRoute = createRoute({
   path: '/api/v1/admin/runs/{id}/cancel',
   summary: 'Cancels a queued or running run (a run that ended is returned unchanged)',
   middleware: [requireAdmin()] as const,
-  request: { params: RunIdParams },
+  request: { params: IdParamsSchema },
   responses: {
     200: {
       description: 'The run after cancelling',
