@@ -46,11 +46,13 @@ export const PageQuerySchema = z.object({
 /**
  * A resource id from the path, in lower case: a UUID is the same id in capitals, and everything
  * keyed by it as text (encryption bindings, limiter keys, audit targets, event ids) must see one
- * spelling. A malformed id is left to each lookup to answer 404.
+ * spelling. Any other short string is left to each lookup to answer 404.
  */
 export const IdParamsSchema = z.object({
   id: z
     .string()
+    // Ids are 36 characters; a longer one is refused rather than echoed back in a 404's message.
+    .max(100)
     .toLowerCase()
     .openapi({ param: { name: 'id', in: 'path' }, example: '0b4f2d0e-8a3c-4a7e-9f0e-6f7f6f0b1c2d' }),
 });

@@ -219,6 +219,24 @@ describe.each(databaseTargets())('admin customers on %s', (target) => {
     expect((await json<{ error: { message: string } }>(res)).error.message).toContain('query.limit');
   });
 
+  it('refuses an id of thousands of characters with a 400 naming it, without echoing it back', async () => {
+    const id = 'x'.repeat(5000);
+    for (const [method, path] of [
+      ['GET', `/api/v1/admin/customers/${id}`],
+      ['PATCH', `/api/v1/admin/customers/${id}`],
+      ['GET', `/api/v1/admin/runs/${id}`],
+    ] as const) {
+      const res = await harness.call(method, path, method === 'PATCH' ? { body: { name: 'x' } } : {});
+      expect(res.status, path).toBe(400);
+      const text = await res.text();
+      expect(text.length, path).toBeLessThan(1000);
+      expect(JSON.parse(text).error).toMatchObject({
+        code: 'validation_error',
+        message: expect.stringContaining('param.id'),
+      });
+    }
+  });
+
   it('answers 404 for an unknown or malformed id', async () => {
     for (const id of ['00000000-0000-4000-8000-000000000000', 'nope']) {
       const res = await harness.call('GET', `/api/v1/admin/customers/${id}`);
