@@ -3,7 +3,7 @@ import type { Context, ErrorHandler, NotFoundHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ZodError } from 'zod';
 import { AppError, type ErrorCode, errorBody } from '../../lib/errors';
-import { findTextFaults, isNulStorageError, NUL_MESSAGE, TEXT_FAULT_MESSAGES } from '../../lib/text-faults';
+import { findJsonFaults, isNulStorageError, JSON_FAULT_MESSAGES, NUL_MESSAGE } from '../../lib/json-faults';
 import type { AppEnv } from '../env';
 import { loggerFor } from '../request-context';
 
@@ -76,23 +76,23 @@ function validationError(issues: Issue[]) {
 }
 
 /**
- * Each string in a validated body, query or path that the database cannot keep as sent (a NUL, a
- * lone surrogate): refused here once for every route instead of failing its statement with a 500
- * or storing U+FFFD in its place. A key holding one is named by its object (`body` for a top-level
- * key).
+ * Each value in a validated body, query or path that the database cannot keep as sent (a NUL, a
+ * lone surrogate, nesting too deep to serialise): refused here once for every route instead of
+ * failing its statement with a 500 or storing U+FFFD in its place. A key holding one is named by
+ * its object (`body` for a top-level key).
  */
-export function textFaultIssues(data: unknown, target?: string): Issue[] {
-  return findTextFaults(data).map((found) => ({
+export function jsonFaultIssues(data: unknown, target?: string): Issue[] {
+  return findJsonFaults(data).map((found) => ({
     field: fieldName(target, found.path),
     message:
-      found.in === 'key' ? `keys ${TEXT_FAULT_MESSAGES[found.fault]}` : TEXT_FAULT_MESSAGES[found.fault],
+      found.in === 'key' ? `keys ${JSON_FAULT_MESSAGES[found.fault]}` : JSON_FAULT_MESSAGES[found.fault],
   }));
 }
 
 /** zod-openapi's hook: every validation failure becomes the same error body as every other error. */
 export const validationHook: Hook<unknown, AppEnv, string, unknown> = (result, c) => {
   if (result.success) {
-    const issues = textFaultIssues(result.data, result.target);
+    const issues = jsonFaultIssues(result.data, result.target);
     return issues.length > 0 ? render(c, validationError(issues)) : undefined;
   }
   const issues = zodIssues(result.error, result.target);

@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
 import type { WritesWithEvents } from '../jobs';
-import { findTextFaults, NUL_MESSAGE } from '../text-faults';
+import { findJsonFaults, JSON_FAULT_MESSAGES, replaceLoneSurrogates } from '../json-faults';
 import { isBotCommandText, TelegramUpdateSchema, updateMessage } from './updates';
 
 /*
@@ -51,15 +51,23 @@ export type ReadUpdate =
   | { row: undefined; reason: 'malformed' | 'no_message'; issues?: unknown };
 
 /** The update a call carries, or why there is none to store. */
-export function readUpdate(raw: unknown): ReadUpdate {
-  // PostgreSQL stores no NUL (U+0000) in text or jsonb: such an update could never be stored, and a
-  // 500 (or a poller stuck on its offset) would have Telegram deliver it again forever.
-  const nul = findTextFaults(raw, { limit: 1, faults: ['nul'] })[0];
-  if (nul) {
+export function readUpdate(received: unknown): ReadUpdate {
+  // One statement stores a whole batch of calls, authenticated or not yet: an update PostgreSQL
+  // cannot take would fail every call in it with a 500 (and Telegram delivers a 500'd update
+  // again, forever). A NUL cannot be stored at all, and nesting that deep is no Telegram update:
+  // acknowledged as malformed. A lone surrogate (jsonb refuses its escape) becomes U+FFFD, so the
+  // message is still answered.
+  let raw = received;
+  let fault = findJsonFaults(raw, { limit: 1 })[0];
+  if (fault?.fault === 'lone_surrogate') {
+    raw = replaceLoneSurrogates(raw);
+    fault = findJsonFaults(raw, { limit: 1 })[0];
+  }
+  if (fault) {
     return {
       row: undefined,
       reason: 'malformed',
-      issues: [{ path: nul.path, message: `the update ${NUL_MESSAGE}` }],
+      issues: [{ path: fault.path, message: `the update ${JSON_FAULT_MESSAGES[fault.fault]}` }],
     };
   }
   const parsed = TelegramUpdateSchema.safeParse(raw);

@@ -5,7 +5,7 @@ import { type App, createApp } from '../../api/app';
 import { createFunctions } from '../../functions/index';
 import { readCredentialSecret } from '../../lib/credentials';
 import { agents, auditLog, customers, telegramMessages } from '../../lib/db/schema';
-import { findTextFaults } from '../../lib/text-faults';
+import { findJsonFaults, MAX_JSON_DEPTH, replaceLoneSurrogates } from '../../lib/json-faults';
 import { createRunningAgent } from '../support/agents';
 import { databaseTargets } from '../support/db';
 import { createExecutorHarness, type ExecutorHarness } from '../support/executor';
@@ -37,28 +37,58 @@ async function expectNulError(res: Response, field: string, label = field) {
   });
 }
 
-describe('findTextFaults', () => {
+describe('findJsonFaults', () => {
   it('finds NULs and lone surrogates in values and keys, nested in objects and arrays, and nothing else', () => {
     expect(
-      findTextFaults({ a: 'ok', b: { c: ['x', 'y\u0000'] }, 'd\u0000': 1, e: 1, f: null, g: 'h\udc00' }),
+      findJsonFaults({ a: 'ok', b: { c: ['x', 'y\u0000'] }, 'd\u0000': 1, e: 1, f: null, g: 'h\udc00' }),
     ).toEqual([
       { path: ['b', 'c', 1], in: 'value', fault: 'nul' },
       { path: [], in: 'key', fault: 'nul' },
       { path: ['g'], in: 'value', fault: 'lone_surrogate' },
     ]);
-    expect(findTextFaults('\u0000')).toEqual([{ path: [], in: 'value', fault: 'nul' }]);
-    expect(findTextFaults({ '\ud800': 'x' })).toEqual([{ path: [], in: 'key', fault: 'lone_surrogate' }]);
+    expect(findJsonFaults('\u0000')).toEqual([{ path: [], in: 'value', fault: 'nul' }]);
+    expect(findJsonFaults({ '\ud800': 'x' })).toEqual([{ path: [], in: 'key', fault: 'lone_surrogate' }]);
     // A NUL is named before a lone surrogate in the same string.
-    expect(findTextFaults('\ud800\u0000')).toEqual([{ path: [], in: 'value', fault: 'nul' }]);
-    expect(findTextFaults('\ud800', { faults: ['nul'] })).toEqual([]);
+    expect(findJsonFaults('\ud800\u0000')).toEqual([{ path: [], in: 'value', fault: 'nul' }]);
     // Paired surrogates (an emoji) and other text are well-formed.
-    expect(findTextFaults({ a: 'no nul 😀 \ud83d\ude00 é', b: [1, true, null], c: new Date(0) })).toEqual([]);
+    expect(findJsonFaults({ a: 'no nul 😀 \ud83d\ude00 é', b: [1, true, null], c: new Date(0) })).toEqual([]);
     expect(
-      findTextFaults(
+      findJsonFaults(
         Array.from({ length: 50 }, () => '\u0000'),
         { limit: 3 },
       ),
     ).toHaveLength(3);
+  });
+});
+
+describe('findJsonFaults on deep nesting', () => {
+  const nested = (depth: number, leaf: unknown = 'x'): unknown => {
+    let value = leaf;
+    for (let level = 0; level < depth; level++) value = level % 2 ? [value] : { a: value };
+    return value;
+  };
+
+  it('walks as deep as it may and names the first container past that, without exhausting the stack', () => {
+    expect(findJsonFaults(nested(MAX_JSON_DEPTH, '\u0000'))).toEqual([
+      { path: expect.any(Array), in: 'value', fault: 'nul' },
+    ]);
+    const [found, ...rest] = findJsonFaults(nested(MAX_JSON_DEPTH + 1));
+    expect(rest).toEqual([]);
+    expect(found).toMatchObject({ in: 'value', fault: 'too_deep' });
+    expect(found?.path).toHaveLength(MAX_JSON_DEPTH);
+    // JSON.parse builds far deeper values than a recursive walk (or JSON.stringify) survives.
+    const deep = JSON.parse(`${'['.repeat(200_000)}${']'.repeat(200_000)}`);
+    expect(findJsonFaults(deep)).toEqual([
+      { path: Array(MAX_JSON_DEPTH).fill(0), in: 'value', fault: 'too_deep' },
+    ]);
+  });
+
+  it('replaceLoneSurrogates puts U+FFFD for each lone surrogate, in values and keys, and keeps pairs', () => {
+    expect(replaceLoneSurrogates({ 'k\ud800': ['a\udc00b', '😀', 1, null], n: { m: '\ud83d' } })).toEqual({
+      'k\ufffd': ['a\ufffdb', '😀', 1, null],
+      n: { m: '\ufffd' },
+    });
+    expect(findJsonFaults(replaceLoneSurrogates(nested(10, '\ud800')))).toEqual([]);
   });
 });
 

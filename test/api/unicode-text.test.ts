@@ -1,7 +1,7 @@
 import { eq } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
 import { agents, auditLog, customers } from '../../lib/db/schema';
-import { LONE_SURROGATE_MESSAGE } from '../../lib/text-faults';
+import { LONE_SURROGATE_MESSAGE } from '../../lib/json-faults';
 import { databaseTargets } from '../support/db';
 import { TEST_ADMIN_KEY } from '../support/services';
 import { json, useApiHarness } from './harness';
