@@ -35,12 +35,14 @@ type TextFault = Exclude<JsonFault, 'too_deep'>;
 // (Global, for replace only: test() on a global pattern keeps state between calls.)
 const LONE_SURROGATE = /\p{Cs}/gu;
 
-const TEXT_FAULTS: readonly TextFault[] = ['nul', 'lone_surrogate'];
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding the NUL is the point.
+const SUSPECT = /\u0000|\p{Cs}/u;
 
-const HAS_FAULT: Record<TextFault, (text: string) => boolean> = {
-  nul: (text) => text.includes('\u0000'),
-  lone_surrogate: (text) => /\p{Cs}/u.test(text),
-};
+/** The string's fault, a NUL named before a lone surrogate; one pattern test for the clean majority. */
+function faultOf(text: string): TextFault | undefined {
+  if (!SUSPECT.test(text)) return undefined;
+  return text.includes('\u0000') ? 'nul' : 'lone_surrogate';
+}
 
 export interface JsonFinding {
   /** Where the fault is: the keys and indexes from the root value to the string (or the object whose key holds it, or the container nested too deep). */
@@ -64,7 +66,6 @@ export function findJsonFaults(
 ): JsonFinding[] {
   const limit = options.limit ?? 20;
   const maxDepth = options.maxDepth ?? MAX_JSON_DEPTH;
-  const faultOf = (text: string) => TEXT_FAULTS.find((fault) => HAS_FAULT[fault](text));
   const found: JsonFinding[] = [];
   // What is still to visit, the next last: children go on in reverse, to keep document order. A
   // faulty key is an entry of its own, so it is found in order with the values around it.
@@ -91,13 +92,21 @@ export function findJsonFaults(
       found.push({ path, in: 'value', fault: 'too_deep' });
       continue;
     }
-    const children: Pending[] = isArray
-      ? node.map((item, index) => ({ node: item, path: [...path, index] }))
-      : Object.entries(node).map(([key, item]): Pending => {
-          const keyFault = faultOf(key);
-          return keyFault ? { keyFault, path } : { node: item, path: [...path, key] };
-        });
-    for (let index = children.length - 1; index >= 0; index--) pending.push(children[index] as Pending);
+    if (isArray) {
+      for (let index = node.length - 1; index >= 0; index--)
+        pending.push({ node: node[index], path: [...path, index] });
+      continue;
+    }
+    const keys = Object.keys(node);
+    for (let index = keys.length - 1; index >= 0; index--) {
+      const key = keys[index] as string;
+      const keyFault = faultOf(key);
+      pending.push(
+        keyFault
+          ? { keyFault, path }
+          : { node: (node as Record<string, unknown>)[key], path: [...path, key] },
+      );
+    }
   }
   return found;
 }
