@@ -1,5 +1,5 @@
 import { z } from '@hono/zod-openapi';
-import { PageQuerySchema, Timestamp } from './common';
+import { IdParamsSchema, PageQuerySchema, Timestamp } from './common';
 
 export const PairingStatusSchema = z.enum(['pending', 'approved', 'rejected', 'expired']);
 
@@ -25,10 +25,7 @@ export const ListPairingRequestsQuerySchema = PageQuerySchema.extend({
   status: PairingStatusSchema.optional().openapi({ description: 'Only requests in this status' }),
 }).strict();
 
-export const PairingCodeParamsSchema = z.object({
-  id: z
-    .string()
-    .openapi({ param: { name: 'id', in: 'path' }, example: '0b4f2d0e-8a3c-4a7e-9f0e-6f7f6f0b1c2d' }),
+export const PairingCodeParamsSchema = IdParamsSchema.extend({
   code: z
     .string()
     .min(1)

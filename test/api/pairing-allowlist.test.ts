@@ -96,4 +96,30 @@ describe.each(databaseTargets())('approving a pairing code into a full allowlist
     );
     expect(agent.agent.telegramAllowFrom).toEqual(full);
   });
+
+  it('approves through the agent id in capitals: the event and the audit row name the agent as stored', async () => {
+    const { id: customerId, apiKey } = await harness.createCustomer({ plan: 'pro' });
+    const agentId = await harness.createAgent(apiKey);
+    const pairing = await requestPairing(harness.services.db, {
+      agentId,
+      telegramUserId: 77,
+      chatId: 77,
+      now: new Date(),
+    });
+    if (pairing.status !== 'created') throw new Error('expected a code');
+    const approved = await harness.call(
+      'POST',
+      `/api/v1/agents/${agentId.toUpperCase()}/pairing-requests/${pairing.code}/approve`,
+      { key: apiKey },
+    );
+    expect(approved.status).toBe(200);
+    const event = sent.filter((e) => e.name === PAIRING_APPROVED).at(-1);
+    expect(event?.data).toMatchObject({ agentId });
+    const audit = await json<{ entries: { action: string; details: Record<string, unknown> }[] }>(
+      await harness.call('GET', `/api/v1/admin/audit-log?customerId=${customerId}`),
+    );
+    const entry = audit.entries.find((e) => e.action.startsWith('pairing.'));
+    expect(JSON.stringify(entry)).not.toContain(agentId.toUpperCase());
+    expect(JSON.stringify(entry)).toContain(agentId);
+  });
 });
