@@ -134,17 +134,19 @@ export class TelegramIngress {
   }
 
   /**
-   * A webhook call for `agentId` presenting `presented` as its secret_token: `unauthorized` for a
+   * A webhook call for `pathAgentId` (any case) presenting `presented` as its secret_token: `unauthorized` for a
    * wrong secret and for an agent that does not exist alike (the caller's 401 says nothing about
    * which); an agent that is not answering gets its update acknowledged, not stored.
    */
   async receive(
-    agentId: string,
+    pathAgentId: string,
     presented: string | undefined,
     raw: unknown,
     logger: () => Logger = () => this.logger,
   ): Promise<IngestOutcome> {
-    if (!presented || !isUuid(agentId)) return { result: 'unauthorized' };
+    if (!presented || !isUuid(pathAgentId)) return { result: 'unauthorized' };
+    // Event ids and chat keys are text: a URL with the id in capitals must build the same ones.
+    const agentId = pathAgentId.toLowerCase();
     const read = readUpdate(raw);
     const fingerprints = webhookSecretFingerprints(this.keyring, presented);
     const done = await this.writes.submit({ agentId, fingerprints, update: read.row });

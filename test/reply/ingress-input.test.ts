@@ -4,6 +4,7 @@ import { createApp } from '../../api/app';
 import { createFunctions } from '../../functions/index';
 import { readCredentialSecret } from '../../lib/credentials';
 import { telegramMessages } from '../../lib/db/schema';
+import type { JobEvent } from '../../lib/jobs';
 import { MAX_JSON_DEPTH } from '../../lib/json-faults';
 import { createRunningAgent } from '../support/agents';
 import { databaseTargets } from '../support/db';
@@ -21,7 +22,7 @@ const nestedArrays = (depth: number) => `${'['.repeat(depth)}${']'.repeat(depth)
  * PostgreSQL (or JSON.stringify) cannot take must never reach it, or every call in the batch,
  * the sender's and other agents' alike, fails with a 500.
  */
-describe.each(databaseTargets())('Telegram updates the database cannot take as sent, on %s', (target) => {
+describe.each(databaseTargets())('Telegram ingress input on %s', (target) => {
   let telegram: FakeTelegram;
   let harness: ExecutorHarness;
 
@@ -43,11 +44,13 @@ describe.each(databaseTargets())('Telegram updates the database cannot take as s
     const { db, keyring } = harness.services;
     const secret = (await readCredentialSecret(db, keyring, agent.agentId, 'telegram_webhook')) as string;
     const { logger, lines } = captureLogger('warn');
+    const events: JobEvent[] = [];
     const app = createApp(
       { ...harness.services, logger },
       {
-        sendEvent: async (events) => {
-          await harness.inngest.send(events);
+        sendEvent: async (batch) => {
+          events.push(...batch);
+          await harness.inngest.send(batch);
         },
       },
     );
@@ -61,7 +64,7 @@ describe.each(databaseTargets())('Telegram updates the database cannot take as s
       (await db.select().from(telegramMessages).where(eq(telegramMessages.agentId, agent.agentId))).map(
         (row) => row.text,
       );
-    return { agent, post, stored, lines };
+    return { agent, post, stored, lines, events };
   }
 
   it('nesting thousands of levels deep is a 401 without the secret and acknowledged (200) with it, never a 500', async () => {
@@ -111,5 +114,18 @@ describe.each(databaseTargets())('Telegram updates the database cannot take as s
     ]).then((responses) => responses.map((res) => res.status));
     expect(statuses).toEqual([401, 401, ...goods.map(() => 200)]);
     expect((await stored()).sort()).toEqual(goods.map((_, index) => `good ${index}`).sort());
+  });
+
+  it('a webhook URL with the agent id in capitals (as one registered before ids were lower-cased) keys the event as stored', async () => {
+    const { agent, post, stored, events } = await setUp();
+    const update = buildUpdate.privateText({ from: { id: 44, first_name: 'Cy' }, text: 'caps' });
+    expect((await post(JSON.stringify(update), undefined, agent.agentId.toUpperCase())).status).toBe(200);
+    expect(await stored()).toEqual(['caps']);
+    expect(events).toHaveLength(1);
+    expect(JSON.stringify(events[0])).not.toContain(agent.agentId.toUpperCase());
+    expect(events[0]).toMatchObject({
+      id: `${agent.agentId}:${update.update_id}`,
+      data: { agentId: agent.agentId, chatKey: `${agent.agentId}:44` },
+    });
   });
 });
