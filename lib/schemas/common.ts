@@ -32,14 +32,29 @@ export const bodyErrors = {
   415: { description: 'Body is not application/json', content: json },
 } as const;
 
+const PAGE_LIMIT_MESSAGE = 'expected one whole number from 1 to 100';
+
+/**
+ * `?limit=`: decimal digits only. A coerced number would take `0x10`, `1e1`, ` 5` and `2.0`, and
+ * call a repeated `?limit=1&limit=2` "NaN".
+ */
+const PageLimitSchema = z
+  .string({ error: PAGE_LIMIT_MESSAGE })
+  .regex(/^[0-9]{1,6}$/, { error: PAGE_LIMIT_MESSAGE })
+  .transform(Number)
+  .pipe(z.number().int().min(1, { error: PAGE_LIMIT_MESSAGE }).max(100, { error: PAGE_LIMIT_MESSAGE }))
+  .default(20)
+  .openapi({
+    type: 'integer',
+    minimum: 1,
+    maximum: 100,
+    default: 20,
+    description: 'Page size (1-100)',
+    example: 20,
+  });
+
 export const PageQuerySchema = z.object({
-  limit: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(100)
-    .default(20)
-    .openapi({ description: 'Page size (1-100)', example: 20 }),
+  limit: PageLimitSchema,
   cursor: z.string().min(1).optional().openapi({ description: 'The nextCursor of the previous page' }),
 });
 

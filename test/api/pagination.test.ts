@@ -46,6 +46,45 @@ describe.each(databaseTargets())('keyset pagination on %s', (target) => {
     throw new Error('more than 20 pages');
   };
 
+  it('every list refuses a limit that is not one whole number from 1 to 100, and an empty cursor, naming them', async () => {
+    const { apiKey } = await harness.createCustomer();
+    const agentId = await harness.createAgent(apiKey);
+    const lists: [string, string | undefined][] = [
+      ['/api/v1/agents', apiKey],
+      ['/api/v1/audit-log', apiKey],
+      ['/api/v1/webhook/deliveries', apiKey],
+      [`/api/v1/agents/${agentId}/pairing-requests`, apiKey],
+      ['/api/v1/admin/customers', undefined],
+      ['/api/v1/admin/audit-log', undefined],
+      ['/api/v1/admin/runs', undefined],
+      ['/api/v1/admin/events', undefined],
+    ];
+    for (const [path, key] of lists) {
+      for (const [query, field] of [
+        ['limit=0x10', 'query.limit'],
+        ['limit=1e1', 'query.limit'],
+        ['limit=%205', 'query.limit'],
+        ['limit=', 'query.limit'],
+        ['limit=2.0', 'query.limit'],
+        ['limit=1&limit=2', 'query.limit'],
+        ['limit=0', 'query.limit'],
+        ['limit=101', 'query.limit'],
+        ['limit=99999999999999999999', 'query.limit'],
+        ['cursor=', 'query.cursor'],
+      ]) {
+        const res = await harness.call('GET', `${path}?${query}`, { key });
+        const label = `${path}?${query}`;
+        expect(res.status, label).toBe(400);
+        const body = await json<ErrorBody>(res);
+        expect(body.error.code, label).toBe('validation_error');
+        expect(body.error.details?.issues?.[0]?.field, label).toBe(field);
+      }
+      for (const query of ['limit=7', 'limit=100', 'limit=1']) {
+        expect((await harness.call('GET', `${path}?${query}`, { key })).status, `${path}?${query}`).toBe(200);
+      }
+    }
+  });
+
   it('returns every row once when rows share a millisecond, whatever the page size', async () => {
     const { apiKey } = await harness.createCustomer({ plan: 'pro' });
     const newestFirst = await agentsInOneMillisecond(apiKey);

@@ -1,7 +1,7 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import { AppError } from '../../../lib/errors';
 import { getEvent, listEvents, replayEvent } from '../../../lib/executor/admin';
-import { commonErrors, IdParamsSchema, notFoundError } from '../../../lib/schemas/common';
+import { commonErrors, IdParamsSchema, notFoundError, PageQuerySchema } from '../../../lib/schemas/common';
 import type { AppEnv } from '../../env';
 import { requireAdmin } from '../../middleware/auth';
 import { RunSummarySchema } from './runs';
@@ -28,10 +28,8 @@ const listRoute = createRoute({
   summary: 'Events received by the embedded jobs engine, newest first',
   middleware: [requireAdmin()] as const,
   request: {
-    query: z.object({
+    query: PageQuerySchema.extend({
       name: z.string().min(1).optional(),
-      limit: z.coerce.number().int().min(1).max(100).default(20),
-      cursor: z.string().optional(),
     }),
   },
   responses: {

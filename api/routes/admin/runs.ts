@@ -1,7 +1,7 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import { AppError } from '../../../lib/errors';
 import { cancelRunById, getRun, listRuns } from '../../../lib/executor/admin';
-import { commonErrors, IdParamsSchema, notFoundError } from '../../../lib/schemas/common';
+import { commonErrors, IdParamsSchema, notFoundError, PageQuerySchema } from '../../../lib/schemas/common';
 import type { AppEnv } from '../../env';
 import { requireAdmin } from '../../middleware/auth';
 
@@ -55,11 +55,9 @@ const listRoute = createRoute({
   summary: 'Function runs of the embedded jobs engine, newest first',
   middleware: [requireAdmin()] as const,
   request: {
-    query: z.object({
+    query: PageQuerySchema.extend({
       status: RunStatusSchema.optional(),
       functionId: z.string().min(1).optional(),
-      limit: z.coerce.number().int().min(1).max(100).default(20),
-      cursor: z.string().optional(),
     }),
   },
   responses: {
