@@ -5,18 +5,27 @@ import { limitsFor } from '../../lib/ratelimit/plans';
 import type { Actor, AppEnv } from '../env';
 import { enforceApiLimit } from './rate-limit';
 
-/** `Authorization: Bearer <key>` or `X-API-Key: <key>`. */
-function presentedKey(header: (name: string) => string | undefined): string | undefined {
+/**
+ * The key of `Authorization: Bearer <key>` or `X-API-Key: <key>`; an Authorization header of any
+ * other shape is refused as such, so a client sending `Basic …` or a bare key is told what is wrong.
+ */
+function presentedKey(header: (name: string) => string | undefined): string {
   const authorization = header('authorization');
-  if (authorization) {
+  if (authorization !== undefined) {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
-    return match?.[1];
+    if (!match?.[1]) {
+      throw new AppError(
+        'unauthorized',
+        'Malformed Authorization header: send "Authorization: Bearer <key>" (or the key alone as X-API-Key)',
+      );
+    }
+    return match[1];
   }
-  return header('x-api-key')?.trim() || undefined;
+  const key = header('x-api-key')?.trim();
+  if (!key) throw new AppError('unauthorized', 'Missing API key: send it as "Authorization: Bearer <key>"');
+  return key;
 }
 
-const missingKey = () =>
-  new AppError('unauthorized', 'Missing API key: send it as "Authorization: Bearer <key>"');
 const badKey = () => new AppError('unauthorized', 'Invalid API key');
 
 /**
@@ -27,7 +36,6 @@ const badKey = () => new AppError('unauthorized', 'Invalid API key');
 export function requireAdmin() {
   return createMiddleware<AppEnv>(async function authenticateAdmin(c, next) {
     const key = presentedKey((name) => c.req.header(name));
-    if (!key) throw missingKey();
     const { config } = c.get('services');
     if (!isAdminKey(key, config.secrets.adminApiKey)) throw badKey();
     c.set('actor', { type: 'admin' });
@@ -44,7 +52,6 @@ export function requireAdmin() {
 export function requireCustomer() {
   return createMiddleware<AppEnv>(async function authenticateCustomer(c, next) {
     const key = presentedKey((name) => c.req.header(name));
-    if (!key) throw missingKey();
     const owner = await findApiKeyOwner(c.get('services').db, key);
     if (!owner) throw badKey();
     if (owner.customerStatus === 'suspended') {

@@ -22,12 +22,15 @@ export function runCommonAuthTests(
       const body = await expectError(await harness.call(method, path, { key: null }), 401, 'unauthorized');
       expect(body.error.message).toMatch(/Missing API key/);
     });
-    it('401 with a malformed Authorization header', async () => {
-      await expectError(
-        await harness.call(method, path, { key: null, headers: { authorization: 'Basic abc' } }),
-        401,
-        'unauthorized',
-      );
+    it('401 with a malformed Authorization header, saying so rather than "missing"', async () => {
+      for (const authorization of ['Basic abc', 'Bearer', 'Bearer a b', 'oc_live_key_without_scheme']) {
+        const body = await expectError(
+          await harness.call(method, path, { key: null, headers: { authorization } }),
+          401,
+          'unauthorized',
+        );
+        expect(body.error.message, authorization).toMatch(/^Malformed Authorization header/);
+      }
     });
     it('401 with a well-formed key that does not exist', async () => {
       await expectError(await harness.call(method, path, { key: generateApiKey().key }), 401, 'unauthorized');
