@@ -1,17 +1,23 @@
+import { isIP } from 'node:net';
 import type { Context } from 'hono';
 import type { RequestContext } from '../lib/actor';
 import type { Logger } from '../lib/logger';
 import type { AppEnv } from './env';
 
 /**
- * The client's address: the first X-Forwarded-For hop (Heroku's router sets it; the app is never
- * reachable there without it), else the socket's peer when served by @hono/node-server.
+ * The client's address, for the audit log: each trusted proxy (Heroku's router, a load balancer)
+ * appends the address it was connected from to X-Forwarded-For, so the client is the entry
+ * `trustProxyHops` from the right; the entries before it are whatever the client sent, and are
+ * never believed. Without such an entry, or with hops 0, the socket's peer.
  */
 function clientIp(c: Context<AppEnv>): string | undefined {
-  const forwarded = c.req.header('x-forwarded-for')?.split(',')[0]?.trim();
-  if (forwarded) return forwarded;
   const incoming = (c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming;
-  return incoming?.socket?.remoteAddress;
+  const peer = incoming?.socket?.remoteAddress;
+  const hops = c.get('services').config.trustProxyHops;
+  if (hops === 0) return peer;
+  const forwarded = c.req.header('x-forwarded-for')?.split(',') ?? [];
+  const client = forwarded[forwarded.length - hops]?.trim();
+  return client && isIP(client) !== 0 ? client : peer;
 }
 
 /** Who is asking and from where, for the audit log. */

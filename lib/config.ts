@@ -54,6 +54,7 @@ export const EnvSchema = z
     DATABASE_NAMED_STATEMENTS: booleanFlag.default(true),
     MIGRATE_ON_START: booleanFlag.default(true),
     ADMIN_RATE_LIMIT_PER_HOUR: z.coerce.number().int().min(1).max(100_000_000).default(10_000),
+    TRUST_PROXY_HOPS: z.coerce.number().int().min(0).max(10).default(1),
     REDIS_URL: urlWithProtocols(['redis:', 'rediss:'], 'a Redis URL').optional(),
     UPSTASH_REDIS_REST_URL: urlWithProtocols(['https:', 'http:'], 'the Upstash REST URL').optional(),
     UPSTASH_REDIS_REST_TOKEN: optionalString,
@@ -185,6 +186,11 @@ export interface Config {
     adminApiKey: string | undefined;
   };
   corsOrigins: string[];
+  /**
+   * How many proxies in front of the app append to X-Forwarded-For (Heroku's router: 1): the
+   * client's address is that many entries from the right; what comes before, the client wrote.
+   */
+  trustProxyHops: number;
   /** Admin API requests per hour (all admin calls share it). */
   adminRateLimitPerHour: number;
   /** Claude models agents may use; the first Sonnet is the default. */
@@ -271,6 +277,7 @@ export function parseConfig(source: Record<string, string | undefined>): Config 
       adminApiKey: env.ADMIN_API_KEY,
     },
     corsOrigins: env.CORS_ORIGIN,
+    trustProxyHops: env.TRUST_PROXY_HOPS,
     adminRateLimitPerHour: env.ADMIN_RATE_LIMIT_PER_HOUR,
     allowedModels: env.ALLOWED_MODELS,
     telegram: { apiRoot: env.TELEGRAM_API_ROOT, webhookBaseUrl: env.TELEGRAM_WEBHOOK_BASE_URL },

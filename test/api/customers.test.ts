@@ -156,7 +156,7 @@ describe.each(databaseTargets())('admin customers on %s', (target) => {
       targetType: 'customer',
       targetId: customer.id,
       customerId: customer.id,
-      ip: '203.0.113.9',
+      ip: '10.0.0.1',
       outcome: 'success',
     });
     expect(JSON.stringify(rows)).not.toContain(apiKey);

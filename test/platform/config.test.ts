@@ -29,6 +29,7 @@ describe('parseConfig', () => {
       anthropic: { baseUrl: 'https://api.anthropic.com' },
       jobs: { engine: 'embedded', appId: 'openclaw-platform' },
       corsOrigins: [],
+      trustProxyHops: 1,
     });
   });
 
@@ -93,6 +94,8 @@ describe('parseConfig', () => {
     [{ REDIS_URL: 'http://localhost' }, 'REDIS_URL: expected a Redis URL'],
     [{ NODE_ENV: 'staging' }, 'NODE_ENV: '],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL: '],
+    [{ TRUST_PROXY_HOPS: '-1' }, 'TRUST_PROXY_HOPS: '],
+    [{ TRUST_PROXY_HOPS: 'one' }, 'TRUST_PROXY_HOPS: '],
     [{ ADMIN_API_KEY: 'short' }, 'ADMIN_API_KEY: expected at least 32 characters'],
     [
       { TELEGRAM_WEBHOOK_BASE_URL: 'http://bots.example.com' },
