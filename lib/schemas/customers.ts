@@ -8,10 +8,16 @@ export const CustomerStatusSchema = z.enum(['active', 'suspended']);
 /** Agents a plan allows when the operator does not set maxAgents. */
 export const PLAN_MAX_AGENTS: Record<(typeof PLANS)[number], number> = { free: 1, pro: 5, enterprise: 25 };
 
+// What makes a webhook URL acceptable (scheme, host, no credentials) is checkWebhookUrl's, with
+// its messages: the schema only bounds the text.
 const WebhookUrl = z
-  .url({ protocol: /^https?$/, error: 'expected an http(s) URL' })
+  .string()
   .max(2048)
-  .openapi({ example: 'https://example.com/hooks/openclaw' });
+  .openapi({
+    format: 'uri',
+    description: 'https URL (http too outside production)',
+    example: 'https://example.com/hooks/openclaw',
+  });
 
 const LimitsSchema = z
   .object({

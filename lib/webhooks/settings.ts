@@ -60,7 +60,7 @@ export async function getWebhookSettings(
 }
 
 /** Checks a webhook URL as saved (https in production, no credentials, no literal private address). */
-export function checkWebhookUrl(config: ReadyConfig, url: string, field = 'webhookUrl'): void {
+export function checkWebhookUrl(config: ReadyConfig, url: string, field = 'body.webhookUrl'): void {
   validateWebhookUrl(url, {
     production: config.isProduction,
     allowPrivate: config.webhooks.allowPrivateTargets,
@@ -75,7 +75,7 @@ export async function setWebhookUrl(
   customerId: string,
   url: string | null,
 ): Promise<WebhookSettings> {
-  if (url !== null) checkWebhookUrl(config, url, 'url');
+  if (url !== null) checkWebhookUrl(config, url, 'body.url');
   return db.transaction(async (tx) => {
     await ownCustomer(tx, customerId, { forUpdate: true });
     const [row] = await tx

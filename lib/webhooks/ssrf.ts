@@ -169,7 +169,8 @@ export function webhookUrlProblem(value: string, options: WebhookUrlOptions): st
   } catch {
     return 'must be an absolute URL such as https://example.com/webhooks';
   }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') return 'must use https://';
+  if (url.protocol !== 'https:' && url.protocol !== 'http:')
+    return allowPrivate ? 'must use https:// (or http://, allowed here)' : 'must use https://';
   if (url.protocol === 'http:' && !allowPrivate) return 'must use https://';
   if (url.username || url.password) return 'must not contain a user name or password';
   if (url.hash || value.includes('#')) return 'must not contain a #fragment';
@@ -184,10 +185,17 @@ export function webhookUrlProblem(value: string, options: WebhookUrlOptions): st
   return undefined;
 }
 
-/** `webhookUrlProblem` as an `AppError` (400 validation_error naming the field). */
+/**
+ * `webhookUrlProblem` as an `AppError`: a 400 validation_error naming the field (`body.url`), in
+ * the shape every other validation error has.
+ */
 export function validateWebhookUrl(value: string, options: WebhookUrlOptions & { field?: string }): URL {
   const problem = webhookUrlProblem(value, options);
-  const field = options.field ?? 'webhookUrl';
-  if (problem) throw new AppError('validation_error', `${field} ${problem}`, { details: { field } });
+  const field = options.field ?? 'body.webhookUrl';
+  if (problem) {
+    throw new AppError('validation_error', `${field}: ${problem}`, {
+      details: { issues: [{ field, message: problem }] },
+    });
+  }
   return new URL(value);
 }

@@ -85,6 +85,55 @@ describe.each(databaseTargets())('error responses on %s', (target) => {
     expect(res.status).toBe(201);
   });
 
+  it('a refused webhook URL is a 400 in the one validation shape, naming the body field', async () => {
+    const { id, apiKey } = await harness.createCustomer();
+    const long = `https://hooks.example.com/${'a'.repeat(2100)}`;
+    for (const [method, path, key, field, url, message] of [
+      [
+        'PUT',
+        '/api/v1/webhook',
+        apiKey,
+        'body.url',
+        'ftp://x.example',
+        'must use https:// (or http://, allowed here)',
+      ],
+      ['PUT', '/api/v1/webhook', apiKey, 'body.url', 'not a url', 'must be an absolute URL'],
+      ['PUT', '/api/v1/webhook', apiKey, 'body.url', long, 'Too big'],
+      [
+        'POST',
+        '/api/v1/admin/customers',
+        undefined,
+        'body.webhookUrl',
+        'https://u:p@x.example/h',
+        'must not contain a user name',
+      ],
+      ['POST', '/api/v1/admin/customers', undefined, 'body.webhookUrl', long, 'Too big'],
+      ['POST', '/api/v1/admin/customers', undefined, 'body.webhookUrl', '', 'must be an absolute URL'],
+      ['PATCH', `/api/v1/admin/customers/${id}`, undefined, 'body.webhookUrl', '', 'must be an absolute URL'],
+      ['PUT', '/api/v1/webhook', apiKey, 'body.url', '', 'must be an absolute URL'],
+      [
+        'PATCH',
+        `/api/v1/admin/customers/${id}`,
+        undefined,
+        'body.webhookUrl',
+        'https://x.example/h#f',
+        'must not contain a #fragment',
+      ],
+    ] as const) {
+      const body = path.endsWith('webhook') ? { url } : { name: 'x', webhookUrl: url };
+      const res = await harness.call(method, path, { key, body });
+      const label = `${method} ${path} ${url.slice(0, 40)}`;
+      expect(res.status, label).toBe(400);
+      const error = (await json<ErrorBody>(res)).error;
+      expect(error.code, label).toBe('validation_error');
+      expect(error.message, label).toMatch(new RegExp(`^${field.replace('.', '\\.')}: `));
+      expect(error.message, label).toContain(message);
+      expect(error.details, label).toEqual({
+        issues: [{ field, message: expect.stringContaining(message) }],
+      });
+    }
+  });
+
   it('a body over 64 KB is a 413', async () => {
     const { apiKey } = await harness.createCustomer();
     const res = await harness.call('POST', '/api/v1/agents', {

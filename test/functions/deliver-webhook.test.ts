@@ -253,7 +253,7 @@ describe('webhook URLs in production', () => {
           body: JSON.stringify({ url }),
         });
         expect(res.status).toBe(400);
-        expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(/^url /);
+        expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(/^body\.url: /);
       }
     } finally {
       await harness.close();

@@ -53,8 +53,10 @@ describe('validateWebhookUrl (save time)', () => {
     } catch (error) {
       expect(error).toBeInstanceOf(AppError);
       expect((error as AppError).code).toBe('validation_error');
-      expect((error as AppError).message).toMatch(/^webhookUrl /);
-      expect((error as AppError).details).toEqual({ field: 'webhookUrl' });
+      expect((error as AppError).message).toBe(`body.webhookUrl: ${webhookUrlProblem(url, production)}`);
+      expect((error as AppError).details).toEqual({
+        issues: [{ field: 'body.webhookUrl', message: webhookUrlProblem(url, production) }],
+      });
     }
   });
 
@@ -66,6 +68,10 @@ describe('validateWebhookUrl (save time)', () => {
     ).toBeUndefined();
     expect(webhookUrlProblem('https://localhost/x', { production: false, allowPrivate: false })).toContain(
       'localhost',
+    );
+    // Where http is allowed, the message says so.
+    expect(webhookUrlProblem('ftp://hooks.example.com/x', { production: false })).toBe(
+      'must use https:// (or http://, allowed here)',
     );
   });
 

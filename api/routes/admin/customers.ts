@@ -131,7 +131,7 @@ export function registerAdminCustomers(app: OpenAPIHono<AppEnv>) {
   app.openapi(createCustomerRoute, async (c) => {
     const { db, keyring } = c.get('services');
     const body = c.req.valid('json');
-    if (body.webhookUrl) checkWebhookUrl(c.get('services').config, body.webhookUrl);
+    if (body.webhookUrl !== undefined) checkWebhookUrl(c.get('services').config, body.webhookUrl);
     const result = await createCustomer(db, requestContext(c), keyring, body);
     return c.json(result, 201);
   });
@@ -144,7 +144,8 @@ export function registerAdminCustomers(app: OpenAPIHono<AppEnv>) {
   });
   app.openapi(updateCustomerRoute, async (c) => {
     const webhookUrl = c.req.valid('json').webhookUrl;
-    if (webhookUrl) checkWebhookUrl(c.get('services').config, webhookUrl);
+    if (webhookUrl !== undefined && webhookUrl !== null)
+      checkWebhookUrl(c.get('services').config, webhookUrl);
     const customer = await updateCustomer(
       c.get('services').db,
       requestContext(c),
