@@ -5,22 +5,29 @@ export const SYSTEM_PROMPT_MAX_BYTES = 10 * 1024;
 /** Entries `telegramAllowFrom` may hold, through the agent API and through pairing approvals alike. */
 export const MAX_ALLOW_FROM_ENTRIES = 1000;
 
-/** A numeric Telegram user id, or an @username (normalised to lower case; Telegram's are case-insensitive). */
+const TELEGRAM_USER_ID = /^[1-9]\d{0,15}$/;
+const TELEGRAM_USERNAME = /^@[A-Za-z][A-Za-z0-9_]{3,31}$/;
+
+/**
+ * A numeric Telegram user id, or an @username (normalised to lower case; Telegram's are
+ * case-insensitive). A refused entry gets the message for what it looks like: a union's would
+ * name the first branch whatever was sent.
+ */
 export const AllowFromEntrySchema = z
   .union([z.string(), z.number()])
-  .transform((value) => String(value).trim())
-  .pipe(
-    z.union(
-      [
-        z.string().regex(/^[1-9]\d{0,15}$/, { error: 'expected a numeric Telegram user id' }),
-        z
-          .string()
-          .regex(/^@[A-Za-z][A-Za-z0-9_]{3,31}$/, { error: 'expected @username (5-32 letters, digits, _)' })
-          .transform((value) => value.toLowerCase()),
-      ],
-      { error: 'expected a numeric Telegram user id or an @username' },
-    ),
-  )
+  .transform((value, ctx) => {
+    const entry = String(value).trim();
+    if (TELEGRAM_USER_ID.test(entry)) return entry;
+    if (TELEGRAM_USERNAME.test(entry)) return entry.toLowerCase();
+    ctx.issues.push({
+      code: 'custom',
+      input: value,
+      message: entry.startsWith('@')
+        ? 'expected @username (5-32 letters, digits, _)'
+        : 'expected a numeric Telegram user id or an @username',
+    });
+    return z.NEVER;
+  })
   .openapi({ example: '@alice', description: 'Numeric Telegram user id, or @username' });
 
 export const DmPolicySchema = z

@@ -123,6 +123,27 @@ describe.each(databaseTargets())('agents on %s', (target) => {
     expect(error.message).toContain(field);
   });
 
+  it.each([
+    ['@ali', 'expected @username (5-32 letters, digits, _)'],
+    ['@', 'expected @username (5-32 letters, digits, _)'],
+    ['@1alice', 'expected @username (5-32 letters, digits, _)'],
+    ['alice', 'expected a numeric Telegram user id or an @username'],
+    ['-5', 'expected a numeric Telegram user id or an @username'],
+    ['0123', 'expected a numeric Telegram user id or an @username'],
+  ])(
+    'telegramAllowFrom entry %j is refused with the message for what it looks like',
+    async (entry, message) => {
+      const { apiKey } = await harness.createCustomer();
+      const { error } = await json<ErrorBody>(
+        await harness.call('POST', '/api/v1/agents', {
+          key: apiKey,
+          body: { name: 'x', telegramAllowFrom: [entry] },
+        }),
+      );
+      expect(error.message).toBe(`body.telegramAllowFrom.0: ${message}`);
+    },
+  );
+
   it('an unknown model lists the allowed ones', async () => {
     const { apiKey } = await harness.createCustomer();
     const { error } = await json<ErrorBody>(
