@@ -1,5 +1,5 @@
 import { z } from '@hono/zod-openapi';
-import { PageQuerySchema, Timestamp } from './common';
+import { displayName, PageQuerySchema, Timestamp } from './common';
 
 export const SYSTEM_PROMPT_MAX_BYTES = 10 * 1024;
 /** Entries `telegramAllowFrom` may hold, through the agent API and through pairing approvals alike. */
@@ -39,7 +39,7 @@ export const GroupPolicySchema = z
 export const AgentStatusSchema = z.enum(['stopped', 'starting', 'running', 'stopping', 'error']);
 
 const settings = {
-  name: z.string().trim().min(1).max(100).openapi({ example: 'Support bot' }),
+  name: displayName(100).openapi({ example: 'Support bot' }),
   systemPrompt: z
     .string()
     .refine((value) => Buffer.byteLength(value, 'utf8') <= SYSTEM_PROMPT_MAX_BYTES, {

@@ -72,4 +72,23 @@ export const IdParamsSchema = z.object({
     .openapi({ param: { name: 'id', in: 'path' }, example: '0b4f2d0e-8a3c-4a7e-9f0e-6f7f6f0b1c2d' }),
 });
 
+/**
+ * A name people read (an agent's, shown to Telegram users in its messages; a customer's): one line
+ * of text without the control and bidirectional-override characters that can hide or reorder what
+ * they see. A NUL is left to the validation hook, which names it in every field alike.
+ */
+export function displayName(maxLength: number) {
+  return (
+    z
+      .string()
+      .trim()
+      .min(1)
+      .max(maxLength)
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing them is the point.
+      .regex(/^[^\u0001-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]*$/, {
+        error: 'must not contain control characters or bidirectional overrides',
+      })
+  );
+}
+
 export const Timestamp = z.string().openapi({ format: 'date-time', example: '2026-01-01T00:00:00.000Z' });

@@ -1,5 +1,5 @@
 import { z } from '@hono/zod-openapi';
-import { IdParamsSchema, PageQuerySchema, Timestamp } from './common';
+import { displayName, IdParamsSchema, PageQuerySchema, Timestamp } from './common';
 
 export const PLANS = ['free', 'pro', 'enterprise'] as const;
 export const PlanSchema = z.enum(PLANS).openapi({ description: 'Billing plan', example: 'pro' });
@@ -10,14 +10,11 @@ export const PLAN_MAX_AGENTS: Record<(typeof PLANS)[number], number> = { free: 1
 
 // What makes a webhook URL acceptable (scheme, host, no credentials) is checkWebhookUrl's, with
 // its messages: the schema only bounds the text.
-const WebhookUrl = z
-  .string()
-  .max(2048)
-  .openapi({
-    format: 'uri',
-    description: 'https URL (http too outside production)',
-    example: 'https://example.com/hooks/openclaw',
-  });
+const WebhookUrl = z.string().max(2048).openapi({
+  format: 'uri',
+  description: 'https URL (http too outside production)',
+  example: 'https://example.com/hooks/openclaw',
+});
 
 const LimitsSchema = z
   .object({
@@ -51,7 +48,7 @@ export type Customer = z.infer<typeof CustomerSchema>;
 
 export const CreateCustomerSchema = z
   .object({
-    name: z.string().trim().min(1).max(200).openapi({ example: 'Acme Corp' }),
+    name: displayName(200).openapi({ example: 'Acme Corp' }),
     email: z.email().max(320).optional(),
     plan: PlanSchema.default('free'),
     maxAgents: z
@@ -70,7 +67,7 @@ export type CreateCustomerInput = z.infer<typeof CreateCustomerSchema>;
 
 export const UpdateCustomerSchema = z
   .object({
-    name: z.string().trim().min(1).max(200),
+    name: displayName(200),
     email: z.email().max(320).nullable(),
     plan: PlanSchema,
     maxAgents: z.number().int().min(0).max(10_000),

@@ -144,6 +144,45 @@ describe.each(databaseTargets())('agents on %s', (target) => {
     },
   );
 
+  it('names refuse control and bidirectional-override characters, and keep any script and emoji', async () => {
+    const { id, apiKey } = await harness.createCustomer();
+    const agentId = await harness.createAgent(apiKey, { name: 'Before' });
+    for (const name of [
+      'bell\u0007',
+      'esc\u001b[31m',
+      'line\nbreak',
+      'tab\there',
+      'c1\u0085',
+      '\u202Eevil',
+      'iso\u2066late',
+    ]) {
+      for (const [method, path, key, body] of [
+        ['POST', '/api/v1/agents', apiKey, { name }],
+        ['PATCH', `/api/v1/agents/${agentId}`, apiKey, { name }],
+        ['POST', '/api/v1/admin/customers', undefined, { name }],
+        ['PATCH', `/api/v1/admin/customers/${id}`, undefined, { name }],
+      ] as const) {
+        const res = await harness.call(method, path, { key, body });
+        expect(res.status, `${method} ${path} ${JSON.stringify(name)}`).toBe(400);
+        expect((await json<ErrorBody>(res)).error.message).toBe(
+          'body.name: must not contain control characters or bidirectional overrides',
+        );
+      }
+    }
+    const agent = await json<{ agent: { name: string } }>(
+      await harness.call('GET', `/api/v1/agents/${agentId}`, { key: apiKey }),
+    );
+    expect(agent.agent.name).toBe('Before');
+    for (const name of ['مساعد الدعم', 'サポート 🤖', 'Ünïcødé-Bot_2']) {
+      expect(
+        (await harness.call('PATCH', `/api/v1/agents/${agentId}`, { key: apiKey, body: { name } })).status,
+      ).toBe(200);
+      expect((await harness.call('PATCH', `/api/v1/admin/customers/${id}`, { body: { name } })).status).toBe(
+        200,
+      );
+    }
+  });
+
   it('an unknown model lists the allowed ones', async () => {
     const { apiKey } = await harness.createCustomer();
     const { error } = await json<ErrorBody>(
