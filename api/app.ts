@@ -5,8 +5,9 @@ import type { JobsProbe } from '../lib/health';
 import type { SendEvent, StatementWithEvents } from '../lib/jobs';
 import type { Services } from '../lib/services';
 import type { AppEnv } from './env';
+import { allowedMethods } from './middleware/allowed-methods';
 import { bodyGuard } from './middleware/body-guard';
-import { handleError, handleNotFound, validationHook } from './middleware/errors';
+import { handleError, notFoundHandler, validationHook } from './middleware/errors';
 import { requestLogger } from './middleware/request-logger';
 import { servicesMiddleware } from './middleware/services';
 import { registerAdminAuditLog } from './routes/admin/audit-log';
@@ -49,7 +50,7 @@ export function createApp(services: Services, options: AppOptions = {}) {
   }
   app.use('/api/v1/*', bodyGuard({ maxBytes: 64 * 1024 }));
   app.onError(handleError);
-  app.notFound(handleNotFound);
+  app.notFound(notFoundHandler(allowedMethods(() => app.routes)));
 
   registerHealth(app);
   registerAdminCustomers(app);

@@ -51,8 +51,30 @@ export const handleError: ErrorHandler<AppEnv> = (error, c) => {
   return render(c, new AppError('internal_error', 'An internal error occurred'));
 };
 
-export const handleNotFound: NotFoundHandler<AppEnv> = (c) =>
-  render(c, new AppError('not_found', `No route for ${c.req.method} ${c.req.path}`));
+/**
+ * No route answered: a 405 with `Allow` when the path has routes for other methods, else a 404.
+ *
+ * @example app.notFound(notFoundHandler(allowedMethods(() => app.routes)))
+ */
+export function notFoundHandler(allowedOn: (path: string) => string[]): NotFoundHandler<AppEnv> {
+  return (c) => {
+    const allowed = allowedOn(c.req.path);
+    if (allowed.length > 0) {
+      return render(
+        c,
+        new AppError(
+          'method_not_allowed',
+          `${c.req.method} is not allowed on ${c.req.path}; use ${allowed.join(', ')}`,
+          {
+            headers: { Allow: allowed.join(', ') },
+            details: { allowed },
+          },
+        ),
+      );
+    }
+    return render(c, new AppError('not_found', `No route for ${c.req.method} ${c.req.path}`));
+  };
+}
 
 /** `body.name`, `query.limit`, `param.id`: where the bad value was, for people reading the error. */
 export function fieldName(target: string | undefined, path: readonly PropertyKey[]): string {

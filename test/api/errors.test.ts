@@ -147,10 +147,31 @@ describe.each(databaseTargets())('error responses on %s', (target) => {
     });
   });
 
-  it('an unknown route and a wrong method answer in the one shape', async () => {
+  it('an unknown route is a 404 and a wrong method a 405 listing the right ones, in the one shape', async () => {
     const res = await harness.call('GET', '/api/v1/nothing-here');
     expect(res.status).toBe(404);
     expect((await json<ErrorBody>(res)).error.code).toBe('not_found');
+    expect(
+      (await harness.call('DELETE', '/api/v1/agents/00000000-0000-4000-8000-000000000000/nope')).status,
+    ).toBe(404);
+
+    const { apiKey } = await harness.createCustomer();
+    const agentId = await harness.createAgent(apiKey);
+    for (const [method, path, allowed] of [
+      ['DELETE', '/api/v1/admin/customers', ['GET', 'HEAD', 'POST']],
+      ['PUT', `/api/v1/agents/${agentId}`, ['DELETE', 'GET', 'HEAD', 'PATCH']],
+      ['GET', `/api/v1/agents/${agentId}/start`, ['POST']],
+      ['GET', `/telegram/${agentId}`, ['POST']],
+    ] as const) {
+      const wrong = await harness.call(method, path, { key: apiKey });
+      expect(wrong.status, `${method} ${path}`).toBe(405);
+      expect(wrong.headers.get('allow'), `${method} ${path}`).toBe(allowed.join(', '));
+      expect((await json<ErrorBody>(wrong)).error).toMatchObject({
+        code: 'method_not_allowed',
+        message: `${method} is not allowed on ${path}; use ${allowed.join(', ')}`,
+        details: { allowed },
+      });
+    }
   });
 
   it('serves the OpenAPI 3.1 document built from the route schemas, and the docs page', async () => {

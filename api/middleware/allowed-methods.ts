@@ -1,0 +1,39 @@
+/** A route as Hono lists it (`app.routes`): middleware is registered under the method `ALL`. */
+interface ListedRoute {
+  method: string;
+  path: string;
+}
+
+/** `/agents/:id{[0-9a-f-]+}/credentials/:kind` as an anchored pattern over a request path. */
+function patternOf(path: string): RegExp {
+  let source = '';
+  for (const part of path.split(/(:[A-Za-z0-9_]+(?:\{[^}]+\})?|\*)/)) {
+    if (part === '*') source += '.*';
+    else if (part.startsWith(':')) {
+      const custom = /\{([^}]+)\}$/.exec(part)?.[1];
+      source += custom ? `(?:${custom})` : '[^/]+';
+    } else source += part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  }
+  return new RegExp(`^${source}/?$`);
+}
+
+/**
+ * The methods some route answers on a path (HEAD with GET, as Hono serves it), for a 405's
+ * `Allow` header: empty when no route has the path at all (a 404). The routes are read on the
+ * first call, once every route is registered.
+ *
+ * @example const allowed = allowedMethods(() => app.routes); allowed('/api/v1/agents') // ['GET', 'HEAD', 'POST']
+ */
+export function allowedMethods(routes: () => readonly ListedRoute[]): (path: string) => string[] {
+  let compiled: { method: string; pattern: RegExp }[] | undefined;
+  return (path) => {
+    compiled ??= routes()
+      .filter((route) => route.method !== 'ALL')
+      .map((route) => ({ method: route.method.toUpperCase(), pattern: patternOf(route.path) }));
+    const methods = new Set(
+      compiled.filter((route) => route.pattern.test(path)).map((route) => route.method),
+    );
+    if (methods.has('GET')) methods.add('HEAD');
+    return [...methods].sort();
+  };
+}
