@@ -22,23 +22,48 @@ export type JobsProbe = () => Promise<PartHealth>;
 
 const CHECK_TIMEOUT_MS = 2_000;
 
-async function probe(check: () => Promise<unknown>): Promise<PartHealth> {
+/** Where a part failed, for the logs: /health itself is public, and says only `failed (CODE)`. */
+export type HealthFailureLog = (part: 'db' | 'redis', error: unknown) => void;
+
+/**
+ * A failure as /health shows it to anyone: a driver's message can name internal hosts, ports and
+ * database users, so the public gets the error's code (ECONNREFUSED, 57P01) or the timeout, and
+ * the message goes to the logs.
+ */
+function publicReason(error: unknown, timedOut: boolean): string {
+  if (timedOut) return `no answer within ${CHECK_TIMEOUT_MS} ms`;
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && /^[A-Z0-9_]{1,32}$/.test(code)
+    ? `failed (${code})`
+    : 'failed: see the logs';
+}
+
+async function probe(
+  part: 'db' | 'redis',
+  check: () => Promise<unknown>,
+  log?: HealthFailureLog,
+): Promise<PartHealth> {
+  const timeout = new Error(`no answer within ${CHECK_TIMEOUT_MS} ms`);
   try {
-    await withTimeout(check(), CHECK_TIMEOUT_MS, `no answer within ${CHECK_TIMEOUT_MS} ms`);
+    await withTimeout(check(), CHECK_TIMEOUT_MS, timeout.message);
     return { ok: true };
   } catch (error) {
-    // The message of a driver error names the failure (ECONNREFUSED, timeout) but never a credential.
-    return { ok: false, error: error instanceof Error ? error.message : String(error) };
+    log?.(part, error);
+    return {
+      ok: false,
+      error: publicReason(error, error instanceof Error && error.message === timeout.message),
+    };
   }
 }
 
 export async function checkHealth(
   services: Pick<Services, 'config' | 'database' | 'redis'>,
   jobsProbe?: JobsProbe,
+  log?: HealthFailureLog,
 ): Promise<HealthReport> {
   const [db, redis, jobs] = await Promise.all([
-    probe(() => services.database.ping()),
-    probe(() => services.redis.ping(CHECK_TIMEOUT_MS)),
+    probe('db', () => services.database.ping(), log),
+    probe('redis', () => services.redis.ping(CHECK_TIMEOUT_MS), log),
     jobsProbe ? jobsProbe() : Promise.resolve<PartHealth>({ ok: true }),
   ]);
   return {

@@ -1,6 +1,7 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import { checkHealth } from '../../lib/health';
 import type { AppEnv } from '../env';
+import { loggerFor } from '../request-context';
 
 const PartSchema = z.object({ ok: z.boolean(), error: z.string().optional() });
 
@@ -34,7 +35,9 @@ const route = createRoute({
 
 export function registerHealth(app: OpenAPIHono<AppEnv>) {
   app.openapi(route, async (c) => {
-    const report = await checkHealth(c.get('services'), c.get('jobsProbe'));
+    const report = await checkHealth(c.get('services'), c.get('jobsProbe'), (part, err) =>
+      loggerFor(c).warn({ err, part }, 'health check failed'),
+    );
     c.header('Cache-Control', 'no-store');
     return report.status === 'ok' ? c.json(report, 200) : c.json(report, 503);
   });
