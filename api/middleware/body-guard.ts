@@ -50,7 +50,17 @@ export function bodyGuard(options: BodyGuardOptions = {}) {
   const requireJson = createMiddleware<AppEnv>(async function requireJsonBody(c, next) {
     if (!BODY_METHODS.has(c.req.method) || c.req.raw.body === null) return next();
     const bytes = new Uint8Array(await c.req.arrayBuffer());
-    if (bytes.byteLength === 0) return next();
+    if (bytes.byteLength === 0) {
+      // An empty body is no body, whatever Content-Type a client library put on it: the route's
+      // validation then sees none (an optional body is absent; a required one names its fields)
+      // rather than failing to parse '' as JSON.
+      if (c.req.header('content-type') !== undefined) {
+        const headers = new Headers(c.req.raw.headers);
+        headers.delete('content-type');
+        c.req.raw = new Request(c.req.url, { method: c.req.method, headers });
+      }
+      return next();
+    }
     const contentType = c.req.header('content-type');
     if (contentType === undefined || !isJsonType(contentType)) {
       throw new AppError(

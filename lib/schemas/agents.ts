@@ -1,5 +1,5 @@
 import { z } from '@hono/zod-openapi';
-import { displayName, PageQuerySchema, Timestamp } from './common';
+import { displayName, hasAField, NO_FIELDS_MESSAGE, PageQuerySchema, Timestamp } from './common';
 
 export const SYSTEM_PROMPT_MAX_BYTES = 10 * 1024;
 /** Entries `telegramAllowFrom` may hold, through the agent API and through pairing approvals alike. */
@@ -89,7 +89,12 @@ export const CreateAgentSchema = z
   .openapi('CreateAgent');
 export type CreateAgentInput = z.infer<typeof CreateAgentSchema>;
 
-export const UpdateAgentSchema = z.object(settings).partial().strict().openapi('UpdateAgent');
+export const UpdateAgentSchema = z
+  .object(settings)
+  .partial()
+  .strict()
+  .refine(hasAField, { error: NO_FIELDS_MESSAGE })
+  .openapi('UpdateAgent');
 export type UpdateAgentInput = z.infer<typeof UpdateAgentSchema>;
 
 export const AgentSchema = z

@@ -91,4 +91,8 @@ export function displayName(maxLength: number) {
   );
 }
 
+/** A PATCH changes something: an empty (or missing) body is a mistake to report, not a no-op to audit. */
+export const NO_FIELDS_MESSAGE = 'send at least one field to change';
+export const hasAField = (value: object) => Object.keys(value).length > 0;
+
 export const Timestamp = z.string().openapi({ format: 'date-time', example: '2026-01-01T00:00:00.000Z' });

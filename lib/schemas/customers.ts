@@ -1,5 +1,12 @@
 import { z } from '@hono/zod-openapi';
-import { displayName, IdParamsSchema, PageQuerySchema, Timestamp } from './common';
+import {
+  displayName,
+  hasAField,
+  IdParamsSchema,
+  NO_FIELDS_MESSAGE,
+  PageQuerySchema,
+  Timestamp,
+} from './common';
 
 export const PLANS = ['free', 'pro', 'enterprise'] as const;
 export const PlanSchema = z.enum(PLANS).openapi({ description: 'Billing plan', example: 'pro' });
@@ -77,6 +84,7 @@ export const UpdateCustomerSchema = z
   })
   .partial()
   .strict()
+  .refine(hasAField, { error: NO_FIELDS_MESSAGE })
   .openapi('UpdateCustomer');
 export type UpdateCustomerInput = z.infer<typeof UpdateCustomerSchema>;
 

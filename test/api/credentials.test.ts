@@ -173,9 +173,10 @@ describe.each(databaseTargets())('credentials on %s', (target) => {
       .where(eq(credentials.agentId, victim));
     const { db, keyring } = harness.services;
     await expect(readCredentialSecret(db, keyring, victim, 'claude')).rejects.toThrow(/failed to decrypt/);
+    // No PUT route has an unknown kind; the path is DELETE's (which refuses the kind with a 400).
     const error = await json<ErrorBody>(
       await harness.call('PUT', `/api/v1/agents/${victim}/credentials/nope`, { key: apiKey, body: {} }),
     );
-    expect(error.error.code).toBe('not_found');
+    expect(error.error.code).toBe('method_not_allowed');
   });
 });

@@ -11,7 +11,7 @@ describe.each(databaseTargets())('error responses on %s', (target) => {
 
   it.each([
     ['malformed JSON', '{"name": ', 'application/json', 400, 'invalid_json'],
-    ['an empty JSON body', '', 'application/json', 400, 'invalid_json'],
+    ['an empty JSON body', '', 'application/json', 400, 'validation_error'],
     ['a JSON array', '[]', 'application/json', 400, 'validation_error'],
     ['text/plain', 'name=x', 'text/plain', 415, 'unsupported_media_type'],
     ['a form', 'name=x', 'application/x-www-form-urlencoded', 415, 'unsupported_media_type'],
@@ -132,6 +132,45 @@ describe.each(databaseTargets())('error responses on %s', (target) => {
         issues: [{ field, message: expect.stringContaining(message) }],
       });
     }
+  });
+
+  it('a PATCH with nothing to change is a 400 naming the body, and writes no audit row', async () => {
+    const { id, apiKey } = await harness.createCustomer();
+    const agentId = await harness.createAgent(apiKey);
+    for (const [path, key] of [
+      [`/api/v1/agents/${agentId}`, apiKey],
+      [`/api/v1/admin/customers/${id}`, undefined],
+    ] as const) {
+      for (const options of [
+        { body: {} },
+        { body: '', headers: { 'content-type': 'application/json' } },
+        {},
+      ]) {
+        const res = await harness.call('PATCH', path, { key, ...options });
+        const label = `${path} ${JSON.stringify(options)}`;
+        expect(res.status, label).toBe(400);
+        expect((await json<ErrorBody>(res)).error, label).toMatchObject({
+          code: 'validation_error',
+          message: 'body: send at least one field to change',
+        });
+      }
+    }
+    const audit = await json<{ entries: { action: string }[] }>(
+      await harness.call('GET', `/api/v1/admin/audit-log?customerId=${id}`),
+    );
+    expect(audit.entries.map((entry) => entry.action).filter((action) => action.endsWith('.update'))).toEqual(
+      [],
+    );
+  });
+
+  it('an optional body may be sent empty with a JSON content type, as many clients do', async () => {
+    const { apiKey } = await harness.createCustomer();
+    const res = await harness.call('POST', '/api/v1/webhook/rotate-secret', {
+      key: apiKey,
+      body: '',
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(res.status).toBe(200);
   });
 
   it('a body over 64 KB is a 413', async () => {
