@@ -7,6 +7,7 @@ import type { Services } from '../lib/services';
 import type { AppEnv } from './env';
 import { allowedMethods } from './middleware/allowed-methods';
 import { bodyGuard } from './middleware/body-guard';
+import { bodylessRoutes } from './middleware/bodyless-routes';
 import { handleError, notFoundHandler, validationHook } from './middleware/errors';
 import { requestLogger } from './middleware/request-logger';
 import { servicesMiddleware } from './middleware/services';
@@ -48,7 +49,8 @@ export function createApp(services: Services, options: AppOptions = {}) {
     const origins = services.config.corsOrigins;
     app.use('/api/*', cors({ origin: origins.includes('*') ? '*' : origins, maxAge: 600 }));
   }
-  app.use('/api/v1/*', bodyGuard({ maxBytes: 64 * 1024 }));
+  const takesNoBody = bodylessRoutes(() => app.openAPIRegistry.definitions);
+  app.use('/api/v1/*', bodyGuard({ maxBytes: 64 * 1024, takesNoBody }));
   app.onError(handleError);
   app.notFound(notFoundHandler(allowedMethods(() => app.routes)));
 

@@ -1,20 +1,9 @@
+import { routePattern } from '../route-pattern';
+
 /** A route as Hono lists it (`app.routes`): middleware is registered under the method `ALL`. */
 interface ListedRoute {
   method: string;
   path: string;
-}
-
-/** `/agents/:id{[0-9a-f-]+}/credentials/:kind` as an anchored pattern over a request path. */
-function patternOf(path: string): RegExp {
-  let source = '';
-  for (const part of path.split(/(:[A-Za-z0-9_]+(?:\{[^}]+\})?|\*)/)) {
-    if (part === '*') source += '.*';
-    else if (part.startsWith(':')) {
-      const custom = /\{([^}]+)\}$/.exec(part)?.[1];
-      source += custom ? `(?:${custom})` : '[^/]+';
-    } else source += part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  }
-  return new RegExp(`^${source}/?$`);
 }
 
 /**
@@ -29,7 +18,7 @@ export function allowedMethods(routes: () => readonly ListedRoute[]): (path: str
   return (path) => {
     compiled ??= routes()
       .filter((route) => route.method !== 'ALL')
-      .map((route) => ({ method: route.method.toUpperCase(), pattern: patternOf(route.path) }));
+      .map((route) => ({ method: route.method.toUpperCase(), pattern: routePattern(route.path) }));
     const methods = new Set(
       compiled.filter((route) => route.pattern.test(path)).map((route) => route.method),
     );

@@ -7,6 +7,8 @@ import { limitBody } from './body-limit';
 export interface BodyGuardOptions {
   /** Largest accepted body in bytes. */
   maxBytes?: number;
+  /** Whether the route for a method and path takes no body: one sent anyway is refused, not ignored. */
+  takesNoBody?: (method: string, path: string) => boolean;
 }
 
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
@@ -29,6 +31,26 @@ function isJsonType(contentType: string): boolean {
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * A body sent to a route that takes none: the caller meant something by it, so it is refused
+ * rather than ignored. An empty object is what some clients send for "no body", and is let be.
+ */
+function refuseBody(text: string): void {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new AppError('invalid_json', 'The request body is not valid JSON');
+  }
+  const isEmptyObject =
+    typeof value === 'object' && value !== null && !Array.isArray(value) && Object.keys(value).length === 0;
+  if (isEmptyObject) return;
+  const message = 'this endpoint takes no body: send none (or {})';
+  throw new AppError('validation_error', `body: ${message}`, {
+    details: { issues: [{ field: 'body', message }] },
+  });
+}
 
 /**
  * API bodies are JSON and small: anything else is a 415, a 413 or a 400 in the one error shape,
@@ -69,12 +91,14 @@ export function bodyGuard(options: BodyGuardOptions = {}) {
         { details: { contentType: contentType?.slice(0, 200) ?? null } },
       );
     }
+    let text: string;
     try {
-      // Only a check: the parsers downstream decode the cached bytes again, after it passed.
-      utf8.decode(bytes);
+      // The parsers downstream decode the cached bytes again, after this check passed.
+      text = utf8.decode(bytes);
     } catch {
       throw new AppError('invalid_json', 'The request body is not valid UTF-8, so it is not valid JSON');
     }
+    if (options.takesNoBody?.(c.req.method, c.req.path)) refuseBody(text);
     await next();
   });
   return every(limit, requireJson);

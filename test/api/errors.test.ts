@@ -173,6 +173,33 @@ describe.each(databaseTargets())('error responses on %s', (target) => {
     expect(res.status).toBe(200);
   });
 
+  it('a body sent to a route that takes none is refused, not ignored; {} and no body are fine', async () => {
+    const { id } = await harness.createCustomer();
+    const path = `/api/v1/admin/customers/${id}/rotate-key`;
+    const malformed = await harness.call('POST', path, { body: '{' });
+    expect((await json<ErrorBody>(malformed)).error.code).toBe('invalid_json');
+    for (const body of [{ revokeOld: false }, [], 'x', null]) {
+      const res = await harness.call('POST', path, { body: JSON.stringify(body) });
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect((await json<ErrorBody>(res)).error, JSON.stringify(body)).toMatchObject({
+        code: 'validation_error',
+        message: 'body: this endpoint takes no body: send none (or {})',
+      });
+    }
+    expect((await harness.call('POST', path, { body: {} })).status).toBe(200);
+    expect((await harness.call('POST', path)).status).toBe(200);
+    // Another such route, from the other API: starting an agent.
+    const { apiKey } = await harness.createCustomer();
+    const agentId = await harness.createAgent(apiKey);
+    const start = await harness.call('POST', `/api/v1/agents/${agentId}/start`, {
+      key: apiKey,
+      body: { force: true },
+    });
+    expect((await json<ErrorBody>(start)).error.message).toBe(
+      'body: this endpoint takes no body: send none (or {})',
+    );
+  });
+
   it('a body over 64 KB is a 413', async () => {
     const { apiKey } = await harness.createCustomer();
     const res = await harness.call('POST', '/api/v1/agents', {

@@ -1,0 +1,16 @@
+/**
+ * A route path as an anchored pattern over request paths, in Hono's spelling
+ * (`/agents/:id{[0-9a-f-]+}/credentials/:kind`, `*`) or OpenAPI's (`/agents/{id}/start`).
+ */
+export function routePattern(path: string): RegExp {
+  let source = '';
+  for (const part of path.split(/(:[A-Za-z0-9_]+(?:\{[^}]+\})?|\{[A-Za-z0-9_]+\}|\*)/)) {
+    if (part === '*') source += '.*';
+    else if (part.startsWith(':')) {
+      const custom = /\{([^}]+)\}$/.exec(part)?.[1];
+      source += custom ? `(?:${custom})` : '[^/]+';
+    } else if (/^\{[A-Za-z0-9_]+\}$/.test(part)) source += '[^/]+';
+    else source += part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  }
+  return new RegExp(`^${source}/?$`);
+}
