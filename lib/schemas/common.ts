@@ -53,10 +53,13 @@ const PageLimitSchema = z
     example: 20,
   });
 
-export const PageQuerySchema = z.object({
-  limit: PageLimitSchema,
-  cursor: z.string().min(1).optional().openapi({ description: 'The nextCursor of the previous page' }),
-});
+/** A list's query; strict like every body, so a misspelt filter is refused instead of matching everything. */
+export const PageQuerySchema = z
+  .object({
+    limit: PageLimitSchema,
+    cursor: z.string().min(1).optional().openapi({ description: 'The nextCursor of the previous page' }),
+  })
+  .strict();
 
 /**
  * A resource id from the path, in lower case: a UUID is the same id in capitals, and everything

@@ -23,7 +23,7 @@ export type PairingRequestView = z.infer<typeof PairingRequestSchema>;
 
 export const ListPairingRequestsQuerySchema = PageQuerySchema.extend({
   status: PairingStatusSchema.optional().openapi({ description: 'Only requests in this status' }),
-}).strict();
+});
 
 export const PairingCodeParamsSchema = IdParamsSchema.extend({
   code: z

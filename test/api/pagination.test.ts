@@ -79,6 +79,13 @@ describe.each(databaseTargets())('keyset pagination on %s', (target) => {
         expect(body.error.code, label).toBe('validation_error');
         expect(body.error.details?.issues?.[0]?.field, label).toBe(field);
       }
+      // A misspelt filter would otherwise list everything, as if it had matched.
+      const typo = await harness.call('GET', `${path}?stauts=running`, { key });
+      expect(typo.status, path).toBe(400);
+      expect((await json<ErrorBody>(typo)).error, path).toMatchObject({
+        code: 'unknown_field',
+        message: 'Unknown field: stauts',
+      });
       for (const query of ['limit=7', 'limit=100', 'limit=1']) {
         expect((await harness.call('GET', `${path}?${query}`, { key })).status, `${path}?${query}`).toBe(200);
       }
