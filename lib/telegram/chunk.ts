@@ -461,16 +461,36 @@ export function chunkMarkdown(markdown: string, limit = TELEGRAM_MESSAGE_LIMIT):
       current += raw;
       continue;
     }
-    flush();
-    if (raw.length <= limit) current = raw;
-    else if (token.type === 'code') chunks.push(...splitCode(token as Token & { type: 'code' }, limit));
-    else if (token.type === 'list') chunks.push(...splitList(token as Tokens.List, limit));
-    else if (token.type === 'table') chunks.push(...splitTable(token as Tokens.Table, limit));
-    else if (token.type === 'paragraph') chunks.push(...splitParagraph(token as Tokens.Paragraph, limit));
-    else chunks.push(...balanceFences(splitText(raw, limit)));
+    if (raw.length <= limit) {
+      flush();
+      current = raw;
+      continue;
+    }
+    // A block too long for one message: what came before it ("Here is the code:") goes with its
+    // first piece, cut to leave room, unless that takes more messages than sending it alone.
+    const alone = splitBlock(token, limit);
+    const room = limit - current.length;
+    const together = current.trim() !== '' && room >= limit / 4 ? splitBlock(token, room) : undefined;
+    if (together && together.length <= alone.length) {
+      chunks.push(`${current}${together[0] ?? ''}`.trim());
+      current = '';
+      chunks.push(...together.slice(1));
+    } else {
+      flush();
+      chunks.push(...alone);
+    }
   }
   flush();
   return chunks;
+}
+
+/** A block longer than `limit`, cut by its kind: code in fenced pieces, lists between items, and so on. */
+function splitBlock(token: Token, limit: number): string[] {
+  if (token.type === 'code') return splitCode(token as Token & { type: 'code' }, limit);
+  if (token.type === 'list') return splitList(token as Tokens.List, limit);
+  if (token.type === 'table') return splitTable(token as Tokens.Table, limit);
+  if (token.type === 'paragraph') return splitParagraph(token as Tokens.Paragraph, limit);
+  return balanceFences(splitText(token.raw, limit));
 }
 
 export interface TelegramChunk {

@@ -58,6 +58,21 @@ describe('chunkMarkdown', () => {
     expect(chunks).toEqual([first, second]);
   });
 
+  it('keeps a short lead-in with the long block it introduces, rather than sending it alone', () => {
+    const lines = Array.from({ length: 300 }, (_, i) => `const v${i} = ${i};`);
+    const code = `\`\`\`ts\n${lines.join('\n')}\n\`\`\``;
+    expect(code.length).toBeGreaterThan(TELEGRAM_MESSAGE_LIMIT);
+    const chunks = chunkMarkdown(`Here is the code:\n\n${code}`);
+    expect(chunks).toHaveLength(2);
+    expect(chunks[0]).toMatch(/^Here is the code:\n\n```ts\nconst v0 = 0;/);
+    for (const chunk of chunks) expect(chunk.length).toBeLessThanOrEqual(TELEGRAM_MESSAGE_LIMIT);
+    // A lead-in so long that keeping it would take an extra message is still sent on its own.
+    const long = paragraph(3_000, 'lead');
+    const split = chunkMarkdown(`${long}\n\n${code}`);
+    expect(split[0]).toBe(long);
+    expect(split).toHaveLength(3);
+  });
+
   it('splits a 10,000-character code block into fenced chunks, each balanced and within the limit', () => {
     const lines = Array.from({ length: 400 }, (_, i) => `const v${i} = a < b && c > "${i}";`);
     const code = lines.join('\n');
