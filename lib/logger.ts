@@ -5,7 +5,8 @@ export type { Logger };
 
 /**
  * Paths pino blanks before writing a line. Secrets must never reach a log, whatever object is logged,
- * so the usual holders of one are listed at the top level and one and two levels down.
+ * so the usual holders of one are listed at the top level and one and two levels down (deeper, and
+ * in other letter cases, the line's scrub below catches a string value).
  */
 const SECRET_KEYS = [
   'authorization',
@@ -39,7 +40,18 @@ export const REDACT_PATHS = SECRET_KEYS.flatMap((key) => {
  */
 const SECRETS_IN_TEXT = /(?<!\d)\d{3,}:[A-Za-z0-9_-]{30,}|sk-ant-[A-Za-z0-9_-]{10,}/g;
 
-const scrubSecrets = (line: string) => line.replace(SECRETS_IN_TEXT, '[redacted]');
+/**
+ * A secret's key holding a string, at any depth and in any letter case, in the JSON line as
+ * written: pino's paths stop two levels down (an error's `config.headers.Authorization` is three)
+ * and match the case they are given.
+ */
+const SECRET_FIELDS = new RegExp(
+  `"(${SECRET_KEYS.map((key) => key.replace(/[-$]/g, '\\$&')).join('|')})":"(?:[^"\\\\]|\\\\.)*"`,
+  'gi',
+);
+
+const scrubSecrets = (line: string) =>
+  line.replace(SECRET_FIELDS, '"$1":"[redacted]"').replace(SECRETS_IN_TEXT, '[redacted]');
 
 /**
  * Errors as pino writes them, without grammY's `payload`: the parameters of the failed call, which hold

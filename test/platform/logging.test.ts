@@ -50,6 +50,24 @@ describe('structured logging', () => {
     expect(text).toContain('visible');
   });
 
+  it("redacts a secret's key at any depth, and in any letter case", () => {
+    capture.logger.warn(
+      {
+        err: { config: { headers: { Authorization: 'Bearer deep-key-1', 'X-Api-Key': 'deep-key-2' } } },
+        a: { b: { c: { d: { password: 'deep "quoted\\" key-3', secretToken: 'deep-key-4' } } } },
+        list: [{ x: { y: { apiKey: 'deep-key-5' } } }],
+        safe: { tokenCount: 12, secretary: 'visible-too' },
+      },
+      'deep secrets',
+    );
+    const text = JSON.stringify(capture.lines.find((entry) => entry.msg === 'deep secrets'));
+    for (const secret of ['deep-key-1', 'deep-key-2', 'key-3', 'deep-key-4', 'deep-key-5']) {
+      expect(text, secret).not.toContain(secret);
+    }
+    expect(text).toContain('visible-too');
+    expect(text).toContain('"tokenCount":12');
+  });
+
   it('keeps a bot token out of a failed Bot API call and its parameters out of a refused one', async () => {
     const token = '7001234567:AAHsecretsecretsecretsecretsecret12';
     const down = createTelegramApi(token, { apiRoot: `http://127.0.0.1:${await closedPort()}` });
