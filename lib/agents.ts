@@ -1,5 +1,6 @@
 import { and, count, desc, eq, type SQL } from 'drizzle-orm';
 import type { RequestContext } from './actor';
+import { agentEtag, checkIfMatch } from './agent-etag';
 import { recordAudit } from './audit';
 import { findCustomerRow } from './customers';
 import type { Database, Queryable } from './db/client';
@@ -145,6 +146,7 @@ export async function updateAgent(
   agentId: string,
   models: ModelCatalog,
   input: UpdateAgentInput,
+  options: { ifMatch?: string | undefined } = {},
 ): Promise<Agent> {
   const { model, telegramAllowFrom, ...rest } = input;
   const changes: Partial<typeof agents.$inferInsert> = { ...rest };
@@ -153,6 +155,8 @@ export async function updateAgent(
   return db.transaction(async (tx) => {
     const current = await findOwnAgent(tx, customerId, agentId, { forUpdate: true });
     if (!current) throw agentNotFound(agentId);
+    // Checked under the row lock: no change can land between the comparison and the write.
+    checkIfMatch(options.ifMatch, agentEtag(toAgent(current)));
     const [row] = Object.keys(changes).length
       ? await tx.update(agents).set(changes).where(eq(agents.id, agentId)).returning()
       : [current];

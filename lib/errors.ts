@@ -23,6 +23,7 @@ export const ERROR_STATUS = {
   agent_running: 409,
   bot_in_use: 409,
   allowlist_full: 409,
+  precondition_failed: 412,
   payload_too_large: 413,
   unsupported_media_type: 415,
   rate_limited: 429,

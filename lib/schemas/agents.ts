@@ -63,6 +63,9 @@ const settings = {
   }),
 };
 
+/** The fields a PATCH writes: what an agent's ETag versions (status and activity are not settings). */
+export const AGENT_SETTING_KEYS = Object.keys(settings) as (keyof typeof settings)[];
+
 export const AGENT_DEFAULTS = {
   systemPrompt: 'You are a helpful assistant.',
   maxTokens: 1024,

@@ -27,6 +27,12 @@ export const notFoundError = {
 export const conflictError = {
   409: { description: 'Conflicts with the current state', content: json },
 } as const;
+export const preconditionFailedError = {
+  412: {
+    description: 'If-Match does not match: the resource changed since the client read it',
+    content: json,
+  },
+} as const;
 export const bodyErrors = {
   413: { description: 'Body too large', content: json },
   415: { description: 'Body is not application/json', content: json },

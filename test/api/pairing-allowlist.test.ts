@@ -1,4 +1,6 @@
+import { eq } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
+import { agents } from '../../lib/db/schema';
 import type { JobEvent } from '../../lib/jobs';
 import { PAIRING_APPROVED, requestPairing } from '../../lib/pairing';
 import { MAX_ALLOW_FROM_ENTRIES } from '../../lib/schemas/agents';
@@ -121,5 +123,89 @@ describe.each(databaseTargets())('approving a pairing code into a full allowlist
     const entry = audit.entries.find((e) => e.action.startsWith('pairing.'));
     expect(JSON.stringify(entry)).not.toContain(agentId.toUpperCase());
     expect(JSON.stringify(entry)).toContain(agentId);
+  });
+
+  it('a PATCH with the ETag read before an approval is refused (412), so the approved sender stays', async () => {
+    const { apiKey } = await harness.createCustomer({ plan: 'pro' });
+    const agentId = await harness.createAgent(apiKey, { telegramAllowFrom: ['111111'] });
+    const read = await harness.call('GET', `/api/v1/agents/${agentId}`, { key: apiKey });
+    const etag = read.headers.get('etag') as string;
+    expect(etag).toMatch(/^"[A-Za-z0-9_-]+"$/);
+
+    const pairing = await requestPairing(harness.services.db, {
+      agentId,
+      telegramUserId: 222222,
+      chatId: 222222,
+      now: new Date(),
+    });
+    if (pairing.status !== 'created') throw new Error('expected a code');
+    const approve = `/api/v1/agents/${agentId}/pairing-requests/${pairing.code}/approve`;
+    expect((await harness.call('POST', approve, { key: apiKey })).status).toBe(200);
+
+    // The client edits the list it read, unaware of the approval.
+    const stale = await harness.call('PATCH', `/api/v1/agents/${agentId}`, {
+      key: apiKey,
+      body: { telegramAllowFrom: ['111111', '333333'] },
+      headers: { 'if-match': etag },
+    });
+    expect(stale.status).toBe(412);
+    const refused = await json<ErrorBody>(stale);
+    expect(refused.error.code).toBe('precondition_failed');
+    const now = await harness.call('GET', `/api/v1/agents/${agentId}`, { key: apiKey });
+    const fresh = now.headers.get('etag') as string;
+    expect(fresh).not.toBe(etag);
+    expect(refused.error.details).toEqual({ etag: fresh });
+    expect((await json<{ agent: { telegramAllowFrom: string[] } }>(now)).agent.telegramAllowFrom).toEqual([
+      '111111',
+      '222222',
+    ]);
+
+    // Re-read, re-applied: accepted, with the new ETag; '*' and no If-Match at all are accepted too.
+    const retried = await harness.call('PATCH', `/api/v1/agents/${agentId}`, {
+      key: apiKey,
+      body: { telegramAllowFrom: ['111111', '222222', '333333'] },
+      headers: { 'if-match': `"other", ${fresh}` },
+    });
+    expect(retried.status).toBe(200);
+    expect(retried.headers.get('etag')).not.toBe(fresh);
+    expect(
+      (
+        await harness.call('PATCH', `/api/v1/agents/${agentId}`, {
+          key: apiKey,
+          body: { name: 'n2' },
+          headers: { 'if-match': '*' },
+        })
+      ).status,
+    ).toBe(200);
+    expect(
+      (await harness.call('PATCH', `/api/v1/agents/${agentId}`, { key: apiKey, body: { name: 'n3' } }))
+        .status,
+    ).toBe(200);
+    // A weak tag never matches (If-Match compares strongly).
+    const current = (await harness.call('GET', `/api/v1/agents/${agentId}`, { key: apiKey })).headers.get(
+      'etag',
+    );
+    const weak = await harness.call('PATCH', `/api/v1/agents/${agentId}`, {
+      key: apiKey,
+      body: { name: 'n4' },
+      headers: { 'if-match': `W/${current}` },
+    });
+    expect(weak.status).toBe(412);
+  });
+
+  it("an agent's ETag does not change when only its status or activity does", async () => {
+    const { apiKey } = await harness.createCustomer({ plan: 'pro' });
+    const agentId = await harness.createAgent(apiKey);
+    const before = (await harness.call('GET', `/api/v1/agents/${agentId}`, { key: apiKey })).headers.get(
+      'etag',
+    );
+    await harness.services.db
+      .update(agents)
+      .set({ lastMessageAt: new Date(), lastError: 'x' })
+      .where(eq(agents.id, agentId));
+    const after = (await harness.call('GET', `/api/v1/agents/${agentId}`, { key: apiKey })).headers.get(
+      'etag',
+    );
+    expect(after).toBe(before);
   });
 });

@@ -1,4 +1,5 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
+import { agentEtag } from '../../../lib/agent-etag';
 import { createAgent, deleteAgent, getOwnAgent, listAgents, toAgent, updateAgent } from '../../../lib/agents';
 import {
   AgentSchema,
@@ -12,6 +13,7 @@ import {
   conflictError,
   IdParamsSchema,
   notFoundError,
+  preconditionFailedError,
 } from '../../../lib/schemas/common';
 import type { AppEnv } from '../../env';
 import { customerIdOf, requireCustomer } from '../../middleware/auth';
@@ -20,7 +22,17 @@ import { requestContext } from '../../request-context';
 const tags = ['Agents'];
 const security = [{ customerKey: [] }];
 const middleware = requireCustomer();
-const agentResponse = { content: { 'application/json': { schema: z.object({ agent: AgentSchema }) } } };
+const agentResponse = {
+  headers: z.object({
+    ETag: z.string().openapi({ description: "The agent's settings version: send it as If-Match on a PATCH" }),
+  }),
+  content: { 'application/json': { schema: z.object({ agent: AgentSchema }) } },
+};
+const IfMatchHeaders = z.object({
+  'if-match': z.string().max(1000).optional().openapi({
+    description: 'The ETag the client read: the PATCH is refused with 412 if the settings changed since',
+  }),
+});
 
 const createAgentRoute = createRoute({
   operationId: 'createAgent',
@@ -82,6 +94,7 @@ const updateAgentRoute = createRoute({
   summary: 'Changes settings; a running agent uses them from its next message',
   request: {
     params: IdParamsSchema,
+    headers: IfMatchHeaders,
     body: { required: true, content: { 'application/json': { schema: UpdateAgentSchema } } },
   },
   responses: {
@@ -89,6 +102,7 @@ const updateAgentRoute = createRoute({
     ...commonErrors,
     ...bodyErrors,
     ...notFoundError,
+    ...preconditionFailedError,
   },
 });
 
@@ -114,6 +128,7 @@ export function registerAgents(app: OpenAPIHono<AppEnv>) {
       models,
       c.req.valid('json'),
     );
+    c.header('ETag', agentEtag(agent));
     return c.json({ agent }, 201);
   });
   app.openapi(listAgentsRoute, async (c) => {
@@ -126,7 +141,9 @@ export function registerAgents(app: OpenAPIHono<AppEnv>) {
       customerIdOf(c.get('actor')),
       c.req.valid('param').id,
     );
-    return c.json({ agent: toAgent(row) }, 200);
+    const agent = toAgent(row);
+    c.header('ETag', agentEtag(agent));
+    return c.json({ agent }, 200);
   });
   app.openapi(updateAgentRoute, async (c) => {
     const { db, models } = c.get('services');
@@ -137,7 +154,9 @@ export function registerAgents(app: OpenAPIHono<AppEnv>) {
       c.req.valid('param').id,
       models,
       c.req.valid('json'),
+      { ifMatch: c.req.valid('header')['if-match'] },
     );
+    c.header('ETag', agentEtag(agent));
     return c.json({ agent }, 200);
   });
   app.openapi(deleteAgentRoute, async (c) => {

@@ -1,0 +1,30 @@
+import { createHash } from 'node:crypto';
+import { AppError } from './errors';
+import { AGENT_SETTING_KEYS, type Agent } from './schemas/agents';
+
+/**
+ * The strong ETag of an agent's settings (what a PATCH writes): a client that read them sends it
+ * back as If-Match, and a PATCH over a change it did not see (a pairing approval adding a sender
+ * to telegramAllowFrom, another client's edit) is refused instead of silently undoing it. Status
+ * and activity are left out: a message arriving must not fail a settings edit.
+ */
+export function agentEtag(agent: Agent): string {
+  const settings = AGENT_SETTING_KEYS.map((key) => [key, agent[key]]);
+  return `"${createHash('sha256').update(JSON.stringify(settings)).digest('base64url').slice(0, 27)}"`;
+}
+
+/**
+ * Throws 412 precondition_failed unless an If-Match header (RFC 9110 §13.1.1) matches: `*`, or a
+ * list holding the current ETag. A weak tag (`W/"…"`) never matches, as the RFC's strong
+ * comparison requires.
+ */
+export function checkIfMatch(ifMatch: string | undefined, current: string): void {
+  if (ifMatch === undefined) return;
+  const tags = ifMatch.split(',').map((tag) => tag.trim());
+  if (tags.includes('*') || tags.includes(current)) return;
+  throw new AppError(
+    'precondition_failed',
+    'The agent changed since you read it: If-Match does not match its ETag. GET it again and re-apply your change.',
+    { details: { etag: current } },
+  );
+}
