@@ -47,7 +47,15 @@ export function createApp(services: Services, options: AppOptions = {}) {
   app.use(requestLogger({ quietPaths: ['/health'], debugPrefixes: ['/telegram/'] }));
   if (services.config.corsOrigins.length > 0) {
     const origins = services.config.corsOrigins;
-    app.use('/api/*', cors({ origin: origins.includes('*') ? '*' : origins, maxAge: 600 }));
+    app.use(
+      '/api/*',
+      cors({
+        origin: origins.includes('*') ? '*' : origins,
+        maxAge: 600,
+        // A browser shows a script only the CORS-safelisted response headers unless told otherwise.
+        exposeHeaders: ['ETag', 'X-Request-Id', 'Retry-After', 'Allow'],
+      }),
+    );
   }
   const takesNoBody = bodylessRoutes(() => app.openAPIRegistry.definitions);
   app.use('/api/v1/*', bodyGuard({ maxBytes: 64 * 1024, takesNoBody }));
