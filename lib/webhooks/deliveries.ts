@@ -85,7 +85,7 @@ export async function createRedelivery(
   const [customer] = await readWebhookUrl(db).execute({ customerId });
   if (!customer?.webhookUrl) {
     throw new AppError('conflict', 'Set a webhook URL first (PUT /api/v1/webhook)', {
-      details: { field: 'webhookUrl' },
+      details: { field: 'url' },
     });
   }
   const [row] = await db

@@ -166,6 +166,17 @@ describe.each(databaseTargets())('customer webhooks end to end on %s', (target) 
     expect(received).toHaveLength(2);
     expect(received[1]?.headers['webhook-id']).toBe('evt-dup-1');
     expect(received[1]?.body).toBe(received[0]?.body);
+    // With the URL cleared there is nowhere to redeliver to: the 409 names the setting as PUT /webhook does.
+    expect((await call('PUT', '/api/v1/webhook', customer.apiKey, { url: null })).status).toBe(200);
+    const nowhere = await call(
+      'POST',
+      `/api/v1/webhook/deliveries/${list.deliveries[0]?.id}/redeliver`,
+      customer.apiKey,
+    );
+    expect(nowhere.status).toBe(409);
+    expect(((await nowhere.json()) as { error: { details: unknown } }).error.details).toEqual({
+      field: 'url',
+    });
   });
 
   it('signs with both secrets during a rotation grace period, and only the new one after', async () => {
@@ -205,7 +216,10 @@ describe.each(databaseTargets())('customer webhooks end to end on %s', (target) 
     expect(list.deliveries).toHaveLength(0);
     const ping = await call('POST', '/api/v1/webhook/test', created.apiKey);
     expect(ping.status).toBe(409);
-    expect(((await ping.json()) as { error: { code: string } }).error.code).toBe('conflict');
+    expect(((await ping.json()) as { error: { code: string; details: unknown } }).error).toMatchObject({
+      code: 'conflict',
+      details: { field: 'url' },
+    });
   });
 
   it("another customer's delivery is a 404", async () => {
