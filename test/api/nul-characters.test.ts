@@ -1,16 +1,10 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { eq, sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { type App, createApp } from '../../api/app';
-import { createFunctions } from '../../functions/index';
-import { readCredentialSecret } from '../../lib/credentials';
-import { agents, auditLog, customers, telegramMessages } from '../../lib/db/schema';
+import { agents, auditLog, customers } from '../../lib/db/schema';
 import { findJsonFaults, MAX_JSON_DEPTH, replaceLoneSurrogates } from '../../lib/json-faults';
-import { createRunningAgent } from '../support/agents';
 import { databaseTargets } from '../support/db';
-import { createExecutorHarness, type ExecutorHarness } from '../support/executor';
-import { buildUpdate, type FakeTelegram, startFakeTelegram } from '../support/fake-telegram';
-import { captureLogger } from '../support/services';
 import { json, useApiHarness } from './harness';
 
 interface ErrorBody {
@@ -289,66 +283,5 @@ describe.each(databaseTargets())('the NUL character (U+0000) on %s', (target) =>
         });
       }
     });
-  });
-});
-
-describe.each(databaseTargets())('a Telegram update holding a NUL on %s', (target) => {
-  let telegram: FakeTelegram;
-  let harness: ExecutorHarness;
-
-  beforeAll(async () => {
-    telegram = await startFakeTelegram({ maxPollMs: 500 });
-    harness = await createExecutorHarness({
-      target,
-      functions: (inngest, services) => createFunctions({ inngest, services }),
-      env: { TELEGRAM_API_ROOT: telegram.apiRoot, TELEGRAM_WEBHOOK_BASE_URL: 'https://bots.example.com' },
-    });
-  });
-  afterAll(async () => {
-    await harness.close();
-    await telegram.stop();
-  });
-
-  it('is acknowledged (200) and logged as malformed, not a 500 Telegram would redeliver forever', async () => {
-    const agent = await createRunningAgent(harness, telegram, undefined);
-    const { db, keyring } = harness.services;
-    const secret = (await readCredentialSecret(db, keyring, agent.agentId, 'telegram_webhook')) as string;
-    const { logger, lines } = captureLogger('warn');
-    const app = createApp(
-      { ...harness.services, logger },
-      {
-        sendEvent: async (events) => {
-          await harness.inngest.send(events);
-        },
-      },
-    );
-    const post = (body: unknown, token = secret) =>
-      app.request(`/telegram/${agent.agentId}`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'x-telegram-bot-api-secret-token': token },
-        body: JSON.stringify(body),
-      });
-
-    const bad = buildUpdate.privateText({ from: { id: 42, first_name: 'Ann' }, text: 'he\u0000llo' });
-    expect((await post(bad, 'wrong-secret')).status).toBe(401);
-    const res = await post(bad);
-    expect(res.status).toBe(200);
-    expect(lines.find((line) => line.msg === 'malformed Telegram update acknowledged')).toMatchObject({
-      agentId: agent.agentId,
-      issues: [
-        { path: ['message', 'text'], message: 'the update must not contain the NUL character (U+0000)' },
-      ],
-    });
-    const stored = await db
-      .select()
-      .from(telegramMessages)
-      .where(eq(telegramMessages.agentId, agent.agentId));
-    expect(stored).toHaveLength(0);
-
-    // The next update of the chat is stored as usual.
-    const good = buildUpdate.privateText({ from: { id: 42, first_name: 'Ann' }, text: 'hello' });
-    expect((await post(good)).status).toBe(200);
-    const after = await db.select().from(telegramMessages).where(eq(telegramMessages.agentId, agent.agentId));
-    expect(after.map((row) => row.text)).toEqual(['hello']);
   });
 });

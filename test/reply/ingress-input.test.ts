@@ -67,6 +67,28 @@ describe.each(databaseTargets())('Telegram ingress input on %s', (target) => {
     return { agent, post, stored, lines, events };
   }
 
+  it('a NUL is acknowledged (200) and logged as malformed, not a 500 Telegram would redeliver forever', async () => {
+    const { agent, post, stored, lines } = await setUp();
+    const bad = JSON.stringify(
+      buildUpdate.privateText({ from: { id: 42, first_name: 'Ann' }, text: 'he\u0000llo' }),
+    );
+    expect((await post(bad, 'wrong-secret')).status).toBe(401);
+    expect((await post(bad)).status).toBe(200);
+    expect(lines.find((line) => line.msg === 'malformed Telegram update acknowledged')).toMatchObject({
+      agentId: agent.agentId,
+      issues: [
+        { path: ['message', 'text'], message: 'the update must not contain the NUL character (U+0000)' },
+      ],
+    });
+    expect(await stored()).toEqual([]);
+    // The next update of the chat is stored as usual.
+    const good = JSON.stringify(
+      buildUpdate.privateText({ from: { id: 42, first_name: 'Ann' }, text: 'hello' }),
+    );
+    expect((await post(good)).status).toBe(200);
+    expect(await stored()).toEqual(['hello']);
+  });
+
   it('nesting thousands of levels deep is a 401 without the secret and acknowledged (200) with it, never a 500', async () => {
     const { agent, post, stored, lines } = await setUp();
     const update = buildUpdate.privateText({ from: { id: 42, first_name: 'Ann' }, text: 'deep' });
