@@ -4,6 +4,7 @@ import { agentNotFound, findOwnAgent } from './agents';
 import { recordAudit } from './audit';
 import {
   credentialBinding,
+  DecryptionError,
   decryptSecret,
   encryptSecret,
   type Keyring,
@@ -16,7 +17,7 @@ import { preparedQuery } from './db/prepared';
 import { agents, credentials } from './db/schema';
 import type { CredentialStatus, CustomerCredentialKind } from './schemas/credentials';
 
-type CredentialRow = typeof credentials.$inferSelect;
+export type CredentialRow = typeof credentials.$inferSelect;
 export type CredentialKind = CredentialRow['kind'];
 
 export function toCredentialStatus(
@@ -189,7 +190,22 @@ const readCredential = preparedQuery((db) =>
     .prepare('read_credential'),
 );
 
-/** Decrypts a credential row read as part of a larger query (see readCredentialSecret). */
+/**
+ * Decrypts a credential row read as part of a larger query (see readCredentialSecret). A secret
+ * PUT through the agent id in capitals before path ids were lower-cased is bound to that spelling;
+ * all capitals (what macOS `uuidgen` prints) is the one worth trying again, and a master-key
+ * rotation rebinds what it finds to the stored id.
+ */
 export function decryptCredentialRow(keyring: Keyring, row: CredentialRow): string {
-  return decryptSecret(keyring, credentialBinding(row.customerId, row.agentId, row.kind), row);
+  try {
+    return decryptSecret(keyring, credentialBinding(row.customerId, row.agentId, row.kind), row);
+  } catch (error) {
+    const upper = row.agentId.toUpperCase();
+    if (!(error instanceof DecryptionError) || upper === row.agentId) throw error;
+    try {
+      return decryptSecret(keyring, credentialBinding(row.customerId, upper, row.kind), row);
+    } catch {
+      throw error;
+    }
+  }
 }

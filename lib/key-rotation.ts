@@ -1,6 +1,6 @@
 import { and, eq, isNotNull, ne, or } from 'drizzle-orm';
-import { credentialFingerprint } from './credentials';
-import { credentialBinding, decryptSecret, encryptSecret, type Keyring } from './crypto';
+import { credentialFingerprint, decryptCredentialRow } from './credentials';
+import { credentialBinding, encryptSecret, type Keyring } from './crypto';
 import type { Database } from './db/client';
 import { credentials, customers } from './db/schema';
 import { readWebhookSecretSlot, webhookSecretSlotColumns } from './webhooks/secrets';
@@ -42,7 +42,7 @@ export async function rotateMasterKey(
         .for('update', { skipLocked: true });
       for (const row of rows) {
         const binding = credentialBinding(row.customerId, row.agentId, row.kind);
-        const secret = decryptSecret(keyring, binding, row);
+        const secret = decryptCredentialRow(keyring, row);
         await tx
           .update(credentials)
           .set({

@@ -1,12 +1,19 @@
 import { randomBytes } from 'node:crypto';
-import { eq } from 'drizzle-orm';
+import { and, eq } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
 import {
+  type CredentialRow,
   credentialFingerprint,
   readCredentialSecret,
   webhookSecretFingerprints,
 } from '../../lib/credentials';
-import { createKeyring, credentialBinding, encryptSecret, webhookSecretBinding } from '../../lib/crypto';
+import {
+  createKeyring,
+  credentialBinding,
+  decryptSecret,
+  encryptSecret,
+  webhookSecretBinding,
+} from '../../lib/crypto';
 import { credentials, customers } from '../../lib/db/schema';
 import { rotateMasterKey } from '../../lib/key-rotation';
 import { databaseTargets } from '../support/db';
@@ -105,5 +112,53 @@ describe.each(databaseTargets())('master key rotation on %s', (target) => {
     await expect(
       rotateMasterKey(harness.services.db, createKeyring(TEST_MASTER_KEY, TEST_MASTER_KEY)),
     ).rejects.toThrow(/same key/);
+  });
+});
+
+// Its own database: the rotation above leaves rows under a key this one's keyring does not hold.
+describe.each(databaseTargets())('a secret bound to an id in capitals, on %s', (target) => {
+  const harness = useApiHarness(target);
+
+  it('a secret bound to the agent id in capitals (as stored before ids were lower-cased) still reads, and rotation rebinds it', async () => {
+    const { id: customerId, apiKey } = await harness.createCustomer({ plan: 'pro' });
+    const agentId = await harness.createAgent(apiKey);
+    const { db, keyring } = harness.services;
+    await harness.call('PUT', `/api/v1/agents/${agentId}/credentials/claude`, {
+      key: apiKey,
+      body: { apiKey: CLAUDE_KEY },
+    });
+    // What a PUT through /agents/<ID IN CAPITALS>/credentials/claude stored before the fix.
+    const legacy = encryptSecret(
+      keyring,
+      credentialBinding(customerId, agentId.toUpperCase(), 'claude'),
+      CLAUDE_KEY,
+    );
+    await db
+      .update(credentials)
+      .set(legacy)
+      .where(and(eq(credentials.agentId, agentId), eq(credentials.kind, 'claude')));
+    expect(await readCredentialSecret(db, keyring, agentId, 'claude')).toBe(CLAUDE_KEY);
+
+    const rotating = createKeyring(randomBytes(32).toString('base64'), TEST_MASTER_KEY);
+    expect((await rotateMasterKey(db, rotating)).credentials).toBeGreaterThanOrEqual(1);
+    const [row] = await db
+      .select()
+      .from(credentials)
+      .where(and(eq(credentials.agentId, agentId), eq(credentials.kind, 'claude')));
+    // Bound to the stored id now: it decrypts without the fallback.
+    expect(
+      decryptSecret(rotating, credentialBinding(customerId, agentId, 'claude'), row as CredentialRow),
+    ).toBe(CLAUDE_KEY);
+    // Any other spelling of a tampered row is still refused.
+    const other = encryptSecret(
+      rotating,
+      credentialBinding(customerId, 'someone-else', 'claude'),
+      CLAUDE_KEY,
+    );
+    await db
+      .update(credentials)
+      .set(other)
+      .where(eq(credentials.id, (row as CredentialRow).id));
+    await expect(readCredentialSecret(db, rotating, agentId, 'claude')).rejects.toThrow(/failed to decrypt/);
   });
 });
