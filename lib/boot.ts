@@ -115,8 +115,9 @@ export async function openDatabaseOrExit(
   config: Config,
   poolSize: number,
 ): Promise<DatabaseHandle> {
+  let handle: DatabaseHandle;
   try {
-    return await createDatabase({
+    handle = await createDatabase({
       url: config.database.url,
       pgliteDir: pgliteDirFor(config.dataDir),
       poolSize,
@@ -124,6 +125,13 @@ export async function openDatabaseOrExit(
   } catch (error) {
     return startupProblem(role, `Could not open ${describeDatabase(config)}: ${reasonOf(error)}`);
   }
+  // As boot() does: a database that takes the connection and never answers must not hang a CLI.
+  try {
+    await withTimeout(handle.ping(), DATABASE_ANSWER_MS, `no answer within ${DATABASE_ANSWER_MS / 1000} s`);
+  } catch (error) {
+    return startupProblem(role, `No answer from ${describeDatabase(config)}: ${reasonOf(error)}`, handle);
+  }
+  return handle;
 }
 
 /** The root cause's message: drizzle wraps the driver's error ("Failed query: …") in its own. */

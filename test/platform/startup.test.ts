@@ -1,5 +1,7 @@
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -51,6 +53,36 @@ describe('a process that cannot reach its database', () => {
     expect(lines[0]).toContain('postgres://127.0.0.1:1/platform');
     expect(lines[0]).toContain('ECONNREFUSED');
     expect(result.stderr + result.stdout).not.toMatch(/hunter2secret|querysecret|owner/);
+  }, 60_000);
+
+  it('the migrate and rotate-master-key commands give up on a database that never answers, naming it', async () => {
+    // Takes the connection, then says nothing: a firewall's black hole, a wedged proxy.
+    const silent = createServer(() => {});
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as AddressInfo;
+    const env = {
+      DATA_DIR: dataDir,
+      DATABASE_URL: `postgres://owner:hunter2secret@127.0.0.1:${port}/platform`,
+      ENCRYPTION_MASTER_KEY: randomBytes(32).toString('base64'),
+      ENCRYPTION_MASTER_KEY_PREVIOUS: randomBytes(32).toString('base64'),
+    };
+    try {
+      const results = await Promise.all([
+        runEntry('lib/db/migrate-cli.ts', env),
+        runEntry('lib/rotate-master-key-cli.ts', env),
+      ]);
+      for (const [index, result] of results.entries()) {
+        expect(result.code, String(index)).toBe(1);
+        expect(result.stderr.trim(), String(index)).toMatch(
+          new RegExp(
+            `^Cannot start the (migrations|master key rotation)\\. No answer from the database at DATABASE_URL .*127\\.0\\.0\\.1:${port}.*no answer within 15 s$`,
+          ),
+        );
+        expect(result.stderr, String(index)).not.toContain('hunter2secret');
+      }
+    } finally {
+      silent.close();
+    }
   }, 60_000);
 
   it('names DATA_DIR when it cannot hold the development secrets', async () => {
