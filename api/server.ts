@@ -1,7 +1,7 @@
 import { serve } from '@hono/node-server';
 import { sendEventVia } from '../functions/client';
 import { createJobsRuntime, INNGEST_SERVE_PATH } from '../functions/runtime';
-import { boot, onShutdown } from '../lib/boot';
+import { boot, onShutdown, reasonOf, startupProblem } from '../lib/boot';
 import { createApp } from './app';
 
 /**
@@ -9,7 +9,8 @@ import { createApp } from './app';
  * passes `--web-only` and leaves the jobs to the `worker` process.
  */
 const webOnly = process.argv.includes('--web-only');
-const { services, generatedAdminKey } = await boot(webOnly ? 'web' : 'web+worker');
+const role = webOnly ? 'web' : 'web+worker';
+const { services, generatedAdminKey } = await boot(role);
 const { config, logger } = services;
 
 const runtime = createJobsRuntime(services);
@@ -37,6 +38,19 @@ const server = serve({ fetch: app.fetch, port: config.port }, (info) => {
         `  Try: curl -H "Authorization: Bearer ${generatedAdminKey}" http://localhost:${info.port}/api/v1/admin/customers\n\n`,
     );
   }
+});
+
+server.on('error', (error: NodeJS.ErrnoException) => {
+  const problem =
+    error.code === 'EADDRINUSE'
+      ? `PORT ${config.port} is in use by another process`
+      : `Could not listen on PORT ${config.port}: ${reasonOf(error)}`;
+  void startupProblem(role, problem, {
+    close: async () => {
+      await worker?.stop();
+      await services.close();
+    },
+  });
 });
 
 onShutdown(['SIGTERM', 'SIGINT'], async () => {

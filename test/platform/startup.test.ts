@@ -85,6 +85,19 @@ describe('a process that cannot reach its database', () => {
     }
   }, 60_000);
 
+  it('names PORT, in one line, when another process holds it', async () => {
+    const holder = createServer(() => {});
+    await new Promise<void>((resolve) => holder.listen(0, resolve));
+    const { port } = holder.address() as AddressInfo;
+    try {
+      const result = await runEntry('api/server.ts', { DATA_DIR: dataDir, PORT: String(port) });
+      expect(result.code).toBe(1);
+      expect(result.stderr.trim()).toBe(`Cannot start web+worker. PORT ${port} is in use by another process`);
+    } finally {
+      holder.close();
+    }
+  }, 60_000);
+
   it('names DATA_DIR when it cannot hold the development secrets', async () => {
     const file = join(dataDir, 'a-file');
     writeFileSync(file, '');
