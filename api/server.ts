@@ -2,13 +2,20 @@ import { serve } from '@hono/node-server';
 import { sendEventVia } from '../functions/client';
 import { createJobsRuntime, INNGEST_SERVE_PATH } from '../functions/runtime';
 import { boot, onShutdown, reasonOf, startupProblem } from '../lib/boot';
+import { readArgs } from '../lib/cli-args';
 import { createApp } from './app';
 
 /**
  * The HTTP entry. `npm start` runs it with the worker in the same process; the Procfile's `web`
  * passes `--web-only` and leaves the jobs to the `worker` process.
  */
-const webOnly = process.argv.includes('--web-only');
+const flags = readArgs(
+  'the web process',
+  'npm start --',
+  [{ flag: '--web-only', description: 'serve HTTP only; a separate worker process runs the jobs' }],
+  process.argv.slice(2),
+);
+const webOnly = flags.has('--web-only');
 const role = webOnly ? 'web' : 'web+worker';
 const { services, generatedAdminKey } = await boot(role);
 const { config, logger } = services;

@@ -1,4 +1,5 @@
 import { loadConfig, openDatabaseOrExit } from './boot';
+import { readArgs } from './cli-args';
 import { createKeyring } from './crypto';
 import { rotateMasterKey } from './key-rotation';
 import { createLogger } from './logger';
@@ -9,6 +10,7 @@ import { createLogger } from './logger';
  * processes until it reports done, then remove ENCRYPTION_MASTER_KEY_PREVIOUS.
  */
 const role = 'the master key rotation';
+readArgs(role, 'npm run rotate-master-key', [], process.argv.slice(2));
 const config = loadConfig(role, process.env);
 const logger = createLogger(config);
 if (!config.secrets.encryptionMasterKey || !config.secrets.encryptionMasterKeyPrevious) {

@@ -1,10 +1,12 @@
 import { loadConfig, openDatabaseOrExit, reasonOf } from '../boot';
+import { readArgs } from '../cli-args';
 import { createLogger } from '../logger';
 import { describeDatabase } from './client';
 import { migrateDatabase } from './migrate';
 
 /** `npm run migrate` (and Heroku's release phase): applies migrations to the configured database. */
 const role = 'the migrations';
+readArgs(role, 'npm run migrate', [], process.argv.slice(2));
 const config = loadConfig(role, process.env);
 const logger = createLogger(config);
 const where = describeDatabase(config);

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,11 +14,12 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 function runEntry(
   entry: string,
   env: Record<string, string>,
+  args: string[] = [],
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ['--import', 'tsx', join(root, entry)],
+      ['--import', 'tsx', join(root, entry), ...args],
       {
         cwd: root,
         timeout: 60_000,
@@ -96,6 +97,34 @@ describe('a process that cannot reach its database', () => {
     } finally {
       holder.close();
     }
+  }, 60_000);
+
+  it('every entry point prints its usage for --help and refuses an argument it does not take, doing nothing', async () => {
+    const entries = [
+      'api/server.ts',
+      'functions/worker.ts',
+      'lib/db/migrate-cli.ts',
+      'lib/rotate-master-key-cli.ts',
+    ];
+    const env = { DATA_DIR: dataDir };
+    const results = await Promise.all(
+      entries.flatMap((entry) => [runEntry(entry, env, ['--help']), runEntry(entry, env, ['--dry-run'])]),
+    );
+    for (const [index, entry] of entries.entries()) {
+      const [help, unknown] = [results[index * 2], results[index * 2 + 1]];
+      expect(help?.code, entry).toBe(0);
+      expect(help?.stdout, entry).toMatch(/^Usage: npm /);
+      expect(unknown?.code, entry).toBe(1);
+      expect(unknown?.stderr.trim(), entry).toMatch(
+        /^Cannot start .*\. Unknown argument "--dry-run"\. Usage: npm /,
+      );
+    }
+    expect(results[0]?.stdout).toContain('--web-only');
+    const typo = await runEntry('api/server.ts', env, ['--webonly']);
+    expect(typo.code).toBe(1);
+    expect(typo.stderr).toContain('Unknown argument "--webonly"');
+    // Nothing ran: no database was created in DATA_DIR.
+    expect(existsSync(join(dataDir, 'pglite'))).toBe(false);
   }, 60_000);
 
   it('names DATA_DIR when it cannot hold the development secrets', async () => {
