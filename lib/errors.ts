@@ -58,6 +58,20 @@ export class AppError extends Error {
   }
 }
 
+export interface ValidationIssue {
+  /** Where the bad value was: `body.name`, `query.limit`, `param.id`. */
+  field: string;
+  message: string;
+}
+
+/** The 400 every validation failure answers: each issue in `details.issues`, the message the first's. */
+export function validationError(issues: ValidationIssue[]): AppError {
+  const first = issues[0];
+  return new AppError('validation_error', first ? `${first.field}: ${first.message}` : 'Invalid request', {
+    details: { issues },
+  });
+}
+
 export interface ErrorBody {
   error: { code: ErrorCode; message: string; details?: Record<string, unknown>; requestId: string };
 }

@@ -1,6 +1,6 @@
 import { type SQL, sql } from 'drizzle-orm';
 import type { PgColumn, PgTable } from 'drizzle-orm/pg-core';
-import { AppError } from './errors';
+import { validationError } from './errors';
 
 /**
  * Keyset pagination, newest first: the cursor is the (created_at, id) of the last row returned,
@@ -31,9 +31,7 @@ export function decodeCursor(cursor: string): { createdAt: Date; id: string } {
   // A time PostgreSQL cannot take (year 0, +275760) would otherwise fail the query with a 500.
   const createdAt = at && CURSOR_TIME.test(at) ? new Date(at) : undefined;
   if (!createdAt || Number.isNaN(createdAt.getTime()) || !id || !UUID.test(id) || rest.length > 0) {
-    throw new AppError('validation_error', 'query.cursor: not a cursor this API returned', {
-      details: { issues: [{ field: 'query.cursor', message: 'not a cursor this API returned' }] },
-    });
+    throw validationError([{ field: 'query.cursor', message: 'not a cursor this API returned' }]);
   }
   return { createdAt, id };
 }

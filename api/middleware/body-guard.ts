@@ -1,6 +1,6 @@
 import { every } from 'hono/combine';
 import { createMiddleware } from 'hono/factory';
-import { AppError } from '../../lib/errors';
+import { AppError, validationError } from '../../lib/errors';
 import type { AppEnv } from '../env';
 import { limitBody } from './body-limit';
 
@@ -46,10 +46,7 @@ function refuseBody(text: string): void {
   const isEmptyObject =
     typeof value === 'object' && value !== null && !Array.isArray(value) && Object.keys(value).length === 0;
   if (isEmptyObject) return;
-  const message = 'this endpoint takes no body: send none (or {})';
-  throw new AppError('validation_error', `body: ${message}`, {
-    details: { issues: [{ field: 'body', message }] },
-  });
+  throw validationError([{ field: 'body', message: 'this endpoint takes no body: send none (or {})' }]);
 }
 
 /**

@@ -2,7 +2,7 @@ import type { Hook } from '@hono/zod-openapi';
 import type { Context, ErrorHandler, NotFoundHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ZodError } from 'zod';
-import { AppError, type ErrorCode, errorBody } from '../../lib/errors';
+import { AppError, type ErrorCode, errorBody, type ValidationIssue, validationError } from '../../lib/errors';
 import { findJsonFaults, isNulStorageError, JSON_FAULT_MESSAGES, NUL_MESSAGE } from '../../lib/json-faults';
 import type { AppEnv } from '../env';
 import { loggerFor } from '../request-context';
@@ -88,22 +88,13 @@ export function zodIssues(error: ZodError, target?: string) {
   return error.issues.map((issue) => ({ field: fieldName(target, issue.path), message: issue.message }));
 }
 
-type Issue = { field: string; message: string };
-
-function validationError(issues: Issue[]) {
-  const first = issues[0];
-  return new AppError('validation_error', first ? `${first.field}: ${first.message}` : 'Invalid request', {
-    details: { issues },
-  });
-}
-
 /**
  * Each value in a validated body, query or path that the database cannot keep as sent (a NUL, a
  * lone surrogate, nesting too deep to serialise): refused here once for every route instead of
  * failing its statement with a 500 or storing U+FFFD in its place. A key holding one is named by
  * its object (`body` for a top-level key).
  */
-export function jsonFaultIssues(data: unknown, target?: string): Issue[] {
+export function jsonFaultIssues(data: unknown, target?: string): ValidationIssue[] {
   return findJsonFaults(data).map((found) => ({
     field: fieldName(target, found.path),
     message:

@@ -1,7 +1,7 @@
 import { promises as dns, type LookupAddress } from 'node:dns';
 import type { LookupFunction } from 'node:net';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
-import { AppError } from '../errors';
+import { validationError } from '../errors';
 import { type AddressPolicyOptions, checkAddress, isIpLiteral } from './address-policy';
 
 /**
@@ -192,10 +192,6 @@ export function webhookUrlProblem(value: string, options: WebhookUrlOptions): st
 export function validateWebhookUrl(value: string, options: WebhookUrlOptions & { field?: string }): URL {
   const problem = webhookUrlProblem(value, options);
   const field = options.field ?? 'body.webhookUrl';
-  if (problem) {
-    throw new AppError('validation_error', `${field}: ${problem}`, {
-      details: { issues: [{ field, message: problem }] },
-    });
-  }
+  if (problem) throw validationError([{ field, message: problem }]);
   return new URL(value);
 }
