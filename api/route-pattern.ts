@@ -14,3 +14,20 @@ export function routePattern(path: string): RegExp {
   }
   return new RegExp(`^${source}/?$`);
 }
+
+/**
+ * Matches request paths against a route list read on the first call (once every route is
+ * registered): the methods of the routes whose path matches.
+ */
+export function routeMethods(
+  routes: () => readonly { method: string; path: string }[],
+): (path: string) => Set<string> {
+  let compiled: { method: string; pattern: RegExp }[] | undefined;
+  return (path) => {
+    compiled ??= routes().map((route) => ({
+      method: route.method.toUpperCase(),
+      pattern: routePattern(route.path),
+    }));
+    return new Set(compiled.filter((route) => route.pattern.test(path)).map((route) => route.method));
+  };
+}

@@ -1,4 +1,4 @@
-import { routePattern } from '../route-pattern';
+import { routeMethods } from '../route-pattern';
 
 /** A route as Hono lists it (`app.routes`): middleware is registered under the method `ALL`. */
 interface ListedRoute {
@@ -14,14 +14,9 @@ interface ListedRoute {
  * @example const allowed = allowedMethods(() => app.routes); allowed('/api/v1/agents') // ['GET', 'HEAD', 'POST']
  */
 export function allowedMethods(routes: () => readonly ListedRoute[]): (path: string) => string[] {
-  let compiled: { method: string; pattern: RegExp }[] | undefined;
+  const methodsOn = routeMethods(() => routes().filter((route) => route.method !== 'ALL'));
   return (path) => {
-    compiled ??= routes()
-      .filter((route) => route.method !== 'ALL')
-      .map((route) => ({ method: route.method.toUpperCase(), pattern: routePattern(route.path) }));
-    const methods = new Set(
-      compiled.filter((route) => route.pattern.test(path)).map((route) => route.method),
-    );
+    const methods = methodsOn(path);
     if (methods.has('GET')) methods.add('HEAD');
     return [...methods].sort();
   };

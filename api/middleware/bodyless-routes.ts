@@ -1,5 +1,5 @@
 import type { OpenAPIHono } from '@hono/zod-openapi';
-import { routePattern } from '../route-pattern';
+import { routeMethods } from '../route-pattern';
 
 type Definition = OpenAPIHono['openAPIRegistry']['definitions'][number];
 
@@ -14,13 +14,10 @@ type Definition = OpenAPIHono['openAPIRegistry']['definitions'][number];
 export function bodylessRoutes(
   definitions: () => readonly Definition[],
 ): (method: string, path: string) => boolean {
-  let compiled: { method: string; pattern: RegExp }[] | undefined;
-  return (method, path) => {
-    compiled ??= definitions().flatMap((definition) =>
-      definition.type === 'route' && definition.route.request?.body === undefined
-        ? [{ method: definition.route.method.toUpperCase(), pattern: routePattern(definition.route.path) }]
-        : [],
-    );
-    return compiled.some((route) => route.method === method && route.pattern.test(path));
-  };
+  const methodsOn = routeMethods(() =>
+    definitions().flatMap((definition) =>
+      definition.type === 'route' && definition.route.request?.body === undefined ? [definition.route] : [],
+    ),
+  );
+  return (method, path) => methodsOn(path).has(method);
 }
