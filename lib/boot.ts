@@ -34,15 +34,7 @@ export async function boot(
   } catch (error) {
     return startupProblem(role, `Could not open ${where}: ${reasonOf(error)}`);
   }
-  try {
-    await withTimeout(
-      services.database.ping(),
-      DATABASE_ANSWER_MS,
-      `no answer within ${DATABASE_ANSWER_MS / 1000} s`,
-    );
-  } catch (error) {
-    return startupProblem(role, `No answer from ${where}: ${reasonOf(error)}`, services);
-  }
+  await answerOrExit(role, where, services.database, services);
   if (config.database.migrateOnStart) {
     try {
       await migrateDatabase(services.database);
@@ -125,13 +117,22 @@ export async function openDatabaseOrExit(
   } catch (error) {
     return startupProblem(role, `Could not open ${describeDatabase(config)}: ${reasonOf(error)}`);
   }
-  // As boot() does: a database that takes the connection and never answers must not hang a CLI.
-  try {
-    await withTimeout(handle.ping(), DATABASE_ANSWER_MS, `no answer within ${DATABASE_ANSWER_MS / 1000} s`);
-  } catch (error) {
-    return startupProblem(role, `No answer from ${describeDatabase(config)}: ${reasonOf(error)}`, handle);
-  }
+  await answerOrExit(role, describeDatabase(config), handle, handle);
   return handle;
+}
+
+/** A database that takes the connection and never answers must not hang a process: it ends, naming it. */
+async function answerOrExit(
+  role: string,
+  where: string,
+  database: { ping(): Promise<unknown> },
+  opened: { close(): Promise<void> },
+): Promise<void> {
+  try {
+    await withTimeout(database.ping(), DATABASE_ANSWER_MS, `no answer within ${DATABASE_ANSWER_MS / 1000} s`);
+  } catch (error) {
+    await startupProblem(role, `No answer from ${where}: ${reasonOf(error)}`, opened);
+  }
 }
 
 /** The root cause's message: drizzle wraps the driver's error ("Failed query: …") in its own. */
