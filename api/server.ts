@@ -47,21 +47,21 @@ const server = serve({ fetch: app.fetch, port: config.port }, (info) => {
   }
 });
 
+/** Everything but the HTTP server, in order: the worker's runs first, then what they use. */
+async function stopWork(): Promise<void> {
+  await worker?.stop();
+  await services.close();
+}
+
 server.on('error', (error: NodeJS.ErrnoException) => {
   const problem =
     error.code === 'EADDRINUSE'
       ? `PORT ${config.port} is in use by another process`
       : `Could not listen on PORT ${config.port}: ${reasonOf(error)}`;
-  void startupProblem(role, problem, {
-    close: async () => {
-      await worker?.stop();
-      await services.close();
-    },
-  });
+  void startupProblem(role, problem, { close: stopWork });
 });
 
 onShutdown(['SIGTERM', 'SIGINT'], async () => {
   await new Promise<void>((resolve) => server.close(() => resolve()));
-  await worker?.stop();
-  await services.close();
+  await stopWork();
 });
