@@ -21,6 +21,7 @@ export interface HealthReport {
 export type JobsProbe = () => Promise<PartHealth>;
 
 const CHECK_TIMEOUT_MS = 2_000;
+const NO_ANSWER = `no answer within ${CHECK_TIMEOUT_MS} ms`;
 
 /** Where a part failed, for the logs: /health itself is public, and says only `failed (CODE)`. */
 export type HealthFailureLog = (part: 'db' | 'redis', error: unknown) => void;
@@ -30,8 +31,8 @@ export type HealthFailureLog = (part: 'db' | 'redis', error: unknown) => void;
  * database users, so the public gets the error's code (ECONNREFUSED, 57P01) or the timeout, and
  * the message goes to the logs.
  */
-function publicReason(error: unknown, timedOut: boolean): string {
-  if (timedOut) return `no answer within ${CHECK_TIMEOUT_MS} ms`;
+function publicReason(error: unknown): string {
+  if (error instanceof Error && error.message === NO_ANSWER) return NO_ANSWER;
   const code = (error as { code?: unknown } | undefined)?.code;
   return typeof code === 'string' && /^[A-Z0-9_]{1,32}$/.test(code)
     ? `failed (${code})`
@@ -43,16 +44,12 @@ async function probe(
   check: () => Promise<unknown>,
   log?: HealthFailureLog,
 ): Promise<PartHealth> {
-  const timeout = new Error(`no answer within ${CHECK_TIMEOUT_MS} ms`);
   try {
-    await withTimeout(check(), CHECK_TIMEOUT_MS, timeout.message);
+    await withTimeout(check(), CHECK_TIMEOUT_MS, NO_ANSWER);
     return { ok: true };
   } catch (error) {
     log?.(part, error);
-    return {
-      ok: false,
-      error: publicReason(error, error instanceof Error && error.message === timeout.message),
-    };
+    return { ok: false, error: publicReason(error) };
   }
 }
 
