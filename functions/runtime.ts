@@ -8,6 +8,7 @@ import type { PartHealth } from '../lib/health';
 import type { Services } from '../lib/services';
 import { startTelegramPolling } from '../lib/telegram/poller';
 import { createInngestClient, type InngestClient, sendEventVia } from './client';
+import { connectOptions } from './connect-options';
 import { createFunctions, type FunctionDeps } from './index';
 
 /** Path of the Inngest serve endpoint (what Inngest Cloud, a dev server or the executor calls). */
@@ -95,6 +96,7 @@ export function createJobsRuntime(services: Services, options: JobsRuntimeOption
       const connection = await connect({
         apps: [{ client: inngest, functions }],
         handleShutdownSignals: [],
+        ...connectOptions(),
       });
       workerHealth = () =>
         connection.state === 'CLOSED'
