@@ -1,6 +1,6 @@
 import { type Config, ConfigError, parseConfig } from './config';
 import { createDatabase, type DatabaseHandle, describeDatabase, pgliteDirFor } from './db/client';
-import { migrateDatabase } from './db/migrate';
+import { migrateDatabase, pendingMigrations } from './db/migrate';
 import { type LoadedConfig, withDevSecrets } from './dev-secrets';
 import { usePlainProcessEnv } from './plain-env';
 import { createServices, type Services } from './services';
@@ -41,6 +41,8 @@ export async function boot(
     } catch (error) {
       return startupProblem(role, `Migrations failed on ${where}: ${reasonOf(error)}`, services);
     }
+  } else {
+    await schemaCurrentOrExit(role, where, services);
   }
   const { logger } = services;
   logger.info(
@@ -60,6 +62,29 @@ export async function boot(
     );
   }
   return { ...loaded, services };
+}
+
+/** MIGRATE_ON_START=false: a database without this release's migrations ends the process, saying what to run. */
+async function schemaCurrentOrExit(role: string, where: string, services: Services): Promise<void> {
+  let pending: string[];
+  try {
+    pending = await pendingMigrations(services.database);
+  } catch (error) {
+    return startupProblem(
+      role,
+      `Could not read the applied migrations of ${where}: ${reasonOf(error)}`,
+      services,
+    );
+  }
+  if (pending.length === 0) return;
+  const count = pending.length === 1 ? '1 migration' : `${pending.length} migrations`;
+  const database = `${where.charAt(0).toUpperCase()}${where.slice(1)}`;
+  return startupProblem(
+    role,
+    `${database} lacks ${count} of this release (the latest: ${pending.at(-1)}) and ` +
+      'MIGRATE_ON_START=false: run `npm run migrate` first, or unset MIGRATE_ON_START.',
+    services,
+  );
 }
 
 /** How long a starting process waits for the database's first answer (an unroutable host never refuses). */

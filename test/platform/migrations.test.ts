@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { sql } from 'drizzle-orm';
 import { afterAll, describe, expect, it } from 'vitest';
 import { selectRows } from '../../lib/db/client';
-import { MIGRATIONS_FOLDER, migrateDatabase } from '../../lib/db/migrate';
+import { MIGRATIONS_FOLDER, migrateDatabase, pendingMigrations } from '../../lib/db/migrate';
 import { customers } from '../../lib/db/schema';
 import { createAgent } from '../policy/fixtures';
 import { createTestDatabase, databaseTargets, type TestDatabase } from '../support/db';
@@ -74,6 +74,21 @@ describe.each(databaseTargets())('migrations on %s', (target) => {
     const rows = await db.select().from(customers);
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ name: 'Acme', plan: 'free', status: 'active', maxAgents: 1 });
+  });
+
+  it('pendingMigrations names what a database lacks: all on an empty one, the newer ones on an older one, none once applied', async () => {
+    const journal = JSON.parse(
+      await readFile(join(MIGRATIONS_FOLDER, 'meta', '_journal.json'), 'utf8'),
+    ) as Journal;
+    const tags = journal.entries.map((entry) => entry.tag);
+    const empty = await createTestDatabase(target, { migrate: false });
+    opened.push(empty);
+    expect(await pendingMigrations(empty.handle)).toEqual(tags);
+
+    const older = await migratedUpTo('0010_start_keys');
+    expect(await pendingMigrations(older.handle)).toEqual(tags.slice(tags.indexOf('0010_start_keys')));
+    await migrateDatabase(older.handle);
+    expect(await pendingMigrations(older.handle)).toEqual([]);
   });
 
   it('run safely from two connections at once', async () => {

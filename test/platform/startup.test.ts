@@ -163,4 +163,12 @@ describe('a process that cannot reach its database', () => {
       lock.release();
     }
   }, 60_000);
+
+  it('MIGRATE_ON_START=false on a database without the migrations: one line saying what to run', async () => {
+    const result = await runEntry('api/server.ts', { DATA_DIR: dataDir, MIGRATE_ON_START: 'false' });
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim()).toMatch(
+      /^Cannot start web\+worker\. The embedded database in .*pglite \(DATA_DIR\) lacks \d+ migrations of this release \(the latest: \d{4}_\w+\) and MIGRATE_ON_START=false: run `npm run migrate` first, or unset MIGRATE_ON_START\.$/,
+    );
+  }, 60_000);
 });
