@@ -1,7 +1,9 @@
+import { join } from 'node:path';
 import { type Config, ConfigError, parseConfig } from './config';
 import { createDatabase, type DatabaseHandle, describeDatabase, pgliteDirFor } from './db/client';
 import { migrateDatabase, pendingMigrations } from './db/migrate';
-import { type LoadedConfig, withDevSecrets } from './dev-secrets';
+import { DEV_SECRETS_FILE, type LoadedConfig, withDevSecrets } from './dev-secrets';
+import { judgeMasterKey, noReadableSecretsProblem, storedKeyVersions } from './master-key-check';
 import { usePlainProcessEnv } from './plain-env';
 import { createServices, type Services } from './services';
 import { withTimeout } from './timeout';
@@ -44,6 +46,10 @@ export async function boot(
   } else {
     await schemaCurrentOrExit(role, where, services);
   }
+  const keyFrom = parsed.secrets.encryptionMasterKey
+    ? 'ENCRYPTION_MASTER_KEY'
+    : `The development master key in ${join(parsed.dataDir, DEV_SECRETS_FILE)}`;
+  await masterKeyReadsOrExit(role, where, services, keyFrom);
   const { logger } = services;
   logger.info(
     {
@@ -85,6 +91,38 @@ async function schemaCurrentOrExit(role: string, where: string, services: Servic
       'MIGRATE_ON_START=false: run `npm run migrate` first, or unset MIGRATE_ON_START.',
     services,
   );
+}
+
+/**
+ * A master key that decrypts none of the stored secrets would leave every agent failing run by run
+ * while /health says ok: the process ends instead. Some unreadable secrets (a rotation finished
+ * without its old key) only warn: the other agents go on.
+ */
+async function masterKeyReadsOrExit(
+  role: string,
+  where: string,
+  services: Services,
+  keyFrom: string,
+): Promise<void> {
+  let verdict: ReturnType<typeof judgeMasterKey>;
+  try {
+    verdict = judgeMasterKey(services.keyring, await storedKeyVersions(services.db));
+  } catch (error) {
+    return startupProblem(
+      role,
+      `Could not read the stored secrets of ${where}: ${reasonOf(error)}`,
+      services,
+    );
+  }
+  if (verdict.kind === 'none-readable') {
+    return startupProblem(role, noReadableSecretsProblem(services.keyring, verdict, keyFrom), services);
+  }
+  if (verdict.kind === 'some-unreadable') {
+    services.logger.warn(
+      { unreadable: verdict.unreadable, stored: verdict.total, keyVersions: verdict.versions },
+      'stored secrets under a master key that is neither ENCRYPTION_MASTER_KEY nor ENCRYPTION_MASTER_KEY_PREVIOUS: their agents cannot run until that key is set as ENCRYPTION_MASTER_KEY_PREVIOUS (then rotate) or their credentials are PUT again',
+    );
+  }
 }
 
 /** How long a starting process waits for the database's first answer (an unroutable host never refuses). */

@@ -6,6 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createKeyring } from '../../lib/crypto';
+import { createCustomer } from '../../lib/customers';
+import { createDatabase, pgliteDirFor } from '../../lib/db/client';
+import { migrateDatabase } from '../../lib/db/migrate';
 import { lockDataDir } from '../../lib/db/pglite-lock';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -169,6 +173,32 @@ describe('a process that cannot reach its database', () => {
     expect(result.code).toBe(1);
     expect(result.stderr.trim()).toMatch(
       /^Cannot start web\+worker\. The embedded database in .*pglite \(DATA_DIR\) lacks \d+ migrations of this release \(the latest: \d{4}_\w+\) and MIGRATE_ON_START=false: run `npm run migrate` first, or unset MIGRATE_ON_START\.$/,
+    );
+  }, 60_000);
+
+  it('a master key that decrypts none of the stored secrets stops the start, naming where the key came from', async () => {
+    const storedUnder = randomBytes(32).toString('base64');
+    const handle = await createDatabase({ pgliteDir: pgliteDirFor(dataDir) });
+    try {
+      await migrateDatabase(handle);
+      const system = { actor: { type: 'system' as const }, requestId: undefined, ip: undefined };
+      await createCustomer(handle.db, system, createKeyring(storedUnder), { name: 'Acme' } as never);
+    } finally {
+      await handle.close();
+    }
+    const otherKey = randomBytes(32).toString('base64');
+    const wrong = await runEntry('api/server.ts', { DATA_DIR: dataDir, ENCRYPTION_MASTER_KEY: otherKey });
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr.trim()).toMatch(
+      /^Cannot start web\+worker\. ENCRYPTION_MASTER_KEY is not the key the database's secrets were encrypted with: it decrypts none of its 1 stored secret \(under master key version \d+; this key is version \d+\)\. Set ENCRYPTION_MASTER_KEY to the key they were made with; .*npm run rotate-master-key/,
+    );
+    expect(wrong.stderr).not.toContain(otherKey);
+    expect(wrong.stderr.trim().split('\n')).toHaveLength(1);
+    // Without ENCRYPTION_MASTER_KEY, development generates one in DATA_DIR: it cannot read them either.
+    const generated = await runEntry('functions/worker.ts', { DATA_DIR: dataDir });
+    expect(generated.code).toBe(1);
+    expect(generated.stderr.trim()).toMatch(
+      /^Cannot start worker\. The development master key in .*dev-secrets\.json is not the key the database's secrets/,
     );
   }, 60_000);
 });
