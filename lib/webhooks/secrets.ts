@@ -1,5 +1,5 @@
 import { eq } from 'drizzle-orm';
-import { decryptSecret, encryptSecret, type Keyring, webhookSecretBinding } from '../crypto';
+import { DecryptionError, decryptSecret, encryptSecret, type Keyring, webhookSecretBinding } from '../crypto';
 import type { Queryable } from '../db/client';
 import { customers } from '../db/schema';
 import { activeSigningSecrets, generateWebhookSecret, type SigningSecrets } from './sign';
@@ -84,6 +84,20 @@ export function signingSecretsOf(keyring: Keyring, row: CustomerRow, now: Date):
  * A new signing secret; the old one keeps signing (alongside) until `now + graceMs`, so receivers
  * can switch without dropping deliveries. Returns the new secret: shown to the customer once.
  */
+/**
+ * The current secret, or none when it no longer decrypts (tampered with, or under a master key no
+ * longer configured): it can sign nothing, so rotating replaces it, without a grace period, instead
+ * of failing and leaving the customer no way out.
+ */
+function readableCurrentSecret(keyring: Keyring, row: CustomerRow): string | undefined {
+  try {
+    return readWebhookSecretSlot(keyring, row, 'current');
+  } catch (error) {
+    if (error instanceof DecryptionError) return undefined;
+    throw error;
+  }
+}
+
 export async function rotateWebhookSecret(
   db: Queryable,
   keyring: Keyring,
@@ -91,7 +105,7 @@ export async function rotateWebhookSecret(
   options: { graceMs: number; now: Date },
 ): Promise<{ secret: string; previousExpiresAt: Date | null; row: CustomerRow }> {
   const secret = generateWebhookSecret();
-  const old = readWebhookSecretSlot(keyring, row, 'current');
+  const old = readableCurrentSecret(keyring, row);
   const previousExpiresAt =
     old && options.graceMs > 0 ? new Date(options.now.getTime() + options.graceMs) : null;
   const [updated] = await db

@@ -162,3 +162,37 @@ describe.each(databaseTargets())('a secret bound to an id in capitals, on %s', (
     await expect(readCredentialSecret(db, rotating, agentId, 'claude')).rejects.toThrow(/failed to decrypt/);
   });
 });
+
+// Its own database again: these tests leave rows no single keyring reads.
+describe.each(databaseTargets())('secrets that no longer decrypt, on %s', (target) => {
+  const harness = useApiHarness(target);
+
+  it('a webhook secret that no longer decrypts is replaced by rotate-secret, not a 500', async () => {
+    const { id: customerId, apiKey } = await harness.createCustomer();
+    const { db, keyring } = harness.services;
+    // Encrypted for another customer and copied here: under the right key, bound to the wrong row.
+    await db
+      .update(customers)
+      .set(
+        Object.fromEntries(
+          Object.entries(
+            encryptSecret(keyring, webhookSecretBinding('someone-else', 'current'), 'whsec_x'),
+          ).map(([field, value]) => [`webhookSecret${field[0]?.toUpperCase()}${field.slice(1)}`, value]),
+        ),
+      )
+      .where(eq(customers.id, customerId));
+    const res = await harness.call('POST', '/api/v1/webhook/rotate-secret', { key: apiKey });
+    expect(res.status).toBe(200);
+    const { secret } = (await res.json()) as { secret: string };
+    const [row] = await db.select().from(customers).where(eq(customers.id, customerId));
+    expect(row?.previousWebhookSecretCiphertext).toBeNull();
+    expect(
+      decryptSecret(keyring, webhookSecretBinding(customerId, 'current'), {
+        ciphertext: row?.webhookSecretCiphertext as string,
+        iv: row?.webhookSecretIv as string,
+        authTag: row?.webhookSecretAuthTag as string,
+        keyVersion: row?.webhookSecretKeyVersion as number,
+      }),
+    ).toBe(secret);
+  });
+});
