@@ -1,8 +1,9 @@
 import { and, eq, isNotNull, ne, or } from 'drizzle-orm';
 import { credentialFingerprint, decryptCredentialRow } from './credentials';
-import { credentialBinding, encryptSecret, type Keyring } from './crypto';
+import { credentialBinding, DecryptionError, encryptSecret, type Keyring } from './crypto';
 import type { Database } from './db/client';
 import { credentials, customers } from './db/schema';
+import { judgeMasterKey, storedKeyVersions } from './master-key-check';
 import { readWebhookSecretSlot, webhookSecretSlotColumns } from './webhooks/secrets';
 
 export interface RotationReport {
@@ -22,12 +23,24 @@ export async function rotateMasterKey(
 ): Promise<RotationReport> {
   const batchSize = options.batchSize ?? 100;
   const { current, previous } = keyring;
-  if (!previous) throw new Error('ENCRYPTION_MASTER_KEY_PREVIOUS must hold the old key to rotate from');
+  if (!previous)
+    throw new RotationError('ENCRYPTION_MASTER_KEY_PREVIOUS must hold the old key to rotate from');
   if (previous.version === current.version) {
-    throw new Error(
+    throw new RotationError(
       previous.key.equals(current.key)
         ? 'ENCRYPTION_MASTER_KEY and ENCRYPTION_MASTER_KEY_PREVIOUS are the same key'
         : 'the new master key collides with the old one on its version number; generate another new key',
+    );
+  }
+  // Secrets under a third key would stop the run at their batch, and running it again cannot help.
+  const verdict = judgeMasterKey(keyring, await storedKeyVersions(db));
+  if (verdict.kind !== 'ok') {
+    const unreadable = verdict.kind === 'none-readable' ? verdict.total : verdict.unreadable;
+    throw new RotationError(
+      `${unreadable === 1 ? '1 stored secret is' : `${unreadable} stored secrets are`} under master key ` +
+        `version ${verdict.versions.join(', ')}, which is neither ENCRYPTION_MASTER_KEY (version ` +
+        `${current.version}) nor ENCRYPTION_MASTER_KEY_PREVIOUS (version ${previous.version}): set ` +
+        'ENCRYPTION_MASTER_KEY_PREVIOUS to the key they were encrypted with. Nothing was changed.',
     );
   }
   const report: RotationReport = { credentials: 0, webhookSecrets: 0 };
@@ -42,7 +55,11 @@ export async function rotateMasterKey(
         .for('update', { skipLocked: true });
       for (const row of rows) {
         const binding = credentialBinding(row.customerId, row.agentId, row.kind);
-        const secret = decryptCredentialRow(keyring, row);
+        const secret = readOrExplain(
+          () => decryptCredentialRow(keyring, row),
+          `the ${row.kind} credential of agent ${row.agentId}`,
+          `PUT /api/v1/agents/${row.agentId}/credentials/${row.kind} again (or delete the agent)`,
+        );
         await tx
           .update(credentials)
           .set({
@@ -79,7 +96,11 @@ export async function rotateMasterKey(
       for (const row of rows) {
         const changes: Partial<typeof customers.$inferInsert> = {};
         for (const slot of ['current', 'previous'] as const) {
-          const secret = readWebhookSecretSlot(keyring, row, slot);
+          const secret = readOrExplain(
+            () => readWebhookSecretSlot(keyring, row, slot),
+            `the ${slot === 'current' ? '' : 'previous '}webhook signing secret of customer ${row.id}`,
+            'have that customer rotate it (POST /api/v1/webhook/rotate-secret)',
+          );
           if (secret) Object.assign(changes, webhookSecretSlotColumns(keyring, row.id, slot, secret));
         }
         await tx.update(customers).set(changes).where(eq(customers.id, row.id));
@@ -90,4 +111,28 @@ export async function rotateMasterKey(
     if (moved < batchSize) break;
   }
   return report;
+}
+
+/** A rotation that running it again cannot get past: the message says what to change first. */
+export class RotationError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RotationError';
+  }
+}
+
+/**
+ * A secret under a configured key that still does not decrypt was tampered with or copied from
+ * another row: the rotation stops at its batch (earlier batches stay done), naming the row and the fix.
+ */
+function readOrExplain<T>(read: () => T, what: string, fix: string): T {
+  try {
+    return read();
+  } catch (error) {
+    if (!(error instanceof DecryptionError)) throw error;
+    throw new RotationError(
+      `${what} does not decrypt under its master key (tampered with, or copied from another row): ` +
+        `${fix}, then run the rotation again; the batches before it are done.`,
+    );
+  }
 }

@@ -166,6 +166,25 @@ describe.each(databaseTargets())('a secret bound to an id in capitals, on %s', (
 // Its own database again: these tests leave rows no single keyring reads.
 describe.each(databaseTargets())('secrets that no longer decrypt, on %s', (target) => {
   const harness = useApiHarness(target);
+  const newKey = randomBytes(32).toString('base64');
+
+  async function agentWithClaudeKey(): Promise<{ customerId: string; agentId: string }> {
+    const { id: customerId, apiKey } = await harness.createCustomer({ plan: 'pro' });
+    const agentId = await harness.createAgent(apiKey);
+    const put = await harness.call('PUT', `/api/v1/agents/${agentId}/credentials/claude`, {
+      key: apiKey,
+      body: { apiKey: CLAUDE_KEY },
+    });
+    expect(put.status).toBe(200);
+    return { customerId, agentId };
+  }
+
+  async function storeClaudeKey(agentId: string, encrypted: ReturnType<typeof encryptSecret>) {
+    await harness.services.db
+      .update(credentials)
+      .set(encrypted)
+      .where(and(eq(credentials.agentId, agentId), eq(credentials.kind, 'claude')));
+  }
 
   it('a webhook secret that no longer decrypts is replaced by rotate-secret, not a 500', async () => {
     const { id: customerId, apiKey } = await harness.createCustomer();
@@ -194,5 +213,53 @@ describe.each(databaseTargets())('secrets that no longer decrypt, on %s', (targe
         keyVersion: row?.webhookSecretKeyVersion as number,
       }),
     ).toBe(secret);
+  });
+
+  it('a secret under a third key stops the rotation before it changes anything, naming its version', async () => {
+    const { customerId, agentId } = await agentWithClaudeKey();
+    const { db, keyring } = harness.services;
+    const third = createKeyring(randomBytes(32).toString('base64'));
+    await storeClaudeKey(
+      agentId,
+      encryptSecret(third, credentialBinding(customerId, agentId, 'claude'), CLAUDE_KEY),
+    );
+    const before = await db.select().from(customers).orderBy(customers.id);
+
+    const rotating = createKeyring(newKey, TEST_MASTER_KEY);
+    await expect(rotateMasterKey(db, rotating)).rejects.toThrow(
+      new RegExp(
+        `^1 stored secret is under master key version ${third.current.version}, which is neither ` +
+          `ENCRYPTION_MASTER_KEY \\(version ${rotating.current.version}\\) nor ENCRYPTION_MASTER_KEY_PREVIOUS ` +
+          `\\(version ${keyring.current.version}\\): set ENCRYPTION_MASTER_KEY_PREVIOUS to the key they were encrypted with\\. Nothing was changed\\.$`,
+      ),
+    );
+    expect(await db.select().from(customers).orderBy(customers.id)).toEqual(before);
+    // Put back as the harness's key stores it, for the next test.
+    await storeClaudeKey(
+      agentId,
+      encryptSecret(keyring, credentialBinding(customerId, agentId, 'claude'), CLAUDE_KEY),
+    );
+  });
+
+  it('a secret that does not decrypt under its own key stops the rotation at its batch, naming the row and the fix', async () => {
+    const { customerId, agentId } = await agentWithClaudeKey();
+    const { db, keyring } = harness.services;
+    await storeClaudeKey(
+      agentId,
+      encryptSecret(keyring, credentialBinding(customerId, 'someone-else', 'claude'), CLAUDE_KEY),
+    );
+
+    const rotating = createKeyring(newKey, TEST_MASTER_KEY);
+    await expect(rotateMasterKey(db, rotating, { batchSize: 1 })).rejects.toThrow(
+      `the claude credential of agent ${agentId} does not decrypt under its master key (tampered with, or copied from another row): PUT /api/v1/agents/${agentId}/credentials/claude again (or delete the agent), then run the rotation again`,
+    );
+    // Stored anew, the rotation runs to the end.
+    await storeClaudeKey(
+      agentId,
+      encryptSecret(keyring, credentialBinding(customerId, agentId, 'claude'), CLAUDE_KEY),
+    );
+    await rotateMasterKey(db, rotating, { batchSize: 1 });
+    const versions = await db.select({ version: credentials.keyVersion }).from(credentials);
+    expect(new Set(versions.map((row) => row.version))).toEqual(new Set([rotating.current.version]));
   });
 });

@@ -37,6 +37,18 @@ function runEntry(
   });
 }
 
+/** A migrated embedded database in `dataDir` holding one customer (its webhook secret) under `key`. */
+async function storeACustomerUnder(dataDir: string, key: string): Promise<void> {
+  const handle = await createDatabase({ pgliteDir: pgliteDirFor(dataDir) });
+  try {
+    await migrateDatabase(handle);
+    const system = { actor: { type: 'system' as const }, requestId: undefined, ip: undefined };
+    await createCustomer(handle.db, system, createKeyring(key), { name: 'Acme' } as never);
+  } finally {
+    await handle.close();
+  }
+}
+
 describe('a process that cannot reach its database', () => {
   let dataDir: string;
   beforeEach(() => {
@@ -177,15 +189,7 @@ describe('a process that cannot reach its database', () => {
   }, 60_000);
 
   it('a master key that decrypts none of the stored secrets stops the start, naming where the key came from', async () => {
-    const storedUnder = randomBytes(32).toString('base64');
-    const handle = await createDatabase({ pgliteDir: pgliteDirFor(dataDir) });
-    try {
-      await migrateDatabase(handle);
-      const system = { actor: { type: 'system' as const }, requestId: undefined, ip: undefined };
-      await createCustomer(handle.db, system, createKeyring(storedUnder), { name: 'Acme' } as never);
-    } finally {
-      await handle.close();
-    }
+    await storeACustomerUnder(dataDir, randomBytes(32).toString('base64'));
     const otherKey = randomBytes(32).toString('base64');
     const wrong = await runEntry('api/server.ts', { DATA_DIR: dataDir, ENCRYPTION_MASTER_KEY: otherKey });
     expect(wrong.code).toBe(1);
@@ -200,5 +204,33 @@ describe('a process that cannot reach its database', () => {
     expect(generated.stderr.trim()).toMatch(
       /^Cannot start worker\. The development master key in .*dev-secrets\.json is not the key the database's secrets/,
     );
+  }, 60_000);
+
+  it('rotate-master-key ends in one plain line, at any LOG_LEVEL: what to change when it cannot go on, done when done', async () => {
+    const oldKey = randomBytes(32).toString('base64');
+    const newKey = randomBytes(32).toString('base64');
+    await storeACustomerUnder(dataDir, oldKey);
+    const quiet = { DATA_DIR: dataDir, LOG_LEVEL: 'silent', ENCRYPTION_MASTER_KEY: newKey };
+
+    const unrelated = await runEntry('lib/rotate-master-key-cli.ts', {
+      ...quiet,
+      ENCRYPTION_MASTER_KEY_PREVIOUS: randomBytes(32).toString('base64'),
+    });
+    expect(unrelated.code).toBe(1);
+    expect(unrelated.stderr.trim()).toMatch(
+      /^Cannot finish the master key rotation\. 1 stored secret is under master key version \d+, which is neither ENCRYPTION_MASTER_KEY \(version \d+\) nor ENCRYPTION_MASTER_KEY_PREVIOUS \(version \d+\): set ENCRYPTION_MASTER_KEY_PREVIOUS to the key they were encrypted with\. Nothing was changed\.$/,
+    );
+    expect(unrelated.stdout).toBe('');
+
+    const done = await runEntry('lib/rotate-master-key-cli.ts', {
+      ...quiet,
+      ENCRYPTION_MASTER_KEY_PREVIOUS: oldKey,
+    });
+    expect(done.stderr).toBe('');
+    expect(done.code).toBe(0);
+    expect(done.stdout.trim()).toMatch(
+      /^Master key rotation done: 0 credentials and 1 webhook secret re-encrypted; every stored secret is under ENCRYPTION_MASTER_KEY \(version \d+\)\. Remove ENCRYPTION_MASTER_KEY_PREVIOUS from every process\.$/,
+    );
+    expect(done.stdout + done.stderr).not.toContain(oldKey);
   }, 60_000);
 });
