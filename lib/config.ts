@@ -34,6 +34,66 @@ function urlWithProtocols(protocols: readonly string[], what: string) {
 
 const httpUrl = urlWithProtocols(['http:', 'https:'], 'an http(s) URL');
 
+/** Digits only: `z.coerce.number()` would take `0x1000`, `1e3` or `12.0` for a port or a count. */
+function wholeNumber(min: number, max: number) {
+  return z
+    .string()
+    .trim()
+    .regex(/^\d+$/, { error: `expected a whole number from ${min} to ${max}` })
+    .transform(Number)
+    .pipe(
+      z
+        .number()
+        .min(min, { error: `expected at least ${min}` })
+        .max(max, { error: `expected at most ${max}` }),
+    );
+}
+
+function urlOrUndefined(value: string): URL | undefined {
+  try {
+    return new URL(value);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A URL Telegram can call as given: a query or fragment would be cut from the path we append. */
+const webhookBaseUrl = z
+  .string()
+  .trim()
+  .refine(
+    (value) => {
+      const url = urlOrUndefined(value);
+      return (
+        url?.protocol === 'https:' && !url.search && !value.includes('#') && !url.username && !url.password
+      );
+    },
+    { error: 'expected a public https URL without ?query, #fragment or user:password@' },
+  );
+
+/**
+ * A browser's Origin header is scheme://host[:port], lower-case, without a path: a trailing slash or
+ * capitals are spelled the browser's way; a path, query or fragment is refused (it never matches).
+ */
+const corsOrigin = z
+  .string()
+  .refine(
+    (value) => {
+      if (value === '*') return true;
+      const url = urlOrUndefined(value);
+      return (
+        (url?.protocol === 'http:' || url?.protocol === 'https:') &&
+        url.pathname === '/' &&
+        !url.search &&
+        !value.includes('#') &&
+        !url.username &&
+        !url.password
+      );
+    },
+    { error: 'expected * or origins (http(s)://host[:port]) without a path, query or fragment' },
+  )
+  .transform((value) => (value === '*' ? value : new URL(value).origin));
+
 /** 32 bytes, base64 (standard or url-safe alphabet). */
 export const MasterKeySchema = z
   .string()
@@ -42,121 +102,135 @@ export const MasterKeySchema = z
     error: 'expected 32 bytes encoded as base64 (generate one with: openssl rand -base64 32)',
   });
 
-export const EnvSchema = z
-  .object({
-    NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
-    PORT: z.coerce.number().int().min(1).max(65535).default(3000),
-    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-    DATA_DIR: z.string().trim().min(1).default('.data'),
+export const EnvSchema = z.object({
+  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  PORT: wholeNumber(1, 65535).default(3000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  DATA_DIR: z.string().trim().min(1).default('.data'),
 
-    DATABASE_URL: urlWithProtocols(['postgres:', 'postgresql:'], 'a PostgreSQL URL').optional(),
-    DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(10),
-    DATABASE_NAMED_STATEMENTS: booleanFlag.default(true),
-    MIGRATE_ON_START: booleanFlag.default(true),
-    ADMIN_RATE_LIMIT_PER_HOUR: z.coerce.number().int().min(1).max(100_000_000).default(10_000),
-    TRUST_PROXY_HOPS: z.coerce.number().int().min(0).max(10).default(1),
-    REDIS_URL: urlWithProtocols(['redis:', 'rediss:'], 'a Redis URL').optional(),
-    UPSTASH_REDIS_REST_URL: urlWithProtocols(['https:', 'http:'], 'the Upstash REST URL').optional(),
-    UPSTASH_REDIS_REST_TOKEN: optionalString,
+  DATABASE_URL: urlWithProtocols(['postgres:', 'postgresql:'], 'a PostgreSQL URL').optional(),
+  DATABASE_POOL_SIZE: wholeNumber(1, 100).default(10),
+  DATABASE_NAMED_STATEMENTS: booleanFlag.default(true),
+  MIGRATE_ON_START: booleanFlag.default(true),
+  ADMIN_RATE_LIMIT_PER_HOUR: wholeNumber(1, 100_000_000).default(10_000),
+  TRUST_PROXY_HOPS: wholeNumber(0, 10).default(1),
+  REDIS_URL: urlWithProtocols(['redis:', 'rediss:'], 'a Redis URL').optional(),
+  UPSTASH_REDIS_REST_URL: urlWithProtocols(['https:', 'http:'], 'the Upstash REST URL').optional(),
+  UPSTASH_REDIS_REST_TOKEN: optionalString,
 
-    ENCRYPTION_MASTER_KEY: MasterKeySchema.optional(),
-    ENCRYPTION_MASTER_KEY_PREVIOUS: MasterKeySchema.optional(),
-    ALLOWED_MODELS: z
-      .string()
-      .trim()
-      .transform((value) =>
-        value
-          .split(',')
-          .map((model) => model.trim())
-          .filter(Boolean),
-      )
-      .pipe(
-        z
-          .array(
-            z.string().regex(/^claude-[a-z0-9.-]+$/, { error: 'expected Claude model ids (claude-...)' }),
-          )
-          .min(1, { error: 'expected at least one model id' }),
-      )
-      .default(Object.values(DEFAULT_MODELS)),
-    ADMIN_API_KEY: z.string().trim().min(32, { error: 'expected at least 32 characters' }).optional(),
+  ENCRYPTION_MASTER_KEY: MasterKeySchema.optional(),
+  ENCRYPTION_MASTER_KEY_PREVIOUS: MasterKeySchema.optional(),
+  ALLOWED_MODELS: z
+    .string()
+    .trim()
+    .transform((value) =>
+      value
+        .split(',')
+        .map((model) => model.trim())
+        .filter(Boolean),
+    )
+    .pipe(
+      z
+        .array(z.string().regex(/^claude-[a-z0-9.-]+$/, { error: 'expected Claude model ids (claude-...)' }))
+        .min(1, { error: 'expected at least one model id' }),
+    )
+    .default(Object.values(DEFAULT_MODELS)),
+  ADMIN_API_KEY: z.string().trim().min(32, { error: 'expected at least 32 characters' }).optional(),
 
-    CORS_ORIGIN: z
-      .string()
-      .trim()
-      .transform((value) =>
-        value
-          .split(',')
-          .map((origin) => origin.trim())
-          .filter(Boolean),
-      )
-      .pipe(z.array(z.union([z.literal('*'), httpUrl])))
-      .default([]),
+  CORS_ORIGIN: z
+    .string()
+    .trim()
+    .transform((value) =>
+      value
+        .split(',')
+        .map((origin) => origin.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(corsOrigin))
+    .default([]),
 
-    TELEGRAM_WEBHOOK_BASE_URL: urlWithProtocols(['https:'], 'a public https URL').optional(),
-    TELEGRAM_API_ROOT: httpUrl.default('https://api.telegram.org'),
-    ANTHROPIC_BASE_URL: httpUrl.default('https://api.anthropic.com'),
+  TELEGRAM_WEBHOOK_BASE_URL: webhookBaseUrl.optional(),
+  TELEGRAM_API_ROOT: httpUrl.default('https://api.telegram.org'),
+  ANTHROPIC_BASE_URL: httpUrl.default('https://api.anthropic.com'),
 
-    JOBS_ENGINE: z.enum(['embedded', 'inngest']).optional(),
-    JOBS_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(128),
-    JOBS_HISTORY_DAYS: z.coerce.number().int().min(1).max(3650).default(7),
-    INNGEST_EVENT_KEY: optionalString,
-    INNGEST_SIGNING_KEY: z
-      .string()
-      .trim()
-      .regex(/^signkey-[a-z]+-[0-9a-f]+$/i, {
-        error: 'expected an Inngest signing key (signkey-<env>-<hex>)',
-      })
-      .optional(),
-    INNGEST_SIGNING_KEY_FALLBACK: z
-      .string()
-      .trim()
-      .regex(/^signkey-[a-z]+-[0-9a-f]+$/i, {
-        error: 'expected an Inngest signing key (signkey-<env>-<hex>)',
-      })
-      .optional(),
-    INNGEST_BASE_URL: httpUrl.optional(),
-    INNGEST_SERVE_ORIGIN: httpUrl.optional(),
-    INNGEST_APP_ID: z
-      .string()
-      .trim()
-      .regex(/^[a-z0-9-]+$/, { error: 'expected lower-case letters, digits and dashes' })
-      .default('openclaw-platform'),
+  JOBS_ENGINE: z.enum(['embedded', 'inngest']).optional(),
+  JOBS_CONCURRENCY: wholeNumber(1, 1000).default(128),
+  JOBS_HISTORY_DAYS: wholeNumber(1, 3650).default(7),
+  INNGEST_EVENT_KEY: optionalString,
+  INNGEST_SIGNING_KEY: z
+    .string()
+    .trim()
+    .regex(/^signkey-[a-z]+-[0-9a-f]+$/i, {
+      error: 'expected an Inngest signing key (signkey-<env>-<hex>)',
+    })
+    .optional(),
+  INNGEST_SIGNING_KEY_FALLBACK: z
+    .string()
+    .trim()
+    .regex(/^signkey-[a-z]+-[0-9a-f]+$/i, {
+      error: 'expected an Inngest signing key (signkey-<env>-<hex>)',
+    })
+    .optional(),
+  INNGEST_BASE_URL: httpUrl.optional(),
+  INNGEST_SERVE_ORIGIN: httpUrl.optional(),
+  INNGEST_APP_ID: z
+    .string()
+    .trim()
+    .regex(/^[a-z0-9-]+$/, { error: 'expected lower-case letters, digits and dashes' })
+    .default('openclaw-platform'),
 
-    WEBHOOK_ALLOW_PRIVATE_TARGETS: booleanFlag.optional(),
-  })
-  .superRefine((env, ctx) => {
-    if (Boolean(env.UPSTASH_REDIS_REST_URL) !== Boolean(env.UPSTASH_REDIS_REST_TOKEN)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: [env.UPSTASH_REDIS_REST_URL ? 'UPSTASH_REDIS_REST_TOKEN' : 'UPSTASH_REDIS_REST_URL'],
-        message: 'UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN must be set together',
-      });
+  WEBHOOK_ALLOW_PRIVATE_TARGETS: booleanFlag.optional(),
+});
+
+type RawEnv = Record<string, string | undefined>;
+
+/**
+ * Checks between variables, on the raw values: run beside the schema rather than after it (a zod
+ * refinement runs only once every single variable parsed), so one start reports every problem.
+ */
+function crossVariableProblems(env: RawEnv): string[] {
+  const problems: string[] = [];
+  if (Boolean(env.UPSTASH_REDIS_REST_URL) !== Boolean(env.UPSTASH_REDIS_REST_TOKEN)) {
+    problems.push(
+      `${env.UPSTASH_REDIS_REST_URL ? 'UPSTASH_REDIS_REST_TOKEN' : 'UPSTASH_REDIS_REST_URL'}: ` +
+        'UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN must be set together',
+    );
+  }
+  const engine = env.JOBS_ENGINE ?? (env.INNGEST_EVENT_KEY ? 'inngest' : 'embedded');
+  if (engine === 'inngest') {
+    if (!env.INNGEST_EVENT_KEY && !env.INNGEST_BASE_URL) {
+      problems.push(
+        'INNGEST_EVENT_KEY: required when JOBS_ENGINE=inngest (or set INNGEST_BASE_URL to a self-hosted server)',
+      );
     }
-    const engine = env.JOBS_ENGINE ?? (env.INNGEST_EVENT_KEY ? 'inngest' : 'embedded');
-    if (engine === 'inngest') {
-      if (!env.INNGEST_EVENT_KEY && !env.INNGEST_BASE_URL) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['INNGEST_EVENT_KEY'],
-          message: 'required when JOBS_ENGINE=inngest (or set INNGEST_BASE_URL to a self-hosted server)',
-        });
-      }
-      if (env.NODE_ENV === 'production' && !env.INNGEST_SIGNING_KEY) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['INNGEST_SIGNING_KEY'],
-          message: 'required in production when JOBS_ENGINE=inngest',
-        });
-      }
+    if (env.NODE_ENV === 'production' && !env.INNGEST_SIGNING_KEY) {
+      problems.push('INNGEST_SIGNING_KEY: required in production when JOBS_ENGINE=inngest');
     }
-    if (env.NODE_ENV === 'production') {
-      for (const name of ['ENCRYPTION_MASTER_KEY', 'ADMIN_API_KEY'] as const) {
-        if (!env[name]) {
-          ctx.addIssue({ code: 'custom', path: [name], message: 'required when NODE_ENV=production' });
-        }
-      }
+  }
+  if (env.INNGEST_SIGNING_KEY_FALLBACK && !env.INNGEST_SIGNING_KEY) {
+    problems.push(
+      'INNGEST_SIGNING_KEY_FALLBACK: set only with INNGEST_SIGNING_KEY (it is the key being rotated out)',
+    );
+  }
+  if (env.NODE_ENV === 'production') {
+    for (const name of ['ENCRYPTION_MASTER_KEY', 'ADMIN_API_KEY']) {
+      if (!env[name]) problems.push(`${name}: required when NODE_ENV=production`);
     }
-  });
+  }
+  const current = MasterKeySchema.safeParse(env.ENCRYPTION_MASTER_KEY);
+  const previous = MasterKeySchema.safeParse(env.ENCRYPTION_MASTER_KEY_PREVIOUS);
+  if (
+    current.success &&
+    previous.success &&
+    Buffer.from(current.data, 'base64').equals(Buffer.from(previous.data, 'base64'))
+  ) {
+    problems.push(
+      'ENCRYPTION_MASTER_KEY_PREVIOUS: the same key as ENCRYPTION_MASTER_KEY; set it to the old key ' +
+        'while rotating (npm run rotate-master-key), otherwise unset it',
+    );
+  }
+  return problems;
+}
 
 export type Env = z.infer<typeof EnvSchema>;
 
@@ -242,15 +316,15 @@ export function parseConfig(source: Record<string, string | undefined>): Config 
     Object.entries(source).filter(([, value]) => value !== undefined && value.trim() !== ''),
   );
   const result = EnvSchema.safeParse(cleaned);
-  if (!result.success) {
-    throw new ConfigError(
-      result.error.issues.map((issue) => {
-        const name = String(issue.path[0] ?? 'environment');
-        const got = name in cleaned && !/KEY|TOKEN|SECRET|URL/.test(name) ? ` (got "${cleaned[name]}")` : '';
-        return `${name}: ${issue.message}${got}`;
-      }),
-    );
-  }
+  const problems = [
+    ...(result.error?.issues ?? []).map((issue) => {
+      const name = String(issue.path[0] ?? 'environment');
+      const got = name in cleaned && !/KEY|TOKEN|SECRET|URL/.test(name) ? ` (got "${cleaned[name]}")` : '';
+      return `${name}: ${issue.message}${got}`;
+    }),
+    ...crossVariableProblems(cleaned),
+  ];
+  if (problems.length > 0 || !result.success) throw new ConfigError(problems);
   const env = result.data;
   return {
     env: env.NODE_ENV,

@@ -120,10 +120,63 @@ describe('parseConfig', () => {
       },
       'INNGEST_SIGNING_KEY: required in production',
     ],
+    [{ PORT: '0x1000' }, 'PORT: expected a whole number from 1 to 65535 (got "0x1000")'],
+    [{ PORT: '1e3' }, 'PORT: expected a whole number'],
+    [{ DATABASE_POOL_SIZE: '10.0' }, 'DATABASE_POOL_SIZE: expected a whole number'],
+    [{ JOBS_CONCURRENCY: '0' }, 'JOBS_CONCURRENCY: expected at least 1'],
+    [
+      { TELEGRAM_WEBHOOK_BASE_URL: 'https://bots.example.com/?via=heroku' },
+      'TELEGRAM_WEBHOOK_BASE_URL: expected a public https URL without ?query, #fragment',
+    ],
+    [
+      { TELEGRAM_WEBHOOK_BASE_URL: 'https://bots.example.com/#' },
+      'TELEGRAM_WEBHOOK_BASE_URL: expected a public https URL without ?query, #fragment',
+    ],
+    [
+      { TELEGRAM_WEBHOOK_BASE_URL: 'https://user:pw@bots.example.com' },
+      'TELEGRAM_WEBHOOK_BASE_URL: expected a public https URL without',
+    ],
+    [{ CORS_ORIGIN: 'https://app.example.com/dashboard' }, 'CORS_ORIGIN: expected * or origins'],
+    [{ CORS_ORIGIN: 'https://app.example.com?x' }, 'CORS_ORIGIN: expected * or origins'],
+    [
+      { ENCRYPTION_MASTER_KEY: TEST_MASTER_KEY, ENCRYPTION_MASTER_KEY_PREVIOUS: TEST_MASTER_KEY },
+      'ENCRYPTION_MASTER_KEY_PREVIOUS: the same key as ENCRYPTION_MASTER_KEY',
+    ],
+    [
+      // The same 32 bytes in the url-safe alphabet.
+      {
+        ENCRYPTION_MASTER_KEY: Buffer.alloc(32, 0xfb).toString('base64'),
+        ENCRYPTION_MASTER_KEY_PREVIOUS: Buffer.alloc(32, 0xfb).toString('base64url'),
+      },
+      'ENCRYPTION_MASTER_KEY_PREVIOUS: the same key',
+    ],
+    [
+      { INNGEST_SIGNING_KEY_FALLBACK: 'signkey-prod-00ff' },
+      'INNGEST_SIGNING_KEY_FALLBACK: set only with INNGEST_SIGNING_KEY',
+    ],
   ])('rejects %j', (env, expected) => {
     it(`with a line starting "${expected}"`, () => {
       expect(problems(env).some((line) => line.startsWith(expected))).toBe(true);
     });
+  });
+
+  it('spells CORS origins the way browsers send them, and keeps a webhook base URL path', () => {
+    const config = parseConfig({
+      CORS_ORIGIN: 'HTTPS://App.Example.com/, http://localhost:5173, *',
+      TELEGRAM_WEBHOOK_BASE_URL: 'https://bots.example.com/platform/',
+    });
+    expect(config.corsOrigins).toEqual(['https://app.example.com', 'http://localhost:5173', '*']);
+    expect(config.telegram.webhookBaseUrl).toBe('https://bots.example.com/platform/');
+  });
+
+  it('reports the checks between variables with the others, not only once those are fixed', () => {
+    const lines = problems({ NODE_ENV: 'production', PORT: '0x50', JOBS_CONCURRENCY: 'many' });
+    expect(lines.map((line) => line.split(':')[0])).toEqual([
+      'PORT',
+      'JOBS_CONCURRENCY',
+      'ENCRYPTION_MASTER_KEY',
+      'ADMIN_API_KEY',
+    ]);
   });
 
   it('reports every problem at once, one line each, without echoing secrets', () => {
