@@ -72,8 +72,14 @@ export function validationError(issues: ValidationIssue[]): AppError {
   });
 }
 
+/** The one error shape of the API; validation errors list their issues in `details.issues`. */
 export interface ErrorBody {
-  error: { code: ErrorCode; message: string; details?: Record<string, unknown>; requestId: string };
+  error: {
+    code: ErrorCode;
+    message: string;
+    details?: { issues?: ValidationIssue[]; [key: string]: unknown };
+    requestId: string;
+  };
 }
 
 export function errorBody(error: AppError, requestId: string): ErrorBody {

@@ -1,13 +1,11 @@
 import { describe, expect, it } from 'vitest';
+import type { ErrorBody } from '../../lib/errors';
 import { DEFAULT_MODELS } from '../../lib/models';
 import { databaseTargets } from '../support/db';
 import { json, useApiHarness } from './harness';
 
 interface AgentBody {
   agent: Record<string, unknown> & { id: string };
-}
-interface ErrorBody {
-  error: { code: string; message: string; details?: Record<string, unknown>; requestId: string };
 }
 
 describe.each(databaseTargets())('agents on %s', (target) => {

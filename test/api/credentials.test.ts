@@ -2,13 +2,10 @@ import { eq } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
 import { readCredentialSecret } from '../../lib/credentials';
 import { credentials } from '../../lib/db/schema';
+import type { ErrorBody } from '../../lib/errors';
 import { databaseTargets } from '../support/db';
 import { captureLogger } from '../support/services';
 import { CLAUDE_KEY, json, TELEGRAM_TOKEN, useApiHarness } from './harness';
-
-interface ErrorBody {
-  error: { code: string; message: string };
-}
 
 describe.each(databaseTargets())('credentials on %s', (target) => {
   const harness = useApiHarness(target);

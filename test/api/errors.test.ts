@@ -1,10 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import type { ErrorBody } from '../../lib/errors';
 import { databaseTargets } from '../support/db';
 import { json, useApiHarness } from './harness';
-
-interface ErrorBody {
-  error: { code: string; message: string; details?: Record<string, unknown>; requestId: string };
-}
 
 describe.each(databaseTargets())('error responses on %s', (target) => {
   const harness = useApiHarness(target);

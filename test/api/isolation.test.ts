@@ -1,10 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import type { ErrorBody } from '../../lib/errors';
 import { databaseTargets } from '../support/db';
 import { CLAUDE_KEY, json, TELEGRAM_TOKEN, useApiHarness } from './harness';
-
-interface ErrorBody {
-  error: { code: string; message: string; requestId: string };
-}
 
 /** Every customer route that names an agent, with a body it would accept. */
 const AGENT_ROUTES: [string, string, unknown][] = [

@@ -3,18 +3,10 @@ import { eq, sql } from 'drizzle-orm';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type App, createApp } from '../../api/app';
 import { agents, auditLog, customers } from '../../lib/db/schema';
+import type { ErrorBody } from '../../lib/errors';
 import { findJsonFaults, MAX_JSON_DEPTH, replaceLoneSurrogates } from '../../lib/json-faults';
 import { databaseTargets } from '../support/db';
 import { json, useApiHarness } from './harness';
-
-interface ErrorBody {
-  error: {
-    code: string;
-    message: string;
-    details?: { issues?: { field: string; message: string }[]; [key: string]: unknown };
-    requestId: string;
-  };
-}
 
 const NUL_MESSAGE = 'must not contain the NUL character (U+0000)';
 

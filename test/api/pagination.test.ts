@@ -1,15 +1,13 @@
 import { inArray, sql } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
 import { agents } from '../../lib/db/schema';
+import type { ErrorBody } from '../../lib/errors';
 import { databaseTargets } from '../support/db';
 import { json, useApiHarness } from './harness';
 
 interface AgentPage {
   agents: { id: string }[];
   nextCursor: string | null;
-}
-interface ErrorBody {
-  error: { code: string; message: string; details?: { issues?: { field: string }[] } };
 }
 
 const cursorOf = (text: string) => Buffer.from(text).toString('base64url');

@@ -1,15 +1,12 @@
 import { eq } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
 import { agents } from '../../lib/db/schema';
+import type { ErrorBody } from '../../lib/errors';
 import type { JobEvent } from '../../lib/jobs';
 import { PAIRING_APPROVED, requestPairing } from '../../lib/pairing';
 import { MAX_ALLOW_FROM_ENTRIES } from '../../lib/schemas/agents';
 import { databaseTargets } from '../support/db';
 import { json, useApiHarness } from './harness';
-
-interface ErrorBody {
-  error: { code: string; message: string; details?: Record<string, unknown> };
-}
 
 /** `count` distinct numeric ids, as long as real Telegram ids. */
 const ids = (count: number, from = 1) =>

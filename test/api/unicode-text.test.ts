@@ -1,19 +1,11 @@
 import { eq } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
 import { agents, auditLog, customers } from '../../lib/db/schema';
+import type { ErrorBody } from '../../lib/errors';
 import { LONE_SURROGATE_MESSAGE } from '../../lib/json-faults';
 import { databaseTargets } from '../support/db';
 import { TEST_ADMIN_KEY } from '../support/services';
 import { json, useApiHarness } from './harness';
-
-interface ErrorBody {
-  error: {
-    code: string;
-    message: string;
-    details?: { issues?: { field: string; message: string }[]; [key: string]: unknown };
-    requestId: string;
-  };
-}
 
 async function expectLoneSurrogateError(res: Response, field: string) {
   expect(res.status, field).toBe(400);
