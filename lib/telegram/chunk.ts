@@ -71,15 +71,28 @@ function isGraphemeBoundary(text: string, at: number): boolean {
   return at >= text.length;
 }
 
+/** A character reference typed in the Markdown (`&amp;`, `&#8212;`, `&#x1F600;`): one character once formatted. */
+const CHARACTER_REFERENCE = /&#?[A-Za-z0-9]{1,31};/g;
+
+function insideCharacterReference(text: string, at: number): boolean {
+  const from = Math.max(0, at - 33);
+  for (const match of text.slice(from, at + 33).matchAll(CHARACTER_REFERENCE)) {
+    const start = from + match.index;
+    if (start < at && at < start + match[0].length) return true;
+  }
+  return false;
+}
+
 /**
- * Whether a word can be cut before `text[at]`: not inside a surrogate pair or an emoji sequence, not
- * after the backslash of an escape (`\*`), and not next to a marker character, so that a cut through
- * bold, italic, strikethrough or code falls strictly inside its content, where `splitParagraph`
- * closes and reopens it.
+ * Whether a word can be cut before `text[at]`: not inside a surrogate pair, an emoji sequence or a
+ * character reference, not after the backslash of an escape (`\*`), and not next to a marker
+ * character, so that a cut through bold, italic, strikethrough or code falls strictly inside its
+ * content, where `splitParagraph` closes and reopens it.
  */
 function canCut(text: string, at: number): boolean {
   if (isHighSurrogate(text, at - 1)) return false;
   if (MARKER_CHARS.test(text[at - 1] ?? '') || MARKER_CHARS.test(text[at] ?? '')) return false;
+  if (insideCharacterReference(text, at)) return false;
   let backslashes = 0;
   while (text[at - 1 - backslashes] === '\\') backslashes++;
   // Segmenting costs the most, so it comes last.

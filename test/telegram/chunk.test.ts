@@ -326,6 +326,16 @@ describe('chunkMarkdown', () => {
     expect(pieces.join('')).toBe(emoji);
   });
 
+  it('cuts a word longer than the limit beside a character reference typed in it, never inside one', () => {
+    for (const reference of ['&amp;', '&#8212;', '&#x1F600;']) {
+      const word = `${'x'.repeat(TELEGRAM_MESSAGE_LIMIT - 3)}${reference}${'y'.repeat(100)}`;
+      const chunks = formatForTelegram(word);
+      expect(chunks.length, reference).toBe(2);
+      const shown = chunks.map((chunk) => parseTelegramHtml(chunk.html)).join('');
+      expect(shown, reference).toBe(parseTelegramHtml(formatForTelegram(word, 100_000)[0]?.html ?? ''));
+    }
+  });
+
   it('cuts a run of emoji sequences between them, never inside one', () => {
     const sequences = ['👨‍👩‍👧‍👦', '🇺🇦', '👍🏽', 'é', '🏳️‍🌈'];
     const text = Array.from({ length: 1_000 }, (_, i) => sequences[i % sequences.length]).join('');
