@@ -23,8 +23,9 @@ export async function rotateMasterKey(
 ): Promise<RotationReport> {
   const batchSize = options.batchSize ?? 100;
   const { current, previous } = keyring;
-  if (!previous)
+  if (!previous) {
     throw new RotationError('ENCRYPTION_MASTER_KEY_PREVIOUS must hold the old key to rotate from');
+  }
   if (previous.version === current.version) {
     throw new RotationError(
       previous.key.equals(current.key)
