@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 
 /**
@@ -86,6 +86,19 @@ export interface BuiltWebhookEvent<T extends WebhookEventType> {
  * Builds and validates an event. `data` is checked against its type's schema (unknown fields are
  * refused, so nothing internal leaks to a customer by accident); throws a `ZodError` otherwise.
  */
+/** What a Standard Webhooks `webhook-id` may hold here: it is signed as `${id}.${timestamp}.${body}`. */
+const SAFE_WEBHOOK_ID = /^[A-Za-z0-9_-]{1,200}$/;
+
+/**
+ * The webhook id of a producer's idempotency key: the key itself when it is a safe `webhook-id`,
+ * else `evt_` and a hash of it (keys made of an ISO time carry "." and ":"), the same every time,
+ * so the producer's retries still land on one delivery.
+ */
+export function webhookEventIdFor(key: string): string {
+  if (SAFE_WEBHOOK_ID.test(key)) return key;
+  return `evt_${createHash('sha256').update(key).digest('hex').slice(0, 32)}`;
+}
+
 export function buildWebhookEvent<T extends WebhookEventType>(
   type: T,
   agentId: string,
@@ -93,7 +106,7 @@ export function buildWebhookEvent<T extends WebhookEventType>(
   options: { id?: string; now: Date },
 ): BuiltWebhookEvent<T> {
   const event = {
-    id: options.id ?? randomUUID(),
+    id: options.id === undefined ? randomUUID() : webhookEventIdFor(options.id),
     type,
     agentId,
     timestamp: options.now.toISOString(),

@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici';
 import { type DeliveryResult, deliverOnce } from './deliver';
+import { webhookEventIdFor } from './events';
 import { type SigningSecrets, signPayload } from './sign';
 
 export interface WebhookAttemptInput {
@@ -31,7 +32,8 @@ export interface WebhookAttemptInput {
  */
 export function sendWebhookAttempt(input: WebhookAttemptInput): Promise<DeliveryResult> {
   const headers = signPayload({
-    id: input.id,
+    // Rows stored before ids were made safe carry the raw key: signed under its safe form.
+    id: webhookEventIdFor(input.id),
     timestamp: input.now ?? new Date(),
     body: input.body,
     secrets: input.secrets,

@@ -10,6 +10,7 @@ import { createExecutorHarness, type ExecutorHarness } from '../support/executor
 import { type FakeAnthropic, startFakeAnthropic } from '../support/fake-anthropic';
 import { type FakeTelegram, startFakeTelegram } from '../support/fake-telegram';
 import { TEST_ADMIN_KEY } from '../support/services';
+import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver';
 
 const WEBHOOK_BASE = 'https://bots.example.com';
 let botCounter = 0;
@@ -19,8 +20,10 @@ describe.each(databaseTargets())('agent lifecycle on %s', (target) => {
   let app: App;
   let telegram: FakeTelegram;
   let anthropic: FakeAnthropic;
+  let receiver: WebhookReceiver;
 
   beforeAll(async () => {
+    receiver = await startWebhookReceiver();
     telegram = await startFakeTelegram();
     anthropic = await startFakeAnthropic();
     harness = await createExecutorHarness({
@@ -42,6 +45,7 @@ describe.each(databaseTargets())('agent lifecycle on %s', (target) => {
     await harness.close();
     await telegram.stop();
     await anthropic.stop();
+    await receiver.close();
   });
 
   const call = (method: string, path: string, key: string, body?: unknown) =>
@@ -77,7 +81,10 @@ describe.each(databaseTargets())('agent lifecycle on %s', (target) => {
     if (options.claudeValid !== false) anthropic.addKey(apiKeyForClaude);
     const created = (await (
       await call('POST', '/api/v1/admin/customers', TEST_ADMIN_KEY, { name: 'Lifecycle', plan: 'pro' })
-    ).json()) as { customer: { id: string }; apiKey: string };
+    ).json()) as { customer: { id: string }; apiKey: string; webhookSecret: string };
+    // Each customer's webhook deliveries arrive on a path of its own.
+    const webhookPath = `/customer-${botCounter}`;
+    await call('PUT', '/api/v1/webhook', created.apiKey, { url: `${receiver.url}${webhookPath}` });
     const agent = (await (
       await call('POST', '/api/v1/agents', created.apiKey, {
         name: 'Lifecycle bot',
@@ -95,6 +102,14 @@ describe.each(databaseTargets())('agent lifecycle on %s', (target) => {
       agentId,
       token,
       botUsername: `lifecycle_${botCounter}_bot`,
+      /** The customer's webhook events as its endpoint received them, each checked against its secret. */
+      delivered: () =>
+        receiver.requests
+          .filter((request) => request.path === `${new URL(receiver.url).pathname}${webhookPath}`)
+          .map((request) => ({
+            ...(JSON.parse(request.body) as { type: string; agentId: string }),
+            verifies: request.standardVerifies(created.webhookSecret),
+          })),
     };
   }
 
@@ -217,6 +232,10 @@ describe.each(databaseTargets())('agent lifecycle on %s', (target) => {
     expect(emitted).toContainEqual(
       expect.objectContaining({ type: 'agent.started', agentId: agent.agentId }),
     );
+    // And the customer's endpoint got it, once, signed.
+    expect(agent.delivered()).toEqual([
+      expect.objectContaining({ type: 'agent.started', agentId: agent.agentId, verifies: true }),
+    ]);
   });
 
   it('stops: deleteWebhook, status stopped, agent.stopped; stopping again changes nothing', async () => {
@@ -239,6 +258,10 @@ describe.each(databaseTargets())('agent lifecycle on %s', (target) => {
     await call('POST', `/api/v1/agents/${agent.agentId}/stop`, agent.key);
     await harness.settle();
     expect(telegram.callsOf('deleteWebhook', agent.token)).toHaveLength(deletes);
+    expect(agent.delivered().map(({ type, verifies }) => ({ type, verifies }))).toEqual([
+      { type: 'agent.started', verifies: true },
+      { type: 'agent.stopped', verifies: true },
+    ]);
   });
 
   it('refuses a second running agent on the same bot', async () => {
