@@ -147,3 +147,8 @@ export function isNulStorageError(error: unknown): boolean {
   }
   return false;
 }
+
+/** `text` with NUL and lone surrogates, which PostgreSQL's text and jsonb refuse, as U+FFFD. */
+export function storableText(text: string): string {
+  return text.replace(LONE_SURROGATE, '\uFFFD').replaceAll('\u0000', '\uFFFD');
+}

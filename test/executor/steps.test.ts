@@ -127,6 +127,38 @@ describe.each(databaseTargets())('executor steps on %s', (target) => {
     expect(run?.steps[0]).toMatchObject({ status: 'completed', attempts: 3 });
   });
 
+  it('stores a step output or error holding NUL or a lone surrogate (jsonb refuses both) instead of running it for ever', async () => {
+    let outputs = 0;
+    let failures = 0;
+    h = await createExecutorHarness({
+      target,
+      functions: (inngest) => [
+        inngest.createFunction(
+          { id: 'odd-text', retries: 1, triggers: [{ event: 'test/odd-text' }] },
+          async ({ step }) => {
+            const echoed = await step.run('echo', () => {
+              outputs += 1;
+              return { text: 'a\u0000b\ud800c' };
+            });
+            await step.run('fail', () => {
+              failures += 1;
+              throw new Error(`receiver said "ok\u0000" \udc00`);
+            });
+            return echoed;
+          },
+        ),
+      ],
+    });
+    await h.send({ name: 'test/odd-text', data: {} });
+    await h.settle();
+    expect(outputs).toBe(1);
+    expect(failures).toBe(2); // the first try and its one retry
+    const [run] = await h.runsOf(`${APP}-odd-text`);
+    expect(run?.status).toBe('failed');
+    expect(run?.steps[0]).toMatchObject({ status: 'completed', output: { text: 'a\ufffdb\ufffdc' } });
+    expect(run?.error).toMatchObject({ message: 'receiver said "ok\ufffd" \ufffd' });
+  });
+
   it('honours RetryAfterError: the retry waits for the retry-after time', async () => {
     let tries = 0;
     h = await createExecutorHarness({
