@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import { type Dispatcher, request } from 'undici';
+import { storableText } from '../json-faults';
 import { VERSION } from '../version';
 import { createWebhookDispatcher, findBlockedTargetError } from './ssrf';
 
@@ -84,7 +85,8 @@ async function readExcerpt(body: Readable, limit: number): Promise<string> {
   } finally {
     body.destroy();
   }
-  return new TextDecoder().decode(Buffer.concat(chunks));
+  // Stored in a text column: a binary reply's NUL would make the delivery's bookkeeping fail after a 2xx.
+  return storableText(new TextDecoder().decode(Buffer.concat(chunks)));
 }
 
 function classifyStatus(status: number): DeliveryOutcome {
@@ -101,7 +103,7 @@ function describeError(error: unknown): string {
   if (!(error instanceof Error)) return 'request failed';
   const code = (error as NodeJS.ErrnoException).code;
   const cause = error.cause instanceof Error ? `: ${error.cause.message}` : '';
-  return `${code ? `${code} ` : ''}${error.message}${cause}`.slice(0, 500);
+  return storableText(`${code ? `${code} ` : ''}${error.message}${cause}`.slice(0, 500));
 }
 
 export async function deliverOnce(input: DeliverOnceInput): Promise<DeliveryResult> {

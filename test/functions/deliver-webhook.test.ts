@@ -136,6 +136,26 @@ describe.each(databaseTargets())('customer webhooks end to end on %s', (target) 
     expect(list.deliveries[0]).toMatchObject({ status: 'failed', attempts: 1 });
   });
 
+  it('a 2xx answer with NUL in its body is one delivery, not one sent again and again', async () => {
+    const customer = await newCustomer('/binary-reply');
+    // A gzip body undici does not inflate, or any binary answer, holds NUL.
+    receiver.script([{ status: 200, body: 'ok\u0000\u0000' }]);
+    await emit(customer.customer.id, 'evt-binary-1');
+    await harness.settle();
+    expect(requestsTo('/binary-reply')).toHaveLength(1);
+    receiver.script([{ status: 200 }]);
+    await emit(customer.customer.id, 'evt-binary-2');
+    await harness.settle();
+    expect(requestsTo('/binary-reply').map((request) => request.headers['webhook-id'])).toEqual([
+      'evt-binary-1',
+      'evt-binary-2',
+    ]);
+    const list = (await (await call('GET', '/api/v1/webhook/deliveries', customer.apiKey)).json()) as {
+      deliveries: { status: string; attempts: number }[];
+    };
+    expect(list.deliveries.map((delivery) => delivery.status)).toEqual(['succeeded', 'succeeded']);
+  });
+
   it("delivers a customer's events in the order they happened", async () => {
     const customer = await newCustomer('/ordered');
     receiver.script([{ status: 500 }, { status: 200 }]);
