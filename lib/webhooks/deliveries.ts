@@ -233,13 +233,16 @@ export async function attemptDelivery(
   if (!row || row.status === 'succeeded' || row.status === 'failed') return { outcome: 'skipped' };
   const [customer] = await db.select().from(customers).where(eq(customers.id, row.customerId));
   const secrets = customer ? signingSecretsOf(keyring, customer, input.now) : undefined;
-  const url = row.url;
+  // The customer's URL now, not the one the event was recorded with: an endpoint cleared or replaced
+  // while an event retries (a domain given up, a leaked URL) must not get it any more.
+  const url = customer?.webhookUrl;
   if (!customer || !secrets || !url) {
+    const error = url ? 'no signing secret' : 'webhook URL cleared before the event was delivered';
     await db
       .update(webhookDeliveries)
-      .set({ status: 'failed', lastError: 'no webhook URL or signing secret' })
+      .set({ status: 'failed', lastError: error, nextAttemptAt: null })
       .where(eq(webhookDeliveries.id, row.id));
-    return { outcome: 'give_up', error: 'no webhook URL or signing secret' };
+    return { outcome: 'give_up', error };
   }
   const result = await sendWebhookAttempt({
     url,
@@ -272,6 +275,7 @@ export async function attemptDelivery(
     await tx
       .update(webhookDeliveries)
       .set({
+        url,
         status,
         attempts: input.attempt,
         lastStatusCode: result.statusCode ?? null,

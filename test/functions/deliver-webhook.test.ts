@@ -156,6 +156,34 @@ describe.each(databaseTargets())('customer webhooks end to end on %s', (target) 
     expect(list.deliveries.map((delivery) => delivery.status)).toEqual(['succeeded', 'succeeded']);
   });
 
+  it('an event still retrying goes to the URL the customer has now, and to none once it is cleared', async () => {
+    const moved = await newCustomer('/moved-from');
+    receiver.script([{ status: 500 }, { status: 200 }]);
+    await emit(moved.customer.id, 'evt-moved-1');
+    await harness.drain();
+    expect(requestsTo('/moved-from')).toHaveLength(1);
+    await call('PUT', '/api/v1/webhook', moved.apiKey, { url: `${receiver.url}/moved-to` });
+    await harness.settle();
+    expect(requestsTo('/moved-from')).toHaveLength(1);
+    expect(requestsTo('/moved-to').map((request) => request.headers['webhook-id'])).toEqual(['evt-moved-1']);
+
+    const cleared = await newCustomer('/cleared');
+    receiver.script([{ status: 500 }, { status: 200 }]);
+    await emit(cleared.customer.id, 'evt-cleared-1');
+    await harness.drain();
+    const put = await call('PUT', '/api/v1/webhook', cleared.apiKey, { url: null });
+    expect(put.status).toBe(200);
+    await harness.settle();
+    expect(requestsTo('/cleared')).toHaveLength(1);
+    const list = (await (await call('GET', '/api/v1/webhook/deliveries', cleared.apiKey)).json()) as {
+      deliveries: { status: string; lastError: string }[];
+    };
+    expect(list.deliveries[0]).toMatchObject({
+      status: 'failed',
+      lastError: 'webhook URL cleared before the event was delivered',
+    });
+  });
+
   it("delivers a customer's events in the order they happened", async () => {
     const customer = await newCustomer('/ordered');
     receiver.script([{ status: 500 }, { status: 200 }]);
