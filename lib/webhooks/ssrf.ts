@@ -179,7 +179,8 @@ export function webhookUrlProblem(value: string, options: WebhookUrlOptions): st
   if (isIpLiteral(host)) {
     const verdict = checkAddress(host, { allowPrivate });
     if (!verdict.allowed) return `must not point at ${host}, a blocked address (${verdict.range})`;
-  } else if (!allowPrivate && (host === 'localhost' || host.endsWith('.localhost'))) {
+  } else if (!allowPrivate && /(^|\.)localhost\.?$/.test(host)) {
+    // `localhost.` (the root's dot) names the same host.
     return 'must not point at localhost';
   }
   return undefined;

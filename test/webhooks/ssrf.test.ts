@@ -35,6 +35,8 @@ describe('validateWebhookUrl (save time)', () => {
     ['empty fragment', 'https://hooks.example.com/x#', 'must not contain a #fragment'],
     ['localhost', 'https://localhost/x', 'must not point at localhost'],
     ['a .localhost name', 'https://api.localhost/x', 'must not point at localhost'],
+    ['localhost with the root dot', 'https://localhost./x', 'must not point at localhost'],
+    ['a .localhost name with the root dot', 'https://API.localhost./x', 'must not point at localhost'],
     ['loopback literal', 'https://127.0.0.1/x', 'must not point at 127.0.0.1, a blocked address (loopback)'],
     ['metadata literal', 'https://169.254.169.254/latest/meta-data', 'linkLocal'],
     ['decimal loopback', 'https://2130706433/x', 'loopback'],
