@@ -149,8 +149,37 @@ const claimMessage = preparedQuery((db) =>
     .prepare('reply_claim_message'),
 );
 
+/** How far apart the items of one album may be stored and still count as one (they come within seconds). */
+const ALBUM_WINDOW_MS = 10 * 60_000;
+
+/**
+ * Another item of the same album (media_group_id) in the chat that speaks for it: an earlier one,
+ * or one with a caption. Telegram sends an album as one message per item, usually captioning one.
+ */
+const readAlbumSibling = preparedQuery((db) =>
+  db
+    .select({ id: telegramMessages.id })
+    .from(telegramMessages)
+    .where(
+      and(
+        eq(telegramMessages.agentId, sql.placeholder('agentId')),
+        sql`${telegramMessages.chatId} = ${sql.placeholder('chatId')}`,
+        sql`${telegramMessages.createdAt} > ${sql.placeholder('since')}::timestamptz`,
+        eq(telegramMessages.direction, 'inbound'),
+        ne(telegramMessages.id, sql.placeholder('messageId')),
+        sql`${telegramMessages.update} -> 'message' ->> 'media_group_id' = ${sql.placeholder('mediaGroupId')}`,
+        or(
+          sql`${telegramMessages.telegramMessageId} < ${sql.placeholder('telegramMessageId')}`,
+          sql`coalesce(${telegramMessages.text}, '') <> ''`,
+        ),
+      ),
+    )
+    .limit(1)
+    .prepare('reply_album_sibling'),
+);
+
 /** The statements of a decision on every message, for the test of their plans (test/conversation/plans.test.ts). */
-export const decideStatements = { readAgentAndTurn, claimMessage };
+export const decideStatements = { readAgentAndTurn, claimMessage, readAlbumSibling };
 
 /**
  * Decides what one stored inbound message gets: nothing, a fixed notice, a Claude answer, or `wait`
@@ -218,6 +247,20 @@ export async function decideInbound(
   const { text } = messageText(message);
   // A service message (a pin, a member joining): nothing to answer, and no pairing code for it.
   if (text.trim() === '' && attachmentOf(message) === undefined) return skip('no_text');
+
+  // One answer per album: its uncaptioned items are left to the item with the caption, or to the
+  // first when none has one (one "text only" notice, one pairing code).
+  if (text.trim() === '' && message.media_group_id) {
+    const [sibling] = await readAlbumSibling(db).execute({
+      agentId: agent.id,
+      chatId: message.chat.id,
+      since: new Date(claimed.createdAt.getTime() - ALBUM_WINDOW_MS).toISOString(),
+      messageId: claimed.id,
+      mediaGroupId: message.media_group_id,
+      telegramMessageId: message.message_id,
+    });
+    if (sibling) return skip('album_item');
+  }
 
   const botUsername = agent.telegramBotUsername ?? agent.botUsername ?? '';
   const bot = { id: agent.telegramBotId ?? 0, username: botUsername };

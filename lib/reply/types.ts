@@ -31,6 +31,8 @@ export type SkipReason =
   /** A channel's post Telegram copied into its discussion group (sent as user 777000, not a bot). */
   | 'automatic_forward'
   | 'no_text'
+  /** An uncaptioned item of an album another item of it speaks for. */
+  | 'album_item'
   | 'dm_disabled'
   | 'not_allowed'
   | 'group_disabled'

@@ -49,6 +49,8 @@ const BaseMessageSchema = z.looseObject({
   date: z.number().int(),
   text: z.string().optional(),
   caption: z.string().optional(),
+  /** The album a photo or video belongs to: Telegram sends one message per item, sharing this id. */
+  media_group_id: z.string().optional(),
   entities: z.array(MessageEntitySchema).optional(),
   /** A caption's entities: Telegram keeps them apart from a text's. */
   caption_entities: z.array(MessageEntitySchema).optional(),

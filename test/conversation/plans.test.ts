@@ -98,6 +98,18 @@ describe.each(databaseTargets())(
       expectOnlyChatOrKeyReads(scans);
     });
 
+    it('looks for another item of an album within the chat', async () => {
+      const scans = await genericPlanScans(db, decideStatements.readAlbumSibling(db), {
+        agentId,
+        chatId,
+        since: new Date(Date.now() - 600_000).toISOString(),
+        messageId,
+        mediaGroupId: 'album-1',
+        telegramMessageId: 10,
+      });
+      expectOnlyChatOrKeyReads(scans);
+    });
+
     it('reads the history bound and the history rows of the chat only', async () => {
       expectOnlyChatOrKeyReads(
         await genericPlanScans(db, historyStatements.readOldestInboundNeeded(db), {

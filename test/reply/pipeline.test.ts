@@ -925,6 +925,42 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
     expect(statuses).toEqual(['answered', 'ignored', 'ignored', 'ignored', 'ignored']);
   });
 
+  /** An album in a DM as Telegram sends it: one message per photo, sharing a media_group_id. */
+  const album = (from: { id: number }, groupId: string, captions: (string | undefined)[]) =>
+    captions.map((caption) => {
+      const { text: _text, ...message } = buildUpdate.privateText({ from, text: 'x' }).message;
+      return {
+        update_id: buildUpdate.privateText({ from, text: 'x' }).update_id,
+        message: {
+          ...message,
+          media_group_id: groupId,
+          photo: [{ file_id: `p-${groupId}`, file_unique_id: `u-${groupId}`, width: 90, height: 60 }],
+          ...(caption ? { caption } : {}),
+        },
+      };
+    });
+
+  it('answers a photo album once: the caption, or one notice when none has one', async () => {
+    const agent = await agentWith();
+    await handleFor(agent)(...album({ id: 6201 }, 'album-1', ['what are these?', undefined, undefined]));
+    expect(textsTo(agent, 6201)).toEqual([`Echo: ${withAttachmentNote('what are these?', 'a photo')}`]);
+    await handleFor(agent)(...album({ id: 6202 }, 'album-2', [undefined, undefined, undefined, undefined]));
+    expect(textsTo(agent, 6202)).toEqual([TEXT_ONLY_NOTICE]);
+    // The album's items are all settled: the next message is answered as usual.
+    await handleFor(agent)(buildUpdate.privateText({ from: { id: 6202 }, text: 'and now?' }));
+    expect(textsTo(agent, 6202)).toEqual([TEXT_ONLY_NOTICE, 'Echo: and now?']);
+    const statuses = (await rowsOf(agent)).filter((r) => r.direction === 'inbound').map((r) => r.status);
+    expect(statuses.filter((status) => status !== 'answered' && status !== 'ignored')).toEqual([]);
+  });
+
+  it('gives a stranger who sends an album one pairing code, not one per photo', async () => {
+    const agent = await createRunningAgent(harness, telegram, anthropic, { agent: { name: 'Concierge' } });
+    await handleFor(agent)(...album({ id: 6301 }, 'album-3', [undefined, undefined, undefined]));
+    const texts = textsTo(agent, 6301);
+    expect(texts).toHaveLength(1);
+    expect(texts[0]).toMatch(/pairing code: [A-Z2-9]{8}/);
+  });
+
   /** Posts an update to `application` with the agent's webhook secret, as Telegram would. */
   const postUpdate = async (application: App, agent: RunningAgent, update: Record<string, unknown>) => {
     const { db, keyring } = harness.services;
