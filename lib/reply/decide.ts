@@ -409,6 +409,9 @@ export function replyTargetOf(message: TelegramMessage): ReplyTarget {
     replyToMessageId: group ? message.message_id : undefined,
     messageThreadId: forumTopicOf(message),
     typingThreadId: typingThreadOf(message),
+    ...(group && message.message_thread_id !== undefined && !message.is_topic_message
+      ? { everyChunkReplies: true }
+      : {}),
   };
 }
 

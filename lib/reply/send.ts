@@ -53,7 +53,8 @@ export async function agentTelegramApi(
 /**
  * Sends one message of a reply and stores it as an outbound row (with `usage` when given). HTML first;
  * when Telegram rejects the entities, the same chunk again as plain text. The first chunk of a group
- * answer replies to the triggering message (and is still sent if that message was deleted). A group
+ * answer replies to the triggering message (and is still sent if that message was deleted); in a
+ * discussion group's comment thread every chunk does, as only a reply stays in the thread. A group
  * upgraded to a supergroup since gets it at its new id (recorded, so the history follows). Failures
  * come back classified: the caller decides between retrying after Telegram's `retry_after`, retrying,
  * stopping quietly (blocked) and failing.
@@ -73,7 +74,7 @@ export async function sendReplyChunk(
   if (!api) return { status: 'failed', description: 'the Telegram bot token was removed' };
   const other = {
     ...(target.messageThreadId === undefined ? {} : { message_thread_id: target.messageThreadId }),
-    ...(input.first && target.replyToMessageId !== undefined
+    ...((input.first || target.everyChunkReplies) && target.replyToMessageId !== undefined
       ? { reply_parameters: { message_id: target.replyToMessageId, allow_sending_without_reply: true } }
       : {}),
   };

@@ -7,6 +7,11 @@ export interface ReplyTarget {
   replyToMessageId?: number | undefined;
   /** Forum topics: the thread the triggering message was in. */
   messageThreadId?: number | undefined;
+  /**
+   * A comment thread of a channel's discussion group (a reply thread outside a forum): Telegram
+   * keeps a message there only as a reply, so every chunk replies to the triggering message.
+   */
+  everyChunkReplies?: boolean | undefined;
   /** The thread the typing action is sent to: the topic, and in a forum's General topic its id. */
   typingThreadId?: number | undefined;
 }

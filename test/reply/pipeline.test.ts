@@ -739,6 +739,43 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
     expect(outbound[1]?.outputTokens).toBeNull();
   });
 
+  it("keeps every chunk of a long answer in a discussion group's comment thread, as a reply", async () => {
+    const agent = await agentWith({ agent: { maxTokens: 4096, telegramGroupPolicy: 'open' } });
+    const chatId = -1002468;
+    const paragraph = (n: number) => `${'word '.repeat(99)}end ${n}.`;
+    anthropic.setReply(Array.from({ length: 10 }, (_, i) => paragraph(i)).join('\n\n'), agent.claudeKey);
+    const from = { id: 5651, first_name: 'Gus' };
+    const comment = buildUpdate.groupMention({
+      chatId,
+      from,
+      botUsername: agent.botUsername,
+      rest: 'explain',
+    });
+    // A comment under a channel post: in the post's reply thread, which is not a forum topic.
+    await handleFor(agent)({
+      ...comment,
+      message: {
+        ...comment.message,
+        message_thread_id: 500,
+        reply_to_message: {
+          message_id: 500,
+          from: { id: 777000, is_bot: false, first_name: 'Telegram' },
+          sender_chat: { id: -100777, type: 'channel', title: 'MyChan' },
+          chat: comment.message.chat,
+          date: 1,
+          text: 'post',
+          is_automatic_forward: true,
+        },
+      },
+    });
+    const sent = sentBy(agent, chatId);
+    expect(sent).toHaveLength(2);
+    for (const message of sent) {
+      expect(message.params.reply_parameters).toMatchObject({ message_id: comment.message.message_id });
+      expect(message.params.message_thread_id).toBeUndefined();
+    }
+  });
+
   it('retries Claude after 529 and 500, honouring retry-after, and answers once', async () => {
     const agent = await agentWith();
     anthropic.failNext(1, ANTHROPIC_ERRORS.overloaded(20), agent.claudeKey);
