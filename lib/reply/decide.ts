@@ -319,6 +319,11 @@ export async function decideInbound(
       settle: 'answered',
     };
   }
+  if (claimed.isCommand) {
+    // Stored as one of our commands (`/reset@another_bot` in a DM), answered as a message: it and its
+    // answer belong to the history, which leaves commands out.
+    await db.update(telegramMessages).set({ isCommand: false }).where(eq(telegramMessages.id, claimed.id));
+  }
   if (text.trim() === '') {
     // A photo, sticker or voice note in a private chat: say so rather than stay silent.
     if (chatType !== 'private') return skip('no_text');

@@ -977,6 +977,23 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
       };
     });
 
+  it('a DM naming another bot in a command is answered by Claude and kept in the history', async () => {
+    const agent = await agentWith();
+    const from = { id: 6401 };
+    const say = handleFor(agent);
+    await say(buildUpdate.privateText({ from, text: 'first' }));
+    await say(buildUpdate.privateText({ from, text: '/reset@another_bot' }));
+    await say(buildUpdate.privateText({ from, text: 'third' }));
+    expect(textsTo(agent, 6401)).toEqual(['Echo: first', 'Echo: /reset@another_bot', 'Echo: third']);
+    expect(conversationOf(agent, -1)).toEqual([
+      'first',
+      'Echo: first',
+      '/reset@another_bot',
+      'Echo: /reset@another_bot',
+      'third',
+    ]);
+  });
+
   it('answers a photo album once: the caption, or one notice when none has one', async () => {
     const agent = await agentWith();
     await handleFor(agent)(...album({ id: 6201 }, 'album-1', ['what are these?', undefined, undefined]));
