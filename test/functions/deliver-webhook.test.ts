@@ -62,7 +62,7 @@ describe.each(databaseTargets())('customer webhooks end to end on %s', (target) 
           eventId,
           occurredAt: new Date().toISOString(),
         },
-        { id: `customer-event-${eventId}` },
+        { id: `customer-event-${customerId}-${eventId}` },
       ),
     );
   }
@@ -182,6 +182,17 @@ describe.each(databaseTargets())('customer webhooks end to end on %s', (target) 
       status: 'failed',
       lastError: 'webhook URL cleared before the event was delivered',
     });
+  });
+
+  it("one customer's event id never stands in the way of the same id of another's", async () => {
+    const first = await newCustomer('/tenant-a');
+    const second = await newCustomer('/tenant-b');
+    receiver.script([{ status: 200 }]);
+    await emit(first.customer.id, 'evt-same-id');
+    await emit(second.customer.id, 'evt-same-id');
+    await harness.settle();
+    expect(requestsTo('/tenant-a').map((request) => request.headers['webhook-id'])).toEqual(['evt-same-id']);
+    expect(requestsTo('/tenant-b').map((request) => request.headers['webhook-id'])).toEqual(['evt-same-id']);
   });
 
   it("delivers a customer's events in the order they happened", async () => {

@@ -338,8 +338,11 @@ export const webhookDeliveries = pgTable(
     updatedAt: updatedAt(),
   },
   (t) => [
-    // One original delivery per event; redeliveries repeat the event id (receivers dedupe on it).
-    uniqueIndex('webhook_deliveries_event_idx').on(t.eventId).where(sql`${t.redeliveryOf} is null`),
+    // One original delivery per event of a customer; redeliveries repeat the event id (receivers
+    // dedupe on it). Per customer: one tenant's event id never stands in the way of another's.
+    uniqueIndex('webhook_deliveries_customer_event_idx')
+      .on(t.customerId, t.eventId)
+      .where(sql`${t.redeliveryOf} is null`),
     index('webhook_deliveries_customer_created_idx').on(t.customerId, t.createdAt, t.id),
   ],
 );

@@ -1,0 +1,2 @@
+CREATE UNIQUE INDEX "webhook_deliveries_customer_event_idx" ON "webhook_deliveries" USING btree ("customer_id","event_id") WHERE "webhook_deliveries"."redelivery_of" is null;--> statement-breakpoint
+DROP INDEX "webhook_deliveries_event_idx";
