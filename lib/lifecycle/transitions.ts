@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { and, eq, inArray, ne } from 'drizzle-orm';
+import { and, eq, inArray, ne, sql } from 'drizzle-orm';
 import type { RequestContext } from '../actor';
 import { agentNotFound, findOwnAgent, toAgent } from '../agents';
 import { recordAudit } from '../audit';
@@ -76,6 +76,9 @@ async function moveUnderLock(
   });
 }
 
+/** Namespace of the transaction lock that serialises the starts of agents on one bot (any constant). */
+const BOT_START_LOCK = 727_002;
+
 /**
  * stopped/error -> starting. Starting or running already: nothing changes. The start function
  * (functions/start-agent.ts) does the rest.
@@ -90,6 +93,11 @@ export function requestStart(
     if (agent.status === 'starting' || agent.status === 'running') return undefined;
     await assertReady(tx, agent);
     if (agent.telegramBotId !== null) {
+      // Two agents of one bot starting at once each lock only their own row: without this lock both
+      // checks pass and the loser's update hits agents_running_bot_idx, a 500 instead of this 409.
+      await tx.execute(
+        sql`select pg_advisory_xact_lock(${BOT_START_LOCK}, (${agent.telegramBotId}::bigint % 2147483647)::int)`,
+      );
       const [other] = await tx
         .select({ id: agents.id })
         .from(agents)

@@ -279,6 +279,28 @@ describe.each(databaseTargets())('agent lifecycle on %s', (target) => {
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe('bot_in_use');
   });
 
+  it('two agents on one bot started at the same moment: one starts, the other gets 409 bot_in_use', async () => {
+    const first = await setup();
+    const second = await setup();
+    await call('PUT', `/api/v1/agents/${second.agentId}/credentials/telegram`, second.key, {
+      botToken: first.token,
+    });
+    await validate(first.key, first.agentId);
+    await validate(second.key, second.agentId);
+    const answers = await Promise.all([
+      call('POST', `/api/v1/agents/${first.agentId}/start`, first.key),
+      call('POST', `/api/v1/agents/${second.agentId}/start`, second.key),
+    ]);
+    const outcomes = await Promise.all(
+      answers.map(
+        async (res) =>
+          `${res.status} ${((await res.json()) as { error?: { code: string } }).error?.code ?? ''}`,
+      ),
+    );
+    expect(outcomes.sort()).toEqual(['202 ', '409 bot_in_use']);
+    await harness.settle();
+  });
+
   it('the reconcile cron puts back a webhook URL that was changed behind our back', async () => {
     const agent = await setup();
     await validate(agent.key, agent.agentId);
