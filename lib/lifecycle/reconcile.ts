@@ -56,8 +56,13 @@ export async function reconcileAgentWebhook(
   }
   const expected = webhookUrlFor(base, agentId);
   if (info.url !== expected) {
-    await api.setWebhook(expected, { secret_token: secret, allowed_updates: [...ALLOWED_UPDATES] });
-    outcome.repaired = true;
+    try {
+      await api.setWebhook(expected, { secret_token: secret, allowed_updates: [...ALLOWED_UPDATES] });
+      outcome.repaired = true;
+    } catch {
+      // Tried again at the next tick; thrown, it would fail the run and leave the agents after it unchecked.
+      return { ...outcome, unreachable: true };
+    }
   }
   if (info.last_error_date && info.last_error_message) {
     const at = new Date(info.last_error_date * 1000);

@@ -8,7 +8,7 @@ import { apiRequest } from '../support/api-request';
 import { databaseTargets } from '../support/db';
 import { createExecutorHarness, type ExecutorHarness } from '../support/executor';
 import { type FakeAnthropic, startFakeAnthropic } from '../support/fake-anthropic';
-import { type FakeTelegram, startFakeTelegram } from '../support/fake-telegram';
+import { type FakeTelegram, startFakeTelegram, TELEGRAM_ERRORS } from '../support/fake-telegram';
 import { TEST_ADMIN_KEY } from '../support/services';
 import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver';
 
@@ -317,6 +317,34 @@ describe.each(databaseTargets())('agent lifecycle on %s', (target) => {
       url: expected?.url,
       secretToken: expected?.secretToken,
     });
+  });
+
+  it('the reconcile cron repairs the other agents when Telegram refuses to repair one', async () => {
+    const agents = [await setup(), await setup()];
+    for (const agent of agents) {
+      await validate(agent.key, agent.agentId);
+      await call('POST', `/api/v1/agents/${agent.agentId}/start`, agent.key);
+    }
+    await harness.settle();
+    const expected = agents.map((agent) => telegram.webhookOf(agent.token)?.url);
+    for (const agent of agents) {
+      await createTelegramApi(agent.token, { apiRoot: telegram.apiRoot }).setWebhook(
+        'https://elsewhere.example/x',
+      );
+    }
+    const [broken, other] = agents as [(typeof agents)[0], (typeof agents)[0]];
+    // Twice: the step's retry, were the failure thrown, would meet the second one.
+    telegram.failNext('setWebhook', 2, TELEGRAM_ERRORS.internal(), broken.token);
+    await harness.advance(5 * 60_000);
+    await harness.settle();
+    expect(telegram.webhookOf(other.token)?.url).toBe(expected[1]);
+    expect(telegram.webhookOf(broken.token)?.url).toBe('https://elsewhere.example/x');
+    // A later tick repairs the one Telegram refused.
+    for (let tick = 0; tick < 2; tick++) {
+      await harness.advance(5 * 60_000);
+      await harness.settle();
+    }
+    expect(telegram.webhookOf(broken.token)?.url).toBe(expected[0]);
   });
 
   it('changing or deleting the Telegram token of a running agent stops it first', async () => {
