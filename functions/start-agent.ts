@@ -1,5 +1,5 @@
 import { eq } from 'drizzle-orm';
-import { NonRetriableError } from 'inngest';
+import { NonRetriableError, RetryAfterError } from 'inngest';
 import { readCredentialSecret } from '../lib/credentials';
 import { agents } from '../lib/db/schema';
 import {
@@ -74,6 +74,11 @@ export function startAgent({ inngest, services }: FunctionDeps) {
             throw new NonRetriableError(
               `Telegram refused the webhook: ${'description' in kind ? kind.description : kind.kind}`,
             );
+          }
+          // 429: wait as long as Telegram asks, not the engine's shorter backoff (which spent the
+          // retries within seconds and left the agent in error).
+          if (kind.kind === 'retry_after') {
+            throw new RetryAfterError('Telegram asked to slow down (429)', kind.seconds * 1000);
           }
           throw error;
         }

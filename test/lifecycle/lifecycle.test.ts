@@ -264,6 +264,23 @@ describe.each(databaseTargets())('agent lifecycle on %s', (target) => {
     ]);
   });
 
+  it("a 429 from Telegram during the start waits Telegram's retry_after, then starts", async () => {
+    const agent = await setup();
+    await validate(agent.key, agent.agentId);
+    telegram.failNext('setWebhook', 2, TELEGRAM_ERRORS.tooManyRequests(60), agent.token);
+    const before = harness.clock.now();
+    await call('POST', `/api/v1/agents/${agent.agentId}/start`, agent.key);
+    await harness.settle();
+    const status = (await (
+      await call('GET', `/api/v1/agents/${agent.agentId}/status`, agent.key)
+    ).json()) as {
+      status: { status: string };
+    };
+    expect(status.status.status).toBe('running');
+    expect(telegram.callsOf('setWebhook', agent.token)).toHaveLength(3);
+    expect(harness.clock.now() - before).toBeGreaterThanOrEqual(120_000);
+  });
+
   it('refuses a second running agent on the same bot', async () => {
     const first = await setup();
     await validate(first.key, first.agentId);
