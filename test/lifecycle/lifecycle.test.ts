@@ -281,6 +281,35 @@ describe.each(databaseTargets())('agent lifecycle on %s', (target) => {
     expect(harness.clock.now() - before).toBeGreaterThanOrEqual(120_000);
   });
 
+  it("deleting an agent, or its customer, removes its bot's webhook, and only one pointing at it", async () => {
+    const first = await setup();
+    await validate(first.key, first.agentId);
+    await call('POST', `/api/v1/agents/${first.agentId}/start`, first.key);
+    await harness.settle();
+    expect(telegram.webhookOf(first.token)).toBeDefined();
+    expect((await call('DELETE', `/api/v1/agents/${first.agentId}`, first.key)).status).toBe(204);
+    expect(telegram.webhookOf(first.token)).toBeUndefined();
+
+    // A stopped agent whose bot another agent runs on now: deleting it leaves that agent's webhook.
+    const stopped = await setup();
+    const successor = await setup();
+    await call('PUT', `/api/v1/agents/${successor.agentId}/credentials/telegram`, successor.key, {
+      botToken: stopped.token,
+    });
+    await validate(successor.key, successor.agentId);
+    await call('POST', `/api/v1/agents/${successor.agentId}/start`, successor.key);
+    await harness.settle();
+    const hook = telegram.webhookOf(stopped.token)?.url;
+    expect(hook).toBe(`${WEBHOOK_BASE}/telegram/${successor.agentId}`);
+    expect((await call('DELETE', `/api/v1/agents/${stopped.agentId}`, stopped.key)).status).toBe(204);
+    expect(telegram.webhookOf(stopped.token)?.url).toBe(hook);
+
+    // The operator deletes the successor's customer: its running agent's webhook goes too.
+    const res = await call('DELETE', `/api/v1/admin/customers/${successor.customerId}`, TEST_ADMIN_KEY);
+    expect(res.status).toBe(204);
+    expect(telegram.webhookOf(stopped.token)).toBeUndefined();
+  });
+
   it('refuses a second running agent on the same bot', async () => {
     const first = await setup();
     await validate(first.key, first.agentId);

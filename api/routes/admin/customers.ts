@@ -1,12 +1,12 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import {
   createCustomer,
-  deleteCustomer,
   getCustomer,
   listCustomers,
   rotateCustomerKey,
   updateCustomer,
 } from '../../../lib/customers';
+import { deleteCustomerAndWebhooks } from '../../../lib/lifecycle/remove-webhook';
 import { bodyErrors, commonErrors, notFoundError } from '../../../lib/schemas/common';
 import {
   CreateCustomerSchema,
@@ -155,7 +155,7 @@ export function registerAdminCustomers(app: OpenAPIHono<AppEnv>) {
     return c.json({ customer }, 200);
   });
   app.openapi(deleteCustomerRoute, async (c) => {
-    await deleteCustomer(c.get('services').db, requestContext(c), c.req.valid('param').id);
+    await deleteCustomerAndWebhooks(c.get('services'), requestContext(c), c.req.valid('param').id);
     return c.body(null, 204);
   });
   app.openapi(rotateKeyRoute, async (c) => {

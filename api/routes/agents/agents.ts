@@ -1,6 +1,7 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import { agentEtag } from '../../../lib/agent-etag';
-import { createAgent, deleteAgent, getOwnAgent, listAgents, toAgent, updateAgent } from '../../../lib/agents';
+import { createAgent, getOwnAgent, listAgents, toAgent, updateAgent } from '../../../lib/agents';
+import { deleteAgentAndWebhook } from '../../../lib/lifecycle/remove-webhook';
 import {
   AgentSchema,
   CreateAgentSchema,
@@ -160,8 +161,8 @@ export function registerAgents(app: OpenAPIHono<AppEnv>) {
     return c.json({ agent }, 200);
   });
   app.openapi(deleteAgentRoute, async (c) => {
-    await deleteAgent(
-      c.get('services').db,
+    await deleteAgentAndWebhook(
+      c.get('services'),
       requestContext(c),
       customerIdOf(c.get('actor')),
       c.req.valid('param').id,
