@@ -1,4 +1,5 @@
 import { eq } from 'drizzle-orm';
+import { RetryAfterError } from 'inngest';
 import { readCredentialSecret } from '../lib/credentials';
 import { agents } from '../lib/db/schema';
 import { transition } from '../lib/lifecycle/transitions';
@@ -16,6 +17,27 @@ export function stopAgent({ inngest, services }: FunctionDeps) {
       triggers: [agentStopRequested],
       concurrency: { key: 'event.data.agentId', limit: 1 },
       retries: 3,
+      // Telegram down for every try: the agent stops all the same (updates for a stopped agent are
+      // acknowledged and not answered), saying the webhook is still there, rather than stay stopping.
+      onFailure: async ({ event, error }) => {
+        const { agentId, customerId, reason } = agentStopRequested.schema.parse(event.data.event.data);
+        const message = `Telegram's webhook could not be removed (${error.message.slice(0, 300)}); updates that still arrive are not answered`;
+        const stopped = await transition(services.db, agentId, ['stopping'], 'stopped', {
+          telegramDelivery: null,
+          lastError: message,
+          lastErrorCode: 'webhook_not_removed',
+          lastErrorAt: new Date(),
+        });
+        if (stopped) {
+          await emitAgentEvent(inngest, {
+            customerId,
+            agentId,
+            type: 'agent.stopped',
+            data: reason ? { reason } : {},
+            eventId: `${event.data.event.id ?? agentId}-stopped`,
+          });
+        }
+      },
     },
     async ({ event, step }) => {
       const { agentId, customerId, reason } = agentStopRequested.schema.parse(event.data);
@@ -30,9 +52,13 @@ export function stopAgent({ inngest, services }: FunctionDeps) {
             timeoutMs: 10_000,
           }).deleteWebhook();
         } catch (error) {
-          const kind = classifyTelegramError(error).kind;
+          const kind = classifyTelegramError(error);
           // A token Telegram no longer accepts has no webhook we could remove: stopping still succeeds.
-          if (kind !== 'invalid_token' && kind !== 'fatal') throw error;
+          if (kind.kind === 'invalid_token' || kind.kind === 'fatal') return;
+          if (kind.kind === 'retry_after') {
+            throw new RetryAfterError('Telegram asked to slow down (429)', kind.seconds * 1000);
+          }
+          throw error;
         }
       });
       const stopped = await step.run('mark-stopped', async () =>

@@ -310,6 +310,24 @@ describe.each(databaseTargets())('agent lifecycle on %s', (target) => {
     expect(telegram.webhookOf(stopped.token)).toBeUndefined();
   });
 
+  it('a stop while Telegram is down for every try still stops, saying the webhook is still there', async () => {
+    const agent = await setup();
+    await validate(agent.key, agent.agentId);
+    await call('POST', `/api/v1/agents/${agent.agentId}/start`, agent.key);
+    await harness.settle();
+    telegram.failNext('deleteWebhook', 100, TELEGRAM_ERRORS.internal(), agent.token);
+    await call('POST', `/api/v1/agents/${agent.agentId}/stop`, agent.key);
+    await harness.settle();
+    const { agent: row } = (await (
+      await call('GET', `/api/v1/agents/${agent.agentId}`, agent.key)
+    ).json()) as {
+      agent: { status: string; lastError: string | null };
+    };
+    expect(row.status).toBe('stopped');
+    expect(row.lastError).toContain("Telegram's webhook could not be removed");
+    expect(agent.delivered().map(({ type }) => type)).toEqual(['agent.started', 'agent.stopped']);
+  });
+
   it('refuses a second running agent on the same bot', async () => {
     const first = await setup();
     await validate(first.key, first.agentId);
