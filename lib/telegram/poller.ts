@@ -43,7 +43,8 @@ export function startTelegramPolling(
     logger,
     eventsStatement: options.eventsStatement,
   });
-  const loops = new Map<string, { abort: AbortController; done: Promise<void> }>();
+  /** By agent id; `since` is the status change the loop began under (each start makes a new one). */
+  const loops = new Map<string, { abort: AbortController; done: Promise<void>; since: number }>();
   const stopping = new AbortController();
 
   async function pollAgent(agent: { id: string; customerId: string }, signal: AbortSignal): Promise<void> {
@@ -87,12 +88,14 @@ export function startTelegramPolling(
 
   async function discover(): Promise<void> {
     const running = await services.db
-      .select({ id: agents.id, customerId: agents.customerId })
+      .select({ id: agents.id, customerId: agents.customerId, statusSince: agents.statusSince })
       .from(agents)
       .where(and(eq(agents.status, 'running'), eq(agents.telegramDelivery, 'polling')));
-    const wanted = new Set(running.map((agent) => agent.id));
+    // A loop reads the bot token once: an agent stopped and started again between two passes (its
+    // token replaced meanwhile) gets a new loop, not the old one polling the old bot.
+    const wanted = new Map(running.map((agent) => [agent.id, agent.statusSince.getTime()]));
     for (const [agentId, loop] of loops) {
-      if (!wanted.has(agentId)) {
+      if (wanted.get(agentId) !== loop.since) {
         loop.abort.abort();
         loops.delete(agentId);
       }
@@ -106,7 +109,7 @@ export function startTelegramPolling(
           'poll loop ended',
         );
       });
-      loops.set(agent.id, { abort, done });
+      loops.set(agent.id, { abort, done, since: agent.statusSince.getTime() });
     }
   }
 

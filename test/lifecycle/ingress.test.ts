@@ -600,6 +600,54 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
     }
   });
 
+  it('long polling follows a bot token swapped between two discovery passes (stop and start in between)', async () => {
+    const harness = await createExecutorHarness({
+      target,
+      database: webhookHarness.database,
+      functions: (inngest, services) => createFunctions({ inngest, services }),
+      env: { TELEGRAM_API_ROOT: telegram.apiRoot },
+    });
+    const poller = startTelegramPolling(
+      harness.services,
+      async (events) => {
+        await harness.inngest.send(events);
+      },
+      { discoverEveryMs: 200, pollTimeoutSeconds: 1 },
+    );
+    try {
+      const agent = await runningAgent(harness, telegram);
+      for (let wait = 0; wait < 100 && !telegram.callsOf('getUpdates', agent.token).length; wait += 1) {
+        await sleep(20);
+      }
+      const newToken = `${agent.botId + 1_000_000}:AAE${randomBytes(16).toString('hex')}`;
+      telegram.addBot(newToken, { id: agent.botId + 1_000_000, first_name: 'New', username: 'swapped_bot' });
+      const { db, keyring } = harness.services;
+      // What a token change, a validation and a start do, all before the poller looks again.
+      await db.transaction(async (tx) => {
+        await tx
+          .update(credentials)
+          .set(
+            encryptSecret(keyring, credentialBinding(agent.customerId, agent.agentId, 'telegram'), newToken),
+          )
+          .where(and(eq(credentials.agentId, agent.agentId), eq(credentials.kind, 'telegram')));
+        await tx.update(agents).set({ statusSince: new Date() }).where(eq(agents.id, agent.agentId));
+      });
+      telegram.queueUpdate(
+        newToken,
+        buildUpdate.privateText({ from: { id: 98, first_name: 'New' }, text: 'to the new bot' }),
+      );
+      let rows = await storedFor(harness, agent.agentId);
+      for (let wait = 0; wait < 150 && rows.length === 0; wait += 1) {
+        await sleep(20);
+        rows = await storedFor(harness, agent.agentId);
+      }
+      expect(rows.map((row) => row.text)).toEqual(['to the new bot']);
+    } finally {
+      await poller.stop();
+      await harness.close();
+    }
+  });
+
   it('long polling feeds the same ingress when there is no public webhook URL', async () => {
     const harness = await createExecutorHarness({
       target,
