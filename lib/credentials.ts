@@ -15,6 +15,7 @@ import {
 import type { Database, Queryable } from './db/client';
 import { preparedQuery } from './db/prepared';
 import { agents, credentials } from './db/schema';
+import { AppError } from './errors';
 import type { CredentialStatus, CustomerCredentialKind } from './schemas/credentials';
 
 export type CredentialRow = typeof credentials.$inferSelect;
@@ -82,6 +83,7 @@ export async function setCredential(
   return db.transaction(async (tx) => {
     const agent = await findOwnAgent(tx, customerId, agentId, { forUpdate: true });
     if (!agent) throw agentNotFound(agentId);
+    assertTokenChangeable(agent, kind);
     const encrypted = encryptSecret(keyring, credentialBinding(customerId, agent.id, kind), secret);
     const values = {
       ...encrypted,
@@ -119,6 +121,20 @@ export async function setCredential(
   });
 }
 
+/**
+ * The Telegram token of a starting or running agent does not change under it: the route stops the
+ * agent first, and a start that came in between (it passed with the old, validated token) is
+ * answered with a 409 rather than leave the agent running on a token nobody validated.
+ */
+function assertTokenChangeable(agent: { status: string }, kind: CustomerCredentialKind): void {
+  if (kind !== 'telegram' || (agent.status !== 'starting' && agent.status !== 'running')) return;
+  throw new AppError(
+    'agent_running',
+    'The agent was started while its Telegram token was being changed: stop it, then send the change again',
+    { details: { status: agent.status } },
+  );
+}
+
 export async function deleteCredential(
   db: Database,
   context: RequestContext,
@@ -128,6 +144,7 @@ export async function deleteCredential(
   await db.transaction(async (tx) => {
     const agent = await findOwnAgent(tx, customerId, agentId, { forUpdate: true });
     if (!agent) throw agentNotFound(agentId);
+    assertTokenChangeable(agent, kind);
     const deleted = await tx
       .delete(credentials)
       .where(and(eq(credentials.agentId, agentId), eq(credentials.kind, kind)))

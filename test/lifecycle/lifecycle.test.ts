@@ -21,6 +21,8 @@ describe.each(databaseTargets())('agent lifecycle on %s', (target) => {
   let telegram: FakeTelegram;
   let anthropic: FakeAnthropic;
   let receiver: WebhookReceiver;
+  /** Runs before the app sends events: a test holds a request there to let another one in between. */
+  let beforeSend: ((events: { data?: unknown }[]) => Promise<void>) | undefined;
 
   beforeAll(async () => {
     receiver = await startWebhookReceiver();
@@ -37,6 +39,7 @@ describe.each(databaseTargets())('agent lifecycle on %s', (target) => {
     });
     app = createApp(harness.services, {
       sendEvent: async (events) => {
+        await beforeSend?.(events);
         await harness.inngest.send(events);
       },
     });
@@ -326,6 +329,40 @@ describe.each(databaseTargets())('agent lifecycle on %s', (target) => {
     expect(row.status).toBe('stopped');
     expect(row.lastError).toContain("Telegram's webhook could not be removed");
     expect(agent.delivered().map(({ type }) => type)).toEqual(['agent.started', 'agent.stopped']);
+  });
+
+  it("a start that slips between a token change's stop and its write makes the change a 409, not a running agent on an unvalidated token", async () => {
+    const agent = await setup();
+    await validate(agent.key, agent.agentId);
+    await call('POST', `/api/v1/agents/${agent.agentId}/start`, agent.key);
+    await harness.settle();
+    let release = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let holding = false;
+    beforeSend = async (events) => {
+      if (!events.some((event) => (event.data as { type?: string })?.type === 'agent.stopped')) return;
+      holding = true;
+      await held;
+    };
+    const newToken = `${agent.token.split(':')[0]}:AAE${'n'.repeat(30)}0001`;
+    const put = call('PUT', `/api/v1/agents/${agent.agentId}/credentials/telegram`, agent.key, {
+      botToken: newToken,
+    });
+    for (let wait = 0; wait < 500 && !holding; wait++) await sleep(10);
+    beforeSend = undefined;
+    // The stop committed; a start now passes with the old, validated token.
+    expect((await call('POST', `/api/v1/agents/${agent.agentId}/start`, agent.key)).status).toBe(202);
+    release();
+    const res = await put;
+    expect(res.status).toBe(409);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('agent_running');
+    await harness.settle();
+    // The old token, validated, is the one it runs on.
+    expect(
+      await readCredentialSecret(harness.services.db, harness.services.keyring, agent.agentId, 'telegram'),
+    ).toBe(agent.token);
   });
 
   it('refuses a second running agent on the same bot', async () => {
