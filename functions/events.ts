@@ -60,3 +60,14 @@ export const telegramUpdateReceived = eventType(UPDATE_RECEIVED, {
 export const pairingApproved = eventType(PAIRING_APPROVED, {
   schema: z.object({ agentId: z.uuid(), customerId: z.uuid(), pairingRequestId: z.uuid() }),
 });
+
+/**
+ * One start or stop of an agent at a time, across both functions (scope `env` shares the key):
+ * a stop's deleteWebhook and a start's setWebhook racing at Telegram could leave a stopped agent
+ * with a webhook, or a running one without.
+ */
+export const AGENT_LIFECYCLE_CONCURRENCY = {
+  key: '"agent-lifecycle-" + event.data.agentId',
+  scope: 'env',
+  limit: 1,
+} as const;

@@ -11,7 +11,7 @@ import {
 import { createTelegramApi } from '../lib/telegram/api';
 import { classifyTelegramError } from '../lib/telegram/errors';
 import { emitAgentEvent } from './emit-customer-event';
-import { agentStartRequested } from './events';
+import { AGENT_LIFECYCLE_CONCURRENCY, agentStartRequested } from './events';
 import type { FunctionDeps } from './index';
 
 /**
@@ -24,7 +24,7 @@ export function startAgent({ inngest, services }: FunctionDeps) {
     {
       id: 'start-agent',
       triggers: [agentStartRequested],
-      concurrency: { key: 'event.data.agentId', limit: 1 },
+      concurrency: AGENT_LIFECYCLE_CONCURRENCY,
       retries: 3,
       onFailure: async ({ event, error }) => {
         const { agentId, customerId } = agentStartRequested.schema.parse(event.data.event.data);

@@ -6,7 +6,7 @@ import { transition } from '../lib/lifecycle/transitions';
 import { createTelegramApi } from '../lib/telegram/api';
 import { classifyTelegramError } from '../lib/telegram/errors';
 import { emitAgentEvent } from './emit-customer-event';
-import { agentStopRequested } from './events';
+import { AGENT_LIFECYCLE_CONCURRENCY, agentStopRequested } from './events';
 import type { FunctionDeps } from './index';
 
 /** stopping -> stopped: removes the webhook (a revoked token has none left to remove) and tells the customer. */
@@ -15,7 +15,7 @@ export function stopAgent({ inngest, services }: FunctionDeps) {
     {
       id: 'stop-agent',
       triggers: [agentStopRequested],
-      concurrency: { key: 'event.data.agentId', limit: 1 },
+      concurrency: AGENT_LIFECYCLE_CONCURRENCY,
       retries: 3,
       // Telegram down for every try: the agent stops all the same (updates for a stopped agent are
       // acknowledged and not answered), saying the webhook is still there, rather than stay stopping.

@@ -365,6 +365,62 @@ describe.each(databaseTargets())('agent lifecycle on %s', (target) => {
     ).toBe(agent.token);
   });
 
+  /** Waits (bounded) until `method` has a call held at the fake Telegram. */
+  const heldAt = async (method: string) => {
+    for (let wait = 0; wait < 500 && telegram.heldCalls(method) === 0; wait++) await sleep(10);
+    expect(telegram.heldCalls(method)).toBe(1);
+  };
+  const statusOf = async (agent: { agentId: string; key: string }) =>
+    (
+      (await (await call('GET', `/api/v1/agents/${agent.agentId}`, agent.key)).json()) as {
+        agent: { status: string };
+      }
+    ).agent.status;
+
+  it('a stop while the start is registering the webhook ends stopped, without a webhook', async () => {
+    const agent = await setup();
+    await validate(agent.key, agent.agentId);
+    telegram.hold('setWebhook');
+    try {
+      await call('POST', `/api/v1/agents/${agent.agentId}/start`, agent.key);
+      const starting = harness.drain();
+      await heldAt('setWebhook');
+      await call('POST', `/api/v1/agents/${agent.agentId}/stop`, agent.key);
+      const stopping = harness.drain();
+      await sleep(50);
+      telegram.release('setWebhook');
+      await Promise.all([starting, stopping]);
+    } finally {
+      telegram.release('setWebhook');
+    }
+    await harness.settle();
+    expect(await statusOf(agent)).toBe('stopped');
+    expect(telegram.webhookOf(agent.token)).toBeUndefined();
+  });
+
+  it('a start while the stop is removing the webhook ends running, with its webhook', async () => {
+    const agent = await setup();
+    await validate(agent.key, agent.agentId);
+    await call('POST', `/api/v1/agents/${agent.agentId}/start`, agent.key);
+    await harness.settle();
+    telegram.hold('deleteWebhook');
+    try {
+      await call('POST', `/api/v1/agents/${agent.agentId}/stop`, agent.key);
+      const stopping = harness.drain();
+      await heldAt('deleteWebhook');
+      await call('POST', `/api/v1/agents/${agent.agentId}/start`, agent.key);
+      const starting = harness.drain();
+      await sleep(50);
+      telegram.release('deleteWebhook');
+      await Promise.all([stopping, starting]);
+    } finally {
+      telegram.release('deleteWebhook');
+    }
+    await harness.settle();
+    expect(await statusOf(agent)).toBe('running');
+    expect(telegram.webhookOf(agent.token)?.url).toBe(`${WEBHOOK_BASE}/telegram/${agent.agentId}`);
+  });
+
   it('refuses a second running agent on the same bot', async () => {
     const first = await setup();
     await validate(first.key, first.agentId);
