@@ -145,6 +145,12 @@ export async function deleteCredential(
     const agent = await findOwnAgent(tx, customerId, agentId, { forUpdate: true });
     if (!agent) throw agentNotFound(agentId);
     assertTokenChangeable(agent, kind);
+    if (kind === 'claude' && (agent.status === 'starting' || agent.status === 'running')) {
+      // Replacing the key of a running agent is a rotation; removing it would fail every message.
+      throw new AppError('agent_running', 'Stop the agent before removing its Claude key, or PUT a new one', {
+        details: { status: agent.status },
+      });
+    }
     const deleted = await tx
       .delete(credentials)
       .where(and(eq(credentials.agentId, agentId), eq(credentials.kind, kind)))

@@ -421,6 +421,28 @@ describe.each(databaseTargets())('agent lifecycle on %s', (target) => {
     expect(telegram.webhookOf(agent.token)?.url).toBe(`${WEBHOOK_BASE}/telegram/${agent.agentId}`);
   });
 
+  it("a running agent's Claude key may be replaced, not removed", async () => {
+    const agent = await setup();
+    await validate(agent.key, agent.agentId);
+    await call('POST', `/api/v1/agents/${agent.agentId}/start`, agent.key);
+    await harness.settle();
+    const removed = await call('DELETE', `/api/v1/agents/${agent.agentId}/credentials/claude`, agent.key);
+    expect(removed.status).toBe(409);
+    expect(((await removed.json()) as { error: { code: string } }).error.code).toBe('agent_running');
+    const rotated = `sk-ant-api03-rotated-${'r'.repeat(20)}`;
+    anthropic.addKey(rotated);
+    const replaced = await call('PUT', `/api/v1/agents/${agent.agentId}/credentials/claude`, agent.key, {
+      apiKey: rotated,
+    });
+    expect(replaced.status).toBe(200);
+    expect(await statusOf(agent)).toBe('running');
+    await call('POST', `/api/v1/agents/${agent.agentId}/stop`, agent.key);
+    await harness.settle();
+    expect(
+      (await call('DELETE', `/api/v1/agents/${agent.agentId}/credentials/claude`, agent.key)).status,
+    ).toBe(204);
+  });
+
   it('refuses a second running agent on the same bot', async () => {
     const first = await setup();
     await validate(first.key, first.agentId);
