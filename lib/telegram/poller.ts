@@ -1,9 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { and, eq } from 'drizzle-orm';
+import { GrammyError } from 'grammy';
 import { readCredentialSecret } from '../credentials';
 import { agents } from '../db/schema';
 import type { SendEvent, StatementWithEvents } from '../jobs';
 import type { Services } from '../services';
+import { CUSTOMER_EVENT_EMITTED } from '../webhooks/settings';
 import { createTelegramApi } from './api';
 import { classifyTelegramError } from './errors';
 import { TelegramIngress } from './ingress';
@@ -56,6 +58,7 @@ export function startTelegramPolling(
     });
     let offset: number | undefined;
     let failures = 0;
+    let reported: string | undefined;
     while (!signal.aborted) {
       try {
         const updates = await api.getUpdates(
@@ -67,6 +70,7 @@ export function startTelegramPolling(
           signal as Parameters<typeof api.getUpdates>[1],
         );
         failures = 0;
+        reported = undefined;
         for (const update of updates) {
           // Stored before the offset moves past it: a crash here means Telegram sends it again (a no-op).
           await ingress.ingest(agent, update);
@@ -77,12 +81,54 @@ export function startTelegramPolling(
         failures += 1;
         const kind = classifyTelegramError(error);
         logger.warn({ agentId: agent.id, kind: kind.kind }, 'getUpdates failed');
+        const problem = pollingProblemOf(error);
+        if (problem && failures >= REPORT_AFTER_FAILURES && reported !== problem.code) {
+          reported = problem.code;
+          await reportPollingProblem(agent, problem);
+        }
         const waitMs =
           kind.kind === 'retry_after'
             ? kind.seconds * 1000
             : Math.min(30_000, 1_000 * 2 ** Math.min(failures, 5));
         await sleep(waitMs, undefined, { signal }).catch(() => {});
       }
+    }
+  }
+
+  /**
+   * A polling problem no retry mends is the agent's last error and one agent.error, as a webhook
+   * agent's delivery error is: the status would otherwise say running while no message comes in.
+   */
+  async function reportPollingProblem(
+    agent: { id: string; customerId: string },
+    problem: { code: string; message: string },
+  ): Promise<void> {
+    const at = new Date();
+    const eventId = `${agent.id}-polling-${problem.code}-${at.getTime()}`;
+    try {
+      await services.db
+        .update(agents)
+        .set({ lastError: problem.message, lastErrorCode: problem.code, lastErrorAt: at })
+        .where(eq(agents.id, agent.id));
+      await sendEvent([
+        {
+          name: CUSTOMER_EVENT_EMITTED,
+          id: `customer-event-${eventId}`,
+          data: {
+            customerId: agent.customerId,
+            agentId: agent.id,
+            type: 'agent.error',
+            data: { code: problem.code, message: problem.message },
+            eventId,
+            occurredAt: at.toISOString(),
+          },
+        },
+      ]);
+    } catch (error) {
+      logger.error(
+        { agentId: agent.id, err: error instanceof Error ? error.message : String(error) },
+        'could not report a polling problem',
+      );
     }
   }
 
@@ -134,4 +180,24 @@ export function startTelegramPolling(
       loops.clear();
     },
   };
+}
+
+/** Polls in a row that fail the same way before it is reported (a restart's 409 passes by itself). */
+const REPORT_AFTER_FAILURES = 3;
+
+/** A getUpdates failure that waiting does not mend, as the agent's error code and message. */
+function pollingProblemOf(error: unknown): { code: string; message: string } | undefined {
+  if (classifyTelegramError(error).kind === 'invalid_token') {
+    return {
+      code: 'telegram_token_revoked',
+      message: 'Telegram no longer accepts the bot token (401): PUT a new one, then start the agent',
+    };
+  }
+  if (error instanceof GrammyError && error.error_code === 409) {
+    return {
+      code: 'telegram_conflict',
+      message: `Telegram refuses to hand out this bot's updates: ${error.description} (another process polls the bot, or a webhook is set)`,
+    };
+  }
+  return undefined;
 }

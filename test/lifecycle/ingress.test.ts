@@ -648,6 +648,58 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
     }
   });
 
+  it("long polling reports a bot token Telegram stopped accepting as the agent's error, once", async () => {
+    const harness = await createExecutorHarness({
+      target,
+      database: webhookHarness.database,
+      functions: (inngest, services) => createFunctions({ inngest, services }),
+      env: { TELEGRAM_API_ROOT: telegram.apiRoot },
+    });
+    const sent: JobEvent[] = [];
+    const poller = startTelegramPolling(
+      harness.services,
+      async (events) => {
+        sent.push(...events);
+        await harness.inngest.send(events);
+      },
+      { discoverEveryMs: 200, pollTimeoutSeconds: 1 },
+    );
+    try {
+      const agent = await runningAgent(harness, telegram);
+      for (let wait = 0; wait < 100 && !telegram.callsOf('getUpdates', agent.token).length; wait += 1) {
+        await sleep(20);
+      }
+      telegram.removeBot(agent.token); // revoked with @BotFather: every call is now a 401
+      const agentRow = async () =>
+        (await harness.services.db.select().from(agents).where(eq(agents.id, agent.agentId)))[0];
+      for (let wait = 0; wait < 150 && !(await agentRow())?.lastErrorCode; wait += 1) await sleep(100);
+      expect(await agentRow()).toMatchObject({ status: 'running', lastErrorCode: 'telegram_token_revoked' });
+      const reported = () =>
+        sent
+          .filter((event) => (event.data as { type?: string }).type === 'agent.error')
+          .map((event) => event.data);
+      expect(reported()).toEqual([
+        expect.objectContaining({
+          agentId: agent.agentId,
+          data: expect.objectContaining({ code: 'telegram_token_revoked' }),
+        }),
+      ]);
+      // Still failing the same way: not reported again.
+      const calls = telegram.callsOf('getUpdates', agent.token).length;
+      for (
+        let wait = 0;
+        wait < 200 && telegram.callsOf('getUpdates', agent.token).length < calls + 1;
+        wait += 1
+      ) {
+        await sleep(100);
+      }
+      expect(reported()).toHaveLength(1);
+    } finally {
+      await poller.stop();
+      await harness.close();
+    }
+  }, 60_000);
+
   it('long polling feeds the same ingress when there is no public webhook URL', async () => {
     const harness = await createExecutorHarness({
       target,
