@@ -17,7 +17,7 @@ import type { JobEvent, SendEvent, StatementWithEvents } from '../../lib/jobs';
 import { rotateWebhookSecretToken } from '../../lib/lifecycle/transitions';
 import type { Logger } from '../../lib/logger';
 import { TelegramIngress } from '../../lib/telegram/ingress';
-import { startTelegramPolling } from '../../lib/telegram/poller';
+import { startTelegramPolling, type TelegramPoller } from '../../lib/telegram/poller';
 import { createRunningAgent } from '../support/agents';
 import { databaseTargets } from '../support/db';
 import { createExecutorHarness, type ExecutorHarness } from '../support/executor';
@@ -600,25 +600,45 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
     }
   });
 
-  it('long polling follows a bot token swapped between two discovery passes (stop and start in between)', async () => {
+  /** A harness without a public webhook URL and a poller over it, closed after `test`; `sent` holds what it sent. */
+  async function withPolling(
+    discoverEveryMs: number,
+    test: (polling: { harness: ExecutorHarness; sent: JobEvent[]; poller: TelegramPoller }) => Promise<void>,
+  ): Promise<void> {
     const harness = await createExecutorHarness({
       target,
       database: webhookHarness.database,
       functions: (inngest, services) => createFunctions({ inngest, services }),
       env: { TELEGRAM_API_ROOT: telegram.apiRoot },
     });
+    const sent: JobEvent[] = [];
     const poller = startTelegramPolling(
       harness.services,
       async (events) => {
+        sent.push(...events);
         await harness.inngest.send(events);
       },
-      { discoverEveryMs: 200, pollTimeoutSeconds: 1 },
+      { discoverEveryMs, pollTimeoutSeconds: 1 },
     );
     try {
+      await test({ harness, sent, poller });
+    } finally {
+      await poller.stop();
+      await harness.close();
+    }
+  }
+
+  /** Waits (bounded) for the poller's first getUpdates with `token`. */
+  async function firstPollOf(token: string): Promise<void> {
+    for (let wait = 0; wait < 100 && telegram.callsOf('getUpdates', token).length === 0; wait += 1) {
+      await sleep(20);
+    }
+  }
+
+  it('long polling follows a bot token swapped between two discovery passes (stop and start in between)', async () => {
+    await withPolling(200, async ({ harness }) => {
       const agent = await runningAgent(harness, telegram);
-      for (let wait = 0; wait < 100 && !telegram.callsOf('getUpdates', agent.token).length; wait += 1) {
-        await sleep(20);
-      }
+      await firstPollOf(agent.token);
       const newToken = `${agent.botId + 1_000_000}:AAE${randomBytes(16).toString('hex')}`;
       telegram.addBot(newToken, { id: agent.botId + 1_000_000, first_name: 'New', username: 'swapped_bot' });
       const { db, keyring } = harness.services;
@@ -642,33 +662,13 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
         rows = await storedFor(harness, agent.agentId);
       }
       expect(rows.map((row) => row.text)).toEqual(['to the new bot']);
-    } finally {
-      await poller.stop();
-      await harness.close();
-    }
+    });
   });
 
   it("long polling reports a bot token Telegram stopped accepting as the agent's error, once", async () => {
-    const harness = await createExecutorHarness({
-      target,
-      database: webhookHarness.database,
-      functions: (inngest, services) => createFunctions({ inngest, services }),
-      env: { TELEGRAM_API_ROOT: telegram.apiRoot },
-    });
-    const sent: JobEvent[] = [];
-    const poller = startTelegramPolling(
-      harness.services,
-      async (events) => {
-        sent.push(...events);
-        await harness.inngest.send(events);
-      },
-      { discoverEveryMs: 200, pollTimeoutSeconds: 1 },
-    );
-    try {
+    await withPolling(200, async ({ harness, sent }) => {
       const agent = await runningAgent(harness, telegram);
-      for (let wait = 0; wait < 100 && !telegram.callsOf('getUpdates', agent.token).length; wait += 1) {
-        await sleep(20);
-      }
+      await firstPollOf(agent.token);
       telegram.removeBot(agent.token); // revoked with @BotFather: every call is now a 401
       const agentRow = async () =>
         (await harness.services.db.select().from(agents).where(eq(agents.id, agent.agentId)))[0];
@@ -694,27 +694,11 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
         await sleep(100);
       }
       expect(reported()).toHaveLength(1);
-    } finally {
-      await poller.stop();
-      await harness.close();
-    }
+    });
   }, 60_000);
 
   it('long polling feeds the same ingress when there is no public webhook URL', async () => {
-    const harness = await createExecutorHarness({
-      target,
-      database: webhookHarness.database,
-      functions: (inngest, services) => createFunctions({ inngest, services }),
-      env: { TELEGRAM_API_ROOT: telegram.apiRoot },
-    });
-    const poller = startTelegramPolling(
-      harness.services,
-      async (events) => {
-        await harness.inngest.send(events);
-      },
-      { discoverEveryMs: 50, pollTimeoutSeconds: 1 },
-    );
-    try {
+    await withPolling(50, async ({ harness, poller }) => {
       const agent = await runningAgent(harness, telegram);
       expect(agent.delivery).toBe('polling');
       expect(telegram.webhookOf(agent.token)).toBeUndefined();
@@ -732,9 +716,6 @@ describe.each(databaseTargets())('Telegram ingress on %s', (target) => {
       expect(rows).toHaveLength(1);
       expect(rows[0]).toMatchObject({ text: 'via polling', eventSentAt: expect.any(Date) });
       expect(poller.polling()).toContain(agent.agentId);
-    } finally {
-      await poller.stop();
-      await harness.close();
-    }
+    });
   });
 });
