@@ -1,4 +1,5 @@
 import { reconcileAgentWebhook, runningWebhookAgents } from '../lib/lifecycle/reconcile';
+import { agentsWithLeftoverWebhook, removeLeftoverWebhook } from '../lib/lifecycle/remove-webhook';
 import { sendUnsentStopEvents } from '../lib/lifecycle/stop-for-credential-change';
 import { sendEventVia } from './client';
 import { emitAgentEvent } from './emit-customer-event';
@@ -7,7 +8,8 @@ import type { FunctionDeps } from './index';
 /**
  * Every 5 minutes: for each running agent, makes Telegram's webhook what it should be, and tells the
  * customer (agent.error) about delivery errors Telegram reports. First it sends the agent.stopped
- * events that a credential change's failed request left unsent.
+ * events that a credential change's failed request left unsent; last it removes the webhooks that
+ * stops made while Telegram was down left behind.
  */
 export function reconcileWebhooks({ inngest, services }: FunctionDeps) {
   const sendEvent = sendEventVia(inngest);
@@ -38,7 +40,14 @@ export function reconcileWebhooks({ inngest, services }: FunctionDeps) {
           );
         }
       }
-      return { checked: running.length, repaired, stopEventsSent };
+      const leftovers = await step.run('list-leftover-webhooks', () => agentsWithLeftoverWebhook(services));
+      let removed = 0;
+      for (const agent of leftovers) {
+        if (await step.run(`remove-leftover-${agent.id}`, () => removeLeftoverWebhook(services, agent.id))) {
+          removed += 1;
+        }
+      }
+      return { checked: running.length, repaired, stopEventsSent, leftoverWebhooksRemoved: removed };
     },
   );
 }

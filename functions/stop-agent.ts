@@ -2,6 +2,7 @@ import { eq } from 'drizzle-orm';
 import { RetryAfterError } from 'inngest';
 import { readCredentialSecret } from '../lib/credentials';
 import { agents } from '../lib/db/schema';
+import { WEBHOOK_NOT_REMOVED } from '../lib/lifecycle/remove-webhook';
 import { transition } from '../lib/lifecycle/transitions';
 import { createTelegramApi } from '../lib/telegram/api';
 import { classifyTelegramError } from '../lib/telegram/errors';
@@ -18,14 +19,15 @@ export function stopAgent({ inngest, services }: FunctionDeps) {
       concurrency: AGENT_LIFECYCLE_CONCURRENCY,
       retries: 3,
       // Telegram down for every try: the agent stops all the same (updates for a stopped agent are
-      // acknowledged and not answered), saying the webhook is still there, rather than stay stopping.
+      // acknowledged and not answered), saying the webhook is still there, rather than stay stopping;
+      // the reconcile cron removes it later.
       onFailure: async ({ event, error }) => {
         const { agentId, customerId, reason } = agentStopRequested.schema.parse(event.data.event.data);
         const message = `Telegram's webhook could not be removed (${error.message.slice(0, 300)}); updates that still arrive are not answered`;
         const stopped = await transition(services.db, agentId, ['stopping'], 'stopped', {
           telegramDelivery: null,
           lastError: message,
-          lastErrorCode: 'webhook_not_removed',
+          lastErrorCode: WEBHOOK_NOT_REMOVED,
           lastErrorAt: new Date(),
         });
         if (stopped) {

@@ -313,12 +313,13 @@ describe.each(databaseTargets())('agent lifecycle on %s', (target) => {
     expect(telegram.webhookOf(stopped.token)).toBeUndefined();
   });
 
-  it('a stop while Telegram is down for every try still stops, saying the webhook is still there', async () => {
+  it('a stop while Telegram is down for every try still stops, and the reconcile removes the webhook later', async () => {
     const agent = await setup();
     await validate(agent.key, agent.agentId);
     await call('POST', `/api/v1/agents/${agent.agentId}/start`, agent.key);
     await harness.settle();
-    telegram.failNext('deleteWebhook', 100, TELEGRAM_ERRORS.internal(), agent.token);
+    // Every try of the stop (the first and three retries) fails.
+    telegram.failNext('deleteWebhook', 4, TELEGRAM_ERRORS.internal(), agent.token);
     await call('POST', `/api/v1/agents/${agent.agentId}/stop`, agent.key);
     await harness.settle();
     const { agent: row } = (await (
@@ -329,6 +330,15 @@ describe.each(databaseTargets())('agent lifecycle on %s', (target) => {
     expect(row.status).toBe('stopped');
     expect(row.lastError).toContain("Telegram's webhook could not be removed");
     expect(agent.delivered().map(({ type }) => type)).toEqual(['agent.started', 'agent.stopped']);
+    expect(telegram.webhookOf(agent.token)).toBeDefined();
+    // Telegram is back: the reconcile tick removes the webhook the stop left, and the error goes.
+    await harness.advance(5 * 60_000);
+    await harness.settle();
+    expect(telegram.webhookOf(agent.token)).toBeUndefined();
+    const after = (await (await call('GET', `/api/v1/agents/${agent.agentId}`, agent.key)).json()) as {
+      agent: { status: string; lastError: string | null };
+    };
+    expect(after.agent).toMatchObject({ status: 'stopped', lastError: null });
   });
 
   it("a start that slips between a token change's stop and its write makes the change a 409, not a running agent on an unvalidated token", async () => {
