@@ -48,13 +48,23 @@ export interface DeliverOnceInput {
 
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 
-const sharedDispatchers = new Map<boolean, Dispatcher>();
+/** The connection's own bound (DNS, TCP and the TLS handshake), within the attempt's timeout. */
+const CONNECT_TIMEOUT_MS = 10_000;
 
-function defaultDispatcher(allowPrivate: boolean): Dispatcher {
-  let dispatcher = sharedDispatchers.get(allowPrivate);
+const sharedDispatchers = new Map<string, Dispatcher>();
+
+/**
+ * A guarded dispatcher shared by attempts with the same policy and connect bound. The request's
+ * abort signal does not end a TLS handshake in progress, so the bound is the attempt's timeout
+ * when that is shorter.
+ */
+function defaultDispatcher(allowPrivate: boolean, timeoutMs: number): Dispatcher {
+  const connectTimeoutMs = Math.min(CONNECT_TIMEOUT_MS, timeoutMs);
+  const key = `${allowPrivate}:${connectTimeoutMs}`;
+  let dispatcher = sharedDispatchers.get(key);
   if (!dispatcher) {
-    dispatcher = createWebhookDispatcher({ allowPrivate });
-    sharedDispatchers.set(allowPrivate, dispatcher);
+    dispatcher = createWebhookDispatcher({ allowPrivate, connectTimeoutMs });
+    sharedDispatchers.set(key, dispatcher);
   }
   return dispatcher;
 }
@@ -138,7 +148,7 @@ export async function deliverOnce(input: DeliverOnceInput): Promise<DeliveryResu
         'content-type': 'application/json',
         'user-agent': WEBHOOK_USER_AGENT,
       },
-      dispatcher: input.dispatcher ?? defaultDispatcher(input.allowPrivate),
+      dispatcher: input.dispatcher ?? defaultDispatcher(input.allowPrivate, timeoutMs),
       signal,
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,

@@ -150,6 +150,28 @@ describe('deliverOnce', () => {
     expect(DEFAULT_TIMEOUT_MS).toBe(15_000);
   });
 
+  it('times out a receiver that takes the connection and never answers the TLS handshake', async () => {
+    const silent = createServer(() => {});
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as { port: number };
+    try {
+      const { body, headers } = signedEvent();
+      const started = performance.now();
+      const result = await deliverOnce({
+        url: `https://127.0.0.1:${port}/hook`,
+        body,
+        headers,
+        allowPrivate: true,
+        timeoutMs: 1_000,
+      });
+      expect(result).toMatchObject({ outcome: 'retry', error: 'timed out after 1000 ms' });
+      // The connection's own bound is 10 s; the attempt's timeout covers the handshake too.
+      expect(performance.now() - started).toBeLessThan(5_000);
+    } finally {
+      silent.close();
+    }
+  });
+
   it('keeps only the first KiB of a huge response and stops reading it', async () => {
     const total = 64 * 1024 * 1024;
     receiver.script([{ status: 200, bodyBytes: total }]);
