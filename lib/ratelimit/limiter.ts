@@ -66,7 +66,8 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   const prefix = options.prefix ?? `oc:rl:${options.kind}`;
   const timeoutMs = options.timeoutMs ?? 500;
   const now = options.now ?? Date.now;
-  // One Ratelimit per distinct limit: an override changes the tokens, not the algorithm.
+  // One Ratelimit per distinct limit: an override changes the tokens, not the algorithm, nor the
+  // counter (the key holds no limit), so a new plan or override applies to what was already counted.
   const byLimit = new Map<number, Ratelimit>();
   let lastWarning = 0;
 
@@ -76,7 +77,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       limiter = new Ratelimit({
         redis: client,
         limiter: ALGORITHMS[options.kind](tokens),
-        prefix: `${prefix}:${tokens}`,
+        prefix,
         // Our own timeout below decides fail-open; no analytics, no cache that outlives a change.
         timeout: 0,
         ephemeralCache: false,
@@ -102,9 +103,19 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   return {
     async limit(identifier, tokens) {
       try {
-        const result = await bounded(limiterFor(tokens).limit(identifier));
+        const limiter = limiterFor(tokens);
+        const result = await bounded(limiter.limit(identifier));
         // The ratelimit promise for analytics and multi-region sync; nothing pending here, but never leave it unhandled.
         result.pending.catch(() => {});
+        if (!result.success && options.kind === 'messages') {
+          // The fixed window counts a refused use too: handed back, the count is what was let
+          // through, so a limit raised later in the day gives as many more as it says.
+          // A refund Redis does not take only undercounts the limit raise: the refusal stands.
+          await bounded(limiter.limit(identifier, { rate: -1 })).then(
+            (refund) => refund.pending.catch(() => {}),
+            (error: unknown) => warn(error),
+          );
+        }
         return {
           success: result.success,
           limit: tokens,

@@ -85,6 +85,22 @@ describe.each(stores)('API rate limits on the %s store', (store) => {
     expect(res.headers.get('x-ratelimit-limit')).toBe('10000');
   });
 
+  it('a lower limit set during the hour counts the requests already made', async () => {
+    const { customer: row, apiKey } = await customer({ plan: 'pro', limits: { apiRequestsPerHour: 5 } });
+    for (let index = 0; index < 4; index += 1)
+      expect((await call('/api/v1/agents', apiKey)).status).toBe(200);
+    const { updateCustomer } = await import('../../lib/customers');
+    await updateCustomer(
+      services.db,
+      { actor: { type: 'system' }, requestId: undefined, ip: undefined },
+      row.id,
+      { limits: { apiRequestsPerHour: 3 } } as never,
+    );
+    const refused = await call('/api/v1/agents', apiKey);
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('x-ratelimit-limit')).toBe('3');
+  });
+
   it('gives each plan its limit', async () => {
     for (const [plan, limit] of [
       ['free', '100'],

@@ -61,6 +61,31 @@ describe.each(cases)('quotas and usage on %s with the %s store', (target, store)
     expect(concurrent.filter((decision) => !decision.allowed && decision.notify)).toHaveLength(1);
   });
 
+  it('a limit changed during the day applies to what was already counted, refusals not included', async () => {
+    const { customerId, agentId } = await customerWithAgent({ messagesPerDay: 2 });
+    const now = new Date();
+    const check = () =>
+      checkMessageQuota(services.db, services.limits.messages, { customerId, agentId, chatId: 7, now });
+    const allowed = async (times: number) => {
+      const decisions: boolean[] = [];
+      for (let index = 0; index < times; index++) decisions.push((await check()).allowed);
+      return decisions;
+    };
+    expect(await allowed(3)).toEqual([true, true, false]);
+    const raise = await app.request(`/api/v1/admin/customers/${customerId}`, {
+      method: 'PATCH',
+      headers: { authorization: `Bearer ${TEST_ADMIN_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ limits: { messagesPerDay: 3 } }),
+    });
+    expect(raise.status).toBe(200);
+    // One more today, not three more (a new counter) and not none (the refused one counted).
+    expect(await allowed(2)).toEqual([true, false]);
+    const usage = await app.request(`/api/v1/admin/customers/${customerId}/usage`, {
+      headers: { authorization: `Bearer ${TEST_ADMIN_KEY}` },
+    });
+    expect(((await usage.json()) as { usage: { messages: { used: number } } }).usage.messages.used).toBe(3);
+  });
+
   it("stops Claude once today's tokens reach the agent's budget, notifying each chat once", async () => {
     const { customerId, agentId } = await customerWithAgent({}, 1000);
     const now = new Date();
