@@ -82,10 +82,6 @@ export interface BuiltWebhookEvent<T extends WebhookEventType> {
   body: string;
 }
 
-/**
- * Builds and validates an event. `data` is checked against its type's schema (unknown fields are
- * refused, so nothing internal leaks to a customer by accident); throws a `ZodError` otherwise.
- */
 /** What a Standard Webhooks `webhook-id` may hold here: it is signed as `${id}.${timestamp}.${body}`. */
 const SAFE_WEBHOOK_ID = /^[A-Za-z0-9_-]{1,200}$/;
 
@@ -99,6 +95,10 @@ export function webhookEventIdFor(key: string): string {
   return `evt_${createHash('sha256').update(key).digest('hex').slice(0, 32)}`;
 }
 
+/**
+ * Builds and validates an event. `data` is checked against its type's schema (unknown fields are
+ * refused, so nothing internal leaks to a customer by accident); throws a `ZodError` otherwise.
+ */
 export function buildWebhookEvent<T extends WebhookEventType>(
   type: T,
   agentId: string,

@@ -81,10 +81,6 @@ export function signingSecretsOf(keyring: Keyring, row: CustomerRow, now: Date):
 }
 
 /**
- * A new signing secret; the old one keeps signing (alongside) until `now + graceMs`, so receivers
- * can switch without dropping deliveries. Returns the new secret: shown to the customer once.
- */
-/**
  * The current secret, or none when it no longer decrypts (tampered with, or under a master key no
  * longer configured): it can sign nothing, so rotating replaces it, without a grace period, instead
  * of failing and leaving the customer no way out.
@@ -98,6 +94,10 @@ function readableCurrentSecret(keyring: Keyring, row: CustomerRow): string | und
   }
 }
 
+/**
+ * A new signing secret; the old one keeps signing (alongside) until `now + graceMs`, so receivers
+ * can switch without dropping deliveries. Returns the new secret: shown to the customer once.
+ */
 export async function rotateWebhookSecret(
   db: Queryable,
   keyring: Keyring,
