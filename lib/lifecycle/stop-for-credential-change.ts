@@ -8,7 +8,7 @@ import { agents } from '../db/schema';
 import type { SendEvent } from '../jobs';
 import type { Services } from '../services';
 import { createTelegramApi } from '../telegram/api';
-import { CUSTOMER_EVENT_EMITTED } from '../webhooks/settings';
+import { customerEventToSend } from '../webhooks/settings';
 import { transition } from './transitions';
 
 const REASON = 'telegram_credential_changed';
@@ -86,20 +86,15 @@ async function sendStopEvent(
   sendEvent: SendEvent,
   { agentId, customerId, at }: UnsentStopEvent,
 ): Promise<void> {
-  const eventId = `${agentId}-stopped-${at.getTime()}`;
   await sendEvent([
-    {
-      name: CUSTOMER_EVENT_EMITTED,
-      id: `customer-event-${eventId}`,
-      data: {
-        customerId,
-        agentId,
-        type: 'agent.stopped',
-        data: { reason: REASON },
-        eventId,
-        occurredAt: at.toISOString(),
-      },
-    },
+    customerEventToSend({
+      customerId,
+      agentId,
+      type: 'agent.stopped',
+      data: { reason: REASON },
+      eventId: `${agentId}-stopped-${at.getTime()}`,
+      at,
+    }),
   ]);
   await db
     .update(agents)

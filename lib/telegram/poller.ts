@@ -5,7 +5,7 @@ import { readCredentialSecret } from '../credentials';
 import { agents } from '../db/schema';
 import type { SendEvent, StatementWithEvents } from '../jobs';
 import type { Services } from '../services';
-import { CUSTOMER_EVENT_EMITTED } from '../webhooks/settings';
+import { customerEventToSend } from '../webhooks/settings';
 import { createTelegramApi } from './api';
 import { classifyTelegramError } from './errors';
 import { TelegramIngress } from './ingress';
@@ -104,25 +104,20 @@ export function startTelegramPolling(
     problem: { code: string; message: string },
   ): Promise<void> {
     const at = new Date();
-    const eventId = `${agent.id}-polling-${problem.code}-${at.getTime()}`;
     try {
       await services.db
         .update(agents)
         .set({ lastError: problem.message, lastErrorCode: problem.code, lastErrorAt: at })
         .where(eq(agents.id, agent.id));
       await sendEvent([
-        {
-          name: CUSTOMER_EVENT_EMITTED,
-          id: `customer-event-${eventId}`,
-          data: {
-            customerId: agent.customerId,
-            agentId: agent.id,
-            type: 'agent.error',
-            data: { code: problem.code, message: problem.message },
-            eventId,
-            occurredAt: at.toISOString(),
-          },
-        },
+        customerEventToSend({
+          customerId: agent.customerId,
+          agentId: agent.id,
+          type: 'agent.error',
+          data: { code: problem.code, message: problem.message },
+          eventId: `${agent.id}-polling-${problem.code}-${at.getTime()}`,
+          at,
+        }),
       ]);
     } catch (error) {
       logger.error(

@@ -7,7 +7,7 @@ import { findCustomerRow } from '../customers';
 import type { Database, Queryable } from '../db/client';
 import { customers } from '../db/schema';
 import { AppError } from '../errors';
-import type { SendEvent } from '../jobs';
+import type { JobEvent, SendEvent } from '../jobs';
 import {
   type CustomerEventInput,
   createRedelivery,
@@ -34,6 +34,27 @@ export interface WebhookSettings {
 export const DELIVERY_REQUESTED = 'webhook/delivery.requested';
 /** The event name that hands a new customer event to the delivery function (see functions/events.ts). */
 export const CUSTOMER_EVENT_EMITTED = 'customer/event.emitted';
+
+/**
+ * The engine event that hands an agent event to the delivery function, for lib code that sends it
+ * itself (functions use `customerEventEmitted.create`). `eventId` is the webhook event's id and, with
+ * its prefix, the engine's dedupe id: a retried send is stored once.
+ */
+export function customerEventToSend(input: {
+  customerId: string;
+  agentId: string;
+  type: WebhookEventType;
+  data: Record<string, unknown>;
+  eventId: string;
+  at: Date;
+}): JobEvent {
+  const { at, ...event } = input;
+  return {
+    name: CUSTOMER_EVENT_EMITTED,
+    id: `customer-event-${input.eventId}`,
+    data: { ...event, occurredAt: at.toISOString() },
+  };
+}
 
 export function toWebhookSettings(row: CustomerRow, now: Date): WebhookSettings {
   const expires = row.previousWebhookSecretExpiresAt;
