@@ -7,7 +7,7 @@ import type { SendEvent, StatementWithEvents } from '../jobs';
 import type { Services } from '../services';
 import { customerEventToSend } from '../webhooks/settings';
 import { createTelegramApi } from './api';
-import { classifyTelegramError } from './errors';
+import { classifyTelegramError, type TelegramErrorKind } from './errors';
 import { TelegramIngress } from './ingress';
 
 export interface PollerOptions {
@@ -81,7 +81,7 @@ export function startTelegramPolling(
         failures += 1;
         const kind = classifyTelegramError(error);
         logger.warn({ agentId: agent.id, kind: kind.kind }, 'getUpdates failed');
-        const problem = pollingProblemOf(error);
+        const problem = pollingProblemOf(error, kind);
         if (problem && failures >= REPORT_AFTER_FAILURES && reported !== problem.code) {
           reported = problem.code;
           await reportPollingProblem(agent, problem);
@@ -181,8 +181,11 @@ export function startTelegramPolling(
 const REPORT_AFTER_FAILURES = 3;
 
 /** A getUpdates failure that waiting does not mend, as the agent's error code and message. */
-function pollingProblemOf(error: unknown): { code: string; message: string } | undefined {
-  if (classifyTelegramError(error).kind === 'invalid_token') {
+function pollingProblemOf(
+  error: unknown,
+  kind: TelegramErrorKind,
+): { code: string; message: string } | undefined {
+  if (kind.kind === 'invalid_token') {
     return {
       code: 'telegram_token_revoked',
       message: 'Telegram no longer accepts the bot token (401): PUT a new one, then start the agent',
