@@ -83,7 +83,7 @@ export async function setCredential(
   return db.transaction(async (tx) => {
     const agent = await findOwnAgent(tx, customerId, agentId, { forUpdate: true });
     if (!agent) throw agentNotFound(agentId);
-    assertTokenChangeable(agent, kind);
+    assertChangeableWhileLive(agent, kind, 'set');
     const encrypted = encryptSecret(keyring, credentialBinding(customerId, agent.id, kind), secret);
     const values = {
       ...encrypted,
@@ -122,17 +122,24 @@ export async function setCredential(
 }
 
 /**
- * The Telegram token of a starting or running agent does not change under it: the route stops the
- * agent first, and a start that came in between (it passed with the old, validated token) is
- * answered with a 409 rather than leave the agent running on a token nobody validated.
+ * What a starting or running agent's credentials may not undergo, a 409 each. Its Telegram token
+ * does not change under it: the route stops the agent first, and a start that came in between (it
+ * passed with the old, validated token) must not leave it running on a token nobody validated. Its
+ * Claude key may be replaced (a rotation), not removed: that would fail every message.
  */
-function assertTokenChangeable(agent: { status: string }, kind: CustomerCredentialKind): void {
-  if (kind !== 'telegram' || (agent.status !== 'starting' && agent.status !== 'running')) return;
-  throw new AppError(
-    'agent_running',
-    'The agent was started while its Telegram token was being changed: stop it, then send the change again',
-    { details: { status: agent.status } },
-  );
+function assertChangeableWhileLive(
+  agent: { status: string },
+  kind: CustomerCredentialKind,
+  change: 'set' | 'delete',
+): void {
+  if (agent.status !== 'starting' && agent.status !== 'running') return;
+  const refusal =
+    kind === 'telegram'
+      ? 'The agent was started while its Telegram token was being changed: stop it, then send the change again'
+      : change === 'delete'
+        ? 'Stop the agent before removing its Claude key, or PUT a new one'
+        : undefined;
+  if (refusal) throw new AppError('agent_running', refusal, { details: { status: agent.status } });
 }
 
 export async function deleteCredential(
@@ -144,13 +151,7 @@ export async function deleteCredential(
   await db.transaction(async (tx) => {
     const agent = await findOwnAgent(tx, customerId, agentId, { forUpdate: true });
     if (!agent) throw agentNotFound(agentId);
-    assertTokenChangeable(agent, kind);
-    if (kind === 'claude' && (agent.status === 'starting' || agent.status === 'running')) {
-      // Replacing the key of a running agent is a rotation; removing it would fail every message.
-      throw new AppError('agent_running', 'Stop the agent before removing its Claude key, or PUT a new one', {
-        details: { status: agent.status },
-      });
-    }
+    assertChangeableWhileLive(agent, kind, 'delete');
     const deleted = await tx
       .delete(credentials)
       .where(and(eq(credentials.agentId, agentId), eq(credentials.kind, kind)))
