@@ -1,5 +1,5 @@
 import { eq } from 'drizzle-orm';
-import { NonRetriableError, RetryAfterError } from 'inngest';
+import { NonRetriableError } from 'inngest';
 import { readCredentialSecret } from '../lib/credentials';
 import { agents } from '../lib/db/schema';
 import {
@@ -13,6 +13,7 @@ import { classifyTelegramError } from '../lib/telegram/errors';
 import { emitAgentEvent } from './emit-customer-event';
 import { AGENT_LIFECYCLE_CONCURRENCY, agentStartRequested } from './events';
 import type { FunctionDeps } from './index';
+import { telegramSlowDown } from './send-failure';
 
 /**
  * starting -> running: registers the webhook with a fresh secret_token (or, without a public base
@@ -77,9 +78,7 @@ export function startAgent({ inngest, services }: FunctionDeps) {
           }
           // 429: wait as long as Telegram asks, not the engine's shorter backoff (which spent the
           // retries within seconds and left the agent in error).
-          if (kind.kind === 'retry_after') {
-            throw new RetryAfterError('Telegram asked to slow down (429)', kind.seconds * 1000);
-          }
+          if (kind.kind === 'retry_after') throw telegramSlowDown(kind.seconds);
           throw error;
         }
       });

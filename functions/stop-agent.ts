@@ -1,5 +1,4 @@
 import { eq } from 'drizzle-orm';
-import { RetryAfterError } from 'inngest';
 import { readCredentialSecret } from '../lib/credentials';
 import { agents } from '../lib/db/schema';
 import { WEBHOOK_NOT_REMOVED } from '../lib/lifecycle/remove-webhook';
@@ -9,6 +8,7 @@ import { classifyTelegramError } from '../lib/telegram/errors';
 import { emitAgentEvent } from './emit-customer-event';
 import { AGENT_LIFECYCLE_CONCURRENCY, agentStopRequested } from './events';
 import type { FunctionDeps } from './index';
+import { telegramSlowDown } from './send-failure';
 
 /** stopping -> stopped: removes the webhook (a revoked token has none left to remove) and tells the customer. */
 export function stopAgent({ inngest, services }: FunctionDeps) {
@@ -57,9 +57,7 @@ export function stopAgent({ inngest, services }: FunctionDeps) {
           const kind = classifyTelegramError(error);
           // A token Telegram no longer accepts has no webhook we could remove: stopping still succeeds.
           if (kind.kind === 'invalid_token' || kind.kind === 'fatal') return;
-          if (kind.kind === 'retry_after') {
-            throw new RetryAfterError('Telegram asked to slow down (429)', kind.seconds * 1000);
-          }
+          if (kind.kind === 'retry_after') throw telegramSlowDown(kind.seconds);
           throw error;
         }
       });
