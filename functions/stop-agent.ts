@@ -10,8 +10,20 @@ import { AGENT_LIFECYCLE_CONCURRENCY, agentStopRequested } from './events';
 import type { FunctionDeps } from './index';
 import { telegramSlowDown } from './send-failure';
 
+type AgentStop = ReturnType<typeof agentStopRequested.schema.parse>;
+
 /** stopping -> stopped: removes the webhook (a revoked token has none left to remove) and tells the customer. */
 export function stopAgent({ inngest, services }: FunctionDeps) {
+  /** agent.stopped, its id from the stop event's: whichever path ends the stop, the customer gets one. */
+  const tellStopped = (stop: AgentStop, stopEventId: string | undefined) =>
+    emitAgentEvent(inngest, {
+      customerId: stop.customerId,
+      agentId: stop.agentId,
+      type: 'agent.stopped',
+      data: stop.reason ? { reason: stop.reason } : {},
+      eventId: `${stopEventId ?? stop.agentId}-stopped`,
+    });
+
   return inngest.createFunction(
     {
       id: 'stop-agent',
@@ -22,27 +34,20 @@ export function stopAgent({ inngest, services }: FunctionDeps) {
       // acknowledged and not answered), saying the webhook is still there, rather than stay stopping;
       // the reconcile cron removes it later.
       onFailure: async ({ event, error }) => {
-        const { agentId, customerId, reason } = agentStopRequested.schema.parse(event.data.event.data);
+        const stop = agentStopRequested.schema.parse(event.data.event.data);
         const message = `Telegram's webhook could not be removed (${error.message.slice(0, 300)}); updates that still arrive are not answered`;
-        const stopped = await transition(services.db, agentId, ['stopping'], 'stopped', {
+        const stopped = await transition(services.db, stop.agentId, ['stopping'], 'stopped', {
           telegramDelivery: null,
           lastError: message,
           lastErrorCode: WEBHOOK_NOT_REMOVED,
           lastErrorAt: new Date(),
         });
-        if (stopped) {
-          await emitAgentEvent(inngest, {
-            customerId,
-            agentId,
-            type: 'agent.stopped',
-            data: reason ? { reason } : {},
-            eventId: `${event.data.event.id ?? agentId}-stopped`,
-          });
-        }
+        if (stopped) await tellStopped(stop, event.data.event.id);
       },
     },
     async ({ event, step }) => {
-      const { agentId, customerId, reason } = agentStopRequested.schema.parse(event.data);
+      const stop = agentStopRequested.schema.parse(event.data);
+      const { agentId } = stop;
       await step.run('delete-webhook', async () => {
         const [agent] = await services.db.select().from(agents).where(eq(agents.id, agentId));
         if (agent?.status !== 'stopping') return;
@@ -65,15 +70,7 @@ export function stopAgent({ inngest, services }: FunctionDeps) {
         Boolean(await transition(services.db, agentId, ['stopping'], 'stopped', { telegramDelivery: null })),
       );
       if (stopped) {
-        await step.run('emit-agent-stopped', () =>
-          emitAgentEvent(inngest, {
-            customerId,
-            agentId,
-            type: 'agent.stopped',
-            data: reason ? { reason } : {},
-            eventId: `${event.id ?? agentId}-stopped`,
-          }),
-        );
+        await step.run('emit-agent-stopped', () => tellStopped(stop, event.id));
       }
       return { stopped };
     },
