@@ -94,6 +94,22 @@ const corsOrigin = z
   )
   .transform((value) => (value === '*' ? value : new URL(value).origin));
 
+/** `a, b,,c` as `['a', 'b', 'c']`. */
+const commaList = z
+  .string()
+  .trim()
+  .transform((value) =>
+    value
+      .split(',')
+      .map((item) => item.trim())
+      .filter(Boolean),
+  );
+
+const inngestSigningKey = z
+  .string()
+  .trim()
+  .regex(/^signkey-[a-z]+-[0-9a-f]+$/i, { error: 'expected an Inngest signing key (signkey-<env>-<hex>)' });
+
 /** 32 bytes, base64 (standard or url-safe alphabet). */
 export const MasterKeySchema = z
   .string()
@@ -120,15 +136,7 @@ export const EnvSchema = z.object({
 
   ENCRYPTION_MASTER_KEY: MasterKeySchema.optional(),
   ENCRYPTION_MASTER_KEY_PREVIOUS: MasterKeySchema.optional(),
-  ALLOWED_MODELS: z
-    .string()
-    .trim()
-    .transform((value) =>
-      value
-        .split(',')
-        .map((model) => model.trim())
-        .filter(Boolean),
-    )
+  ALLOWED_MODELS: commaList
     .pipe(
       z
         .array(z.string().regex(/^claude-[a-z0-9.-]+$/, { error: 'expected Claude model ids (claude-...)' }))
@@ -137,17 +145,7 @@ export const EnvSchema = z.object({
     .default(Object.values(DEFAULT_MODELS)),
   ADMIN_API_KEY: z.string().trim().min(32, { error: 'expected at least 32 characters' }).optional(),
 
-  CORS_ORIGIN: z
-    .string()
-    .trim()
-    .transform((value) =>
-      value
-        .split(',')
-        .map((origin) => origin.trim())
-        .filter(Boolean),
-    )
-    .pipe(z.array(corsOrigin))
-    .default([]),
+  CORS_ORIGIN: commaList.pipe(z.array(corsOrigin)).default([]),
 
   TELEGRAM_WEBHOOK_BASE_URL: webhookBaseUrl.optional(),
   TELEGRAM_API_ROOT: httpUrl.default('https://api.telegram.org'),
@@ -157,20 +155,8 @@ export const EnvSchema = z.object({
   JOBS_CONCURRENCY: wholeNumber(1, 1000).default(128),
   JOBS_HISTORY_DAYS: wholeNumber(1, 3650).default(7),
   INNGEST_EVENT_KEY: optionalString,
-  INNGEST_SIGNING_KEY: z
-    .string()
-    .trim()
-    .regex(/^signkey-[a-z]+-[0-9a-f]+$/i, {
-      error: 'expected an Inngest signing key (signkey-<env>-<hex>)',
-    })
-    .optional(),
-  INNGEST_SIGNING_KEY_FALLBACK: z
-    .string()
-    .trim()
-    .regex(/^signkey-[a-z]+-[0-9a-f]+$/i, {
-      error: 'expected an Inngest signing key (signkey-<env>-<hex>)',
-    })
-    .optional(),
+  INNGEST_SIGNING_KEY: inngestSigningKey.optional(),
+  INNGEST_SIGNING_KEY_FALLBACK: inngestSigningKey.optional(),
   INNGEST_BASE_URL: httpUrl.optional(),
   INNGEST_SERVE_ORIGIN: httpUrl.optional(),
   INNGEST_APP_ID: z
