@@ -170,6 +170,14 @@ export const EnvSchema = z.object({
 
 type RawEnv = Record<string, string | undefined>;
 
+/** The jobs engine: JOBS_ENGINE, else Inngest when INNGEST_EVENT_KEY is set. */
+function engineOf<Engine extends string>(env: {
+  JOBS_ENGINE?: Engine | undefined;
+  INNGEST_EVENT_KEY?: string | undefined;
+}): Engine | JobsEngine {
+  return env.JOBS_ENGINE ?? (env.INNGEST_EVENT_KEY ? 'inngest' : 'embedded');
+}
+
 /**
  * Checks between variables, on the raw values: run beside the schema rather than after it (a zod
  * refinement runs only once every single variable parsed), so one start reports every problem.
@@ -182,7 +190,7 @@ function crossVariableProblems(env: RawEnv): string[] {
         'UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN must be set together',
     );
   }
-  const engine = env.JOBS_ENGINE ?? (env.INNGEST_EVENT_KEY ? 'inngest' : 'embedded');
+  const engine = engineOf(env);
   if (engine === 'inngest') {
     if (!env.INNGEST_EVENT_KEY && !env.INNGEST_BASE_URL) {
       problems.push(
@@ -343,7 +351,7 @@ export function parseConfig(source: Record<string, string | undefined>): Config 
     telegram: { apiRoot: env.TELEGRAM_API_ROOT, webhookBaseUrl: env.TELEGRAM_WEBHOOK_BASE_URL },
     anthropic: { baseUrl: env.ANTHROPIC_BASE_URL },
     jobs: {
-      engine: env.JOBS_ENGINE ?? (env.INNGEST_EVENT_KEY ? 'inngest' : 'embedded'),
+      engine: engineOf(env),
       appId: env.INNGEST_APP_ID,
       eventKey: env.INNGEST_EVENT_KEY,
       signingKey: env.INNGEST_SIGNING_KEY,
