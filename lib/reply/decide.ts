@@ -246,11 +246,12 @@ export async function decideInbound(
   if (sender.is_bot && !speaksAs) return skip('from_bot');
   const { text } = messageText(message);
   // A service message (a pin, a member joining): nothing to answer, and no pairing code for it.
-  if (text.trim() === '' && attachmentOf(message) === undefined) return skip('no_text');
+  const blank = text.trim() === '';
+  if (blank && attachmentOf(message) === undefined) return skip('no_text');
 
   // One answer per album: its uncaptioned items are left to the item with the caption, or to the
   // first when none has one (one "text only" notice, one pairing code).
-  if (text.trim() === '' && message.media_group_id) {
+  if (blank && message.media_group_id) {
     const [sibling] = await readAlbumSibling(db).execute({
       agentId: agent.id,
       chatId: message.chat.id,
@@ -324,7 +325,7 @@ export async function decideInbound(
     // answer belong to the history, which leaves commands out.
     await db.update(telegramMessages).set({ isCommand: false }).where(eq(telegramMessages.id, claimed.id));
   }
-  if (text.trim() === '') {
+  if (blank) {
     // A photo, sticker or voice note in a private chat: say so rather than stay silent.
     if (chatType !== 'private') return skip('no_text');
     return { action: 'notice', kind: 'unsupported', target, text: TEXT_ONLY_NOTICE, settle: 'ignored' };
