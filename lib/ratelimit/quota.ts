@@ -1,5 +1,6 @@
-import { and, eq, gte, isNotNull, or, sql } from 'drizzle-orm';
+import { and, eq, gte, isNotNull, isNull, ne, or, sql } from 'drizzle-orm';
 import type { Database, Queryable } from '../db/client';
+import { preparedQuery } from '../db/prepared';
 import { customers, telegramChats, telegramMessages } from '../db/schema';
 import type { RateLimiter } from './limiter';
 import { limitsFor } from './plans';
@@ -18,27 +19,36 @@ export const QUOTA_NOTICE =
 export const TOKEN_BUDGET_NOTICE =
   "This assistant has used its daily budget and can't answer more messages today. Please try again tomorrow.";
 
+const NOTICE_COLUMNS = {
+  quota: { day: 'quotaNoticeDay', messageId: 'quotaNoticeMessageId' },
+  budget: { day: 'budgetNoticeDay', messageId: 'budgetNoticeMessageId' },
+} as const;
+
 /**
- * Marks that today's notice went to this chat; true only for the first caller of the day, so the
- * end user gets one notice per chat per day, however many messages arrive, even concurrently.
+ * Marks that today's notice went to this chat; true only for the first message of the day, so the
+ * end user gets one notice per chat per day, however many messages arrive, even concurrently. The
+ * message that claimed it gets true again: its decision, run again, must not lose the notice.
  */
 async function claimDailyNotice(
   db: Queryable,
-  column: 'quotaNoticeDay' | 'budgetNoticeDay',
-  agentId: string,
-  chatId: number,
-  day: string,
+  kind: keyof typeof NOTICE_COLUMNS,
+  notice: { agentId: string; chatId: number; messageId: string; day: string },
 ): Promise<boolean> {
-  const target = column === 'quotaNoticeDay' ? telegramChats.quotaNoticeDay : telegramChats.budgetNoticeDay;
-  await db.insert(telegramChats).values({ agentId, chatId, type: 'unknown' }).onConflictDoNothing();
+  const columns = NOTICE_COLUMNS[kind];
+  const day = telegramChats[columns.day];
+  const messageId = telegramChats[columns.messageId];
+  await db
+    .insert(telegramChats)
+    .values({ agentId: notice.agentId, chatId: notice.chatId, type: 'unknown' })
+    .onConflictDoNothing();
   const claimed = await db
     .update(telegramChats)
-    .set({ [column]: day })
+    .set({ [columns.day]: notice.day, [columns.messageId]: notice.messageId })
     .where(
       and(
-        eq(telegramChats.agentId, agentId),
-        eq(telegramChats.chatId, chatId),
-        or(sql`${target} is null`, sql`${target} <> ${day}`),
+        eq(telegramChats.agentId, notice.agentId),
+        eq(telegramChats.chatId, notice.chatId),
+        or(isNull(day), ne(day, notice.day), eq(messageId, notice.messageId)),
       ),
     )
     .returning({ id: telegramChats.id });
@@ -59,6 +69,10 @@ export type QuotaDecision =
  * a reply. Over quota: `notify` is true once per chat per UTC day (send QUOTA_NOTICE then, and the
  * customer's `agent.error` with code `quota_exceeded`). Fails open when Redis is down: a Redis
  * outage never costs an end user their answer.
+ *
+ * A message is counted once: it is marked before the count, so a decision run again (a crash lost
+ * its result, an admin replays a failed answer) lets it through without counting it again. A crash
+ * between the mark and the count leaves it uncounted, the side a customer is not charged on.
  */
 export async function checkMessageQuota(
   db: Database,
@@ -67,6 +81,8 @@ export async function checkMessageQuota(
     customerId: string;
     agentId: string;
     chatId: number;
+    /** The stored inbound message being counted. */
+    messageId: string;
     now: Date;
     /** The customer's plan and overrides when the caller has just read them (saves a query). */
     customer?: CustomerLimits | undefined;
@@ -84,11 +100,42 @@ export async function checkMessageQuota(
         .where(eq(customers.id, input.customerId));
   if (!customer) return { allowed: false, limit: 0, notify: false };
   const { messagesPerDay } = limitsFor(customer);
-  const result = await limiter.limit(`customer:${input.customerId}`, messagesPerDay);
+  const identifier = `customer:${input.customerId}`;
+  const [marked] = await markCounted(db).execute({
+    messageId: input.messageId,
+    now: input.now.toISOString(),
+  });
+  if (!marked) {
+    const { remaining } = await limiter.usage(identifier, messagesPerDay);
+    return { allowed: true, remaining, limit: messagesPerDay };
+  }
+  const result = await limiter.limit(identifier, messagesPerDay);
   if (result.success) return { allowed: true, remaining: result.remaining, limit: messagesPerDay };
-  const notify = await claimDailyNotice(db, 'quotaNoticeDay', input.agentId, input.chatId, utcDay(input.now));
+  // Refused, it was not counted (the limiter hands a refusal back): a later decision counts it anew.
+  await db
+    .update(telegramMessages)
+    .set({ quotaCountedAt: null })
+    .where(eq(telegramMessages.id, input.messageId));
+  const notify = await claimDailyNotice(db, 'quota', {
+    agentId: input.agentId,
+    chatId: input.chatId,
+    messageId: input.messageId,
+    day: utcDay(input.now),
+  });
   return { allowed: false, limit: messagesPerDay, notify };
 }
+
+/** Marks a message counted against the quota; no row when it already was. */
+const markCounted = preparedQuery((db) =>
+  db
+    .update(telegramMessages)
+    .set({ quotaCountedAt: sql`${sql.placeholder('now')}::timestamptz` })
+    .where(
+      and(eq(telegramMessages.id, sql.placeholder('messageId')), isNull(telegramMessages.quotaCountedAt)),
+    )
+    .returning({ id: telegramMessages.id })
+    .prepare('quota_mark_counted'),
+);
 
 export type BudgetDecision =
   | { allowed: true; used: number; budget: number | null }
@@ -148,17 +195,16 @@ export async function tokensUsedToday(db: Queryable, agentId: string, now: Date)
  */
 export async function checkTokenBudget(
   db: Database,
-  input: { agentId: string; chatId: number; dailyTokenBudget: number | null; now: Date },
+  input: { agentId: string; chatId: number; messageId: string; dailyTokenBudget: number | null; now: Date },
 ): Promise<BudgetDecision> {
   if (input.dailyTokenBudget === null) return { allowed: true, used: 0, budget: null };
   const used = await tokensUsedToday(db, input.agentId, input.now);
   if (used < input.dailyTokenBudget) return { allowed: true, used, budget: input.dailyTokenBudget };
-  const notify = await claimDailyNotice(
-    db,
-    'budgetNoticeDay',
-    input.agentId,
-    input.chatId,
-    utcDay(input.now),
-  );
+  const notify = await claimDailyNotice(db, 'budget', {
+    agentId: input.agentId,
+    chatId: input.chatId,
+    messageId: input.messageId,
+    day: utcDay(input.now),
+  });
   return { allowed: false, used, budget: input.dailyTokenBudget, notify };
 }

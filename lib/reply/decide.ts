@@ -334,6 +334,7 @@ export async function decideInbound(
   const budget = await checkTokenBudget(db, {
     agentId: agent.id,
     chatId: message.chat.id,
+    messageId: claimed.id,
     dailyTokenBudget: agent.dailyTokenBudget,
     now,
   });
@@ -357,6 +358,7 @@ export async function decideInbound(
     customerId: ref.customerId,
     agentId: agent.id,
     chatId: message.chat.id,
+    messageId: claimed.id,
     now,
     customer: row.limits,
   });

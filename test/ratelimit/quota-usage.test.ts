@@ -47,11 +47,27 @@ describe.each(cases)('quotas and usage on %s with the %s store', (target, store)
     return { customerId: customer.id, apiKey, agentId: agent.id };
   }
 
+  /** A stored inbound message: what a quota counts, and what a daily notice is claimed for. */
+  async function inbound(ids: { customerId: string; agentId: string }, chatId: number): Promise<string> {
+    const [row] = await services.db
+      .insert(telegramMessages)
+      .values({ ...ids, chatId, direction: 'inbound', text: 'hi' })
+      .returning({ id: telegramMessages.id });
+    if (!row) throw new Error('no message');
+    return row.id;
+  }
+
   it('allows exactly messagesPerDay messages, then notifies each chat once a day', async () => {
     const { customerId, agentId } = await customerWithAgent({ messagesPerDay: 2 });
     const now = new Date('2030-06-01T12:00:00Z');
-    const check = (chatId: number) =>
-      checkMessageQuota(services.db, services.limits.messages, { customerId, agentId, chatId, now });
+    const check = async (chatId: number) =>
+      checkMessageQuota(services.db, services.limits.messages, {
+        customerId,
+        agentId,
+        chatId,
+        messageId: await inbound({ customerId, agentId }, chatId),
+        now,
+      });
     expect(await check(1)).toEqual({ allowed: true, remaining: 1, limit: 2 });
     expect(await check(2)).toEqual({ allowed: true, remaining: 0, limit: 2 });
     expect(await check(1)).toEqual({ allowed: false, limit: 2, notify: true });
@@ -64,8 +80,14 @@ describe.each(cases)('quotas and usage on %s with the %s store', (target, store)
   it('a limit changed during the day applies to what was already counted, refusals not included', async () => {
     const { customerId, agentId } = await customerWithAgent({ messagesPerDay: 2 });
     const now = new Date();
-    const check = () =>
-      checkMessageQuota(services.db, services.limits.messages, { customerId, agentId, chatId: 7, now });
+    const check = async () =>
+      checkMessageQuota(services.db, services.limits.messages, {
+        customerId,
+        agentId,
+        chatId: 7,
+        messageId: await inbound({ customerId, agentId }, 7),
+        now,
+      });
     const allowed = async (times: number) => {
       const decisions: boolean[] = [];
       for (let index = 0; index < times; index++) decisions.push((await check()).allowed);
@@ -86,10 +108,50 @@ describe.each(cases)('quotas and usage on %s with the %s store', (target, store)
     expect(((await usage.json()) as { usage: { messages: { used: number } } }).usage.messages.used).toBe(3);
   });
 
+  it('counts a message once however often it is decided; a refused one keeps its notice', async () => {
+    const { customerId, agentId } = await customerWithAgent({ messagesPerDay: 2 });
+    const now = new Date();
+    const check = (messageId: string) =>
+      checkMessageQuota(services.db, services.limits.messages, {
+        customerId,
+        agentId,
+        chatId: 8,
+        messageId,
+        now,
+      });
+    const used = async () => (await services.limits.messages.usage(`customer:${customerId}`, 2)).used;
+    const first = await inbound({ customerId, agentId }, 8);
+    expect(await check(first)).toEqual({ allowed: true, remaining: 1, limit: 2 });
+    // Its decision run again (a crash lost the result; an admin replay of a failed answer).
+    expect(await check(first)).toEqual({ allowed: true, remaining: 1, limit: 2 });
+    expect(await check(first)).toMatchObject({ allowed: true });
+    expect(await used()).toBe(1);
+    const second = await inbound({ customerId, agentId }, 8);
+    expect(await check(second)).toMatchObject({ allowed: true, remaining: 0 });
+    const refused = await inbound({ customerId, agentId }, 8);
+    expect(await check(refused)).toEqual({ allowed: false, limit: 2, notify: true });
+    // Decided again, the refused message still sends the day's notice; another message does not.
+    expect(await check(refused)).toEqual({ allowed: false, limit: 2, notify: true });
+    expect(await check(await inbound({ customerId, agentId }, 8))).toEqual({
+      allowed: false,
+      limit: 2,
+      notify: false,
+    });
+    expect(await used()).toBe(2);
+  });
+
   it("stops Claude once today's tokens reach the agent's budget, notifying each chat once", async () => {
     const { customerId, agentId } = await customerWithAgent({}, 1000);
     const now = new Date();
-    expect(await checkTokenBudget(services.db, { agentId, chatId: 5, dailyTokenBudget: 1000, now })).toEqual({
+    const check = async (dailyTokenBudget: number | null, messageId?: string) =>
+      checkTokenBudget(services.db, {
+        agentId,
+        chatId: 5,
+        messageId: messageId ?? (await inbound({ customerId, agentId }, 5)),
+        dailyTokenBudget,
+        now,
+      });
+    expect(await check(1000)).toEqual({
       allowed: true,
       used: 0,
       budget: 1000,
@@ -117,23 +179,17 @@ describe.each(cases)('quotas and usage on %s with the %s store', (target, store)
         cacheReadTokens: 90,
       },
     ]);
-    expect(await checkTokenBudget(services.db, { agentId, chatId: 5, dailyTokenBudget: 1000, now })).toEqual({
+    const notified = await inbound({ customerId, agentId }, 5);
+    expect(await check(1000, notified)).toEqual({
       allowed: false,
       used: 1000,
       budget: 1000,
       notify: true,
     });
-    expect(
-      await checkTokenBudget(services.db, { agentId, chatId: 5, dailyTokenBudget: 1000, now }),
-    ).toMatchObject({
-      allowed: false,
-      notify: false,
-    });
-    expect(
-      await checkTokenBudget(services.db, { agentId, chatId: 5, dailyTokenBudget: null, now }),
-    ).toMatchObject({
-      allowed: true,
-    });
+    expect(await check(1000)).toMatchObject({ allowed: false, notify: false });
+    // The message that claimed the notice, decided again (its first result lost), still sends it.
+    expect(await check(1000, notified)).toMatchObject({ allowed: false, notify: true });
+    expect(await check(null)).toMatchObject({ allowed: true });
   });
 
   it('reports usage to the customer and to the admin', async () => {
@@ -142,6 +198,7 @@ describe.each(cases)('quotas and usage on %s with the %s store', (target, store)
       customerId,
       agentId,
       chatId: 9,
+      messageId: await inbound({ customerId, agentId }, 9),
       now: new Date(),
     });
     await services.db.insert(telegramMessages).values([

@@ -153,6 +153,25 @@ describe.each(databaseTargets())('reply decisions on %s', (target) => {
       reason: 'already_handled',
     });
   });
+
+  it("counts a message against the day's quota once: decided again after a crash, or replayed after failing", async () => {
+    const agent = await createAgent(services.db, { status: 'running', telegramDmPolicy: 'open' });
+    const deps = { db: services.db, messageLimiter: services.limits.messages };
+    const counted = async () =>
+      (await services.limits.messages.usage(`customer:${agent.customerId}`, 1000)).used;
+    const message = await inbound(agent, 7301, 'count me once', new Date());
+    expect((await decideInbound(deps, message, 'run-a', new Date())).action).toBe('answer');
+    expect((await decideInbound(deps, message, 'run-a', new Date())).action).toBe('answer');
+    expect(await counted()).toBe(1);
+    // The answer failed; the operator replays the event: a new run answers it, not counted again.
+    await settleInbound(services.db, message.messageId, 'failed');
+    expect((await decideInbound(deps, message, 'run-replay', new Date())).action).toBe('answer');
+    expect(await counted()).toBe(1);
+    await settleInbound(services.db, message.messageId, 'answered');
+    const next = await inbound(agent, 7301, 'another', new Date());
+    expect((await decideInbound(deps, next, 'run-b', new Date())).action).toBe('answer');
+    expect(await counted()).toBe(2);
+  });
 });
 
 describe('answer chunks', () => {

@@ -204,6 +204,12 @@ export const telegramChats = pgTable(
     /** UTC day (YYYY-MM-DD) on which the quota notice was last sent to this chat. */
     quotaNoticeDay: text('quota_notice_day'),
     budgetNoticeDay: text('budget_notice_day'),
+    /**
+     * The inbound message whose decision claimed that day's notice: its decision, run again after a
+     * crash lost the first one's result, still sends it (any other message of the day does not).
+     */
+    quotaNoticeMessageId: uuid('quota_notice_message_id'),
+    budgetNoticeMessageId: uuid('budget_notice_message_id'),
     blockedAt: tz('blocked_at'),
     /**
      * The basic group this supergroup was upgraded from (Telegram gives it a new chat id): its messages
@@ -259,6 +265,11 @@ export const telegramMessages = pgTable(
      * again after a crash that lost its step result; another run (a duplicate, a replay) may not.
      */
     replyRunId: text('reply_run_id'),
+    /**
+     * Inbound: when the message was counted against its customer's messages per day. Counted once,
+     * however often its decision runs (a step run again, an admin replay of a failed answer).
+     */
+    quotaCountedAt: tz('quota_counted_at'),
     createdAt: createdAt(),
   },
   (t) => [
