@@ -4,12 +4,16 @@ import type { Logger } from '../logger';
 import type { RedisHandle } from '../redis';
 import { withTimeout } from '../timeout';
 import { createIORedisRequester } from './requester';
+import { slidingWindowFreeAt } from './sliding-window';
 
 export interface LimitResult {
   success: boolean;
   limit: number;
   remaining: number;
-  /** Unix time in milliseconds when the window frees up. */
+  /**
+   * Unix time in milliseconds when the window frees up; refused, when the next use will pass (an API
+   * request under the sliding window may pass before the window's end, or only after it).
+   */
   reset: number;
   /** True when Redis did not answer and the limit was not enforced (fail open). */
   failedOpen: boolean;
@@ -36,6 +40,8 @@ const ALGORITHMS: Record<LimitKind, (tokens: number) => ReturnType<typeof Rateli
   api: (tokens) => Ratelimit.slidingWindow(tokens, '1 h'),
   messages: (tokens) => Ratelimit.fixedWindow(tokens, '1 d'),
 };
+/** The API's sliding window, '1 h' above, in milliseconds. */
+const API_WINDOW_MS = 60 * 60_000;
 
 /** The @upstash/redis client for whatever Redis runs: REST, TCP through ioredis, or in memory. */
 export function upstashClientFor(redis: RedisHandle): UpstashRedis {
@@ -100,6 +106,34 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     );
   };
 
+  /**
+   * When a refused API request may pass: the sliding window's end (what @upstash/ratelimit reports
+   * as `reset`) is too late when the previous hour's weight is what refuses it, and too early when
+   * this hour's own count is at the limit. Read from the two windows' counts, under the library's
+   * keys (`prefix:identifier:windowIndex`); the window's end when Redis does not say.
+   */
+  const apiFreeAt = async (identifier: string, tokens: number, windowEnd: number): Promise<number> => {
+    const windowIndex = windowEnd / API_WINDOW_MS - 1;
+    try {
+      const [previous, current] = await bounded(
+        client.mget<(number | string | null)[]>(
+          `${prefix}:${identifier}:${windowIndex - 1}`,
+          `${prefix}:${identifier}:${windowIndex}`,
+        ),
+      );
+      return slidingWindowFreeAt({
+        previous: Number(previous ?? 0),
+        current: Number(current ?? 0),
+        limit: tokens,
+        windowStart: windowEnd - API_WINDOW_MS,
+        windowMs: API_WINDOW_MS,
+      });
+    } catch (error) {
+      warn(error);
+      return windowEnd;
+    }
+  };
+
   return {
     async limit(identifier, tokens) {
       try {
@@ -116,11 +150,15 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
             (error: unknown) => warn(error),
           );
         }
+        const reset =
+          !result.success && options.kind === 'api'
+            ? await apiFreeAt(identifier, tokens, result.reset)
+            : result.reset;
         return {
           success: result.success,
           limit: tokens,
           remaining: result.remaining,
-          reset: result.reset,
+          reset,
           failedOpen: false,
         };
       } catch (error) {
