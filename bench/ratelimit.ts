@@ -24,7 +24,7 @@ const noLimit: RateLimiter = {
     return { success: true, limit, remaining: limit, reset: Date.now() + 3_600_000, failedOpen: false };
   },
   async usage(_id, limit) {
-    return { used: 0, remaining: limit, reset: Date.now() };
+    return { used: 0, remaining: limit, reset: Date.now(), failedOpen: false };
   },
 };
 

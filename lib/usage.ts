@@ -16,11 +16,20 @@ export interface AgentTokenUsage {
   month: TokenCounts;
 }
 
+/** A limiter's count; `used` and `remaining` are null when Redis did not answer (nothing to report). */
+export interface UsageCounter {
+  used: number | null;
+  remaining: number | null;
+  resetAt: string;
+}
+
 export interface Usage {
   plan: 'free' | 'pro' | 'enterprise';
   limits: { apiRequestsPerHour: number; messagesPerDay: number };
-  apiRequests: { used: number; remaining: number; resetAt: string };
-  messages: { used: number; remaining: number; resetAt: string };
+  /** `failing_open` while Redis does not answer: the limits pass everything, and the counts are unknown. */
+  rateLimits: 'enforced' | 'failing_open';
+  apiRequests: UsageCounter;
+  messages: UsageCounter;
   tokens: { today: TokenCounts; month: TokenCounts };
   agents: AgentTokenUsage[];
 }
@@ -54,15 +63,18 @@ export async function getUsage(
   return {
     plan: customer.plan,
     limits,
-    apiRequests: { used: api.used, remaining: api.remaining, resetAt: new Date(api.reset).toISOString() },
-    messages: {
-      used: messages.used,
-      remaining: messages.remaining,
-      resetAt: new Date(messages.reset).toISOString(),
-    },
+    rateLimits: api.failedOpen || messages.failedOpen ? 'failing_open' : 'enforced',
+    apiRequests: counterOf(api),
+    messages: counterOf(messages),
     tokens: { today: total('today'), month: total('month') },
     agents: perAgent,
   };
+}
+
+function counterOf(usage: Awaited<ReturnType<RateLimiter['usage']>>): UsageCounter {
+  const resetAt = new Date(usage.reset).toISOString();
+  if (usage.failedOpen) return { used: null, remaining: null, resetAt };
+  return { used: usage.used, remaining: usage.remaining, resetAt };
 }
 
 function countsOf(count: (kind: TokenKind) => number): TokenCounts {

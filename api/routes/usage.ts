@@ -14,12 +14,23 @@ const TokensSchema = z
     cacheCreationTokens: z.number().int().openapi({ description: 'Input written to the prompt cache' }),
   })
   .openapi({ description: 'Claude tokens; the daily token budget counts all four' });
-const CounterSchema = z.object({ used: z.number().int(), remaining: z.number().int(), resetAt: Timestamp });
+const CounterSchema = z.object({
+  used: z
+    .number()
+    .int()
+    .nullable()
+    .openapi({ description: 'Null while the rate-limit store (Redis) is down' }),
+  remaining: z.number().int().nullable(),
+  resetAt: Timestamp,
+});
 
 export const UsageSchema = z
   .object({
     plan: z.enum(['free', 'pro', 'enterprise']),
     limits: z.object({ apiRequestsPerHour: z.number().int(), messagesPerDay: z.number().int() }),
+    rateLimits: z.enum(['enforced', 'failing_open']).openapi({
+      description: 'failing_open while Redis does not answer: nothing is limited, and the counts are null',
+    }),
     apiRequests: CounterSchema.openapi({ description: 'This hour (sliding window)' }),
     messages: CounterSchema.openapi({ description: 'Today (UTC)' }),
     tokens: z.object({ today: TokensSchema, month: TokensSchema }),

@@ -99,7 +99,12 @@ export async function getAgentStatus(
     lastErrorAt: agent.lastErrorAt?.toISOString() ?? null,
     lastMessageAt: agent.lastMessageAt?.toISOString() ?? null,
     messagesToday: today?.n ?? 0,
-    quota: { messagesPerDay, remaining: quota.remaining, resetAt: new Date(quota.reset).toISOString() },
+    quota: {
+      messagesPerDay,
+      // Unknown while Redis does not answer (the quota fails open).
+      remaining: quota.failedOpen ? null : quota.remaining,
+      resetAt: new Date(quota.reset).toISOString(),
+    },
     telegram: {
       botUsername: agent.telegramBotUsername,
       delivery: agent.telegramDelivery,

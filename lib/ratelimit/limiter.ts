@@ -23,8 +23,11 @@ export interface LimitResult {
 export interface RateLimiter {
   /** Counts one use of `identifier` against `limit` per window. */
   limit(identifier: string, limit: number): Promise<LimitResult>;
-  /** The current use without counting one. */
-  usage(identifier: string, limit: number): Promise<{ used: number; remaining: number; reset: number }>;
+  /** The current use without counting one; `failedOpen` when Redis did not answer (the figures are not real). */
+  usage(
+    identifier: string,
+    limit: number,
+  ): Promise<{ used: number; remaining: number; reset: number; failedOpen: boolean }>;
 }
 
 export type LimitKind = 'api' | 'messages';
@@ -169,10 +172,10 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     async usage(identifier, tokens) {
       try {
         const { remaining, reset } = await bounded(limiterFor(tokens).getRemaining(identifier));
-        return { used: Math.max(0, tokens - remaining), remaining, reset };
+        return { used: Math.max(0, tokens - remaining), remaining, reset, failedOpen: false };
       } catch (error) {
         warn(error);
-        return { used: 0, remaining: tokens, reset: now() };
+        return { used: 0, remaining: tokens, reset: now(), failedOpen: true };
       }
     },
   };

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type App, createApp } from '../../api/app';
+import { agents } from '../../lib/db/schema';
 import { createRedis, type RedisHandle } from '../../lib/redis';
 import type { Services } from '../../lib/services';
 import { createTestDatabase, type TestDatabase } from '../support/db';
@@ -129,7 +130,7 @@ describe('when Redis is down', () => {
     try {
       const app = createApp(services);
       const { createCustomer } = await import('../../lib/customers');
-      const { apiKey } = await createCustomer(
+      const { customer, apiKey } = await createCustomer(
         services.db,
         { actor: { type: 'system' }, requestId: undefined, ip: undefined },
         services.keyring,
@@ -147,6 +148,25 @@ describe('when Redis is down', () => {
         (line) => line.msg === 'rate limit store unavailable: failing open',
       );
       expect(warnings).toHaveLength(1);
+      // The counts are unknown, not zero: /usage says the limits are failing open.
+      const usage = await app.request('/api/v1/usage', { headers: { authorization: `Bearer ${apiKey}` } });
+      expect(usage.status).toBe(200);
+      expect(((await usage.json()) as { usage: unknown }).usage).toMatchObject({
+        rateLimits: 'failing_open',
+        apiRequests: { used: null, remaining: null },
+        messages: { used: null, remaining: null },
+      });
+      const [agent] = await services.db
+        .insert(agents)
+        .values({ customerId: customer.id, name: 'bot', model: 'claude-sonnet-4-5' })
+        .returning();
+      const status = await app.request(`/api/v1/agents/${agent?.id}/status`, {
+        headers: { authorization: `Bearer ${apiKey}` },
+      });
+      expect(status.status).toBe(200);
+      expect(((await status.json()) as { status: { quota: unknown } }).status.quota).toMatchObject({
+        remaining: null,
+      });
       const health = await app.request('/health');
       expect(health.status).toBe(503);
       expect(await health.json()).toMatchObject({

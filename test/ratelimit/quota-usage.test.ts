@@ -241,6 +241,7 @@ describe.each(cases)('quotas and usage on %s with the %s store', (target, store)
     expect(usage).toMatchObject({
       plan: 'free',
       limits: { apiRequestsPerHour: 100, messagesPerDay: 10 },
+      rateLimits: 'enforced',
       apiRequests: { used: 1, remaining: 99 },
       messages: { used: 1, remaining: 9 },
       tokens: {

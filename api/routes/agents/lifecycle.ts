@@ -102,7 +102,11 @@ const StatusSchema = z
     lastErrorAt: Timestamp.nullable(),
     lastMessageAt: Timestamp.nullable(),
     messagesToday: z.number().int(),
-    quota: z.object({ messagesPerDay: z.number().int(), remaining: z.number().int(), resetAt: Timestamp }),
+    quota: z.object({
+      messagesPerDay: z.number().int(),
+      remaining: z.number().int().nullable().openapi({ description: 'Null while Redis is down' }),
+      resetAt: Timestamp,
+    }),
     telegram: z.object({
       botUsername: z.string().nullable(),
       delivery: z.enum(['webhook', 'polling']).nullable(),
