@@ -40,15 +40,28 @@ export interface TelegramWebhookView {
 }
 
 const WEBHOOK_INFO_TTL_MS = 30_000;
-const webhookInfoCache = new Map<string, { at: number; view: TelegramWebhookView | { error: string } }>();
+/** Past this many agents, expired views are dropped before another is kept. */
+const WEBHOOK_INFO_CACHE_SWEEP_AT = 1_000;
+const webhookInfoCache = new Map<
+  string,
+  { at: number; statusSince: number; view: TelegramWebhookView | { error: string } }
+>();
 
-/** Telegram's own view of the bot's webhook, cached briefly per agent (status pages get polled). */
+/**
+ * Telegram's own view of the bot's webhook, cached briefly per agent (status pages get polled). A
+ * start or stop since the view was read (a new `statusSince`: a token can only change in between)
+ * reads it again, so the status never shows the webhook as it was before.
+ */
 export async function telegramWebhookView(
   services: Services,
-  agentId: string,
+  agent: { id: string; statusSince: Date },
 ): Promise<TelegramWebhookView | { error: string } | null> {
+  const agentId = agent.id;
+  const statusSince = agent.statusSince.getTime();
   const cached = webhookInfoCache.get(agentId);
-  if (cached && Date.now() - cached.at < WEBHOOK_INFO_TTL_MS) return cached.view;
+  if (cached && cached.statusSince === statusSince && Date.now() - cached.at < WEBHOOK_INFO_TTL_MS) {
+    return cached.view;
+  }
   const token = await readCredentialSecret(services.db, services.keyring, agentId, 'telegram');
   if (!token) return null;
   let view: TelegramWebhookView | { error: string };
@@ -66,7 +79,12 @@ export async function telegramWebhookView(
   } catch {
     view = { error: 'Telegram could not be reached' };
   }
-  webhookInfoCache.set(agentId, { at: Date.now(), view });
+  if (webhookInfoCache.size >= WEBHOOK_INFO_CACHE_SWEEP_AT) {
+    for (const [id, entry] of webhookInfoCache) {
+      if (Date.now() - entry.at >= WEBHOOK_INFO_TTL_MS) webhookInfoCache.delete(id);
+    }
+  }
+  webhookInfoCache.set(agentId, { at: Date.now(), statusSince, view });
   return view;
 }
 
@@ -110,7 +128,7 @@ export async function getAgentStatus(
       delivery: agent.telegramDelivery,
       webhook:
         agent.status === 'running' || agent.status === 'error'
-          ? await telegramWebhookView(services, agentId)
+          ? await telegramWebhookView(services, agent)
           : null,
     },
   };

@@ -267,6 +267,28 @@ describe.each(databaseTargets())('agent lifecycle on %s', (target) => {
     ]);
   });
 
+  it("the status reads Telegram's webhook view again after a restart, not the one cached before", async () => {
+    const agent = await setup();
+    await validate(agent.key, agent.agentId);
+    const webhookOf = async () =>
+      (
+        (await (await call('GET', `/api/v1/agents/${agent.agentId}/status`, agent.key)).json()) as {
+          status: { telegram: { webhook: unknown } };
+        }
+      ).status.telegram.webhook;
+    await call('POST', `/api/v1/agents/${agent.agentId}/start`, agent.key);
+    await harness.settle();
+    telegram.failNext('getWebhookInfo', 1, TELEGRAM_ERRORS.badGateway(), agent.token);
+    expect(await webhookOf()).toEqual({ error: 'Telegram could not be reached' });
+    // Within the cache's 30 s the same view; after a stop and a start, Telegram's current one.
+    expect(await webhookOf()).toEqual({ error: 'Telegram could not be reached' });
+    await call('POST', `/api/v1/agents/${agent.agentId}/stop`, agent.key);
+    await harness.settle();
+    await call('POST', `/api/v1/agents/${agent.agentId}/start`, agent.key);
+    await harness.settle();
+    expect(await webhookOf()).toMatchObject({ url: `${WEBHOOK_BASE}/telegram/${agent.agentId}` });
+  });
+
   it("a 429 from Telegram during the start waits Telegram's retry_after, then starts", async () => {
     const agent = await setup();
     await validate(agent.key, agent.agentId);
