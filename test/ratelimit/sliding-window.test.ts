@@ -64,31 +64,31 @@ describe.each(stores)("the API limiter's reset on the %s store", (store) => {
     };
   }
 
-  it('a request refused by the last hour is told when the weight lets one through, before the hour ends', async () => {
-    const limiter = await seeded({ previous: 20, current: 0 }, new Date('2031-01-01T10:15:00Z'));
+  it.each([
+    {
+      name: 'a request refused by the last hour is told when the weight lets one through, before the hour ends',
+      counts: { previous: 20, current: 0 },
+      at: '2031-01-01T10:15:00Z',
+      freeAt: '2031-01-01T10:30:00.001Z',
+      refusedAt: [],
+    },
+    {
+      name: "a request over this hour's count is told a time in the next hour (the hour's end still refuses)",
+      counts: { previous: 0, current: 12 },
+      at: '2031-01-01T11:15:00Z',
+      freeAt: '2031-01-01T12:10:00.001Z',
+      refusedAt: ['2031-01-01T12:00:00.000Z'],
+    },
+  ])('$name', async ({ counts, at, freeAt, refusedAt }) => {
+    const limiter = await seeded(counts, new Date(at));
     try {
       const refused = await limiter.limit();
       expect(refused.success).toBe(false);
-      expect(new Date(refused.reset).toISOString()).toBe('2031-01-01T10:30:00.001Z');
-      limiter.at(refused.reset - 1);
-      expect((await limiter.limit()).success).toBe(false);
-      limiter.at(refused.reset);
-      expect((await limiter.limit()).success).toBe(true);
-    } finally {
-      await limiter.close();
-    }
-  });
-
-  it("a request over this hour's count is told a time in the next hour, when the library's reset would still refuse", async () => {
-    const limiter = await seeded({ previous: 0, current: 12 }, new Date('2031-01-01T11:15:00Z'));
-    try {
-      const refused = await limiter.limit();
-      expect(refused.success).toBe(false);
-      expect(new Date(refused.reset).toISOString()).toBe('2031-01-01T12:10:00.001Z');
-      limiter.at(Date.parse('2031-01-01T12:00:00.000Z'));
-      expect((await limiter.limit()).success).toBe(false);
-      limiter.at(refused.reset - 1);
-      expect((await limiter.limit()).success).toBe(false);
+      expect(new Date(refused.reset).toISOString()).toBe(freeAt);
+      for (const time of [...refusedAt.map((iso) => Date.parse(iso)), refused.reset - 1]) {
+        limiter.at(time);
+        expect((await limiter.limit()).success).toBe(false);
+      }
       limiter.at(refused.reset);
       expect((await limiter.limit()).success).toBe(true);
     } finally {
