@@ -124,6 +124,14 @@ export async function updateCustomer(
     if (input.email !== undefined) changes.email = input.email;
     if (input.plan !== undefined) changes.plan = input.plan;
     if (input.maxAgents !== undefined) changes.maxAgents = input.maxAgents;
+    else if (
+      input.plan !== undefined &&
+      input.plan !== current.plan &&
+      current.maxAgents === PLAN_MAX_AGENTS[current.plan]
+    ) {
+      // The old plan's number of agents follows the plan; one the operator set stays.
+      changes.maxAgents = PLAN_MAX_AGENTS[input.plan];
+    }
     if (input.webhookUrl !== undefined) changes.webhookUrl = input.webhookUrl;
     if (input.limits?.apiRequestsPerHour !== undefined)
       changes.apiRequestsPerHour = input.limits.apiRequestsPerHour;

@@ -117,6 +117,24 @@ describe.each(databaseTargets())('admin customers on %s', (target) => {
     });
   });
 
+  it("a plan change moves the plan's number of agents with it; one the operator set stays", async () => {
+    const patch = async (id: string, body: Record<string, unknown>) =>
+      (await json<CustomerBody>(await harness.call('PATCH', `/api/v1/admin/customers/${id}`, { body })))
+        .customer;
+    const planDefault = await json<CustomerBody>(
+      await harness.call('POST', '/api/v1/admin/customers', { body: { name: 'grows', plan: 'free' } }),
+    );
+    expect(await patch(planDefault.customer.id, { plan: 'enterprise' })).toMatchObject({ maxAgents: 25 });
+    expect(await patch(planDefault.customer.id, { plan: 'pro' })).toMatchObject({ maxAgents: 5 });
+    const set = await json<CustomerBody>(
+      await harness.call('POST', '/api/v1/admin/customers', {
+        body: { name: 'set', plan: 'free', maxAgents: 3 },
+      }),
+    );
+    expect(await patch(set.customer.id, { plan: 'enterprise' })).toMatchObject({ maxAgents: 3 });
+    expect(await patch(set.customer.id, { plan: 'pro', maxAgents: 7 })).toMatchObject({ maxAgents: 7 });
+  });
+
   it('rotation invalidates the old key at once and shows the new one once', async () => {
     const customer = await harness.createCustomer();
     expect((await harness.call('GET', '/api/v1/agents', { key: customer.apiKey })).status).toBe(200);
