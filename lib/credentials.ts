@@ -9,6 +9,7 @@ import {
   encryptSecret,
   type Keyring,
   last4,
+  sameSecret,
   secretFingerprint,
   secretFingerprintsByVersion,
 } from './crypto';
@@ -83,6 +84,15 @@ export async function setCredential(
   return db.transaction(async (tx) => {
     const agent = await findOwnAgent(tx, customerId, agentId, { forUpdate: true });
     if (!agent) throw agentNotFound(agentId);
+    const [stored] = await readCredential(tx).execute({ agentId: agent.id, kind });
+    if (stored && rowHoldsSecret(keyring, stored, secret)) {
+      // The secret it already has (a configuration sync saving everything again): nothing changes,
+      // neither its validation nor a running agent.
+      if (kind === 'telegram' && input.botUsername !== undefined) {
+        await tx.update(agents).set({ botUsername: input.botUsername }).where(eq(agents.id, agent.id));
+      }
+      return toCredentialStatus(kind, stored);
+    }
     assertChangeableWhileLive(agent, kind, 'set');
     const encrypted = encryptSecret(keyring, credentialBinding(customerId, agent.id, kind), secret);
     const values = {
@@ -202,6 +212,31 @@ export async function readCredentialSecret(
   const [row] = await readCredential(db).execute({ agentId, kind });
   if (!row) return undefined;
   return decryptCredentialRow(keyring, row);
+}
+
+/**
+ * Whether the agent's stored secret of `kind` is `secret` already (a PUT of it again changes nothing,
+ * so a running agent need not stop for it). False for another customer's agent, as for none.
+ */
+export async function holdsSecret(
+  db: Queryable,
+  keyring: Keyring,
+  input: { customerId: string; agentId: string; kind: CredentialKind; secret: string },
+): Promise<boolean> {
+  const agent = await findOwnAgent(db, input.customerId, input.agentId);
+  if (!agent) return false;
+  const [row] = await readCredential(db).execute({ agentId: agent.id, kind: input.kind });
+  return row !== undefined && rowHoldsSecret(keyring, row, input.secret);
+}
+
+function rowHoldsSecret(keyring: Keyring, row: CredentialRow, secret: string): boolean {
+  try {
+    return sameSecret(decryptCredentialRow(keyring, row), secret);
+  } catch (error) {
+    // A secret no master key opens is not this one: the PUT replaces it.
+    if (error instanceof DecryptionError) return false;
+    throw error;
+  }
 }
 
 const readCredential = preparedQuery((db) =>

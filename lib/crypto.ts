@@ -1,4 +1,12 @@
-import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createHmac,
+  hkdfSync,
+  randomBytes,
+  timingSafeEqual,
+} from 'node:crypto';
 
 /**
  * Secrets at rest: AES-256-GCM under a key derived per customer and purpose by HKDF-SHA256 from the
@@ -162,4 +170,9 @@ export function credentialBinding(customerId: string, agentId: string, kind: str
 /** The associated data binding a customer's webhook signing secret (current or previous slot). */
 export function webhookSecretBinding(customerId: string, slot: 'current' | 'previous'): SecretBinding {
   return { customerId, purpose: 'webhook-secret', aad: `customer:${customerId}:webhook-secret:${slot}` };
+}
+
+/** Whether two secrets are equal, in time that says nothing of where they differ (hashes equalise lengths). */
+export function sameSecret(a: string, b: string): boolean {
+  return timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest());
 }

@@ -82,7 +82,7 @@ describe.each(databaseTargets())('credentials on %s', (target) => {
     expect(agent.agent.botUsername).toBe('acme_bot');
   });
 
-  it('a new write uses a fresh IV and resets validation; delete removes it', async () => {
+  it('a new key is written with a fresh IV and resets validation, the same key changes nothing; delete removes it', async () => {
     const { apiKey } = await harness.createCustomer();
     const agentId = await harness.createAgent(apiKey);
     const path = `/api/v1/agents/${agentId}/credentials/claude`;
@@ -95,7 +95,14 @@ describe.each(databaseTargets())('credentials on %s', (target) => {
       .update(credentials)
       .set({ validationStatus: 'valid', validatedAt: new Date() })
       .where(eq(credentials.agentId, agentId));
+    // The key it has already: nothing is written, the validation stands.
     await harness.call('PUT', path, { key: apiKey, body: { apiKey: CLAUDE_KEY } });
+    const [same] = await harness.services.db
+      .select()
+      .from(credentials)
+      .where(eq(credentials.agentId, agentId));
+    expect(same).toMatchObject({ iv: first?.iv, ciphertext: first?.ciphertext, validationStatus: 'valid' });
+    await harness.call('PUT', path, { key: apiKey, body: { apiKey: `${CLAUDE_KEY}z` } });
     const [second] = await harness.services.db
       .select()
       .from(credentials)

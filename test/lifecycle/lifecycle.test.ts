@@ -104,6 +104,7 @@ describe.each(databaseTargets())('agent lifecycle on %s', (target) => {
       customerId: created.customer.id,
       agentId,
       token,
+      claudeKey: apiKeyForClaude,
       botUsername: `lifecycle_${botCounter}_bot`,
       /** The customer's webhook events as its endpoint received them, each checked against its secret. */
       delivered: () =>
@@ -451,6 +452,38 @@ describe.each(databaseTargets())('agent lifecycle on %s', (target) => {
     await harness.settle();
     expect(await statusOf(agent)).toBe('running');
     expect(telegram.webhookOf(agent.token)?.url).toBe(`${WEBHOOK_BASE}/telegram/${agent.agentId}`);
+  });
+
+  it('saving the credentials an agent already has changes nothing: it keeps running, validated', async () => {
+    const agent = await setup();
+    await validate(agent.key, agent.agentId);
+    await call('POST', `/api/v1/agents/${agent.agentId}/start`, agent.key);
+    await harness.settle();
+    const before = (await (
+      await call('GET', `/api/v1/agents/${agent.agentId}/credentials`, agent.key)
+    ).json()) as {
+      credentials: Record<string, { validatedAt: string | null; valid: boolean | null }>;
+    };
+    const deletes = telegram.callsOf('deleteWebhook', agent.token).length;
+    const again = await call('PUT', `/api/v1/agents/${agent.agentId}/credentials/telegram`, agent.key, {
+      botToken: agent.token,
+    });
+    expect(again.status).toBe(200);
+    const claude = await call('PUT', `/api/v1/agents/${agent.agentId}/credentials/claude`, agent.key, {
+      apiKey: agent.claudeKey,
+    });
+    expect(claude.status).toBe(200);
+    await harness.settle();
+    expect(await statusOf(agent)).toBe('running');
+    expect(telegram.callsOf('deleteWebhook', agent.token)).toHaveLength(deletes);
+    const after = (await (
+      await call('GET', `/api/v1/agents/${agent.agentId}/credentials`, agent.key)
+    ).json()) as {
+      credentials: Record<string, { validatedAt: string | null; valid: boolean | null }>;
+    };
+    expect(after.credentials.telegram).toEqual(before.credentials.telegram);
+    expect(after.credentials.claude).toEqual(before.credentials.claude);
+    expect(after.credentials.telegram?.valid).toBe(true);
   });
 
   it("a running agent's Claude key may be replaced, not removed", async () => {

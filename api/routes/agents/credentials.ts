@@ -1,5 +1,10 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
-import { deleteCredential, getCredentialStatuses, setCredential } from '../../../lib/credentials';
+import {
+  deleteCredential,
+  getCredentialStatuses,
+  holdsSecret,
+  setCredential,
+} from '../../../lib/credentials';
 import { stopForTelegramCredentialChange } from '../../../lib/lifecycle/stop-for-credential-change';
 import { bodyErrors, commonErrors, IdParamsSchema, notFoundError } from '../../../lib/schemas/common';
 import {
@@ -95,17 +100,22 @@ export function registerCredentials(app: OpenAPIHono<AppEnv>) {
     const services = c.get('services');
     const { db, keyring } = services;
     const body = c.req.valid('json');
-    // A running agent stops before its bot token changes.
-    await stopForTelegramCredentialChange(
-      services,
-      c.get('sendEvent'),
-      requestContext(c),
-      customerIdOf(c.get('actor')),
-      c.req.valid('param').id,
-    );
+    const customerId = customerIdOf(c.get('actor'));
+    const agentId = c.req.valid('param').id;
+    // A running agent stops before its bot token changes (not for the token it has already).
+    const same = { customerId, agentId, kind: 'telegram' as const, secret: body.botToken };
+    if (!(await holdsSecret(db, keyring, same))) {
+      await stopForTelegramCredentialChange(
+        services,
+        c.get('sendEvent'),
+        requestContext(c),
+        customerId,
+        agentId,
+      );
+    }
     const credential = await setCredential(db, requestContext(c), keyring, {
-      customerId: customerIdOf(c.get('actor')),
-      agentId: c.req.valid('param').id,
+      customerId,
+      agentId,
       kind: 'telegram',
       secret: body.botToken,
       botUsername: body.botUsername,
