@@ -42,8 +42,8 @@ export function decodeCursor(cursor: string): { createdAt: Date; id: string } {
  * The cursor's time is the row's `created_at` in milliseconds (a JS Date), but PostgreSQL's `now()`
  * stores microseconds: comparing with the millisecond time would skip the rows created in the same
  * millisecond as the cursor's row, just after it. So the row's own stored time is read back by its
- * id. If that row was deleted meanwhile, the end of its millisecond is used instead: a row of that
- * millisecond may then come twice, but none is skipped.
+ * id (when it falls in the cursor's millisecond). If that row was deleted meanwhile, the end of its
+ * millisecond is used instead: a row of that millisecond may then come twice, but none is skipped.
  */
 export function cursorCondition(
   table: PgTable & { createdAt: PgColumn; id: PgColumn },
@@ -53,9 +53,14 @@ export function cursorCondition(
   const after = decodeCursor(cursor);
   const createdAt = sql.identifier(table.createdAt.name);
   const id = sql.identifier(table.id.name);
+  // Only a row of the cursor's own millisecond is read back: a cursor made up with another tenant's
+  // id and a later time must not order the caller's rows by that row's time (and so tell it exists,
+  // and when it was made).
+  const at = sql`${after.createdAt.toISOString()}::timestamptz`;
   const cursorTime = sql`coalesce(
-    (select cursor_row.${createdAt} from ${table} as cursor_row where cursor_row.${id} = ${after.id}::uuid),
-    ${after.createdAt.toISOString()}::timestamptz + interval '999 microseconds')`;
+    (select cursor_row.${createdAt} from ${table} as cursor_row where cursor_row.${id} = ${after.id}::uuid
+      and cursor_row.${createdAt} >= ${at} and cursor_row.${createdAt} < ${at} + interval '1 millisecond'),
+    ${at} + interval '999 microseconds')`;
   return sql`(${table.createdAt}, ${table.id}) < (${cursorTime}, ${after.id}::uuid)`;
 }
 

@@ -190,6 +190,22 @@ describe.each(databaseTargets())('agents on %s', (target) => {
     for (const model of Object.values(DEFAULT_MODELS)) expect(error.message).toContain(model);
   });
 
+  it("a cursor made up with another customer's agent id pages like any unknown id", async () => {
+    const mine = await harness.createCustomer({ plan: 'pro' });
+    const theirs = await harness.createCustomer({ plan: 'pro' });
+    const older = await harness.createAgent(mine.apiKey, { name: 'older' });
+    const foreign = await harness.createAgent(theirs.apiKey, { name: 'theirs' });
+    const newer = await harness.createAgent(mine.apiKey, { name: 'newer' });
+    const listAfter = async (id: string) => {
+      const cursor = Buffer.from(`9999-12-31T00:00:00.000Z|${id}`).toString('base64url');
+      const res = await harness.call('GET', `/api/v1/agents?cursor=${cursor}`, { key: mine.apiKey });
+      return (await json<{ agents: { id: string }[] }>(res)).agents.map((agent) => agent.id);
+    };
+    const unknown = await listAfter('00000000-0000-4000-8000-000000000000');
+    expect(unknown).toEqual([newer, older]);
+    expect(await listAfter(foreign)).toEqual(unknown);
+  });
+
   it('gets, lists, patches and deletes', async () => {
     const { apiKey } = await harness.createCustomer({ plan: 'pro' });
     const first = await harness.createAgent(apiKey, { name: 'one' });
