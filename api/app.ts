@@ -7,9 +7,10 @@ import type { Services } from '../lib/services';
 import type { AppEnv } from './env';
 import { allowedMethods } from './middleware/allowed-methods';
 import { bodyGuard } from './middleware/body-guard';
-import { bodylessRoutes } from './middleware/bodyless-routes';
 import { handleError, notFoundHandler, validationHook } from './middleware/errors';
+import { queryGuard } from './middleware/query-guard';
 import { requestLogger } from './middleware/request-logger';
+import { routesWithout } from './middleware/route-parts';
 import { servicesMiddleware } from './middleware/services';
 import { registerAdminAuditLog } from './routes/admin/audit-log';
 import { registerAdminCustomers } from './routes/admin/customers';
@@ -57,8 +58,9 @@ export function createApp(services: Services, options: AppOptions = {}) {
       }),
     );
   }
-  const takesNoBody = bodylessRoutes(() => app.openAPIRegistry.definitions);
-  app.use('/api/v1/*', bodyGuard({ maxBytes: 64 * 1024, takesNoBody }));
+  const definitions = () => app.openAPIRegistry.definitions;
+  app.use('/api/v1/*', bodyGuard({ maxBytes: 64 * 1024, takesNoBody: routesWithout('body', definitions) }));
+  app.use('/api/v1/*', queryGuard(routesWithout('query', definitions)));
   app.onError(handleError);
   app.notFound(notFoundHandler(allowedMethods(() => app.routes)));
 

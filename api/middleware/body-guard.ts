@@ -11,7 +11,8 @@ export interface BodyGuardOptions {
   takesNoBody?: (method: string, path: string) => boolean;
 }
 
-const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
+// DELETE too: no route here takes a body on it, and one sent (`{"confirm": false}`) must not be ignored.
+const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 /**
  * `application/json`, then `; name=value` parameters: the grammar @hono/zod-openapi's own media

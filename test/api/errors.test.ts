@@ -197,6 +197,34 @@ describe.each(databaseTargets())('error responses on %s', (target) => {
     );
   });
 
+  it('a DELETE with a body, or a query parameter a route does not take, is refused and nothing is deleted', async () => {
+    const { apiKey, id } = await harness.createCustomer();
+    const agentId = await harness.createAgent(apiKey);
+    const withBody = await harness.call('DELETE', `/api/v1/agents/${agentId}`, {
+      key: apiKey,
+      body: { confirm: false },
+    });
+    expect(withBody.status).toBe(400);
+    expect((await json<ErrorBody>(withBody)).error.message).toBe(
+      'body: this endpoint takes no body: send none (or {})',
+    );
+    const dryRun = await harness.call('DELETE', `/api/v1/agents/${agentId}?dryRun=true`, { key: apiKey });
+    expect(dryRun.status).toBe(400);
+    expect((await json<ErrorBody>(dryRun)).error).toMatchObject({
+      code: 'unknown_field',
+      message: 'Unknown field: dryRun',
+      details: { fields: ['dryRun'], issues: [{ field: 'query.dryRun' }] },
+    });
+    expect((await harness.call('GET', `/api/v1/agents/${agentId}`, { key: apiKey })).status).toBe(200);
+    const rotate = await harness.call('POST', `/api/v1/admin/customers/${id}/rotate-key?revokeOld=false`);
+    expect((await json<ErrorBody>(rotate)).error.code).toBe('unknown_field');
+    expect((await harness.call('GET', '/api/v1/agents', { key: apiKey })).status).toBe(200);
+    // A route with a query of its own still takes it; one it does not know is refused there too.
+    expect((await harness.call('GET', '/api/v1/agents?limit=1', { key: apiKey })).status).toBe(200);
+    expect((await harness.call('GET', '/api/v1/usage?agentId=x', { key: apiKey })).status).toBe(400);
+    expect((await harness.call('DELETE', `/api/v1/agents/${agentId}`, { key: apiKey })).status).toBe(204);
+  });
+
   it('a body over 64 KB is a 413', async () => {
     const { apiKey } = await harness.createCustomer();
     const res = await harness.call('POST', '/api/v1/agents', {
