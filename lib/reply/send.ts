@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { and, eq, sql } from 'drizzle-orm';
 import type { Api } from 'grammy';
 import { recordChatMigration } from '../conversation/chat-migration';
@@ -102,7 +103,7 @@ export async function sendReplyChunk(
   }
   const { sent } = outcome;
 
-  const outboundId = await storeOutbound(deps.db, {
+  const outboundId = await storeSentChunk(deps.db, {
     ref,
     chatId,
     telegramMessageId: sent.messageId,
@@ -111,6 +112,26 @@ export async function sendReplyChunk(
     usage: input.usage,
   });
   return { status: 'sent', outboundId, telegramMessageId: sent.messageId, format: sent.format };
+}
+
+/** The waits between tries to store a chunk Telegram has accepted (about 7.5 s in all). */
+const STORE_SENT_RETRY_DELAYS_MS = [100, 400, 1_000, 2_000, 4_000];
+
+/**
+ * Stores the row of a chunk Telegram has already accepted. A failure here fails the step, and its
+ * retry would send the chunk again (the end user reads it twice): a brief database error (a dropped
+ * connection, a failover) is waited out here instead.
+ */
+async function storeSentChunk(db: Database, input: Parameters<typeof storeOutbound>[1]): Promise<string> {
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      return await storeOutbound(db, input);
+    } catch (error) {
+      const delay = STORE_SENT_RETRY_DELAYS_MS[attempt];
+      if (delay === undefined) throw error;
+      await sleep(delay);
+    }
+  }
 }
 
 type SendOptions = NonNullable<Parameters<Api['sendMessage']>[2]>;

@@ -647,6 +647,33 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
     expect(outbound.map((r) => [r.status, Number(r.chatId)])).toEqual([['sent', newChat]]);
   });
 
+  it('a database error storing a chunk Telegram accepted is waited out: the answer is sent once', async () => {
+    const agent = await agentWith();
+    const db = harness.services.db;
+    // The first store of an answer fails, as a dropped connection would (a sequence is not rolled back).
+    await db.execute(sql`create sequence outbound_write_attempts`);
+    await db.execute(sql`create function refuse_first_outbound() returns trigger language plpgsql as $$
+      begin
+        if new.direction = 'outbound' and nextval('outbound_write_attempts') = 1 then
+          raise exception 'connection lost';
+        end if;
+        return new;
+      end $$`);
+    await db.execute(sql`create trigger refuse_first_outbound before insert on telegram_messages
+      for each row execute function refuse_first_outbound()`);
+    try {
+      await deliver(agent, buildUpdate.privateText({ from: { id: 6201 }, text: 'hello' }));
+      await harness.settle();
+    } finally {
+      await db.execute(sql`drop trigger refuse_first_outbound on telegram_messages`);
+      await db.execute(sql`drop function refuse_first_outbound()`);
+      await db.execute(sql`drop sequence outbound_write_attempts`);
+    }
+    expect(textsTo(agent, 6201)).toEqual(['Echo: hello']);
+    const outbound = (await rowsOf(agent)).filter((r) => r.direction === 'outbound');
+    expect(outbound.map((r) => r.status)).toEqual(['sent']);
+  });
+
   it('a service message in a DM (a pin) gets no answer, and no pairing code', async () => {
     const agent = await agentWith({ agent: { telegramDmPolicy: 'pairing' } });
     const from = { id: 5461, first_name: 'Pia' };
