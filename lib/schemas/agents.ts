@@ -16,6 +16,15 @@ const TELEGRAM_USERNAME = /^@[A-Za-z][A-Za-z0-9_]{3,31}$/;
 export const AllowFromEntrySchema = z
   .union([z.string(), z.number()])
   .transform((value, ctx) => {
+    if (typeof value === 'number' && !Number.isSafeInteger(value)) {
+      // JSON.parse has already rounded it (9007199254740993 reads as …992): the id sent is lost.
+      ctx.issues.push({
+        code: 'custom',
+        input: value,
+        message: 'a user id this large loses digits as a JSON number: send it as a string',
+      });
+      return z.NEVER;
+    }
     const entry = String(value).trim();
     if (TELEGRAM_USER_ID.test(entry)) return entry;
     if (TELEGRAM_USERNAME.test(entry)) return entry.toLowerCase();

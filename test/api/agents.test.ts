@@ -110,6 +110,8 @@ describe.each(databaseTargets())('agents on %s', (target) => {
     [{ name: 'x', telegramGroupPolicy: 'pairing' }, 'validation_error', 'body.telegramGroupPolicy'],
     [{ name: 'x', telegramAllowFrom: ['alice'] }, 'validation_error', 'body.telegramAllowFrom.0'],
     [{ name: 'x', telegramAllowFrom: [-5] }, 'validation_error', 'body.telegramAllowFrom.0'],
+    // Past 2^53 a JSON number has lost digits before anyone reads it.
+    [{ name: 'x', telegramAllowFrom: [2 ** 53] }, 'validation_error', 'body.telegramAllowFrom.0'],
     [{ name: 'x', dailyTokenBudget: 0 }, 'validation_error', 'body.dailyTokenBudget'],
     [{ name: 'x', model: 'gpt-4o' }, 'validation_error', 'body.model'],
   ])('rejects %j', async (body, code, field) => {
