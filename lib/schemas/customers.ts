@@ -80,7 +80,9 @@ export const UpdateCustomerSchema = z
     maxAgents: z.number().int().min(0).max(10_000),
     status: CustomerStatusSchema,
     webhookUrl: WebhookUrl.nullable(),
-    limits: LimitsSchema,
+    limits: LimitsSchema.refine(hasAField, {
+      error: "send apiRequestsPerHour or messagesPerDay (null restores the plan's)",
+    }),
   })
   .partial()
   .strict()

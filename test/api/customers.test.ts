@@ -224,6 +224,18 @@ describe.each(databaseTargets())('admin customers on %s', (target) => {
     expect(error.message).toContain(field);
   });
 
+  it('a PATCH of limits with neither limit in it is a 400, and changes nothing', async () => {
+    const customer = await harness.createCustomer();
+    const res = await harness.call('PATCH', `/api/v1/admin/customers/${customer.id}`, {
+      body: { limits: {} },
+    });
+    expect(res.status).toBe(400);
+    expect((await json<{ error: { code: string; message: string } }>(res)).error).toMatchObject({
+      code: 'validation_error',
+      message: expect.stringContaining('body.limits'),
+    });
+  });
+
   it('rejects a bad cursor and a bad filter with 400 naming the parameter', async () => {
     const bad = await json<{ error: { code: string; message: string } }>(
       await harness.call('GET', '/api/v1/admin/customers?cursor=garbage'),
