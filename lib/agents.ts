@@ -156,7 +156,7 @@ export async function updateAgent(
     const current = await findOwnAgent(tx, customerId, agentId, { forUpdate: true });
     if (!current) throw agentNotFound(agentId);
     // Checked under the row lock: no change can land between the comparison and the write.
-    checkIfMatch(options.ifMatch, agentEtag(toAgent(current)));
+    checkAgentIfMatch(current, options.ifMatch);
     const [row] = Object.keys(changes).length
       ? await tx.update(agents).set(changes).where(eq(agents.id, agentId)).returning()
       : [current];
@@ -171,15 +171,23 @@ export async function updateAgent(
   });
 }
 
+/** Throws 412 unless `ifMatch` (when sent) matches the agent's settings as stored. */
+export function checkAgentIfMatch(agent: AgentRow, ifMatch: string | undefined): void {
+  checkIfMatch(ifMatch, agentEtag(toAgent(agent)));
+}
+
 export async function deleteAgent(
   db: Database,
   context: RequestContext,
   customerId: string,
   agentId: string,
+  options: { ifMatch?: string | undefined } = {},
 ) {
   await db.transaction(async (tx) => {
     const current = await findOwnAgent(tx, customerId, agentId, { forUpdate: true });
     if (!current) throw agentNotFound(agentId);
+    // Under the row lock, as for a PATCH: a client deleting what it read must not delete what changed since.
+    checkAgentIfMatch(current, options.ifMatch);
     await tx.delete(agents).where(eq(agents.id, agentId));
     await recordAudit(tx, context, {
       action: 'agent.delete',

@@ -1,6 +1,6 @@
 import { and, eq } from 'drizzle-orm';
 import type { RequestContext } from '../actor';
-import { deleteAgent, getOwnAgent } from '../agents';
+import { checkAgentIfMatch, deleteAgent, getOwnAgent } from '../agents';
 import { readCredentialSecret } from '../credentials';
 import { deleteCustomer } from '../customers';
 import { agents } from '../db/schema';
@@ -67,10 +67,13 @@ export async function deleteAgentAndWebhook(
   context: RequestContext,
   customerId: string,
   agentId: string,
+  options: { ifMatch?: string | undefined } = {},
 ): Promise<void> {
   const agent = await getOwnAgent(services.db, customerId, agentId);
+  // Before the webhook goes: a refused delete leaves the agent answering as it was.
+  checkAgentIfMatch(agent, options.ifMatch);
   await removeAgentWebhook(services, agent.id);
-  await deleteAgent(services.db, context, customerId, agent.id);
+  await deleteAgent(services.db, context, customerId, agent.id, options);
 }
 
 /** Deletes a customer with everything it has, first removing its agents' webhooks. */

@@ -190,6 +190,24 @@ describe.each(databaseTargets())('approving a pairing code into a full allowlist
     expect(weak.status).toBe(412);
   });
 
+  it('a DELETE with an ETag read before a change is refused (412) and deletes nothing; the current one deletes', async () => {
+    const { apiKey } = await harness.createCustomer({ plan: 'pro' });
+    const agentId = await harness.createAgent(apiKey);
+    const path = `/api/v1/agents/${agentId}`;
+    const read = (await harness.call('GET', path, { key: apiKey })).headers.get('etag') as string;
+    expect((await harness.call('PATCH', path, { key: apiKey, body: { name: 'renamed' } })).status).toBe(200);
+    const stale = await harness.call('DELETE', path, { key: apiKey, headers: { 'if-match': read } });
+    expect(stale.status).toBe(412);
+    expect((await json<ErrorBody>(stale)).error.code).toBe('precondition_failed');
+    const now = await harness.call('GET', path, { key: apiKey });
+    expect(now.status).toBe(200);
+    const fresh = now.headers.get('etag') as string;
+    expect((await harness.call('DELETE', path, { key: apiKey, headers: { 'if-match': fresh } })).status).toBe(
+      204,
+    );
+    expect((await harness.call('GET', path, { key: apiKey })).status).toBe(404);
+  });
+
   it("an agent's ETag does not change when only its status or activity does", async () => {
     const { apiKey } = await harness.createCustomer({ plan: 'pro' });
     const agentId = await harness.createAgent(apiKey);

@@ -31,7 +31,8 @@ const agentResponse = {
 };
 const IfMatchHeaders = z.object({
   'if-match': z.string().max(1000).optional().openapi({
-    description: 'The ETag the client read: the PATCH is refused with 412 if the settings changed since',
+    description:
+      'The ETag the client read: a PATCH or DELETE is refused with 412 if the settings changed since',
   }),
 });
 
@@ -115,8 +116,13 @@ const deleteAgentRoute = createRoute({
   method: 'delete',
   path: '/api/v1/agents/{id}',
   summary: 'Deletes the agent with its credentials, chats and messages',
-  request: { params: IdParamsSchema },
-  responses: { 204: { description: 'Deleted' }, ...commonErrors, ...notFoundError },
+  request: { params: IdParamsSchema, headers: IfMatchHeaders },
+  responses: {
+    204: { description: 'Deleted' },
+    ...commonErrors,
+    ...notFoundError,
+    ...preconditionFailedError,
+  },
 });
 
 export function registerAgents(app: OpenAPIHono<AppEnv>) {
@@ -166,6 +172,7 @@ export function registerAgents(app: OpenAPIHono<AppEnv>) {
       requestContext(c),
       customerIdOf(c.get('actor')),
       c.req.valid('param').id,
+      { ifMatch: c.req.valid('header')['if-match'] },
     );
     return c.body(null, 204);
   });
