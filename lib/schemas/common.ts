@@ -94,8 +94,12 @@ export function displayName(maxLength: number) {
       .min(1)
       .max(maxLength)
       // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing them is the point.
-      .regex(/^[^\u0001-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]*$/, {
-        error: 'must not contain control characters or bidirectional overrides',
+      .regex(/^[^\u0001-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]*$/, {
+        error: 'must not contain control characters, line breaks or bidirectional overrides',
+      })
+      // Made only of invisible characters (zero-width space, direction marks, BOM), it reads as no name.
+      .refine((name) => /[^\s\u00ad\u061c\u180e\u200b-\u200f\u2060-\u2064\ufeff]/u.test(name), {
+        error: 'must contain a visible character',
       })
   );
 }

@@ -155,6 +155,7 @@ describe.each(databaseTargets())('agents on %s', (target) => {
       'c1\u0085',
       '\u202Eevil',
       'iso\u2066late',
+      'line1\u2028line2',
     ]) {
       for (const [method, path, key, body] of [
         ['POST', '/api/v1/agents', apiKey, { name }],
@@ -165,9 +166,15 @@ describe.each(databaseTargets())('agents on %s', (target) => {
         const res = await harness.call(method, path, { key, body });
         expect(res.status, `${method} ${path} ${JSON.stringify(name)}`).toBe(400);
         expect((await json<ErrorBody>(res)).error.message).toBe(
-          'body.name: must not contain control characters or bidirectional overrides',
+          'body.name: must not contain control characters, line breaks or bidirectional overrides',
         );
       }
+    }
+    // Nothing a reader can see: a zero-width space, direction marks, a soft hyphen with a BOM.
+    for (const name of ['\u200b', '\u200f\u200e', '\u00ad\ufeff\u200b']) {
+      const res = await harness.call('POST', '/api/v1/agents', { key: apiKey, body: { name } });
+      expect(res.status, JSON.stringify(name)).toBe(400);
+      expect((await json<ErrorBody>(res)).error.message).toBe('body.name: must contain a visible character');
     }
     const agent = await json<{ agent: { name: string } }>(
       await harness.call('GET', `/api/v1/agents/${agentId}`, { key: apiKey }),
