@@ -12,7 +12,8 @@ export function routePattern(path: string): RegExp {
     } else if (/^\{[A-Za-z0-9_]+\}$/.test(part)) source += '[^/]+';
     else source += part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   }
-  return new RegExp(`^${source}/?$`);
+  // Exactly: the router answers no path with a trailing slash (its strict mode), so neither does this.
+  return new RegExp(`^${source}$`);
 }
 
 /**

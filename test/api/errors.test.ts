@@ -245,6 +245,10 @@ describe.each(databaseTargets())('error responses on %s', (target) => {
     expect(
       (await harness.call('DELETE', '/api/v1/agents/00000000-0000-4000-8000-000000000000/nope')).status,
     ).toBe(404);
+    // A trailing slash names no route (the router is strict): a 404, not a 405 allowing what was sent.
+    const slash = await harness.call('GET', '/api/v1/agents/', { key: null });
+    expect(slash.status).toBe(404);
+    expect((await json<ErrorBody>(slash)).error.code).toBe('not_found');
 
     const { apiKey } = await harness.createCustomer();
     const agentId = await harness.createAgent(apiKey);
