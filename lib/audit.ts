@@ -67,6 +67,14 @@ export function toAuditEntry(row: AuditRow): AuditEntry {
   };
 }
 
+/**
+ * What a customer sees of an entry: the operator's (or the platform's) own entries about it without
+ * the IP address they came from, which is the operator's to know, not the customer's.
+ */
+function asCustomerSees(entry: AuditEntry): AuditEntry {
+  return entry.actor.type === 'customer' ? entry : { ...entry, ip: null };
+}
+
 export async function listAuditEntries(
   db: Queryable,
   filter: {
@@ -75,6 +83,7 @@ export async function listAuditEntries(
     limit: number;
     cursor?: string | undefined;
   },
+  options: { viewer: 'admin' | 'customer' } = { viewer: 'admin' },
 ): Promise<CursorPage<AuditEntry>> {
   const conditions: SQL[] = [];
   if (filter.customerId) conditions.push(eq(auditLog.customerId, filter.customerId));
@@ -87,5 +96,7 @@ export async function listAuditEntries(
     .where(and(...conditions))
     .orderBy(desc(auditLog.createdAt), desc(auditLog.id))
     .limit(filter.limit + 1);
-  return pageOf(rows, filter.limit, toAuditEntry);
+  const toEntry =
+    options.viewer === 'customer' ? (row: AuditRow) => asCustomerSees(toAuditEntry(row)) : toAuditEntry;
+  return pageOf(rows, filter.limit, toEntry);
 }

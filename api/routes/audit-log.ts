@@ -23,7 +23,11 @@ const route = createRoute({
 export function registerAuditLog(app: OpenAPIHono<AppEnv>) {
   app.openapi(route, async (c) => {
     const customerId = customerIdOf(c.get('actor'));
-    const page = await listAuditEntries(c.get('services').db, { ...c.req.valid('query'), customerId });
+    const page = await listAuditEntries(
+      c.get('services').db,
+      { ...c.req.valid('query'), customerId },
+      { viewer: 'customer' },
+    );
     return c.json({ entries: page.items, nextCursor: page.nextCursor }, 200);
   });
 }

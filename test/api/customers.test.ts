@@ -183,6 +183,20 @@ describe.each(databaseTargets())('admin customers on %s', (target) => {
       await harness.call('GET', `/api/v1/admin/audit-log?customerId=${customer.id}`),
     );
     expect(log.entries.map((entry) => entry.action)).toEqual(['customer.create']);
+
+    // The customer reads the same entry without the operator's address; its own keep theirs.
+    await harness.call('POST', '/api/v1/agents', {
+      key: apiKey,
+      body: { name: 'mine' },
+      headers: { 'x-forwarded-for': '198.51.100.4' },
+    });
+    const own = await json<{ entries: { action: string; actor: { type: string }; ip: string | null }[] }>(
+      await harness.call('GET', '/api/v1/audit-log', { key: apiKey }),
+    );
+    expect(own.entries.map(({ action, actor, ip }) => [action, actor.type, ip])).toEqual([
+      ['agent.create', 'customer', '198.51.100.4'],
+      ['customer.create', 'admin', null],
+    ]);
   });
 
   it('an id typed in capitals is the same customer, and its audit rows name it as stored', async () => {
