@@ -214,21 +214,7 @@ export async function readCredentialSecret(
   return decryptCredentialRow(keyring, row);
 }
 
-/**
- * Whether the agent's stored secret of `kind` is `secret` already (a PUT of it again changes nothing,
- * so a running agent need not stop for it). False for another customer's agent, as for none.
- */
-export async function holdsSecret(
-  db: Queryable,
-  keyring: Keyring,
-  input: { customerId: string; agentId: string; kind: CredentialKind; secret: string },
-): Promise<boolean> {
-  const agent = await findOwnAgent(db, input.customerId, input.agentId);
-  if (!agent) return false;
-  const [row] = await readCredential(db).execute({ agentId: agent.id, kind: input.kind });
-  return row !== undefined && rowHoldsSecret(keyring, row, input.secret);
-}
-
+/** Whether the stored secret is `secret` already (a PUT of it again changes nothing). */
 function rowHoldsSecret(keyring: Keyring, row: CredentialRow, secret: string): boolean {
   try {
     return sameSecret(decryptCredentialRow(keyring, row), secret);

@@ -3,6 +3,7 @@ import type { RequestContext } from '../actor';
 import { agentNotFound, findOwnAgent } from '../agents';
 import { recordAudit } from '../audit';
 import { readCredentialSecret } from '../credentials';
+import { sameSecret } from '../crypto';
 import type { Database } from '../db/client';
 import { agents } from '../db/schema';
 import type { SendEvent } from '../jobs';
@@ -28,6 +29,8 @@ export async function stopForTelegramCredentialChange(
   context: RequestContext,
   customerId: string,
   agentId: string,
+  /** The token it is about to get (none when it goes): the one it has already is no change, and nothing stops. */
+  change: { newToken?: string | undefined } = {},
 ): Promise<boolean> {
   const agent = await findOwnAgent(services.db, customerId, agentId);
   if (!agent) throw agentNotFound(agentId);
@@ -38,6 +41,7 @@ export async function stopForTelegramCredentialChange(
     return false;
   }
   const token = await readCredentialSecret(services.db, services.keyring, agentId, 'telegram');
+  if (token && change.newToken !== undefined && sameSecret(token, change.newToken)) return false;
   if (token) {
     try {
       await createTelegramApi(token, {

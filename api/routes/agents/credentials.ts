@@ -1,10 +1,5 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
-import {
-  deleteCredential,
-  getCredentialStatuses,
-  holdsSecret,
-  setCredential,
-} from '../../../lib/credentials';
+import { deleteCredential, getCredentialStatuses, setCredential } from '../../../lib/credentials';
 import { stopForTelegramCredentialChange } from '../../../lib/lifecycle/stop-for-credential-change';
 import { bodyErrors, commonErrors, IdParamsSchema, notFoundError } from '../../../lib/schemas/common';
 import {
@@ -103,16 +98,14 @@ export function registerCredentials(app: OpenAPIHono<AppEnv>) {
     const customerId = customerIdOf(c.get('actor'));
     const agentId = c.req.valid('param').id;
     // A running agent stops before its bot token changes (not for the token it has already).
-    const same = { customerId, agentId, kind: 'telegram' as const, secret: body.botToken };
-    if (!(await holdsSecret(db, keyring, same))) {
-      await stopForTelegramCredentialChange(
-        services,
-        c.get('sendEvent'),
-        requestContext(c),
-        customerId,
-        agentId,
-      );
-    }
+    await stopForTelegramCredentialChange(
+      services,
+      c.get('sendEvent'),
+      requestContext(c),
+      customerId,
+      agentId,
+      { newToken: body.botToken },
+    );
     const credential = await setCredential(db, requestContext(c), keyring, {
       customerId,
       agentId,
