@@ -410,23 +410,33 @@ describe.each(databaseTargets())('agent lifecycle on %s', (target) => {
       }
     ).agent.status;
 
+  /** Sends `first`, then `second` while `first`'s Telegram call `held` is held; then lets it go. */
+  async function whileHeld(
+    agent: { agentId: string; key: string },
+    first: 'start' | 'stop',
+    held: 'setWebhook' | 'deleteWebhook',
+    second: 'start' | 'stop',
+  ) {
+    telegram.hold(held);
+    try {
+      await call('POST', `/api/v1/agents/${agent.agentId}/${first}`, agent.key);
+      const firstRun = harness.drain();
+      await heldAt(held);
+      await call('POST', `/api/v1/agents/${agent.agentId}/${second}`, agent.key);
+      const secondRun = harness.drain();
+      await sleep(50);
+      telegram.release(held);
+      await Promise.all([firstRun, secondRun]);
+    } finally {
+      telegram.release(held);
+    }
+    await harness.settle();
+  }
+
   it('a stop while the start is registering the webhook ends stopped, without a webhook', async () => {
     const agent = await setup();
     await validate(agent.key, agent.agentId);
-    telegram.hold('setWebhook');
-    try {
-      await call('POST', `/api/v1/agents/${agent.agentId}/start`, agent.key);
-      const starting = harness.drain();
-      await heldAt('setWebhook');
-      await call('POST', `/api/v1/agents/${agent.agentId}/stop`, agent.key);
-      const stopping = harness.drain();
-      await sleep(50);
-      telegram.release('setWebhook');
-      await Promise.all([starting, stopping]);
-    } finally {
-      telegram.release('setWebhook');
-    }
-    await harness.settle();
+    await whileHeld(agent, 'start', 'setWebhook', 'stop');
     expect(await statusOf(agent)).toBe('stopped');
     expect(telegram.webhookOf(agent.token)).toBeUndefined();
   });
@@ -436,20 +446,7 @@ describe.each(databaseTargets())('agent lifecycle on %s', (target) => {
     await validate(agent.key, agent.agentId);
     await call('POST', `/api/v1/agents/${agent.agentId}/start`, agent.key);
     await harness.settle();
-    telegram.hold('deleteWebhook');
-    try {
-      await call('POST', `/api/v1/agents/${agent.agentId}/stop`, agent.key);
-      const stopping = harness.drain();
-      await heldAt('deleteWebhook');
-      await call('POST', `/api/v1/agents/${agent.agentId}/start`, agent.key);
-      const starting = harness.drain();
-      await sleep(50);
-      telegram.release('deleteWebhook');
-      await Promise.all([stopping, starting]);
-    } finally {
-      telegram.release('deleteWebhook');
-    }
-    await harness.settle();
+    await whileHeld(agent, 'stop', 'deleteWebhook', 'start');
     expect(await statusOf(agent)).toBe('running');
     expect(telegram.webhookOf(agent.token)?.url).toBe(`${WEBHOOK_BASE}/telegram/${agent.agentId}`);
   });
