@@ -1,4 +1,5 @@
 import type { SQL } from 'drizzle-orm';
+import { AppError } from './errors';
 
 /** An event for the jobs engine, as `inngest.send` takes it. */
 export interface JobEvent {
@@ -10,6 +11,29 @@ export interface JobEvent {
 
 /** Sends events to whichever engine runs the functions; the composition root binds it to `inngest.send`. */
 export type SendEvent = (events: JobEvent[]) => Promise<void>;
+
+/**
+ * The engine did not take an event: a 503 the client may retry. What the request stored before the
+ * send stays, and the retry sends the same event id, so the engine keeps one copy.
+ */
+export function jobsUnavailable(cause: unknown): AppError {
+  if (cause instanceof AppError) return cause;
+  return new AppError('service_unavailable', 'The jobs engine did not take the request; try again shortly', {
+    cause,
+    headers: { 'Retry-After': '5' },
+  });
+}
+
+/** `sendEvent` for request handlers: a send that fails answers 503 `service_unavailable`, not 500. */
+export function unavailableOnFailure(send: SendEvent): SendEvent {
+  return async (events) => {
+    try {
+      await send(events);
+    } catch (error) {
+      throw jobsUnavailable(error);
+    }
+  };
+}
 
 /**
  * The caller's rows, written by the statement that stores their events (`StatementWithEvents`).

@@ -27,7 +27,13 @@ const HTTP_EXCEPTION_CODES: Partial<Record<number, ErrorCode>> = {
 
 /** Turns anything thrown into our one error body; a 500 never shows a stack or an internal message. */
 export const handleError: ErrorHandler<AppEnv> = (error, c) => {
-  if (error instanceof AppError) return render(c, error);
+  if (error instanceof AppError) {
+    // A 5xx of ours (the jobs engine away, say) keeps what caused it in the log, not in the answer.
+    if (error.status >= 500 && error.cause !== undefined) {
+      loggerFor(c).error({ err: error.cause, code: error.code }, error.message);
+    }
+    return render(c, error);
+  }
   if (error instanceof HTTPException) {
     const code = HTTP_EXCEPTION_CODES[error.status];
     if (code) {

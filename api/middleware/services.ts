@@ -1,7 +1,7 @@
 import { createMiddleware } from 'hono/factory';
 import { AppError } from '../../lib/errors';
 import type { JobsProbe } from '../../lib/health';
-import type { SendEvent, StatementWithEvents } from '../../lib/jobs';
+import { type SendEvent, type StatementWithEvents, unavailableOnFailure } from '../../lib/jobs';
 import type { Services } from '../../lib/services';
 import { TelegramIngress } from '../../lib/telegram/ingress';
 import type { AppEnv } from '../env';
@@ -33,11 +33,13 @@ export function servicesMiddleware(
     logger: services.logger,
     eventsStatement,
   });
+  // The ingress keeps the engine's own error (its outbox re-sends); handlers answer 503 on one.
+  const handlerSend = unavailableOnFailure(send);
   return createMiddleware<AppEnv>(async function injectServices(c, next) {
     c.set('services', services);
     c.set('telegramIngress', telegramIngress);
     c.set('jobsProbe', jobsProbe);
-    c.set('sendEvent', send);
+    c.set('sendEvent', handlerSend);
     await next();
   });
 }

@@ -5,9 +5,9 @@ import type { ReadyConfig } from '../config';
 import type { Keyring } from '../crypto';
 import { findCustomerRow } from '../customers';
 import type { Database, Queryable } from '../db/client';
-import { customers } from '../db/schema';
+import { customers, webhookDeliveries } from '../db/schema';
 import { AppError } from '../errors';
-import type { JobEvent, SendEvent } from '../jobs';
+import { type JobEvent, jobsUnavailable, type SendEvent } from '../jobs';
 import {
   type CustomerEventInput,
   createRedelivery,
@@ -148,7 +148,7 @@ export async function sendTestPing(
   sendEvent: SendEvent,
   customerId: string,
 ): Promise<Delivery> {
-  const row = await emitCustomerEvent(db, sendEvent, {
+  const row = await recordCustomerEvent(db, {
     customerId,
     type: 'ping',
     agentId: PING_AGENT_ID,
@@ -160,7 +160,39 @@ export async function sendTestPing(
       details: { field: 'url' },
     });
   }
-  return toDelivery(row);
+  return toDelivery(await queueRequestedDelivery(db, sendEvent, row));
+}
+
+/**
+ * Asks the delivery function to send a delivery a request just made. When the engine does not take
+ * it, the row is marked failed (it would otherwise stay pending with nothing to send it) and the
+ * caller gets a 503; a retry of the request makes a new delivery.
+ */
+async function queueRequestedDelivery(
+  db: Queryable,
+  sendEvent: SendEvent,
+  row: DeliveryRow,
+): Promise<DeliveryRow> {
+  try {
+    await sendEvent([deliveryRequested(row)]);
+    return row;
+  } catch (error) {
+    await db
+      .update(webhookDeliveries)
+      .set({ status: 'failed', lastError: NOT_QUEUED, nextAttemptAt: null })
+      .where(eq(webhookDeliveries.id, row.id));
+    throw jobsUnavailable(error);
+  }
+}
+
+const NOT_QUEUED = 'not sent: the jobs engine did not take the delivery (the request answered 503)';
+
+function deliveryRequested(row: DeliveryRow): JobEvent {
+  return {
+    name: DELIVERY_REQUESTED,
+    id: `delivery-${row.id}`,
+    data: { customerId: row.customerId, deliveryId: row.id },
+  };
 }
 
 /**
@@ -175,13 +207,7 @@ export async function emitCustomerEvent<T extends WebhookEventType>(
 ): Promise<DeliveryRow | undefined> {
   const row = await recordCustomerEvent(db, input);
   if (!row) return undefined;
-  await sendEvent([
-    {
-      name: DELIVERY_REQUESTED,
-      id: `delivery-${row.id}`,
-      data: { customerId: input.customerId, deliveryId: row.id },
-    },
-  ]);
+  await sendEvent([deliveryRequested(row)]);
   return row;
 }
 
@@ -193,7 +219,8 @@ export async function redeliver(
   customerId: string,
   deliveryId: string,
 ): Promise<Delivery> {
-  const row = await createRedelivery(db, customerId, deliveryId);
+  const row = await queueRequestedDelivery(db, sendEvent, await createRedelivery(db, customerId, deliveryId));
+  // Audited once queued: a redelivery the engine refused is no redelivery.
   await recordAudit(db, context, {
     action: 'webhook.redeliver',
     targetType: 'webhook_delivery',
@@ -201,8 +228,5 @@ export async function redeliver(
     customerId,
     details: { redeliveryOf: row.redeliveryOf, eventId: row.eventId },
   });
-  await sendEvent([
-    { name: DELIVERY_REQUESTED, id: `delivery-${row.id}`, data: { customerId, deliveryId: row.id } },
-  ]);
   return toDelivery(row);
 }
