@@ -4,7 +4,7 @@ import type { Queryable } from '../db/client';
 import { filterOnly, preparedQuery } from '../db/prepared';
 import { telegramChats, telegramMessages } from '../db/schema';
 import type { TelegramChatType } from '../policy/access';
-import { stripBotMention } from '../telegram/updates';
+import { ATTACHMENT_FIELDS, attachmentWords, stripBotMention, withAttachmentNote } from '../telegram/updates';
 import { contextWindowFor } from './context-window';
 import { estimateMessageTokens, estimateTextTokens } from './tokens';
 
@@ -64,6 +64,8 @@ interface HistoryRow {
   fromUserId: number | null;
   fromUsername: string | null;
   from: TelegramFrom | null;
+  /** The field of the message's attachment (`photo`...): a caption is read with its note, as when it was new. */
+  attachment: string | null;
 }
 
 const rowColumns = {
@@ -79,6 +81,14 @@ const rowColumns = {
       'username', ${telegramMessages.update} #>> '{message,sender_chat,username}')
     else coalesce(${telegramMessages.update} #> '{message,from}', ${telegramMessages.update} #> '{edited_message,from}')
     end`,
+  attachment: sql<string | null>`case ${sql.join(
+    ATTACHMENT_FIELDS.map(
+      (field) =>
+        // The fields are the constant keys of ATTACHMENT_KINDS: literals keep the statement's parameters few.
+        sql`when coalesce(${telegramMessages.update} -> 'message', ${telegramMessages.update} -> 'edited_message') -> ${sql.raw(`'${field}'`)} is not null then ${sql.raw(`'${field}'`)}`,
+    ),
+    sql` `,
+  )} end`,
 };
 
 /** The forum topic of a stored update (as `forumTopicOf`), else null: the chat's main conversation. */
@@ -395,7 +405,17 @@ export async function buildConversation(db: Queryable, input: ConversationInput)
   for (const row of rows) {
     const message: ConversationMessage =
       row.direction === 'inbound'
-        ? { role: 'user', content: userText(row, withoutMention(row.text ?? '', input.botUsername), named) }
+        ? {
+            role: 'user',
+            content: userText(
+              row,
+              withAttachmentNote(
+                withoutMention(row.text ?? '', input.botUsername),
+                attachmentWords(row.attachment),
+              ),
+              named,
+            ),
+          }
         : { role: 'assistant', content: row.text ?? '' };
     const cost = estimateMessageTokens(message.content);
     if (used + cost > budget) {

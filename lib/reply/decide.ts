@@ -22,6 +22,7 @@ import {
   TelegramUpdateSchema,
   typingThreadOf,
   updateMessage,
+  withAttachmentNote,
 } from '../telegram/updates';
 import type { InboundDecision, InboundRef, ReplyTarget, SkipReason } from './types';
 
@@ -380,14 +381,6 @@ export async function decideInbound(
   const stripped = group && botUsername ? stripBotMention(text, botUsername) : text;
   const said = stripped.trim() === '' ? text : stripped;
   return { action: 'answer', target, text: withAttachmentNote(said, attachmentOf(message)), chatType };
-}
-
-/**
- * A caption as the model should read it: Claude is given text only, so it is told that media came
- * with it (and answers "I cannot see the photo" rather than as if the caption stood alone).
- */
-export function withAttachmentNote(text: string, attachment: string | undefined): string {
-  return attachment ? `[The user sent ${attachment} with this caption; you cannot see it.]\n${text}` : text;
 }
 
 /** The inbound message's final status (answered, ignored or failed): it leaves `processing`. Returns when it arrived. */

@@ -148,6 +148,25 @@ export function attachmentOf(message: TelegramMessage): string | undefined {
   return undefined;
 }
 
+/** The message fields that carry an attachment (`photo`, `voice`...), in the order `attachmentOf` checks them. */
+export const ATTACHMENT_FIELDS = Object.keys(ATTACHMENT_KINDS) as AttachmentField[];
+export type AttachmentField = keyof typeof ATTACHMENT_KINDS;
+
+/** `attachmentOf`'s words for a field read from a stored update; undefined for none (or one unknown). */
+export function attachmentWords(field: string | null): string | undefined {
+  return field !== null && Object.hasOwn(ATTACHMENT_KINDS, field)
+    ? ATTACHMENT_KINDS[field as AttachmentField]
+    : undefined;
+}
+
+/**
+ * A caption as the model should read it: Claude is given text only, so it is told that media came
+ * with it (and answers "I cannot see the photo" rather than as if the caption stood alone).
+ */
+export function withAttachmentNote(text: string, attachment: string | undefined): string {
+  return attachment ? `[The user sent ${attachment} with this caption; you cannot see it.]\n${text}` : text;
+}
+
 /** The UTF-16 slice an entity covers (Telegram offsets are in UTF-16 code units, as JS strings are). */
 const entityText = (text: string, e: MessageEntity) => text.slice(e.offset, e.offset + e.length);
 

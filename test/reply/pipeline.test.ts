@@ -6,9 +6,10 @@ import { createFunctions } from '../../functions/index';
 import { helpText, resetText } from '../../lib/conversation/commands';
 import { agents, credentials, customers, telegramChats, telegramMessages } from '../../lib/db/schema';
 import { QUOTA_NOTICE, tokensUsedToday } from '../../lib/ratelimit/quota';
-import { TEXT_ONLY_NOTICE, withAttachmentNote } from '../../lib/reply/decide';
+import { TEXT_ONLY_NOTICE } from '../../lib/reply/decide';
 import { APOLOGY_TEXT } from '../../lib/reply/finish';
 import { TelegramIngress } from '../../lib/telegram/ingress';
+import { withAttachmentNote } from '../../lib/telegram/updates';
 import { createRunningAgent, type RunningAgent, type RunningAgentOptions } from '../support/agents';
 import { databaseTargets } from '../support/db';
 import { createExecutorHarness, type ExecutorHarness } from '../support/executor';
@@ -1032,6 +1033,17 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
     expect(textsTo(agent, 6202)).toEqual([TEXT_ONLY_NOTICE, 'Echo: and now?']);
     const statuses = (await rowsOf(agent)).filter((r) => r.direction === 'inbound').map((r) => r.status);
     expect(statuses.filter((status) => status !== 'answered' && status !== 'ignored')).toEqual([]);
+  });
+
+  it("keeps a caption's photo note when the caption is history, as Claude read it when it was new", async () => {
+    const agent = await agentWith();
+    const from = { id: 6211 };
+    await handleFor(agent)(
+      buildUpdate.asPhoto(buildUpdate.privateText({ from, text: 'what breed is this?' })),
+      buildUpdate.privateText({ from, text: 'and how big do they get?' }),
+    );
+    const captioned = withAttachmentNote('what breed is this?', 'a photo');
+    expect(conversationOf(agent, -1)).toEqual([captioned, `Echo: ${captioned}`, 'and how big do they get?']);
   });
 
   it('gives a stranger who sends an album one pairing code, not one per photo', async () => {
