@@ -9,6 +9,7 @@ import { AppError } from './errors';
 import { type ModelCatalog, resolveModel } from './models';
 import { type CursorPage, cursorCondition, isUuid, pageOf } from './pagination';
 import { AGENT_DEFAULTS, type Agent, type CreateAgentInput, type UpdateAgentInput } from './schemas/agents';
+import { keepDeletedAgentTokens } from './usage';
 
 export type AgentRow = typeof agents.$inferSelect;
 
@@ -188,6 +189,7 @@ export async function deleteAgent(
     if (!current) throw agentNotFound(agentId);
     // Under the row lock, as for a PATCH: a client deleting what it read must not delete what changed since.
     checkAgentIfMatch(current, options.ifMatch);
+    await keepDeletedAgentTokens(tx, current, new Date());
     await tx.delete(agents).where(eq(agents.id, agentId));
     await recordAudit(tx, context, {
       action: 'agent.delete',

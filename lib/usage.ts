@@ -1,17 +1,26 @@
 import { and, eq, gte, type SQL, sql } from 'drizzle-orm';
 import type { Queryable } from './db/client';
-import { agents, customers, telegramMessages } from './db/schema';
+import { agents, customers, deletedAgentTokenUsage, telegramMessages } from './db/schema';
 import { AppError } from './errors';
 import { isUuid } from './pagination';
 import type { RateLimiter } from './ratelimit/limiter';
 import { limitsFor } from './ratelimit/plans';
-import { startOfUtcDay, TOKEN_COLUMNS, TOKEN_KINDS, type TokenKind, usedTokens } from './ratelimit/quota';
+import {
+  startOfUtcDay,
+  TOKEN_COLUMNS,
+  TOKEN_KINDS,
+  type TokenKind,
+  usedTokens,
+  utcDay,
+} from './ratelimit/quota';
 
 export type TokenCounts = Record<TokenKind, number>;
 
 export interface AgentTokenUsage {
   agentId: string;
   name: string;
+  /** Set for an agent deleted this month: its tokens still count. */
+  deletedAt: string | null;
   today: TokenCounts;
   month: TokenCounts;
 }
@@ -51,13 +60,21 @@ export async function getUsage(
     limiters.api.usage(identifier, limits.apiRequestsPerHour),
     limiters.messages.usage(identifier, limits.messagesPerDay),
   ]);
-  const rows = await tokensByAgentQuery(db, customer.id, now);
-  const perAgent = rows.map((row) => ({
+  const [rows, deleted] = await Promise.all([
+    tokensByAgentQuery(db, customer.id, now),
+    deletedAgentTokensQuery(db, customer.id, now),
+  ]);
+  const usageOf = (row: (typeof rows)[number], deletedAt: Date | null): AgentTokenUsage => ({
     agentId: row.agentId,
     name: row.name,
+    deletedAt: deletedAt?.toISOString() ?? null,
     today: countsOf((kind) => Number(row.today[kind])),
     month: countsOf((kind) => Number(row.month[kind])),
-  }));
+  });
+  const perAgent = [
+    ...rows.map((row) => usageOf(row, null)),
+    ...deleted.map((row) => usageOf(row, row.deletedAt)),
+  ];
   const total = (period: 'today' | 'month') =>
     countsOf((kind) => perAgent.reduce((sum, agent) => sum + agent[period][kind], 0));
   return {
@@ -84,7 +101,7 @@ function countsOf(count: (kind: TokenKind) => number): TokenCounts {
 /** Each agent of the customer with its Claude tokens today and this month (UTC), by name. */
 export function tokensByAgentQuery(db: Queryable, customerId: string, now: Date) {
   const dayStart = startOfUtcDay(now);
-  const monthStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
+  const monthStart = monthStartOf(now);
   const sumsSince = (from: Date) =>
     Object.fromEntries(
       TOKEN_KINDS.map((kind) => [
@@ -107,4 +124,61 @@ export function tokensByAgentQuery(db: Queryable, customerId: string, now: Date)
     .where(eq(agents.customerId, customerId))
     .groupBy(agents.id, agents.name)
     .orderBy(agents.name);
+}
+
+const monthStartOf = (now: Date) => new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
+
+/** The customer's agents deleted with tokens used this month, by when they went, with today's and the month's. */
+function deletedAgentTokensQuery(db: Queryable, customerId: string, now: Date) {
+  const today = utcDay(now);
+  const sums = (since: string | undefined) =>
+    Object.fromEntries(
+      TOKEN_KINDS.map((kind) => {
+        const column = deletedAgentTokenUsage[kind];
+        return [
+          kind,
+          since === undefined
+            ? sql<string>`sum(${column})`
+            : sql<string>`coalesce(sum(${column}) filter (where ${deletedAgentTokenUsage.day} >= ${since}::date), 0)`,
+        ];
+      }),
+    ) as Record<TokenKind, SQL<string>>;
+  return db
+    .select({
+      agentId: deletedAgentTokenUsage.agentId,
+      name: deletedAgentTokenUsage.name,
+      deletedAt: deletedAgentTokenUsage.deletedAt,
+      today: sums(today),
+      month: sums(undefined),
+    })
+    .from(deletedAgentTokenUsage)
+    .where(
+      and(
+        eq(deletedAgentTokenUsage.customerId, customerId),
+        gte(deletedAgentTokenUsage.day, utcDay(monthStartOf(now))),
+      ),
+    )
+    .groupBy(deletedAgentTokenUsage.agentId, deletedAgentTokenUsage.name, deletedAgentTokenUsage.deletedAt)
+    .orderBy(deletedAgentTokenUsage.deletedAt, deletedAgentTokenUsage.agentId);
+}
+
+/**
+ * Keeps the Claude tokens of an agent about to be deleted, by UTC day, so that the month's usage does
+ * not lose them with its messages. In the deleting transaction, before the delete.
+ */
+export async function keepDeletedAgentTokens(
+  db: Queryable,
+  agent: { id: string; customerId: string; name: string },
+  now: Date,
+): Promise<void> {
+  const day = sql`(${telegramMessages.createdAt} at time zone 'UTC')::date`;
+  const sums = TOKEN_KINDS.map((kind) => sql`coalesce(sum(${TOKEN_COLUMNS[kind]}), 0)`);
+  await db.execute(sql`
+    insert into ${deletedAgentTokenUsage} (customer_id, agent_id, name, day, input_tokens, output_tokens,
+      cache_read_tokens, cache_creation_tokens, deleted_at)
+    select ${agent.customerId}::uuid, ${agent.id}::uuid, ${agent.name}::text, ${day}, ${sql.join(sums, sql`, `)},
+      ${now.toISOString()}::timestamptz
+    from ${telegramMessages}
+    where ${telegramMessages.agentId} = ${agent.id}::uuid and ${usedTokens}
+    group by ${day}`);
 }

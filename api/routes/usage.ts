@@ -35,7 +35,15 @@ export const UsageSchema = z
     messages: CounterSchema.openapi({ description: 'Today (UTC)' }),
     tokens: z.object({ today: TokensSchema, month: TokensSchema }),
     agents: z.array(
-      z.object({ agentId: z.uuid(), name: z.string(), today: TokensSchema, month: TokensSchema }),
+      z.object({
+        agentId: z.uuid(),
+        name: z.string(),
+        deletedAt: Timestamp.nullable().openapi({
+          description: "Set for an agent deleted this month: its tokens stay in the month's usage",
+        }),
+        today: TokensSchema,
+        month: TokensSchema,
+      }),
     ),
   })
   .openapi('Usage');

@@ -275,4 +275,64 @@ describe.each(cases)('quotas and usage on %s with the %s store', (target, store)
     });
     expect(missing.status).toBe(404);
   });
+  it("keeps a deleted agent's tokens in today's and the month's usage, named as it was", async () => {
+    const { customerId, agentId: kept, apiKey } = await customerWithAgent();
+    const [gone] = await services.db
+      .insert(agents)
+      .values({ customerId, name: 'retired', model: 'claude-sonnet-5-5' })
+      .returning();
+    if (!gone) throw new Error('no agent');
+    const now = new Date();
+    const monthStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1, 0, 0, 1));
+    const answer = (agentId: string, tokens: number, createdAt: Date) => ({
+      agentId,
+      customerId,
+      chatId: 9,
+      direction: 'outbound' as const,
+      text: 'a',
+      inputTokens: tokens,
+      outputTokens: tokens,
+      cacheReadTokens: tokens,
+      createdAt,
+    });
+    await services.db
+      .insert(telegramMessages)
+      .values([
+        answer(gone.id, 100, now),
+        answer(gone.id, 10, monthStart),
+        answer(gone.id, 1, new Date(now.getTime() - 40 * 24 * 3600 * 1000)),
+        answer(kept, 1000, now),
+      ]);
+    const usage = async () => {
+      const res = await app.request('/api/v1/usage', { headers: { authorization: `Bearer ${apiKey}` } });
+      expect(res.status).toBe(200);
+      return ((await res.json()) as { usage: { tokens: unknown; agents: unknown[] } }).usage;
+    };
+    const before = await usage();
+
+    const deleted = await app.request(`/api/v1/agents/${gone.id}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${apiKey}` },
+    });
+    expect(deleted.status).toBe(204);
+    const after = await usage();
+    expect(after.tokens).toEqual(before.tokens);
+    const todayOfGone = monthStart.getUTCDate() === now.getUTCDate() ? 110 : 100;
+    const counts = (n: number) => ({
+      inputTokens: n,
+      outputTokens: n,
+      cacheReadTokens: n,
+      cacheCreationTokens: 0,
+    });
+    expect(after.agents).toEqual([
+      { agentId: kept, name: 'bot', deletedAt: null, today: counts(1000), month: counts(1000) },
+      {
+        agentId: gone.id,
+        name: 'retired',
+        deletedAt: expect.any(String),
+        today: counts(todayOfGone),
+        month: counts(110),
+      },
+    ]);
+  });
 });

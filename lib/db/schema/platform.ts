@@ -2,12 +2,14 @@ import { sql } from 'drizzle-orm';
 import {
   bigint,
   boolean,
+  date,
   doublePrecision,
   index,
   integer,
   jsonb,
   pgEnum,
   pgTable,
+  primaryKey,
   smallint,
   text,
   uniqueIndex,
@@ -317,6 +319,32 @@ export const pairingRequests = pgTable(
     uniqueIndex('pairing_requests_pending_sender_idx')
       .on(t.agentId, t.telegramUserId)
       .where(sql`${t.status} = 'pending'`),
+  ],
+);
+
+/**
+ * The Claude tokens of a deleted agent, by UTC day: its messages go with it, and the month's usage (what
+ * the customer is billed on) must not shrink. Written in the transaction that deletes the agent.
+ */
+export const deletedAgentTokenUsage = pgTable(
+  'deleted_agent_token_usage',
+  {
+    customerId: uuid('customer_id')
+      .notNull()
+      .references(() => customers.id, { onDelete: 'cascade' }),
+    agentId: uuid('agent_id').notNull(),
+    /** The agent's name when it was deleted. */
+    name: text('name').notNull(),
+    day: date('day', { mode: 'string' }).notNull(),
+    inputTokens: bigint('input_tokens', { mode: 'number' }).notNull(),
+    outputTokens: bigint('output_tokens', { mode: 'number' }).notNull(),
+    cacheReadTokens: bigint('cache_read_tokens', { mode: 'number' }).notNull(),
+    cacheCreationTokens: bigint('cache_creation_tokens', { mode: 'number' }).notNull(),
+    deletedAt: tz('deleted_at').notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.agentId, t.day] }),
+    index('deleted_agent_token_usage_customer_day_idx').on(t.customerId, t.day),
   ],
 );
 
