@@ -15,11 +15,12 @@ export interface BodyGuardOptions {
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 /**
- * `application/json`, then `; name=value` parameters: the grammar @hono/zod-openapi's own media
- * type gate accepts, so a type passing here is never refused there in another shape.
+ * `application/json` with RFC 9110 §8.3.1 parameters: `*( OWS ";" OWS [ name=value ] )`, so spaces
+ * around `;` and an empty parameter are allowed. A value is a token or a quoted string.
  */
-const JSON_TYPE = /^application\/json((;\s*[a-zA-Z0-9-]+=[^;]+)*)$/i;
-const CHARSET = /;\s*charset=("?)([^;"]*)\1/gi;
+const JSON_TYPE =
+  /^application\/json((?:[ \t]*;[ \t]*(?:[!#$%&'*+.^_`|~0-9a-z-]+=(?:[!#$%&'*+.^_`|~0-9a-z-]+|"[^"]*"))?)*)[ \t]*$/i;
+const CHARSET = /;[ \t]*charset=("?)([^;"]*)\1/gi;
 
 /** JSON is UTF-8 text (RFC 8259 §8.1): a charset naming anything else is refused, not misread. */
 function isJsonType(contentType: string): boolean {
@@ -29,6 +30,13 @@ function isJsonType(contentType: string): boolean {
     if (!/^utf-?8$/i.test((charset ?? '').trim())) return false;
   }
   return true;
+}
+
+/** The request as the route's own parser gets it: `Content-Type` as exactly what it checks for. */
+function withContentType(request: Request, bytes: Uint8Array, contentType: string): Request {
+  const headers = new Headers(request.headers);
+  headers.set('content-type', contentType);
+  return new Request(request.url, { method: request.method, headers, body: bytes });
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -81,6 +89,17 @@ export function bodyGuard(options: BodyGuardOptions = {}) {
       }
       return next();
     }
+    const encoding = c.req.header('content-encoding')?.trim().toLowerCase();
+    if (encoding !== undefined && encoding !== '' && encoding !== 'identity') {
+      // RFC 9110 §15.5.16: a content coding the server does not decode is a 415, not a body to parse.
+      throw new AppError(
+        'unsupported_media_type',
+        'Send the body uncompressed: no Content-Encoding is accepted',
+        {
+          details: { contentEncoding: encoding.slice(0, 200) },
+        },
+      );
+    }
     const contentType = c.req.header('content-type');
     if (contentType === undefined || !isJsonType(contentType)) {
       throw new AppError(
@@ -97,6 +116,11 @@ export function bodyGuard(options: BodyGuardOptions = {}) {
       throw new AppError('invalid_json', 'The request body is not valid UTF-8, so it is not valid JSON');
     }
     if (options.takesNoBody?.(c.req.method, c.req.path)) refuseBody(text);
+    // @hono/zod-openapi reads JSON only under a narrower grammar (no space before ";"); what passed
+    // here is JSON in UTF-8, so it is handed on as plain `application/json`.
+    if (contentType.trim().toLowerCase() !== 'application/json') {
+      c.req.raw = withContentType(c.req.raw, bytes, 'application/json');
+    }
     await next();
   });
   return every(limit, requireJson);

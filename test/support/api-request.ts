@@ -5,7 +5,7 @@ interface RequestsApp {
 
 /**
  * A request to the app with `Authorization: Bearer <key>` (none when `key` is null) and, when given,
- * a JSON body (a string goes as it is, for bodies that are not JSON on purpose).
+ * a JSON body (a string or bytes go as they are, for bodies that are not JSON on purpose).
  */
 export async function apiRequest(
   app: RequestsApp,
@@ -17,6 +17,9 @@ export async function apiRequest(
   if (options.key !== null) headers.authorization = `Bearer ${options.key}`;
   if (options.body === undefined) return app.request(path, { method, headers });
   headers['content-type'] ??= 'application/json';
-  const body = typeof options.body === 'string' ? options.body : JSON.stringify(options.body);
+  const body =
+    typeof options.body === 'string' || options.body instanceof Uint8Array
+      ? options.body
+      : JSON.stringify(options.body);
   return app.request(path, { method, headers, body });
 }
