@@ -1,11 +1,11 @@
 import { and, count, desc, eq, type SQL } from 'drizzle-orm';
 import type { RequestContext } from './actor';
-import { agentEtag, checkIfMatch } from './agent-etag';
 import { recordAudit } from './audit';
 import { findCustomerRow } from './customers';
 import type { Database, Queryable } from './db/client';
 import { agents } from './db/schema';
 import { AppError } from './errors';
+import { agentEtag, checkIfMatch } from './etag';
 import { type ModelCatalog, resolveModel } from './models';
 import { type CursorPage, cursorCondition, isUuid, pageOf } from './pagination';
 import { AGENT_DEFAULTS, type Agent, type CreateAgentInput, type UpdateAgentInput } from './schemas/agents';

@@ -7,6 +7,7 @@ import type { Keyring } from './crypto';
 import type { Database, Queryable } from './db/client';
 import { apiKeys, customers } from './db/schema';
 import { AppError } from './errors';
+import { checkIfMatch, customerEtag } from './etag';
 import { type CursorPage, cursorCondition, isUuid, pageOf } from './pagination';
 import {
   type CreateCustomerInput,
@@ -115,10 +116,12 @@ export async function updateCustomer(
   context: RequestContext,
   id: string,
   input: UpdateCustomerInput,
+  options: { ifMatch?: string | undefined } = {},
 ): Promise<Customer> {
   return db.transaction(async (tx) => {
     const current = await findCustomerRow(tx, id, { forUpdate: true });
     if (!current) throw notFound(id);
+    checkCustomerIfMatch(current, options.ifMatch);
     const changes: Partial<typeof customers.$inferInsert> = {};
     if (input.name !== undefined) changes.name = input.name;
     if (input.email !== undefined) changes.email = input.email;
@@ -160,10 +163,21 @@ export async function updateCustomer(
   });
 }
 
-export async function deleteCustomer(db: Database, context: RequestContext, id: string): Promise<void> {
+/** Throws 412 unless `ifMatch` (when sent) matches the customer's settings as stored. */
+export function checkCustomerIfMatch(customer: CustomerRow, ifMatch: string | undefined): void {
+  checkIfMatch(ifMatch, customerEtag(toCustomer(customer)), 'customer');
+}
+
+export async function deleteCustomer(
+  db: Database,
+  context: RequestContext,
+  id: string,
+  options: { ifMatch?: string | undefined } = {},
+): Promise<void> {
   await db.transaction(async (tx) => {
     const current = await findCustomerRow(tx, id, { forUpdate: true });
     if (!current) throw notFound(id);
+    checkCustomerIfMatch(current, options.ifMatch);
     // Agents, credentials, keys, messages and deliveries go with it (foreign keys cascade).
     await tx.delete(customers).where(eq(customers.id, id));
     await recordAudit(tx, context, {

@@ -2,7 +2,7 @@ import { and, eq } from 'drizzle-orm';
 import type { RequestContext } from '../actor';
 import { checkAgentIfMatch, deleteAgent, getOwnAgent } from '../agents';
 import { readCredentialSecret } from '../credentials';
-import { deleteCustomer } from '../customers';
+import { checkCustomerIfMatch, deleteCustomer, findCustomerRow } from '../customers';
 import { agents } from '../db/schema';
 import { isUuid } from '../pagination';
 import type { Services } from '../services';
@@ -81,10 +81,16 @@ export async function deleteCustomerAndWebhooks(
   services: Services,
   context: RequestContext,
   customerId: string,
+  options: { ifMatch?: string | undefined } = {},
 ): Promise<void> {
+  if (options.ifMatch !== undefined) {
+    // Before the webhooks go: a refused delete leaves the customer's bots answering as they were.
+    const current = await findCustomerRow(services.db, customerId);
+    if (current) checkCustomerIfMatch(current, options.ifMatch);
+  }
   const owned = isUuid(customerId)
     ? await services.db.select({ id: agents.id }).from(agents).where(eq(agents.customerId, customerId))
     : [];
   for (const agent of owned) await removeAgentWebhook(services, agent.id);
-  await deleteCustomer(services.db, context, customerId);
+  await deleteCustomer(services.db, context, customerId, options);
 }

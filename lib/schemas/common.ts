@@ -109,3 +109,11 @@ export const NO_FIELDS_MESSAGE = 'send at least one field to change';
 export const hasAField = (value: object) => Object.keys(value).length > 0;
 
 export const Timestamp = z.string().openapi({ format: 'date-time', example: '2026-01-01T00:00:00.000Z' });
+
+/** `If-Match` on a PATCH or DELETE of something with an ETag of its settings (an agent, a customer). */
+export const IfMatchHeaders = z.object({
+  'if-match': z.string().max(1000).optional().openapi({
+    description:
+      'The ETag the client read: a PATCH or DELETE is refused with 412 if the settings changed since',
+  }),
+});

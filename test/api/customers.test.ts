@@ -156,6 +156,49 @@ describe.each(databaseTargets())('admin customers on %s', (target) => {
     expect((await harness.call('DELETE', `/api/v1/admin/customers/${customer.id}`)).status).toBe(404);
   });
 
+  it('a PATCH or DELETE with an ETag read before a change is a 412 that changes nothing', async () => {
+    const customer = await harness.createCustomer({ plan: 'free' });
+    const path = `/api/v1/admin/customers/${customer.id}`;
+    const read = await harness.call('GET', path);
+    const etag = read.headers.get('etag');
+    expect(etag).toMatch(/^"[\w-]{27}"$/);
+    // The customer sets its webhook URL meanwhile: the operator's read is stale.
+    const put = await harness.call('PUT', '/api/v1/webhook', {
+      key: customer.apiKey,
+      body: { url: 'https://hooks.example.com/in' },
+    });
+    expect(put.status).toBe(200);
+    const stale = await harness.call('PATCH', path, {
+      body: { status: 'suspended' },
+      headers: { 'if-match': etag as string },
+    });
+    expect(stale.status).toBe(412);
+    const current = await harness.call('GET', path);
+    expect((await json<CustomerBody>(current)).customer).toMatchObject({
+      status: 'active',
+      webhookUrl: 'https://hooks.example.com/in',
+    });
+    const fresh = current.headers.get('etag') as string;
+    expect(fresh).not.toBe(etag);
+    expect((await harness.call('DELETE', path, { headers: { 'if-match': etag as string } })).status).toBe(
+      412,
+    );
+    expect((await harness.call('GET', path)).status).toBe(200);
+    expect((await harness.call('GET', '/api/v1/agents', { key: customer.apiKey })).status).toBe(200);
+
+    const patched = await harness.call('PATCH', path, {
+      body: { plan: 'pro' },
+      headers: { 'if-match': fresh },
+    });
+    expect(patched.status).toBe(200);
+    const next = patched.headers.get('etag') as string;
+    expect(next).not.toBe(fresh);
+    expect((await harness.call('GET', path)).headers.get('etag')).toBe(next);
+    expect((await harness.call('DELETE', path, { headers: { 'if-match': `"other", ${next}` } })).status).toBe(
+      204,
+    );
+  });
+
   it('writes one audit row per mutation, with the request id and no secret', async () => {
     const res = await harness.call('POST', '/api/v1/admin/customers', {
       body: { name: 'Audited' },

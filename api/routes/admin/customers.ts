@@ -6,8 +6,15 @@ import {
   rotateCustomerKey,
   updateCustomer,
 } from '../../../lib/customers';
+import { customerEtag } from '../../../lib/etag';
 import { deleteCustomerAndWebhooks } from '../../../lib/lifecycle/remove-webhook';
-import { bodyErrors, commonErrors, notFoundError } from '../../../lib/schemas/common';
+import {
+  bodyErrors,
+  commonErrors,
+  IfMatchHeaders,
+  notFoundError,
+  preconditionFailedError,
+} from '../../../lib/schemas/common';
 import {
   CreateCustomerSchema,
   CreatedCustomerSchema,
@@ -30,6 +37,11 @@ const jsonBody = <T extends z.ZodType>(schema: T) => ({
   content: { 'application/json': { schema } },
 });
 const customerResponse = {
+  headers: z.object({
+    ETag: z
+      .string()
+      .openapi({ description: "The customer's settings version: send it as If-Match on a PATCH" }),
+  }),
   content: { 'application/json': { schema: z.object({ customer: CustomerSchema }) } },
 };
 
@@ -90,12 +102,13 @@ const updateCustomerRoute = createRoute({
   method: 'patch',
   path: '/api/v1/admin/customers/{id}',
   summary: 'Changes plan, limits, webhook URL or status (suspended keys get 403, agents stop answering)',
-  request: { params: IdParamsSchema, body: jsonBody(UpdateCustomerSchema) },
+  request: { params: IdParamsSchema, headers: IfMatchHeaders, body: jsonBody(UpdateCustomerSchema) },
   responses: {
     200: { description: 'The updated customer', ...customerResponse },
     ...commonErrors,
     ...bodyErrors,
     ...notFoundError,
+    ...preconditionFailedError,
   },
 });
 
@@ -107,8 +120,13 @@ const deleteCustomerRoute = createRoute({
   method: 'delete',
   path: '/api/v1/admin/customers/{id}',
   summary: 'Deletes the customer with its keys, agents, credentials and messages',
-  request: { params: IdParamsSchema },
-  responses: { 204: { description: 'Deleted' }, ...commonErrors, ...notFoundError },
+  request: { params: IdParamsSchema, headers: IfMatchHeaders },
+  responses: {
+    204: { description: 'Deleted' },
+    ...commonErrors,
+    ...notFoundError,
+    ...preconditionFailedError,
+  },
 });
 
 const rotateKeyRoute = createRoute({
@@ -140,7 +158,9 @@ export function registerAdminCustomers(app: OpenAPIHono<AppEnv>) {
     return c.json({ customers: page.items, nextCursor: page.nextCursor }, 200);
   });
   app.openapi(getCustomerRoute, async (c) => {
-    return c.json({ customer: await getCustomer(c.get('services').db, c.req.valid('param').id) }, 200);
+    const customer = await getCustomer(c.get('services').db, c.req.valid('param').id);
+    c.header('ETag', customerEtag(customer));
+    return c.json({ customer }, 200);
   });
   app.openapi(updateCustomerRoute, async (c) => {
     const webhookUrl = c.req.valid('json').webhookUrl;
@@ -151,11 +171,15 @@ export function registerAdminCustomers(app: OpenAPIHono<AppEnv>) {
       requestContext(c),
       c.req.valid('param').id,
       c.req.valid('json'),
+      { ifMatch: c.req.valid('header')['if-match'] },
     );
+    c.header('ETag', customerEtag(customer));
     return c.json({ customer }, 200);
   });
   app.openapi(deleteCustomerRoute, async (c) => {
-    await deleteCustomerAndWebhooks(c.get('services'), requestContext(c), c.req.valid('param').id);
+    await deleteCustomerAndWebhooks(c.get('services'), requestContext(c), c.req.valid('param').id, {
+      ifMatch: c.req.valid('header')['if-match'],
+    });
     return c.body(null, 204);
   });
   app.openapi(rotateKeyRoute, async (c) => {

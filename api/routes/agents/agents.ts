@@ -1,6 +1,6 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
-import { agentEtag } from '../../../lib/agent-etag';
 import { createAgent, getOwnAgent, listAgents, toAgent, updateAgent } from '../../../lib/agents';
+import { agentEtag } from '../../../lib/etag';
 import { deleteAgentAndWebhook } from '../../../lib/lifecycle/remove-webhook';
 import {
   AgentSchema,
@@ -13,6 +13,7 @@ import {
   commonErrors,
   conflictError,
   IdParamsSchema,
+  IfMatchHeaders,
   notFoundError,
   preconditionFailedError,
 } from '../../../lib/schemas/common';
@@ -29,12 +30,6 @@ const agentResponse = {
   }),
   content: { 'application/json': { schema: z.object({ agent: AgentSchema }) } },
 };
-const IfMatchHeaders = z.object({
-  'if-match': z.string().max(1000).optional().openapi({
-    description:
-      'The ETag the client read: a PATCH or DELETE is refused with 412 if the settings changed since',
-  }),
-});
 
 const createAgentRoute = createRoute({
   operationId: 'createAgent',

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { AppError } from './errors';
 import { AGENT_SETTING_KEYS, type Agent } from './schemas/agents';
+import type { Customer } from './schemas/customers';
 
 /**
  * The strong ETag of an agent's settings (what a PATCH writes): a client that read them sends it
@@ -9,7 +10,29 @@ import { AGENT_SETTING_KEYS, type Agent } from './schemas/agents';
  * and activity are left out: a message arriving must not fail a settings edit.
  */
 export function agentEtag(agent: Agent): string {
-  const settings = AGENT_SETTING_KEYS.map((key) => [key, agent[key]]);
+  return etagOf(AGENT_SETTING_KEYS.map((key) => [key, agent[key]]));
+}
+
+/** What an operator's PATCH sets on a customer; the customer's own webhook URL change counts too. */
+const CUSTOMER_SETTING_KEYS = [
+  'name',
+  'email',
+  'plan',
+  'maxAgents',
+  'status',
+  'webhookUrl',
+  'limits',
+] as const;
+
+/**
+ * The strong ETag of a customer's settings, as for an agent: two operators editing one customer (one
+ * raising the plan, the other suspending it from an old read) do not silently undo each other.
+ */
+export function customerEtag(customer: Customer): string {
+  return etagOf(CUSTOMER_SETTING_KEYS.map((key) => [key, customer[key]]));
+}
+
+function etagOf(settings: unknown[]): string {
   return `"${createHash('sha256').update(JSON.stringify(settings)).digest('base64url').slice(0, 27)}"`;
 }
 
@@ -18,13 +41,17 @@ export function agentEtag(agent: Agent): string {
  * list holding the current ETag. A weak tag (`W/"…"`) never matches, as the RFC's strong
  * comparison requires.
  */
-export function checkIfMatch(ifMatch: string | undefined, current: string): void {
+export function checkIfMatch(
+  ifMatch: string | undefined,
+  current: string,
+  subject: 'agent' | 'customer' = 'agent',
+): void {
   if (ifMatch === undefined) return;
   const tags = ifMatch.split(',').map((tag) => tag.trim());
   if (tags.includes('*') || tags.includes(current)) return;
   throw new AppError(
     'precondition_failed',
-    'The agent changed since you read it: If-Match does not match its ETag. GET it again and re-apply your change.',
+    `The ${subject} changed since you read it: If-Match does not match its ETag. GET it again and re-apply your change.`,
     { details: { etag: current } },
   );
 }
