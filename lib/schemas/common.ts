@@ -117,3 +117,11 @@ export const IfMatchHeaders = z.object({
       'The ETag the client read: a PATCH or DELETE is refused with 412 if the settings changed since',
   }),
 });
+
+/** The answers of a DELETE that honours `If-Match`. */
+export const deleteWithIfMatchResponses = {
+  204: { description: 'Deleted' },
+  ...commonErrors,
+  ...notFoundError,
+  ...preconditionFailedError,
+} as const;

@@ -11,6 +11,7 @@ import { deleteCustomerAndWebhooks } from '../../../lib/lifecycle/remove-webhook
 import {
   bodyErrors,
   commonErrors,
+  deleteWithIfMatchResponses,
   IfMatchHeaders,
   notFoundError,
   preconditionFailedError,
@@ -121,12 +122,7 @@ const deleteCustomerRoute = createRoute({
   path: '/api/v1/admin/customers/{id}',
   summary: 'Deletes the customer with its keys, agents, credentials and messages',
   request: { params: IdParamsSchema, headers: IfMatchHeaders },
-  responses: {
-    204: { description: 'Deleted' },
-    ...commonErrors,
-    ...notFoundError,
-    ...preconditionFailedError,
-  },
+  responses: deleteWithIfMatchResponses,
 });
 
 const rotateKeyRoute = createRoute({

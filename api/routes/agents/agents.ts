@@ -12,6 +12,7 @@ import {
   bodyErrors,
   commonErrors,
   conflictError,
+  deleteWithIfMatchResponses,
   IdParamsSchema,
   IfMatchHeaders,
   notFoundError,
@@ -112,12 +113,7 @@ const deleteAgentRoute = createRoute({
   path: '/api/v1/agents/{id}',
   summary: 'Deletes the agent with its credentials, chats and messages',
   request: { params: IdParamsSchema, headers: IfMatchHeaders },
-  responses: {
-    204: { description: 'Deleted' },
-    ...commonErrors,
-    ...notFoundError,
-    ...preconditionFailedError,
-  },
+  responses: deleteWithIfMatchResponses,
 });
 
 export function registerAgents(app: OpenAPIHono<AppEnv>) {
