@@ -1,4 +1,4 @@
-import { eq } from 'drizzle-orm';
+import { and, eq } from 'drizzle-orm';
 import type { RequestContext } from '../actor';
 import { recordAudit } from '../audit';
 import type { ReadyConfig } from '../config';
@@ -166,7 +166,8 @@ export async function sendTestPing(
 /**
  * Asks the delivery function to send a delivery a request just made. When the engine does not take
  * it, the row is marked failed (it would otherwise stay pending with nothing to send it) and the
- * caller gets a 503; a retry of the request makes a new delivery.
+ * caller gets a 503; a retry of the request makes a new delivery. Only a row no attempt has touched:
+ * a send that timed out after the engine took the event may already have delivered it.
  */
 async function queueRequestedDelivery(
   db: Queryable,
@@ -177,11 +178,24 @@ async function queueRequestedDelivery(
     await sendEvent([deliveryRequested(row)]);
     return row;
   } catch (error) {
-    await db
+    const marked = await db
       .update(webhookDeliveries)
       .set({ status: 'failed', lastError: NOT_QUEUED, nextAttemptAt: null })
-      .where(eq(webhookDeliveries.id, row.id));
-    throw jobsUnavailable(error);
+      .where(
+        and(
+          eq(webhookDeliveries.id, row.id),
+          eq(webhookDeliveries.status, 'pending'),
+          eq(webhookDeliveries.attempts, 0),
+        ),
+      )
+      .then(
+        () => undefined,
+        (markError: unknown) => markError,
+      );
+    // Still the 503 the engine's refusal is; the log gets both errors when the mark failed too.
+    throw jobsUnavailable(
+      marked === undefined ? error : new AggregateError([error, marked], 'send and mark failed'),
+    );
   }
 }
 
@@ -219,14 +233,27 @@ export async function redeliver(
   customerId: string,
   deliveryId: string,
 ): Promise<Delivery> {
-  const row = await queueRequestedDelivery(db, sendEvent, await createRedelivery(db, customerId, deliveryId));
-  // Audited once queued: a redelivery the engine refused is no redelivery.
-  await recordAudit(db, context, {
-    action: 'webhook.redeliver',
-    targetType: 'webhook_delivery',
-    targetId: row.id,
-    customerId,
-    details: { redeliveryOf: row.redeliveryOf, eventId: row.eventId },
-  });
-  return toDelivery(row);
+  const created = await createRedelivery(db, customerId, deliveryId);
+  const audit = (outcome: 'success' | 'failure') =>
+    recordAudit(db, context, {
+      action: 'webhook.redeliver',
+      targetType: 'webhook_delivery',
+      targetId: created.id,
+      customerId,
+      outcome,
+      details: {
+        redeliveryOf: created.redeliveryOf,
+        eventId: created.eventId,
+        ...(outcome === 'failure' ? { code: 'service_unavailable' } : {}),
+      },
+    });
+  try {
+    await queueRequestedDelivery(db, sendEvent, created);
+  } catch (error) {
+    // A redelivery the engine refused is audited as the failure it is, not as done.
+    await audit('failure').catch(() => undefined);
+    throw error;
+  }
+  await audit('success');
+  return toDelivery(created);
 }

@@ -1,3 +1,4 @@
+import { sql } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
 import type { ErrorBody } from '../../lib/errors';
 import type { JobEvent } from '../../lib/jobs';
@@ -14,11 +15,14 @@ interface DeliveryView {
 describe.each(databaseTargets())('a jobs engine that does not take an event, on %s', (target) => {
   const sent: JobEvent[] = [];
   let engineDown = false;
+  /** Runs before a refused send: what the engine (or the database) did before the send failed. */
+  let beforeRefusal: ((events: JobEvent[]) => Promise<void>) | undefined;
   const harness = useApiHarness(
     target,
     {},
     {
       sendEvent: async (events) => {
+        await beforeRefusal?.(events);
         if (engineDown) throw new Error('connect ECONNREFUSED 127.0.0.1:8288');
         sent.push(...events);
       },
@@ -68,7 +72,7 @@ describe.each(databaseTargets())('a jobs engine that does not take an event, on 
     expect(sent.some((event) => event.id === `delivery-${delivery.id}`)).toBe(true);
   });
 
-  it('a redelivery answers 503, is failed, and is not audited as done', async () => {
+  it('a redelivery answers 503, is failed, and is audited as a failure, not as done', async () => {
     const { apiKey } = await hookedCustomer();
     const ping = await json<{ delivery: DeliveryView }>(
       await harness.call('POST', '/api/v1/webhook/test', { key: apiKey }),
@@ -84,16 +88,57 @@ describe.each(databaseTargets())('a jobs engine that does not take an event, on 
     expect(refused).toMatchObject({ status: 'failed', lastError: expect.stringContaining('jobs engine') });
     const audited = async () =>
       (
-        await json<{ entries: { target: { id: string } }[] }>(
+        await json<{ entries: { target: { id: string }; outcome: string }[] }>(
           await harness.call('GET', '/api/v1/audit-log?action=webhook.redeliver', { key: apiKey }),
         )
       ).entries;
-    expect(await audited()).toEqual([]);
+    expect((await audited()).map((entry) => [entry.target.id, entry.outcome])).toEqual([
+      [refused?.id, 'failure'],
+    ]);
 
     const retried = await harness.call('POST', path, { key: apiKey });
     expect(retried.status).toBe(202);
     const { delivery } = await json<{ delivery: DeliveryView }>(retried);
-    expect((await audited()).map((entry) => entry.target.id)).toEqual([delivery.id]);
+    expect((await audited()).map((entry) => [entry.target.id, entry.outcome])).toEqual([
+      [delivery.id, 'success'],
+      [refused?.id, 'failure'],
+    ]);
+  });
+
+  /** A test ping whose send fails after `before` ran; the engine is up again after it. */
+  async function refusedPing(apiKey: string, before: (deliveryId: string) => Promise<void>) {
+    engineDown = true;
+    beforeRefusal = async (events) => before(String(events[0]?.data.deliveryId));
+    try {
+      return await harness.call('POST', '/api/v1/webhook/test', { key: apiKey });
+    } finally {
+      engineDown = false;
+      beforeRefusal = undefined;
+    }
+  }
+
+  it('a send that timed out after the engine delivered the ping leaves the delivery as the engine left it', async () => {
+    const { apiKey } = await hookedCustomer();
+    const res = await refusedPing(apiKey, async (deliveryId) => {
+      await harness.services.db.execute(
+        sql`update webhook_deliveries set status = 'succeeded', attempts = 1, delivered_at = now() where id = ${deliveryId}::uuid`,
+      );
+    });
+    await expectUnavailable(res);
+    const [delivery] = await deliveries(apiKey);
+    expect(delivery).toMatchObject({ status: 'succeeded', lastError: null });
+  });
+
+  it('a refused send is still a 503 when marking its delivery failed fails too', async () => {
+    const { apiKey } = await hookedCustomer();
+    const { db } = harness.services;
+    const res = await refusedPing(apiKey, async () => {
+      await db.execute(
+        sql`alter table webhook_deliveries add constraint test_refuse_failed check (status <> 'failed') not valid`,
+      );
+    });
+    await db.execute(sql`alter table webhook_deliveries drop constraint test_refuse_failed`);
+    await expectUnavailable(res);
   });
 
   it('a validation request answers 503 with a retry hint, not a 500', async () => {
