@@ -14,19 +14,26 @@ export interface BodyGuardOptions {
 // DELETE too: no route here takes a body on it, and one sent (`{"confirm": false}`) must not be ignored.
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
+const TOKEN = "[!#$%&'*+.^_`|~0-9a-z-]+";
+/** A quoted string with its quoted pairs (`\"`), RFC 9110 §5.6.4. */
+const QUOTED = '"(?:[^"\\\\]|\\\\.)*"';
+const PARAMETER = `(${TOKEN})=(${TOKEN}|${QUOTED})`;
+
 /**
  * `application/json` with RFC 9110 §8.3.1 parameters: `*( OWS ";" OWS [ name=value ] )`, so spaces
  * around `;` and an empty parameter are allowed. A value is a token or a quoted string.
  */
-const JSON_TYPE =
-  /^application\/json((?:[ \t]*;[ \t]*(?:[!#$%&'*+.^_`|~0-9a-z-]+=(?:[!#$%&'*+.^_`|~0-9a-z-]+|"[^"]*"))?)*)[ \t]*$/i;
-const CHARSET = /;[ \t]*charset=("?)([^;"]*)\1/gi;
+const JSON_TYPE = new RegExp(`^application/json((?:[ \\t]*;[ \\t]*(?:${PARAMETER})?)*)[ \\t]*$`, 'i');
+const PARAMETERS = new RegExp(PARAMETER, 'gi');
 
 /** JSON is UTF-8 text (RFC 8259 §8.1): a charset naming anything else is refused, not misread. */
 function isJsonType(contentType: string): boolean {
   const match = JSON_TYPE.exec(contentType.trim());
   if (!match) return false;
-  for (const [, , charset] of (match[1] ?? '').matchAll(CHARSET)) {
+  // Parameter by parameter, so a quoted value holding "; charset=..." is read as the value it is.
+  for (const [, name, value] of (match[1] ?? '').matchAll(PARAMETERS)) {
+    if (name?.toLowerCase() !== 'charset') continue;
+    const charset = value?.startsWith('"') ? value.slice(1, -1).replace(/\\(.)/g, '$1') : value;
     if (!/^utf-?8$/i.test((charset ?? '').trim())) return false;
   }
   return true;

@@ -47,23 +47,26 @@ describe.each(databaseTargets())('error responses on %s', (target) => {
     },
   );
 
-  it.each(['application/json; charset=utf-16', 'application/json; foo', 'application/json ; charset=latin1'])(
-    'a 415 for %j names the content type it refused and the one it wants',
-    async (contentType) => {
-      const { apiKey } = await harness.createCustomer();
-      const res = await harness.call('POST', '/api/v1/agents', {
-        key: apiKey,
-        body: '{"name":"x"}',
-        headers: { 'content-type': contentType },
-      });
-      expect(res.status).toBe(415);
-      expect((await json<ErrorBody>(res)).error).toMatchObject({
-        code: 'unsupported_media_type',
-        message: expect.stringContaining('application/json'),
-        details: { contentType },
-      });
-    },
-  );
+  it.each([
+    'application/json; charset=utf-16',
+    'application/json; foo',
+    'application/json ; charset=latin1',
+    'application/json; CHARSET="latin1"',
+    'application/json; foo="unterminated',
+  ])('a 415 for %j names the content type it refused and the one it wants', async (contentType) => {
+    const { apiKey } = await harness.createCustomer();
+    const res = await harness.call('POST', '/api/v1/agents', {
+      key: apiKey,
+      body: '{"name":"x"}',
+      headers: { 'content-type': contentType },
+    });
+    expect(res.status).toBe(415);
+    expect((await json<ErrorBody>(res)).error).toMatchObject({
+      code: 'unsupported_media_type',
+      message: expect.stringContaining('application/json'),
+      details: { contentType },
+    });
+  });
 
   it.each([
     'application/json',
@@ -76,6 +79,9 @@ describe.each(databaseTargets())('error responses on %s', (target) => {
     'application/json ; charset=utf-8',
     'application/json;',
     'application/json ;charset=utf-8 ; ',
+    // A quoted value is one value, quoted pairs and all.
+    'application/json; foo="a; charset=latin1"',
+    'application/json; foo="say \\"hi\\""; charset=utf-8',
   ])('JSON sent as %s is accepted', async (contentType) => {
     const { apiKey } = await harness.createCustomer();
     const res = await harness.call('POST', '/api/v1/agents', {
