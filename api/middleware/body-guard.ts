@@ -23,11 +23,16 @@ const PARAMETER = `(${TOKEN})=(${TOKEN}|${QUOTED})`;
  * `application/json` with RFC 9110 §8.3.1 parameters: `*( OWS ";" OWS [ name=value ] )`, so spaces
  * around `;` and an empty parameter are allowed. A value is a token or a quoted string.
  */
-const JSON_TYPE = new RegExp(`^application/json((?:[ \\t]*;[ \\t]*(?:${PARAMETER})?)*)[ \\t]*$`, 'i');
+// The spaces after a ";" belong to the parameter alone: were they also the next repetition's, a failing
+// match would try every split of a run of " ; " (seconds for 70 bytes, before any API key is checked).
+export const JSON_TYPE = new RegExp(`^application/json((?:[ \\t]*;(?:[ \\t]*${PARAMETER})?)*)[ \\t]*$`, 'i');
+/** Longer than any Content-Type a client sends: refused before a regular expression reads it. */
+const MAX_CONTENT_TYPE_LENGTH = 1024;
 const PARAMETERS = new RegExp(PARAMETER, 'gi');
 
 /** JSON is UTF-8 text (RFC 8259 §8.1): a charset naming anything else is refused, not misread. */
 function isJsonType(contentType: string): boolean {
+  if (contentType.length > MAX_CONTENT_TYPE_LENGTH) return false;
   const match = JSON_TYPE.exec(contentType.trim());
   if (!match) return false;
   // Parameter by parameter, so a quoted value holding "; charset=..." is read as the value it is.

@@ -23,6 +23,13 @@ describe.each(databaseTargets())('error responses on %s', (target) => {
     ],
     ['a parameter without a value', '{"name":"x"}', 'application/json; foo', 415, 'unsupported_media_type'],
     ['a JSON-like type', '{"name":"x"}', 'application/jsonx', 415, 'unsupported_media_type'],
+    [
+      'a type over 1 KB',
+      '{"name":"x"}',
+      `application/json; note="${'a'.repeat(1100)}"`,
+      415,
+      'unsupported_media_type',
+    ],
     ['no type at all', '{"name":"x"}', '', 415, 'unsupported_media_type'],
   ])(
     '%s (body %j, type %j) is a %i %s in the one error shape',
