@@ -167,7 +167,8 @@ export async function sendTestPing(
  * Asks the delivery function to send a delivery a request just made. When the engine does not take
  * it, the row is marked failed (it would otherwise stay pending with nothing to send it) and the
  * caller gets a 503; a retry of the request makes a new delivery. Only a row no attempt has touched:
- * a send that timed out after the engine took the event may already have delivered it.
+ * a send that timed out after the engine took the event may already have delivered it, and then the
+ * request succeeded.
  */
 async function queueRequestedDelivery(
   db: Queryable,
@@ -178,24 +179,28 @@ async function queueRequestedDelivery(
     await sendEvent([deliveryRequested(row)]);
     return row;
   } catch (error) {
-    const marked = await db
-      .update(webhookDeliveries)
-      .set({ status: 'failed', lastError: NOT_QUEUED, nextAttemptAt: null })
-      .where(
-        and(
-          eq(webhookDeliveries.id, row.id),
-          eq(webhookDeliveries.status, 'pending'),
-          eq(webhookDeliveries.attempts, 0),
-        ),
-      )
-      .then(
-        () => undefined,
-        (markError: unknown) => markError,
-      );
-    // Still the 503 the engine's refusal is; the log gets both errors when the mark failed too.
-    throw jobsUnavailable(
-      marked === undefined ? error : new AggregateError([error, marked], 'send and mark failed'),
-    );
+    let marked: DeliveryRow[];
+    try {
+      marked = await db
+        .update(webhookDeliveries)
+        .set({ status: 'failed', lastError: NOT_QUEUED, nextAttemptAt: null })
+        .where(
+          and(
+            eq(webhookDeliveries.id, row.id),
+            eq(webhookDeliveries.status, 'pending'),
+            eq(webhookDeliveries.attempts, 0),
+          ),
+        )
+        .returning();
+    } catch (markError) {
+      // Still the 503 the engine's refusal is; the log gets both errors.
+      throw jobsUnavailable(new AggregateError([error, markError], 'send and mark failed'));
+    }
+    if (marked.length > 0) throw jobsUnavailable(error);
+    // An attempt already touched the row: the engine took the event before the send gave up on its
+    // answer, so the delivery is under way (or done), as the caller asked.
+    const [current] = await db.select().from(webhookDeliveries).where(eq(webhookDeliveries.id, row.id));
+    return current ?? row;
   }
 }
 
@@ -247,13 +252,14 @@ export async function redeliver(
         ...(outcome === 'failure' ? { code: 'service_unavailable' } : {}),
       },
     });
+  let queued: DeliveryRow;
   try {
-    await queueRequestedDelivery(db, sendEvent, created);
+    queued = await queueRequestedDelivery(db, sendEvent, created);
   } catch (error) {
     // A redelivery the engine refused is audited as the failure it is, not as done.
     await audit('failure').catch(() => undefined);
     throw error;
   }
   await audit('success');
-  return toDelivery(created);
+  return toDelivery(queued);
 }
