@@ -157,11 +157,13 @@ describe.each(databaseTargets())('admin customers on %s', (target) => {
   });
 
   it('a PATCH or DELETE with an ETag read before a change is a 412 that changes nothing', async () => {
-    const customer = await harness.createCustomer({ plan: 'free' });
-    const path = `/api/v1/admin/customers/${customer.id}`;
+    const created = await harness.call('POST', '/api/v1/admin/customers', { body: { name: 'Tagged' } });
+    const customer = await json<CustomerBody>(created);
+    const path = `/api/v1/admin/customers/${customer.customer.id}`;
     const read = await harness.call('GET', path);
     const etag = read.headers.get('etag');
     expect(etag).toMatch(/^"[\w-]{27}"$/);
+    expect(created.headers.get('etag')).toBe(etag);
     // The customer sets its webhook URL meanwhile: the operator's read is stale.
     const put = await harness.call('PUT', '/api/v1/webhook', {
       key: customer.apiKey,

@@ -37,12 +37,13 @@ const jsonBody = <T extends z.ZodType>(schema: T) => ({
   required: true,
   content: { 'application/json': { schema } },
 });
+const etagHeaders = z.object({
+  ETag: z
+    .string()
+    .openapi({ description: "The customer's settings version: send it as If-Match on a PATCH" }),
+});
 const customerResponse = {
-  headers: z.object({
-    ETag: z
-      .string()
-      .openapi({ description: "The customer's settings version: send it as If-Match on a PATCH" }),
-  }),
+  headers: etagHeaders,
   content: { 'application/json': { schema: z.object({ customer: CustomerSchema }) } },
 };
 
@@ -56,7 +57,11 @@ const createCustomerRoute = createRoute({
   summary: 'Creates a customer and its first API key (shown once)',
   request: { body: jsonBody(CreateCustomerSchema) },
   responses: {
-    201: { description: 'Created', content: { 'application/json': { schema: CreatedCustomerSchema } } },
+    201: {
+      description: 'Created',
+      headers: etagHeaders,
+      content: { 'application/json': { schema: CreatedCustomerSchema } },
+    },
     ...commonErrors,
     ...bodyErrors,
   },
@@ -147,6 +152,7 @@ export function registerAdminCustomers(app: OpenAPIHono<AppEnv>) {
     const body = c.req.valid('json');
     if (body.webhookUrl !== undefined) checkWebhookUrl(c.get('services').config, body.webhookUrl);
     const result = await createCustomer(db, requestContext(c), keyring, body);
+    c.header('ETag', customerEtag(result.customer));
     return c.json(result, 201);
   });
   app.openapi(listCustomersRoute, async (c) => {
