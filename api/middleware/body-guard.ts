@@ -44,11 +44,15 @@ function isJsonType(contentType: string): boolean {
   return true;
 }
 
-/** The request as the route's own parser gets it: `Content-Type` as exactly what it checks for. */
-function withContentType(request: Request, bytes: Uint8Array, contentType: string): Request {
+/**
+ * The request as the route's own parser gets it: `Content-Type` as exactly what it checks for, or
+ * none (with no body).
+ */
+function withContentType(request: Request, contentType: string | undefined, bytes?: Uint8Array): Request {
   const headers = new Headers(request.headers);
-  headers.set('content-type', contentType);
-  return new Request(request.url, { method: request.method, headers, body: bytes });
+  if (contentType === undefined) headers.delete('content-type');
+  else headers.set('content-type', contentType);
+  return new Request(request.url, { method: request.method, headers, ...(bytes ? { body: bytes } : {}) });
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -94,11 +98,7 @@ export function bodyGuard(options: BodyGuardOptions = {}) {
       // An empty body is no body, whatever Content-Type a client library put on it: the route's
       // validation then sees none (an optional body is absent; a required one names its fields)
       // rather than failing to parse '' as JSON.
-      if (c.req.header('content-type') !== undefined) {
-        const headers = new Headers(c.req.raw.headers);
-        headers.delete('content-type');
-        c.req.raw = new Request(c.req.url, { method: c.req.method, headers });
-      }
+      if (c.req.header('content-type') !== undefined) c.req.raw = withContentType(c.req.raw, undefined);
       return next();
     }
     const encoding = c.req.header('content-encoding')?.trim().toLowerCase();
@@ -131,7 +131,7 @@ export function bodyGuard(options: BodyGuardOptions = {}) {
     // @hono/zod-openapi reads JSON only under a narrower grammar (no space before ";"); what passed
     // here is JSON in UTF-8, so it is handed on as plain `application/json`.
     if (contentType.trim().toLowerCase() !== 'application/json') {
-      c.req.raw = withContentType(c.req.raw, bytes, 'application/json');
+      c.req.raw = withContentType(c.req.raw, 'application/json', bytes);
     }
     await next();
   });
