@@ -7,6 +7,16 @@ import { json, useApiHarness } from './harness';
 describe.each(databaseTargets())('error responses on %s', (target) => {
   const harness = useApiHarness(target);
 
+  /** A new customer's `POST /api/v1/agents` with `body` sent as `contentType`. */
+  async function createAgentAs(contentType: string, body = '{"name":"x"}') {
+    const { apiKey } = await harness.createCustomer();
+    return harness.call('POST', '/api/v1/agents', {
+      key: apiKey,
+      body,
+      headers: { 'content-type': contentType },
+    });
+  }
+
   it.each([
     ['malformed JSON', '{"name": ', 'application/json', 400, 'invalid_json'],
     ['an empty JSON body', '', 'application/json', 400, 'validation_error'],
@@ -34,12 +44,7 @@ describe.each(databaseTargets())('error responses on %s', (target) => {
   ])(
     '%s (body %j, type %j) is a %i %s in the one error shape',
     async (_, body, contentType, status, code) => {
-      const { apiKey } = await harness.createCustomer();
-      const res = await harness.call('POST', '/api/v1/agents', {
-        key: apiKey,
-        body,
-        headers: { 'content-type': contentType },
-      });
+      const res = await createAgentAs(contentType, body);
       expect(res.status).toBe(status);
       const payload = await json<ErrorBody>(res);
       expect(Object.keys(payload)).toEqual(['error']);
@@ -61,12 +66,7 @@ describe.each(databaseTargets())('error responses on %s', (target) => {
     'application/json; CHARSET="latin1"',
     'application/json; foo="unterminated',
   ])('a 415 for %j names the content type it refused and the one it wants', async (contentType) => {
-    const { apiKey } = await harness.createCustomer();
-    const res = await harness.call('POST', '/api/v1/agents', {
-      key: apiKey,
-      body: '{"name":"x"}',
-      headers: { 'content-type': contentType },
-    });
+    const res = await createAgentAs(contentType);
     expect(res.status).toBe(415);
     expect((await json<ErrorBody>(res)).error).toMatchObject({
       code: 'unsupported_media_type',
@@ -90,12 +90,7 @@ describe.each(databaseTargets())('error responses on %s', (target) => {
     'application/json; foo="a; charset=latin1"',
     'application/json; foo="say \\"hi\\""; charset=utf-8',
   ])('JSON sent as %s is accepted', async (contentType) => {
-    const { apiKey } = await harness.createCustomer();
-    const res = await harness.call('POST', '/api/v1/agents', {
-      key: apiKey,
-      body: '{"name":"x"}',
-      headers: { 'content-type': contentType },
-    });
+    const res = await createAgentAs(contentType);
     expect(res.status).toBe(201);
   });
 
