@@ -130,33 +130,25 @@ const monthStartOf = (now: Date) => new Date(Date.UTC(now.getUTCFullYear(), now.
 
 /** The customer's agents deleted with tokens used this month, by when they went, with today's and the month's. */
 function deletedAgentTokensQuery(db: Queryable, customerId: string, now: Date) {
-  const today = utcDay(now);
-  const sums = (since: string | undefined) =>
+  const monthStart = utcDay(monthStartOf(now));
+  const sumsSince = (day: string) =>
     Object.fromEntries(
-      TOKEN_KINDS.map((kind) => {
-        const column = deletedAgentTokenUsage[kind];
-        return [
-          kind,
-          since === undefined
-            ? sql<string>`sum(${column})`
-            : sql<string>`coalesce(sum(${column}) filter (where ${deletedAgentTokenUsage.day} >= ${since}::date), 0)`,
-        ];
-      }),
+      TOKEN_KINDS.map((kind) => [
+        kind,
+        sql<string>`coalesce(sum(${deletedAgentTokenUsage[kind]}) filter (where ${deletedAgentTokenUsage.day} >= ${day}::date), 0)`,
+      ]),
     ) as Record<TokenKind, SQL<string>>;
   return db
     .select({
       agentId: deletedAgentTokenUsage.agentId,
       name: deletedAgentTokenUsage.name,
       deletedAt: deletedAgentTokenUsage.deletedAt,
-      today: sums(today),
-      month: sums(undefined),
+      today: sumsSince(utcDay(now)),
+      month: sumsSince(monthStart),
     })
     .from(deletedAgentTokenUsage)
     .where(
-      and(
-        eq(deletedAgentTokenUsage.customerId, customerId),
-        gte(deletedAgentTokenUsage.day, utcDay(monthStartOf(now))),
-      ),
+      and(eq(deletedAgentTokenUsage.customerId, customerId), gte(deletedAgentTokenUsage.day, monthStart)),
     )
     .groupBy(deletedAgentTokenUsage.agentId, deletedAgentTokenUsage.name, deletedAgentTokenUsage.deletedAt)
     .orderBy(deletedAgentTokenUsage.deletedAt, deletedAgentTokenUsage.agentId);
