@@ -68,6 +68,9 @@ interface HistoryRow {
   attachment: string | null;
 }
 
+/** The message of a stored update, edited or not. */
+const storedMessage = sql`coalesce(${telegramMessages.update} -> 'message', ${telegramMessages.update} -> 'edited_message')`;
+
 const rowColumns = {
   id: telegramMessages.id,
   direction: telegramMessages.direction,
@@ -82,11 +85,11 @@ const rowColumns = {
     else coalesce(${telegramMessages.update} #> '{message,from}', ${telegramMessages.update} #> '{edited_message,from}')
     end`,
   attachment: sql<string | null>`case ${sql.join(
-    ATTACHMENT_FIELDS.map(
-      (field) =>
-        // The fields are the constant keys of ATTACHMENT_KINDS: literals keep the statement's parameters few.
-        sql`when coalesce(${telegramMessages.update} -> 'message', ${telegramMessages.update} -> 'edited_message') -> ${sql.raw(`'${field}'`)} is not null then ${sql.raw(`'${field}'`)}`,
-    ),
+    // The fields are the constant keys of ATTACHMENT_KINDS: literals keep the statement's parameters few.
+    ATTACHMENT_FIELDS.map((name) => {
+      const field = sql.raw(`'${name}'`);
+      return sql`when ${storedMessage} -> ${field} is not null then ${field}`;
+    }),
     sql` `,
   )} end`,
 };
