@@ -22,14 +22,18 @@ export function deliverWebhook({ inngest, services }: FunctionDeps) {
       if (event.name === customerEventEmitted.name) {
         const input = customerEventEmitted.schema.parse(event.data);
         deliveryId = await step.run('record-delivery', async () => {
-          const row = await recordCustomerEvent(services.db, {
-            customerId: input.customerId,
-            type: input.type,
-            agentId: input.agentId,
-            data: input.data as never,
-            eventId: input.eventId,
-            occurredAt: new Date(input.occurredAt),
-          });
+          const row = await recordCustomerEvent(
+            services.db,
+            {
+              customerId: input.customerId,
+              type: input.type,
+              agentId: input.agentId,
+              data: input.data as never,
+              eventId: input.eventId,
+              occurredAt: new Date(input.occurredAt),
+            },
+            { eventSentAt: new Date() },
+          );
           return row?.id ?? null;
         });
       } else {

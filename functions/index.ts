@@ -11,6 +11,7 @@ import { revalidateCredentials } from './revalidate-credentials';
 import { startAgent } from './start-agent';
 import { stopAgent } from './stop-agent';
 import { sweepTelegramOutboxFunction } from './sweep-telegram-outbox';
+import { sweepWebhookOutboxFunction } from './sweep-webhook-outbox';
 import { validateCredentials } from './validate-credentials';
 
 export interface FunctionDeps {
@@ -31,6 +32,7 @@ export function createFunctions(deps: FunctionDeps): InngestFunction.Any[] {
     reply,
     releaseCancelledReplyFunction(deps, reply.id(deps.inngest.id)),
     sweepTelegramOutboxFunction(deps),
+    sweepWebhookOutboxFunction(deps),
     notifyPairingApprovedFunction(deps),
     expirePairingRequestsFunction(deps),
   ];

@@ -1,4 +1,4 @@
-import { and, desc, eq, type SQL, sql } from 'drizzle-orm';
+import { and, desc, eq, isNull, type SQL, sql } from 'drizzle-orm';
 import type { Dispatcher } from 'undici';
 import type { Keyring } from '../crypto';
 import type { Database, Queryable } from '../db/client';
@@ -41,10 +41,12 @@ const readWebhookUrl = preparedQuery((db) =>
 /**
  * Stores the event as a pending delivery to the customer's current URL. Undefined when the customer
  * has no webhook URL (nothing to deliver). Recording the same event id twice returns the first row.
+ * `eventSentAt` is for the delivery run itself recording it: its event is in the engine already.
  */
 export async function recordCustomerEvent(
   db: Queryable,
   input: CustomerEventInput,
+  options: { eventSentAt?: Date } = {},
 ): Promise<DeliveryRow | undefined> {
   const [customer] = await readWebhookUrl(db).execute({ customerId: input.customerId });
   if (!customer?.webhookUrl) return undefined;
@@ -62,6 +64,7 @@ export async function recordCustomerEvent(
       payload: JSON.parse(body) as Record<string, unknown>,
       body,
       url: customer.webhookUrl,
+      eventSentAt: options.eventSentAt ?? null,
     })
     .onConflictDoNothing()
     .returning();
@@ -73,6 +76,14 @@ export async function recordCustomerEvent(
     .orderBy(webhookDeliveries.createdAt)
     .limit(1);
   return existing;
+}
+
+/** The engine took the delivery's event: the outbox sweep leaves the row alone. */
+export async function markDeliveryEventSent(db: Queryable, deliveryId: string, at: Date): Promise<void> {
+  await db
+    .update(webhookDeliveries)
+    .set({ eventSentAt: at })
+    .where(and(eq(webhookDeliveries.id, deliveryId), isNull(webhookDeliveries.eventSentAt)));
 }
 
 /** A new delivery of an earlier one's event (same id and body), to the customer's current URL. */

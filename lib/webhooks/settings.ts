@@ -13,6 +13,7 @@ import {
   createRedelivery,
   type Delivery,
   type DeliveryRow,
+  markDeliveryEventSent,
   PING_AGENT_ID,
   recordCustomerEvent,
   toDelivery,
@@ -176,7 +177,7 @@ async function queueRequestedDelivery(
   row: DeliveryRow,
 ): Promise<DeliveryRow> {
   try {
-    await sendEvent([deliveryRequested(row)]);
+    await sendDelivery(db, sendEvent, row);
     return row;
   } catch (error) {
     let marked: DeliveryRow[];
@@ -199,6 +200,7 @@ async function queueRequestedDelivery(
     if (marked.length > 0) throw jobsUnavailable(error);
     // An attempt already touched the row: the engine took the event before the send gave up on its
     // answer, so the delivery is under way (or done), as the caller asked.
+    await markDeliveryEventSent(db, row.id, new Date()).catch(() => undefined);
     const [current] = await db.select().from(webhookDeliveries).where(eq(webhookDeliveries.id, row.id));
     return current ?? row;
   }
@@ -206,7 +208,17 @@ async function queueRequestedDelivery(
 
 const NOT_QUEUED = 'not sent: the jobs engine did not take the delivery (the request answered 503)';
 
-function deliveryRequested(row: DeliveryRow): JobEvent {
+/**
+ * Sends the delivery's event, then marks the row as sent. Throws when the send fails: the row keeps
+ * `event_sent_at` empty, and the webhook outbox sweep sends it if no retry of the caller does. A failed
+ * mark is let go: the sweep then sends the event again with the same id, which the engine drops.
+ */
+async function sendDelivery(db: Queryable, sendEvent: SendEvent, row: DeliveryRow): Promise<void> {
+  await sendEvent([deliveryRequested(row)]);
+  await markDeliveryEventSent(db, row.id, new Date()).catch(() => undefined);
+}
+
+export function deliveryRequested(row: Pick<DeliveryRow, 'id' | 'customerId'>): JobEvent {
   return {
     name: DELIVERY_REQUESTED,
     id: `delivery-${row.id}`,
@@ -226,7 +238,7 @@ export async function emitCustomerEvent<T extends WebhookEventType>(
 ): Promise<DeliveryRow | undefined> {
   const row = await recordCustomerEvent(db, input);
   if (!row) return undefined;
-  await sendEvent([deliveryRequested(row)]);
+  await sendDelivery(db, sendEvent, row);
   return row;
 }
 

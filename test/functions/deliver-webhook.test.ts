@@ -1,7 +1,11 @@
+import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type App, createApp } from '../../api/app';
+import { sendEventVia } from '../../functions/client';
 import { customerEventEmitted } from '../../functions/events';
 import { createFunctions } from '../../functions/index';
+import { webhookDeliveries } from '../../lib/db/schema';
+import { emitCustomerEvent } from '../../lib/webhooks/settings';
 import { apiRequest } from '../support/api-request';
 import { databaseTargets } from '../support/db';
 import { createExecutorHarness, type ExecutorHarness } from '../support/executor';
@@ -279,6 +283,102 @@ describe.each(databaseTargets())('customer webhooks end to end on %s', (target) 
       code: 'conflict',
       details: { field: 'url' },
     });
+  });
+
+  const refusing = async (): Promise<never> => {
+    throw new Error('engine down');
+  };
+  const deliveryRows = (customerId: string) =>
+    harness.services.db.select().from(webhookDeliveries).where(eq(webhookDeliveries.customerId, customerId));
+  /** Two ticks of the sweep-webhook-outbox cron; the clock is far ahead of the rows' creation. */
+  async function sweepTicks() {
+    for (let tick = 0; tick < 2; tick++) {
+      await harness.advance(60_000);
+      await harness.settle();
+    }
+  }
+
+  it('a delivery stored while the engine refused its event is sent by the outbox sweep, once', async () => {
+    const customer = await newCustomer('/outbox');
+    receiver.script([{ status: 200 }]);
+    const event = {
+      customerId: customer.customer.id,
+      agentId: AGENT_ID,
+      type: 'agent.error' as const,
+      data: { code: 'reply_failed', message: 'every retry failed' },
+      eventId: 'evt-outbox-1',
+      occurredAt: new Date(),
+    };
+    // Every retry of the step that stored it was refused: the row is all that is left of the event.
+    await expect(emitCustomerEvent(harness.services.db, refusing, event)).rejects.toThrow('engine down');
+    await expect(emitCustomerEvent(harness.services.db, refusing, event)).rejects.toThrow('engine down');
+    const [stored] = await deliveryRows(customer.customer.id);
+    expect(stored).toMatchObject({ status: 'pending', eventSentAt: null });
+
+    await sweepTicks();
+    const received = requestsTo('/outbox');
+    expect(received.map((request) => request.headers['webhook-id'])).toEqual(['evt-outbox-1']);
+    const [row] = await deliveryRows(customer.customer.id);
+    expect(row).toMatchObject({ status: 'succeeded', attempts: 1 });
+    expect(row?.eventSentAt).toBeInstanceOf(Date);
+    await sweepTicks();
+    expect(requestsTo('/outbox')).toHaveLength(1);
+  });
+
+  it('a delivery whose event the engine took but whose mark was lost is not sent twice', async () => {
+    const customer = await newCustomer('/outbox-taken');
+    receiver.script([{ status: 200 }]);
+    const row = await emitCustomerEvent(harness.services.db, sendEventVia(harness.inngest), {
+      customerId: customer.customer.id,
+      agentId: AGENT_ID,
+      type: 'agent.stopped',
+      data: {},
+      eventId: 'evt-outbox-2',
+      occurredAt: new Date(),
+    });
+    expect(row?.id).toEqual(expect.any(String));
+    const [marked] = await deliveryRows(customer.customer.id);
+    expect(marked?.eventSentAt).toBeInstanceOf(Date);
+    await harness.settle();
+    await harness.services.db
+      .update(webhookDeliveries)
+      .set({ eventSentAt: null })
+      .where(eq(webhookDeliveries.customerId, customer.customer.id));
+
+    await sweepTicks();
+    expect(requestsTo('/outbox-taken')).toHaveLength(1);
+    const [swept] = await deliveryRows(customer.customer.id);
+    expect(swept).toMatchObject({ status: 'succeeded', attempts: 1 });
+    expect(swept?.eventSentAt).toBeInstanceOf(Date);
+  });
+
+  it('a refused test ping stays failed, and one whose failed mark was lost too is sent late, not lost', async () => {
+    const customer = await newCustomer('/outbox-ping');
+    receiver.script([{ status: 204 }]);
+    const down = createApp(harness.services, { sendEvent: refusing });
+    const refused = await apiRequest(down, 'POST', '/api/v1/webhook/test', { key: customer.apiKey });
+    expect(refused.status).toBe(503);
+    const [failed] = await deliveryRows(customer.customer.id);
+    expect(failed).toMatchObject({ status: 'failed', eventSentAt: null });
+    await sweepTicks();
+    expect(requestsTo('/outbox-ping')).toHaveLength(0);
+    const [ended] = await deliveryRows(customer.customer.id);
+    expect(ended?.status).toBe('failed');
+    expect(ended?.eventSentAt).toBeInstanceOf(Date);
+
+    // The same refusal, but the database did not take the failed mark either: the row stayed pending.
+    expect((await apiRequest(down, 'POST', '/api/v1/webhook/test', { key: customer.apiKey })).status).toBe(
+      503,
+    );
+    const second = (await deliveryRows(customer.customer.id)).find((row) => row.id !== failed?.id);
+    await harness.services.db
+      .update(webhookDeliveries)
+      .set({ status: 'pending', lastError: null })
+      .where(eq(webhookDeliveries.id, second?.id ?? ''));
+    await sweepTicks();
+    expect(requestsTo('/outbox-ping')).toHaveLength(1);
+    const [late] = (await deliveryRows(customer.customer.id)).filter((row) => row.id === second?.id);
+    expect(late).toMatchObject({ status: 'succeeded', attempts: 1 });
   });
 
   it("another customer's delivery is a 404", async () => {

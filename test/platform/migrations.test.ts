@@ -151,4 +151,20 @@ describe.each(databaseTargets())('migrations on %s', (target) => {
     const left = await selectRows<{ n: number }>(db, sql`select count(*)::int as n from executor_start_keys`);
     expect(left[0]?.n).toBe(0);
   });
+
+  it('count the deliveries stored before 0016 as sent, so the webhook outbox sweep sends none again', async () => {
+    const database = await migratedUpTo('0016_webhook_event_sent');
+    const { db } = database.handle;
+    const [customer] = await db.insert(customers).values({ name: 'Hooked' }).returning();
+    await db.execute(sql`insert into webhook_deliveries (customer_id, event_id, event_type, payload, body, created_at)
+      values (${customer?.id}, 'evt-old', 'agent.started', '{}', '{}', '2026-03-01T10:00:00.123Z')`);
+    await migrateDatabase(database.handle);
+
+    const rows = await selectRows<{ sent: Date | null }>(
+      db,
+      sql`select event_sent_at as sent from webhook_deliveries`,
+    );
+    expect(rows).toHaveLength(1);
+    expect(new Date(rows[0]!.sent!).toISOString()).toBe('2026-03-01T10:00:00.123Z');
+  });
 });

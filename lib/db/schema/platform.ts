@@ -373,10 +373,17 @@ export const webhookDeliveries = pgTable(
     deliveredAt: tz('delivered_at'),
     /** Set on a redelivery: the delivery it repeats. */
     redeliveryOf: uuid('redelivery_of'),
+    /**
+     * When the jobs engine took the delivery's event (or the outbox sweep found the row ended without
+     * it). Empty while it has not (the send failed, or the process died between the write and the
+     * send): the webhook outbox sweep sends it then.
+     */
+    eventSentAt: tz('event_sent_at'),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
   (t) => [
+    index('webhook_deliveries_unsent_idx').on(t.createdAt).where(sql`${t.eventSentAt} is null`),
     // One original delivery per event of a customer; redeliveries repeat the event id (receivers
     // dedupe on it). Per customer: one tenant's event id never stands in the way of another's.
     uniqueIndex('webhook_deliveries_customer_event_idx')
