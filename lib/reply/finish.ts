@@ -109,10 +109,12 @@ export async function keepUndeliveredAnswer(
 export const APOLOGY_TEXT = "Sorry, I couldn't answer that just now. Please try again in a little while.";
 
 /**
- * The end of a run whose retries are spent: the agent's last error is set and the customer gets
- * `agent.error` (both idempotent); then, unless the message was settled meanwhile, it becomes `failed`
- * (claimed atomically, so a retried failure handler apologises at most once) and the user gets one
- * short apology (best effort: a blocked bot or a revoked token just means no apology).
+ * The end of a run whose retries are spent: the agent's last error is set; unless the message was
+ * settled meanwhile, it becomes `failed` (claimed atomically, so a retried failure handler apologises
+ * at most once) and the user gets one short apology (best effort: a blocked bot or a revoked token just
+ * means no apology); then the customer gets `agent.error` (idempotent). The apology comes before the
+ * event, so an engine that refuses the event does not keep the user waiting: the retried handler only
+ * hands the event over, and past its retries the webhook outbox sweep does.
  */
 export async function failReply(
   deps: FinishDeps & SendDeps,
@@ -129,15 +131,6 @@ export async function failReply(
     .update(agents)
     .set({ lastError: error.message.slice(0, 500), lastErrorCode: error.code, lastErrorAt: input.now })
     .where(eq(agents.id, ref.agentId));
-  await emitCustomerEvent(db, deps.sendEvent, {
-    customerId: ref.customerId,
-    agentId: ref.agentId,
-    type: 'agent.error',
-    data: { code: error.code, message: error.message.slice(0, 500) },
-    eventId: `agent-error-${input.runId}`,
-    occurredAt: input.now,
-  });
-
   const [failed] = await db
     .update(telegramMessages)
     .set({ status: 'failed' })
@@ -153,12 +146,22 @@ export async function failReply(
     )
     .returning({ update: telegramMessages.update });
   const target = failed ? replyTargetOfUpdate(failed.update) : undefined;
-  if (!target) return { apologised: false };
-  const sent = await sendReplyChunk(deps, {
-    ref,
-    target,
-    chunk: { plain: APOLOGY_TEXT, markdown: APOLOGY_TEXT },
-    first: true,
-  }).catch(() => undefined);
+  const sent = target
+    ? await sendReplyChunk(deps, {
+        ref,
+        target,
+        chunk: { plain: APOLOGY_TEXT, markdown: APOLOGY_TEXT },
+        first: true,
+      }).catch(() => undefined)
+    : undefined;
+
+  await emitCustomerEvent(db, deps.sendEvent, {
+    customerId: ref.customerId,
+    agentId: ref.agentId,
+    type: 'agent.error',
+    data: { code: error.code, message: error.message.slice(0, 500) },
+    eventId: `agent-error-${input.runId}`,
+    occurredAt: input.now,
+  });
   return { apologised: sent?.status === 'sent' };
 }

@@ -5,9 +5,10 @@ import { sendEventVia } from '../../functions/client';
 import { createFunctions } from '../../functions/index';
 import { helpText, resetText } from '../../lib/conversation/commands';
 import { agents, credentials, customers, telegramChats, telegramMessages } from '../../lib/db/schema';
+import type { SendEvent } from '../../lib/jobs';
 import { QUOTA_NOTICE, tokensUsedToday } from '../../lib/ratelimit/quota';
 import { TEXT_ONLY_NOTICE } from '../../lib/reply/decide';
-import { APOLOGY_TEXT } from '../../lib/reply/finish';
+import { APOLOGY_TEXT, failReply } from '../../lib/reply/finish';
 import { TelegramIngress } from '../../lib/telegram/ingress';
 import { withAttachmentNote } from '../../lib/telegram/updates';
 import { createRunningAgent, type RunningAgent, type RunningAgentOptions } from '../support/agents';
@@ -1143,5 +1144,44 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
     const [row] = await rowsOf(agent);
     expect(row?.eventSentAt).toBeInstanceOf(Date);
     expect(row?.status).toBe('answered');
+  });
+
+  it("the apology does not wait for an engine that refuses the customer's agent.error", async () => {
+    const agent = await agentWith({ customer: { webhookUrl: receiver.url } });
+    const unsent = createApp(harness.services, {
+      sendEvent: async () => {
+        throw new Error('engine down');
+      },
+    });
+    const update = buildUpdate.privateText({ from: { id: 6301 }, text: 'anyone?' });
+    expect((await postUpdate(unsent, agent, update)).status).toBe(200);
+    const [stored] = await rowsOf(agent);
+    const ref = { agentId: agent.agentId, customerId: agent.customerId, messageId: stored!.id, chatId: 6301 };
+    const deps = (sendEvent: SendEvent) => ({
+      db: harness.services.db,
+      keyring: harness.services.keyring,
+      telegramApiRoot: harness.services.config.telegram.apiRoot,
+      sendEvent,
+    });
+    const failure = {
+      ref,
+      runId: 'run-6301',
+      error: { code: 'reply_failed', message: 'spent' },
+      now: new Date(),
+    };
+
+    // The failure handler's event is refused: the user has the apology all the same, once.
+    await expect(
+      failReply(
+        deps(async () => Promise.reject(new Error('engine down'))),
+        failure,
+      ),
+    ).rejects.toThrow('engine down');
+    expect(textsTo(agent, 6301)).toEqual([APOLOGY_TEXT]);
+    // Its retry hands the event over and apologises no more.
+    expect(await failReply(deps(sendEventVia(harness.inngest)), failure)).toEqual({ apologised: false });
+    await harness.settle();
+    expect(textsTo(agent, 6301)).toEqual([APOLOGY_TEXT]);
+    expect(webhookEventsOf(agent, 'agent.error').map((event) => event.data.code)).toEqual(['reply_failed']);
   });
 });
