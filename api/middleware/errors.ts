@@ -90,9 +90,19 @@ export function fieldName(target: string | undefined, path: readonly PropertyKey
     .join('.');
 }
 
-export function zodIssues(error: ZodError, target?: string) {
-  return error.issues.map((issue) => ({ field: fieldName(target, issue.path), message: issue.message }));
+/**
+ * One issue per bad value, each named by where it is. zod reports unknown keys as one issue on the
+ * object that holds them: here each key is its own issue, named as itself (`body.foo`, `query.foo`).
+ */
+export function zodIssues(error: ZodError, target?: string): ValidationIssue[] {
+  return error.issues.flatMap((issue) =>
+    issue.code === 'unrecognized_keys'
+      ? issue.keys.map((key) => ({ field: fieldName(target, [...issue.path, key]), message: UNKNOWN_FIELD }))
+      : [{ field: fieldName(target, issue.path), message: issue.message }],
+  );
 }
+
+const UNKNOWN_FIELD = 'not a field this endpoint takes';
 
 /**
  * Each value in a validated body, query or path that the database cannot keep as sent (a NUL, a

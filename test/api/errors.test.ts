@@ -261,6 +261,42 @@ describe.each(databaseTargets())('error responses on %s', (target) => {
     expect((await harness.call('DELETE', `/api/v1/agents/${agentId}`, { key: apiKey })).status).toBe(204);
   });
 
+  it('an unknown field is named as itself, in the body, nested or in the query', async () => {
+    const { apiKey, id } = await harness.createCustomer();
+    const agentId = await harness.createAgent(apiKey);
+    const body = await harness.call('PATCH', `/api/v1/agents/${agentId}`, {
+      key: apiKey,
+      body: { name: 'renamed', foo: 1, bar: 2 },
+    });
+    expect(body.status).toBe(400);
+    expect((await json<ErrorBody>(body)).error).toMatchObject({
+      code: 'unknown_field',
+      message: 'Unknown fields: foo, bar',
+      details: {
+        fields: ['foo', 'bar'],
+        issues: [
+          { field: 'body.foo', message: 'not a field this endpoint takes' },
+          { field: 'body.bar', message: 'not a field this endpoint takes' },
+        ],
+      },
+    });
+    const nested = await harness.call('PATCH', `/api/v1/admin/customers/${id}`, {
+      body: { limits: { messagesPerDay: 5, perDay: 5 } },
+    });
+    expect((await json<ErrorBody>(nested)).error).toMatchObject({
+      code: 'unknown_field',
+      details: { fields: ['perDay'], issues: [{ field: 'body.limits.perDay' }] },
+    });
+    const query = await harness.call('GET', '/api/v1/agents?foo=1', { key: apiKey });
+    expect((await json<ErrorBody>(query)).error).toMatchObject({
+      code: 'unknown_field',
+      details: { fields: ['foo'], issues: [{ field: 'query.foo' }] },
+    });
+    // Nothing was changed by the refused PATCH.
+    const agent = await harness.call('GET', `/api/v1/agents/${agentId}`, { key: apiKey });
+    expect((await json<{ agent: { name: string } }>(agent)).agent.name).not.toBe('renamed');
+  });
+
   it('a body over 64 KB is a 413', async () => {
     const { apiKey } = await harness.createCustomer();
     const res = await harness.call('POST', '/api/v1/agents', {
