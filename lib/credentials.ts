@@ -43,7 +43,8 @@ export function toCredentialStatus(
     last4: row.last4,
     updatedAt: row.updatedAt.toISOString(),
     validatedAt: row.validatedAt?.toISOString() ?? null,
-    valid: row.validationStatus === null ? null : row.validationStatus === 'valid',
+    // Unreachable says nothing of the secret: like never checked, neither valid nor invalid.
+    valid: row.validationStatus === 'valid' ? true : row.validationStatus === 'invalid' ? false : null,
     validation: row.validationStatus ? { status: row.validationStatus, reason: row.validationReason } : null,
   };
 }

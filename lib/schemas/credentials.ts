@@ -45,7 +45,10 @@ export const CredentialStatusSchema = z
     last4: z.string().nullable().openapi({ description: 'Last 4 characters of the secret, never more' }),
     updatedAt: Timestamp.nullable(),
     validatedAt: Timestamp.nullable(),
-    valid: z.boolean().nullable().openapi({ description: 'null until validated' }),
+    valid: z.boolean().nullable().openapi({
+      description:
+        'true or false once Telegram or Anthropic answered the last check; null when never checked or when the provider could not be reached (validation.status says which)',
+    }),
     validation: z
       .object({ status: z.enum(['valid', 'invalid', 'unreachable']), reason: z.string().nullable() })
       .nullable(),

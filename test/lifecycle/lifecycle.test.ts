@@ -176,10 +176,11 @@ describe.each(databaseTargets())('agent lifecycle on %s', (target) => {
     anthropic.setDown(true);
     try {
       const body = (await (await validate(agent.key, agent.agentId)).json()) as {
-        credentials: Record<string, { validation: { status: string } }>;
+        credentials: Record<string, { valid: boolean | null; validation: { status: string } }>;
       };
-      expect(body.credentials.telegram?.validation.status).toBe('unreachable');
-      expect(body.credentials.claude?.validation.status).toBe('unreachable');
+      // Neither valid nor invalid: nobody answered the check.
+      expect(body.credentials.telegram).toMatchObject({ valid: null, validation: { status: 'unreachable' } });
+      expect(body.credentials.claude).toMatchObject({ valid: null, validation: { status: 'unreachable' } });
     } finally {
       telegram.setDown(false);
       anthropic.setDown(false);
