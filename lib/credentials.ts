@@ -49,6 +49,12 @@ export function toCredentialStatus(
   };
 }
 
+/**
+ * Spread into an update of a credential that leaves its secret as it is (a check, a fingerprint, a
+ * master key rotation): `updatedAt` stays when the secret was set, as the API reports it.
+ */
+export const SECRET_UNCHANGED = { updatedAt: sql`${credentials.updatedAt}` };
+
 /** The fingerprint purposes of the credential kinds that have one. */
 const FINGERPRINTED: Partial<Record<CredentialKind, string>> = {
   // Finds the same bot token on two agents.

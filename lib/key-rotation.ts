@@ -1,5 +1,5 @@
 import { and, eq, isNotNull, ne, or } from 'drizzle-orm';
-import { credentialFingerprint, decryptCredentialRow } from './credentials';
+import { credentialFingerprint, decryptCredentialRow, SECRET_UNCHANGED } from './credentials';
 import { credentialBinding, DecryptionError, encryptSecret, type Keyring } from './crypto';
 import type { Database } from './db/client';
 import { credentials, customers } from './db/schema';
@@ -66,6 +66,7 @@ export async function rotateMasterKey(
           .set({
             ...encryptSecret(keyring, binding, secret),
             fingerprint: credentialFingerprint(keyring, row.kind, secret),
+            ...SECRET_UNCHANGED,
           })
           .where(eq(credentials.id, row.id));
       }

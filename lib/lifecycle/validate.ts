@@ -1,6 +1,6 @@
 import { and, eq } from 'drizzle-orm';
 import { validateClaudeKey } from '../claude/validate';
-import { readCredentialSecret } from '../credentials';
+import { readCredentialSecret, SECRET_UNCHANGED } from '../credentials';
 import { agents, credentials } from '../db/schema';
 import type { Services } from '../services';
 import { validateTelegramToken } from '../telegram/validate';
@@ -29,6 +29,7 @@ async function store(
       validationReason: check.reason,
       validationDetails: check.details,
       validatedAt: new Date(),
+      ...SECRET_UNCHANGED,
     })
     .where(and(eq(credentials.agentId, agentId), eq(credentials.kind, kind)));
 }

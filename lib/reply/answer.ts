@@ -3,7 +3,7 @@ import { answerTimeoutMs, createClaudeClient } from '../claude/client';
 import { type ClaudeErrorKind, classifyClaudeError } from '../claude/errors';
 import { generateReply } from '../claude/reply';
 import { buildConversation } from '../conversation/history';
-import { decryptCredentialRow } from '../credentials';
+import { decryptCredentialRow, SECRET_UNCHANGED } from '../credentials';
 import type { Keyring } from '../crypto';
 import type { Database } from '../db/client';
 import { preparedQuery } from '../db/prepared';
@@ -151,7 +151,12 @@ export async function markClaudeCredentialInvalid(
 ): Promise<void> {
   await db
     .update(credentials)
-    .set({ validationStatus: 'invalid', validationReason: reason, validatedAt: new Date() })
+    .set({
+      validationStatus: 'invalid',
+      validationReason: reason,
+      validatedAt: new Date(),
+      ...SECRET_UNCHANGED,
+    })
     .where(and(eq(credentials.agentId, agentId), eq(credentials.kind, 'claude')));
 }
 

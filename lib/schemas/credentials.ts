@@ -43,7 +43,9 @@ export const CredentialStatusSchema = z
     kind: CredentialKindSchema,
     configured: z.boolean(),
     last4: z.string().nullable().openapi({ description: 'Last 4 characters of the secret, never more' }),
-    updatedAt: Timestamp.nullable(),
+    updatedAt: Timestamp.nullable().openapi({
+      description: 'When the secret was last set; a check or a master key rotation leaves it',
+    }),
     validatedAt: Timestamp.nullable(),
     valid: z.boolean().nullable().openapi({
       description:

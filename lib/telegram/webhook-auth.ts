@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { and, eq, isNull, sql } from 'drizzle-orm';
-import { decryptCredentialRow, webhookSecretFingerprints } from '../credentials';
+import { decryptCredentialRow, SECRET_UNCHANGED, webhookSecretFingerprints } from '../credentials';
 import type { Keyring } from '../crypto';
 import type { Queryable } from '../db/client';
 import { preparedQuery } from '../db/prepared';
@@ -62,7 +62,7 @@ async function storeFingerprint(db: Queryable, keyring: Keyring, row: Credential
   if (!fingerprint) return;
   await db
     .update(credentials)
-    .set({ fingerprint })
+    .set({ fingerprint, ...SECRET_UNCHANGED })
     .where(
       and(
         eq(credentials.id, row.id),

@@ -85,6 +85,8 @@ describe.each(databaseTargets())('master key rotation on %s', (target) => {
     expect(rows.every((row) => row.keyVersion === rotating.current.version)).toBe(true);
     const after = rows.find((row) => row.id === before?.id);
     expect(after?.fingerprint).not.toBe(before?.fingerprint);
+    // The same secret under a new key: still set when it was.
+    expect(after?.updatedAt).toEqual(before?.updatedAt);
     // The webhook secret's fingerprint is made again under the new key, the one its row now names.
     const hook = rows.find((row) => row.agentId === hookAgent && row.kind === 'telegram_webhook');
     expect(hook?.fingerprint).toBe(

@@ -122,13 +122,29 @@ describe.each(databaseTargets())('agent lifecycle on %s', (target) => {
 
   it('validates both credentials with the providers and stores the results', async () => {
     const agent = await setup();
+    const before = (await (
+      await call('GET', `/api/v1/agents/${agent.agentId}/credentials`, agent.key)
+    ).json()) as {
+      credentials: Record<string, { updatedAt: string }>;
+    };
+    const setAt = {
+      telegram: before.credentials.telegram?.updatedAt,
+      claude: before.credentials.claude?.updatedAt,
+    };
     const res = await validate(agent.key, agent.agentId);
     expect(res.status).toBe(200);
     const body = (await res.json()) as {
-      credentials: Record<string, { valid: boolean; validatedAt: string }>;
+      credentials: Record<string, { valid: boolean; validatedAt: string; updatedAt: string }>;
     };
     expect(body.credentials.telegram).toMatchObject({ valid: true, validatedAt: expect.any(String) });
     expect(body.credentials.claude).toMatchObject({ valid: true });
+    // The check is not a change of the secret: updatedAt still says when it was set.
+    for (const kind of ['telegram', 'claude'] as const) {
+      expect(body.credentials[kind]?.updatedAt).toBe(setAt[kind]);
+      expect(Date.parse(body.credentials[kind]?.validatedAt ?? '')).toBeGreaterThan(
+        Date.parse(setAt[kind] ?? ''),
+      );
+    }
     expect(telegram.callsOf('getMe', agent.token)).toHaveLength(1);
     const status = (await (await call('GET', `/api/v1/agents/${agent.agentId}`, agent.key)).json()) as {
       agent: { telegramBotUsername: string };
