@@ -1,7 +1,7 @@
 import { NonRetriableError, RetryAfterError } from 'inngest';
 import type { ClaudeErrorKind } from '../lib/claude/errors';
 import { answerChunks, generateAnswer } from '../lib/reply/answer';
-import { decideInbound } from '../lib/reply/decide';
+import { ALBUM_WAIT_TURNS, decideInbound } from '../lib/reply/decide';
 import { replyFailureNotice } from '../lib/reply/failure';
 import { failReply, finishReply, keepUndeliveredAnswer } from '../lib/reply/finish';
 import { type ChunkResult, sendReplyChunk } from '../lib/reply/send';
@@ -81,15 +81,17 @@ export function replyToMessage({ inngest, services }: FunctionDeps) {
       };
 
       const decideDeps = { db, messageLimiter: services.limits.messages };
-      let decision = await step.run('decide', () => decideInbound(decideDeps, ref, runId, new Date()));
+      let decision = await step.run('decide', () =>
+        decideInbound(decideDeps, ref, runId, new Date(), { albumWait: true }),
+      );
       // Wait while an earlier message of the chat is being answered (on Inngest a sleeping run holds no
       // concurrency slot); after MAX_TURN_WAITS seconds answer anyway, so one stuck message cannot
-      // silence a chat.
+      // silence a chat. An album's uncaptioned item waits ALBUM_WAIT_TURNS for its siblings.
       for (let turn = 1; decision.action === 'wait'; turn += 1) {
         await step.sleep(`wait-for-turn-${turn}`, '1s');
-        const keepOrder = turn < MAX_TURN_WAITS;
+        const options = { keepOrder: turn < MAX_TURN_WAITS, albumWait: turn < ALBUM_WAIT_TURNS };
         decision = await step.run(`decide-${turn}`, () =>
-          decideInbound(decideDeps, ref, runId, new Date(), { keepOrder }),
+          decideInbound(decideDeps, ref, runId, new Date(), options),
         );
       }
       if (decision.action === 'skip') return { outcome: 'skipped', reason: decision.reason };

@@ -152,6 +152,12 @@ const claimMessage = preparedQuery((db) =>
 
 /** How far apart the items of one album may be stored and still count as one (they come within seconds). */
 const ALBUM_WINDOW_MS = 10 * 60_000;
+/**
+ * The turns (a second each) an uncaptioned album item with no sibling stored yet waits before it
+ * speaks for the album: Telegram sends the items within a second or so, over parallel connections,
+ * the captioned one possibly after it.
+ */
+export const ALBUM_WAIT_TURNS = 2;
 
 /**
  * Another item of the same album (media_group_id) in the chat that speaks for it: an earlier one,
@@ -184,7 +190,8 @@ export const decideStatements = { readAgentAndTurn, claimMessage, readAlbumSibli
 
 /**
  * Decides what one stored inbound message gets: nothing, a fixed notice, a Claude answer, or `wait`
- * while an earlier message of the chat is unanswered (unless `keepOrder` is false). In order:
+ * while an earlier message of the chat is unanswered (unless `keepOrder` is false), or, with
+ * `albumWait`, while an uncaptioned album item has no sibling to leave the answer to yet. In order:
  * claim the message for this run (a duplicate or replayed run of an answered message stops here), the
  * agent must be running and its customer active, edits and bots' messages are not answered, the access
  * policy (pairing hands out a code), the bot's commands, the daily token budget, then the message
@@ -195,7 +202,7 @@ export async function decideInbound(
   ref: InboundRef,
   runId: string,
   now: Date,
-  options: { keepOrder?: boolean } = {},
+  options: { keepOrder?: boolean; albumWait?: boolean } = {},
 ): Promise<InboundDecision> {
   const { db } = deps;
   // The agent, its customer and (keeping the chat's order) whether an earlier message is being
@@ -262,6 +269,8 @@ export async function decideInbound(
       telegramMessageId: message.message_id,
     });
     if (sibling) return skip('album_item');
+    // Still claimed by this run, so the chat's later messages (the album's other items) wait behind it.
+    if (options.albumWait) return { action: 'wait' };
   }
 
   const botUsername = agent.telegramBotUsername ?? agent.botUsername ?? '';

@@ -1047,6 +1047,37 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
     expect(conversationOf(agent, -1)).toEqual([captioned, `Echo: ${captioned}`, 'and how big do they get?']);
   });
 
+  it.each([
+    ['after the first', [undefined, 'what is this?'], [0, 1]],
+    ['before the rest, delivered last', ['what is this?', undefined], [1, 0]],
+  ] as const)(
+    'answers an album once when its captioned item is stored %s, while an uncaptioned one waits',
+    async (_, captions, order) => {
+      const agent = await agentWith();
+      const from = { id: 6251 + order[0] };
+      const items = album(from, `album-late-${order[0]}`, [...captions]);
+      // Telegram's connections deliver the items a moment apart: the first to arrive is decided (and
+      // waits) before the other is stored.
+      await deliver(agent, items[order[0]] as Record<string, unknown>);
+      await harness.drain();
+      await deliver(agent, items[order[1]] as Record<string, unknown>);
+      await harness.settle();
+      expect(textsTo(agent, from.id)).toEqual([`Echo: ${withAttachmentNote('what is this?', 'a photo')}`]);
+      const statuses = (await rowsOf(agent)).filter((r) => r.direction === 'inbound').map((r) => r.status);
+      expect(statuses.sort()).toEqual(['answered', 'ignored']);
+    },
+  );
+
+  it('gives a stranger one pairing code for an album whose items arrive a moment apart', async () => {
+    const agent = await createRunningAgent(harness, telegram, anthropic, { agent: { name: 'Concierge' } });
+    const [first, second] = album({ id: 6311 }, 'album-apart', [undefined, undefined]);
+    await deliver(agent, second as Record<string, unknown>);
+    await harness.drain();
+    await deliver(agent, first as Record<string, unknown>);
+    await harness.settle();
+    expect(textsTo(agent, 6311)).toHaveLength(1);
+  });
+
   it('gives a stranger who sends an album one pairing code, not one per photo', async () => {
     const agent = await createRunningAgent(harness, telegram, anthropic, { agent: { name: 'Concierge' } });
     await handleFor(agent)(...album({ id: 6301 }, 'album-3', [undefined, undefined, undefined]));
