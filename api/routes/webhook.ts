@@ -4,6 +4,7 @@ import {
   commonErrors,
   conflictError,
   IdParamsSchema,
+  jobsUnavailableError,
   notFoundError,
 } from '../../lib/schemas/common';
 import {
@@ -89,7 +90,12 @@ const testRoute = createRoute({
   method: 'post',
   path: '/api/v1/webhook/test',
   summary: 'Sends a signed ping event to the webhook URL',
-  responses: { 202: { description: 'Queued', ...deliveryResponse }, ...commonErrors, ...conflictError },
+  responses: {
+    202: { description: 'Queued', ...deliveryResponse },
+    ...commonErrors,
+    ...conflictError,
+    ...jobsUnavailableError,
+  },
 });
 
 const listRoute = createRoute({
@@ -147,6 +153,7 @@ const redeliverRoute = createRoute({
     ...commonErrors,
     ...notFoundError,
     ...conflictError,
+    ...jobsUnavailableError,
   },
 });
 

@@ -12,13 +12,26 @@ export const ErrorSchema = z
   .openapi('Error');
 
 const json = { 'application/json': { schema: ErrorSchema } };
+const retryAfter = {
+  'Retry-After': { description: 'Seconds to wait before trying again', schema: { type: 'integer' } },
+} as const;
 
 /** The error responses every authenticated route may give, for the OpenAPI document. */
 export const commonErrors = {
   400: { description: 'Invalid input (the message names the field)', content: json },
   401: { description: 'Missing or invalid API key', content: json },
   403: { description: 'The customer is suspended', content: json },
-  429: { description: 'Rate limited', content: json },
+  429: { description: 'Rate limited', headers: retryAfter, content: json },
+} as const;
+
+/** A route that hands work to the jobs engine (lib/jobs `unavailableOnFailure`). */
+export const jobsUnavailableError = {
+  503: {
+    description:
+      'service_unavailable: the jobs engine did not take the work (what the call stored stays); try again after Retry-After seconds',
+    headers: retryAfter,
+    content: json,
+  },
 } as const;
 
 export const notFoundError = {

@@ -383,4 +383,32 @@ describe.each(databaseTargets())('error responses on %s', (target) => {
     expect(docs.status).toBe(200);
     expect(await docs.text()).toContain('/openapi.json');
   });
+
+  it('documents the 503 of every call that hands work to the jobs engine, and Retry-After on 429 and 503', async () => {
+    const doc = await json<{
+      paths: Record<
+        string,
+        Record<string, { responses: Record<string, { headers?: Record<string, unknown> }> }>
+      >;
+    }>(await harness.call('GET', '/openapi.json', { key: null }));
+    const responsesOf = (method: string, path: string) => doc.paths[path]?.[method]?.responses ?? {};
+    for (const [method, path] of [
+      ['post', '/api/v1/agents/{id}/start'],
+      ['post', '/api/v1/agents/{id}/stop'],
+      ['post', '/api/v1/agents/{id}/credentials/validate'],
+      ['post', '/api/v1/agents/{id}/pairing-requests/{code}/approve'],
+      ['post', '/api/v1/webhook/test'],
+      ['post', '/api/v1/webhook/deliveries/{id}/redeliver'],
+      ['put', '/api/v1/agents/{id}/credentials/telegram'],
+    ] as const) {
+      expect(responsesOf(method, path)['503']?.headers, `${method} ${path}`).toHaveProperty('Retry-After');
+    }
+    expect(responsesOf('get', '/api/v1/agents')['429']?.headers).toHaveProperty('Retry-After');
+    for (const [method, path] of [
+      ['put', '/api/v1/agents/{id}/credentials/telegram'],
+      ['delete', '/api/v1/agents/{id}/credentials/{kind}'],
+    ] as const) {
+      expect(Object.keys(responsesOf(method, path)), `${method} ${path}`).toContain('409');
+    }
+  });
 });

@@ -1,7 +1,14 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import { deleteCredential, getCredentialStatuses, setCredential } from '../../../lib/credentials';
 import { stopForTelegramCredentialChange } from '../../../lib/lifecycle/stop-for-credential-change';
-import { bodyErrors, commonErrors, IdParamsSchema, notFoundError } from '../../../lib/schemas/common';
+import {
+  bodyErrors,
+  commonErrors,
+  conflictError,
+  IdParamsSchema,
+  jobsUnavailableError,
+  notFoundError,
+} from '../../../lib/schemas/common';
 import {
   CredentialStatusSchema,
   SetClaudeCredentialSchema,
@@ -19,6 +26,15 @@ const credentialResponse = {
   content: { 'application/json': { schema: z.object({ credential: CredentialStatusSchema }) } },
 };
 
+/** A change the agent's state refuses (lib/credentials `assertChangeableWhileLive`). */
+const agentRunningError = {
+  409: {
+    description:
+      'agent_running: the agent is running (stop it before removing its Claude key), or was started while its Telegram token changed',
+    content: conflictError[409].content,
+  },
+} as const;
+
 const setTelegramRoute = createRoute({
   operationId: 'setTelegramCredentials',
   tags,
@@ -31,7 +47,14 @@ const setTelegramRoute = createRoute({
     params: IdParamsSchema,
     body: { required: true, content: { 'application/json': { schema: SetTelegramCredentialSchema } } },
   },
-  responses: { 200: credentialResponse, ...commonErrors, ...bodyErrors, ...notFoundError },
+  responses: {
+    200: credentialResponse,
+    ...commonErrors,
+    ...bodyErrors,
+    ...notFoundError,
+    ...agentRunningError,
+    ...jobsUnavailableError,
+  },
 });
 
 const setClaudeRoute = createRoute({
@@ -62,7 +85,13 @@ const deleteRoute = createRoute({
   path: '/api/v1/agents/{id}/credentials/{kind}',
   summary: 'Deletes one credential of the agent',
   request: { params: KindParamsSchema },
-  responses: { 204: { description: 'Deleted (or was not set)' }, ...commonErrors, ...notFoundError },
+  responses: {
+    204: { description: 'Deleted (or was not set)' },
+    ...commonErrors,
+    ...notFoundError,
+    ...agentRunningError,
+    ...jobsUnavailableError,
+  },
 });
 
 const statusRoute = createRoute({

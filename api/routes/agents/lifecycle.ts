@@ -13,6 +13,7 @@ import {
   commonErrors,
   conflictError,
   IdParamsSchema,
+  jobsUnavailableError,
   notFoundError,
   Timestamp,
 } from '../../../lib/schemas/common';
@@ -54,6 +55,7 @@ const validateRoute = createRoute({
     ...commonErrors,
     ...notFoundError,
     ...conflictError,
+    ...jobsUnavailableError,
   },
 });
 
@@ -74,6 +76,7 @@ const startRoute = createRoute({
     ...commonErrors,
     ...notFoundError,
     ...conflictError,
+    ...jobsUnavailableError,
   },
 });
 
@@ -90,6 +93,7 @@ const stopRoute = createRoute({
     202: { description: 'Stopping (or already stopped)', ...agentBody },
     ...commonErrors,
     ...notFoundError,
+    ...jobsUnavailableError,
   },
 });
 

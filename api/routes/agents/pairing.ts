@@ -1,7 +1,13 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import { pairingApproved } from '../../../functions/events';
 import { decideOwnPairingRequest, listOwnPairingRequests, toPairingRequestView } from '../../../lib/pairing';
-import { commonErrors, conflictError, IdParamsSchema, notFoundError } from '../../../lib/schemas/common';
+import {
+  commonErrors,
+  conflictError,
+  IdParamsSchema,
+  jobsUnavailableError,
+  notFoundError,
+} from '../../../lib/schemas/common';
 import {
   ListPairingRequestsQuerySchema,
   PairingCodeParamsSchema,
@@ -73,6 +79,7 @@ const decisionRoute = (decision: 'approve' | 'reject') =>
               description: 'allowlist_full: telegramAllowFrom already holds its maximum of entries',
               content: conflictError[409].content,
             },
+            ...jobsUnavailableError,
           }
         : {}),
     },
