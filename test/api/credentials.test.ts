@@ -2,7 +2,6 @@ import { eq } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
 import { readCredentialSecret } from '../../lib/credentials';
 import { credentials } from '../../lib/db/schema';
-import type { ErrorBody } from '../../lib/errors';
 import { databaseTargets } from '../support/db';
 import { captureLogger } from '../support/services';
 import { CLAUDE_KEY, json, TELEGRAM_TOKEN, useApiHarness } from './harness';
@@ -27,6 +26,37 @@ describe.each(databaseTargets())('credentials on %s', (target) => {
     const { db, keyring } = harness.services;
     expect(await readCredentialSecret(db, keyring, agentId, 'telegram')).toBe(TELEGRAM_TOKEN);
     expect(await readCredentialSecret(db, keyring, agentId, 'claude')).toBe(CLAUDE_KEY);
+  });
+
+  it('a PUT or DELETE of a kind there is none of is a 400 naming param.kind, after the key is checked', async () => {
+    const { apiKey } = await harness.createCustomer();
+    const agentId = await harness.createAgent(apiKey);
+    for (const method of ['PUT', 'DELETE']) {
+      const res = await harness.call(method, `/api/v1/agents/${agentId}/credentials/openai`, {
+        key: apiKey,
+        ...(method === 'PUT' ? { body: { apiKey: CLAUDE_KEY } } : {}),
+      });
+      expect(res.status, method).toBe(400);
+      const body = await json<{ error: { code: string; details: { issues: { field: string }[] } } }>(res);
+      expect(body.error.code).toBe('validation_error');
+      expect(body.error.details.issues.map((issue) => issue.field)).toEqual(['param.kind']);
+      const anonymous = await harness.call(method, `/api/v1/agents/${agentId}/credentials/openai`, {
+        key: null,
+      });
+      expect(anonymous.status, method).toBe(401);
+    }
+    // The kinds there are still answer, and nothing was stored by the refused call.
+    const status = await harness.call('GET', `/api/v1/agents/${agentId}/credentials`, { key: apiKey });
+    const credentialsOf = await json<{ credentials: Record<string, { configured: boolean }> }>(status);
+    expect(Object.values(credentialsOf.credentials).map((credential) => credential.configured)).toEqual([
+      false,
+      false,
+    ]);
+    const put = await harness.call('PUT', `/api/v1/agents/${agentId}/credentials/claude`, {
+      key: apiKey,
+      body: { apiKey: CLAUDE_KEY },
+    });
+    expect(put.status).toBe(200);
   });
 
   it('stores both secrets encrypted and shows only their status', async () => {
@@ -177,10 +207,5 @@ describe.each(databaseTargets())('credentials on %s', (target) => {
       .where(eq(credentials.agentId, victim));
     const { db, keyring } = harness.services;
     await expect(readCredentialSecret(db, keyring, victim, 'claude')).rejects.toThrow(/failed to decrypt/);
-    // No PUT route has an unknown kind; the path is DELETE's (which refuses the kind with a 400).
-    const error = await json<ErrorBody>(
-      await harness.call('PUT', `/api/v1/agents/${victim}/credentials/nope`, { key: apiKey, body: {} }),
-    );
-    expect(error.error.code).toBe('method_not_allowed');
   });
 });

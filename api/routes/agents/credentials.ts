@@ -1,5 +1,6 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import { deleteCredential, getCredentialStatuses, setCredential } from '../../../lib/credentials';
+import { validationError } from '../../../lib/errors';
 import { stopForTelegramCredentialChange } from '../../../lib/lifecycle/stop-for-credential-change';
 import {
   bodyErrors,
@@ -16,6 +17,7 @@ import {
 } from '../../../lib/schemas/credentials';
 import type { AppEnv } from '../../env';
 import { customerIdOf, requireCustomer } from '../../middleware/auth';
+import { zodIssues } from '../../middleware/errors';
 import { requestContext } from '../../request-context';
 
 const tags = ['Credentials'];
@@ -153,6 +155,13 @@ export function registerCredentials(app: OpenAPIHono<AppEnv>) {
       secret: c.req.valid('json').apiKey,
     });
     return c.json({ credential }, 200);
+  });
+  // A PUT of a kind there is none of gets the 400 naming param.kind that DELETE gives, not a 405
+  // telling the client to use DELETE. The two kinds there are have their routes above, matched first.
+  app.put('/api/v1/agents/:id/credentials/:kind', middleware, (c) => {
+    const parsed = KindParamsSchema.safeParse(c.req.param());
+    if (parsed.success) return c.notFound();
+    throw validationError(zodIssues(parsed.error, 'param'));
   });
   app.openapi(deleteRoute, async (c) => {
     const { id, kind } = c.req.valid('param');
