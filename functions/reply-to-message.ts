@@ -147,7 +147,7 @@ export function replyToMessage({ inngest, services }: FunctionDeps) {
         // A run that called Claude before this field existed carries no such step result.
         cacheCreationTokens: answer.cacheCreationTokens ?? 0,
       };
-      const chunks = answerChunks(answer.text);
+      const chunks = answerChunks(answer.text, { cutShort: answer.stopReason === 'max_tokens' });
       const outboundIds: string[] = [];
       let blocked = false;
       try {
@@ -191,6 +191,7 @@ export function replyToMessage({ inngest, services }: FunctionDeps) {
             outboundIds,
             usage,
             undelivered: answer.text,
+            stopReason: answer.stopReason,
             now: new Date(),
           },
         ),

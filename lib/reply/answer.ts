@@ -10,7 +10,12 @@ import { preparedQuery } from '../db/prepared';
 import { agents, credentials } from '../db/schema';
 import type { TelegramChatType } from '../policy/access';
 import { createTelegramApi } from '../telegram/api';
-import { formatForTelegram, type TelegramChunk } from '../telegram/chunk';
+import {
+  balanceFences,
+  formatForTelegram,
+  TELEGRAM_MESSAGE_LIMIT,
+  type TelegramChunk,
+} from '../telegram/chunk';
 import { escapeHtml } from '../telegram/format';
 import { withTyping } from '../telegram/typing';
 import type { InboundRef, ReplyTarget } from './types';
@@ -164,8 +169,32 @@ export async function markClaudeCredentialInvalid(
  * The Telegram messages of an answer; never none (Markdown that renders to nothing, a lone rule, an
  * empty code block...).
  */
-export function answerChunks(text: string): TelegramChunk[] {
+export function answerChunks(text: string, options: { cutShort?: boolean } = {}): TelegramChunk[] {
   const chunks = formatForTelegram(text);
-  if (chunks.length > 0) return chunks;
-  return [{ html: escapeHtml(EMPTY_ANSWER_TEXT), plain: EMPTY_ANSWER_TEXT, markdown: EMPTY_ANSWER_TEXT }];
+  if (chunks.length === 0) {
+    return [{ html: escapeHtml(EMPTY_ANSWER_TEXT), plain: EMPTY_ANSWER_TEXT, markdown: EMPTY_ANSWER_TEXT }];
+  }
+  return options.cutShort ? withCutShortNote(chunks) : chunks;
+}
+
+/** Said after an answer Claude stopped at the agent's maxTokens, so it does not pass for a whole one. */
+export const CUT_SHORT_NOTE = '(answer cut short)';
+
+/**
+ * The note after the last chunk's formatting (outside any code block the cut left open), in that
+ * chunk while it fits Telegram's limit, else as a chunk of its own.
+ */
+function withCutShortNote(chunks: TelegramChunk[]): TelegramChunk[] {
+  const last = chunks.at(-1) as TelegramChunk;
+  const note = { html: `<i>${CUT_SHORT_NOTE}</i>`, plain: CUT_SHORT_NOTE, markdown: `_${CUT_SHORT_NOTE}_` };
+  if (last.plain.length + 2 + note.plain.length > TELEGRAM_MESSAGE_LIMIT) return [...chunks, note];
+  return [
+    ...chunks.slice(0, -1),
+    {
+      html: `${last.html}\n\n${note.html}`,
+      plain: `${last.plain}\n\n${note.plain}`,
+      // In the history too, the note is not read as part of a code block the cut left open.
+      markdown: `${balanceFences([last.markdown])[0]}\n\n${note.markdown}`,
+    },
+  ];
 }

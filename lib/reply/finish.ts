@@ -29,6 +29,8 @@ export async function finishReply(
     /** Claude's usage when an answer was generated; `undelivered` is its text when nothing was sent. */
     usage?: ReplyUsage | undefined;
     undelivered?: string | undefined;
+    /** Claude's stop_reason when it answered (`max_tokens`: cut at the agent's maxTokens). */
+    stopReason?: string | null | undefined;
     agentError?: AgentErrorNotice | undefined;
     now: Date;
   },
@@ -54,6 +56,7 @@ export async function finishReply(
         outputTokens: usage?.outputTokens ?? 0,
         cacheReadTokens: usage?.cacheReadTokens ?? 0,
         cacheCreationTokens: usage?.cacheCreationTokens ?? 0,
+        stopReason: input.stopReason ?? null,
         latencyMs,
       },
       eventId: `message-processed-${input.runId}`,

@@ -145,7 +145,7 @@ const FENCE = /^(\s*)(`{3,}|~{3,})(.*)$/;
  * its own: a piece that ends inside a fenced block closes it, and the next reopens it with the same
  * fence line, so the code stays code and what follows the fence is not read as code.
  */
-function balanceFences(pieces: string[]): string[] {
+export function balanceFences(pieces: string[]): string[] {
   let open: { line: string; indent: string; marker: string } | undefined;
   return pieces.map((piece) => {
     const reopened = open ? `${open.line}\n${piece}` : piece;

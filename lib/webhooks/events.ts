@@ -35,6 +35,12 @@ export const MessageProcessedDataSchema = z.strictObject({
   outputTokens: z.number().int().nonnegative(),
   cacheReadTokens: z.number().int().nonnegative().describe('Input tokens read from the prompt cache.'),
   cacheCreationTokens: z.number().int().nonnegative().describe('Input tokens written to the prompt cache.'),
+  stopReason: z
+    .string()
+    .nullable()
+    .describe(
+      'Claude\'s stop_reason ("end_turn"; "max_tokens" when the answer was cut at the agent\'s maxTokens); null for an answer made without Claude.',
+    ),
   latencyMs: z.number().int().nonnegative().describe('From receiving the message to the last reply sent.'),
 });
 

@@ -1,7 +1,7 @@
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { telegramMessages } from '../../lib/db/schema';
-import { answerChunks, EMPTY_ANSWER_TEXT } from '../../lib/reply/answer';
+import { answerChunks, CUT_SHORT_NOTE, EMPTY_ANSWER_TEXT } from '../../lib/reply/answer';
 import { releaseCancelledReply } from '../../lib/reply/cancelled';
 import { decideInbound, settleInbound } from '../../lib/reply/decide';
 import type { Services } from '../../lib/services';
@@ -187,5 +187,18 @@ describe('answer chunks', () => {
       ]);
     }
     expect(answerChunks('**hi**')).toEqual([{ html: '<b>hi</b>', plain: 'hi', markdown: '**hi**' }]);
+  });
+
+  it('an answer cut short ends in a note, after a code block the cut left open, in a chunk of its own when full', () => {
+    expect(answerChunks('```js\nconst x', { cutShort: true })).toEqual([
+      {
+        html: `<pre><code class="language-js">const x</code></pre>\n\n<i>${CUT_SHORT_NOTE}</i>`,
+        plain: `const x\n\n${CUT_SHORT_NOTE}`,
+        markdown: `\`\`\`js\nconst x\n\`\`\`\n\n_${CUT_SHORT_NOTE}_`,
+      },
+    ]);
+    const full = answerChunks('a'.repeat(4090), { cutShort: true });
+    expect(full.map((chunk) => chunk.plain)).toEqual(['a'.repeat(4090), CUT_SHORT_NOTE]);
+    expect(answerChunks('whole', { cutShort: false })).toEqual(answerChunks('whole'));
   });
 });

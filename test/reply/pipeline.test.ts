@@ -141,7 +141,24 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
       outboundMessageIds: [outbound?.id],
       inputTokens: outbound?.inputTokens,
       outputTokens: outbound?.outputTokens,
+      stopReason: 'end_turn',
     });
+  });
+
+  it('an answer cut at maxTokens says so to the user, and message.processed says max_tokens', async () => {
+    const agent = await agentWith({ customer: { webhookUrl: receiver.url }, agent: { maxTokens: 10 } });
+    anthropic.setReply(
+      'The three steps are: first, preheat the oven; second, mix the flour and sugar.',
+      agent.claudeKey,
+    );
+    await handleFor(agent)(buildUpdate.privateText({ from: { id: 5061 }, text: 'recipe?' }));
+    const [sent] = sentBy(agent, 5061);
+    expect(sent?.text).toMatch(
+      /^The three steps are: first, preheat the[\s\S]*\n\n<i>\(answer cut short\)<\/i>$/,
+    );
+    expect(sent?.parseMode).toBe('HTML');
+    const processed = webhookEventsOf(agent, 'message.processed');
+    expect(processed.map((event) => event.data.stopReason)).toEqual(['max_tokens']);
   });
 
   it("counts the system prompt's prompt-cache tokens in the stored usage, the budget and message.processed", async () => {

@@ -33,6 +33,7 @@ describe('buildWebhookEvent', () => {
         outputTokens: 45,
         cacheReadTokens: 1500,
         cacheCreationTokens: 0,
+        stopReason: 'end_turn',
         latencyMs: 1830,
       },
     ],
