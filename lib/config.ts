@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { decodeMasterKey } from './crypto';
 import { DEFAULT_MODELS } from './models';
 
 /**
@@ -114,8 +115,9 @@ const inngestSigningKey = z
 export const MasterKeySchema = z
   .string()
   .trim()
-  .refine((value) => /^[A-Za-z0-9+/_-]+={0,2}$/.test(value) && Buffer.from(value, 'base64').length === 32, {
-    error: 'expected 32 bytes encoded as base64 (generate one with: openssl rand -base64 32)',
+  .refine((value) => decodeMasterKey(value) !== undefined, {
+    error:
+      'expected 32 bytes encoded as base64 or as 64 hex digits (generate one with: openssl rand -base64 32)',
   });
 
 export const EnvSchema = z.object({
@@ -216,7 +218,7 @@ function crossVariableProblems(env: RawEnv): string[] {
   if (
     current.success &&
     previous.success &&
-    Buffer.from(current.data, 'base64').equals(Buffer.from(previous.data, 'base64'))
+    decodeMasterKey(current.data)?.equals(decodeMasterKey(previous.data) ?? Buffer.alloc(0))
   ) {
     problems.push(
       'ENCRYPTION_MASTER_KEY_PREVIOUS: the same key as ENCRYPTION_MASTER_KEY; set it to the old key ' +

@@ -47,16 +47,29 @@ export function masterKeyVersion(key: Buffer): number {
   );
 }
 
-export function masterKeyFromBase64(base64: string): MasterKey {
-  const key = Buffer.from(base64, 'base64');
-  if (key.length !== 32) throw new Error('master key must be 32 bytes');
+/**
+ * A master key's 32 bytes, written as base64 (`openssl rand -base64 32`) or as 64 hex digits (what
+ * Heroku's `secret` generator in app.json makes); undefined for anything else. The two cannot be
+ * confused: 32 bytes are 44 characters of base64, and 64 characters of base64 are 48 bytes.
+ */
+export function decodeMasterKey(written: string): Buffer | undefined {
+  const value = written.trim();
+  if (/^[0-9a-fA-F]{64}$/.test(value)) return Buffer.from(value, 'hex');
+  if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(value)) return undefined;
+  const key = Buffer.from(value, 'base64');
+  return key.length === 32 ? key : undefined;
+}
+
+export function masterKeyFrom(written: string): MasterKey {
+  const key = decodeMasterKey(written);
+  if (!key) throw new Error('master key must be 32 bytes, as base64 or 64 hex digits');
   return { key, version: masterKeyVersion(key) };
 }
 
 export function createKeyring(current: string, previous?: string): Keyring {
   return {
-    current: masterKeyFromBase64(current),
-    previous: previous ? masterKeyFromBase64(previous) : undefined,
+    current: masterKeyFrom(current),
+    previous: previous ? masterKeyFrom(previous) : undefined,
   };
 }
 

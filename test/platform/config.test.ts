@@ -1,8 +1,10 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig } from '../../lib/config';
+import { createKeyring } from '../../lib/crypto';
 import { DEV_SECRETS_FILE, withDevSecrets } from '../../lib/dev-secrets';
 import { TEST_ADMIN_KEY, TEST_MASTER_KEY } from '../support/services';
 
@@ -78,6 +80,15 @@ describe('parseConfig', () => {
     expect(config.redis).toEqual({ mode: 'upstash', url: 'https://eu1.upstash.io', token: 'tok' });
   });
 
+  it("takes a master key as 64 hex digits (Heroku's secret generator), the same key as its base64", () => {
+    const bytes = randomBytes(32);
+    const hex = parseConfig({ ENCRYPTION_MASTER_KEY: bytes.toString('hex') });
+    const base64 = parseConfig({ ENCRYPTION_MASTER_KEY: bytes.toString('base64') });
+    const keyOf = (config: typeof hex) => createKeyring(config.secrets.encryptionMasterKey ?? '').current;
+    expect(keyOf(hex).key.equals(bytes)).toBe(true);
+    expect(keyOf(hex)).toEqual(keyOf(base64));
+  });
+
   it('treats empty variables as unset', () => {
     expect(parseConfig({ DATABASE_URL: '', PORT: ' ' }).database.driver).toBe('pglite');
   });
@@ -150,6 +161,15 @@ describe('parseConfig', () => {
       },
       'ENCRYPTION_MASTER_KEY_PREVIOUS: the same key',
     ],
+    [
+      // The same 32 bytes as hex (Heroku's generator) and as base64.
+      {
+        ENCRYPTION_MASTER_KEY: Buffer.alloc(32, 0xa7).toString('hex'),
+        ENCRYPTION_MASTER_KEY_PREVIOUS: Buffer.alloc(32, 0xa7).toString('base64'),
+      },
+      'ENCRYPTION_MASTER_KEY_PREVIOUS: the same key',
+    ],
+    [{ ENCRYPTION_MASTER_KEY: 'ab'.repeat(31) }, 'ENCRYPTION_MASTER_KEY: expected 32 bytes'],
     [
       { INNGEST_SIGNING_KEY_FALLBACK: 'signkey-prod-00ff' },
       'INNGEST_SIGNING_KEY_FALLBACK: set only with INNGEST_SIGNING_KEY',
