@@ -23,6 +23,9 @@ function urlWithProtocols(protocols: readonly string[], what: string) {
     .trim()
     .refine(
       (value) => {
+        // `scheme://` written out: without it (`postgres:user:pw@host/db`) URL parsing takes the
+        // whole rest, credentials and all, for a path, and there is no host to connect to.
+        if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) return false;
         try {
           return protocols.includes(new URL(value).protocol);
         } catch {

@@ -70,7 +70,10 @@ export function describeDatabase(config: Pick<Config, 'database' | 'dataDir'>): 
   let where = 'DATABASE_URL';
   try {
     const parsed = new URL(url as string);
-    where = `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
+    // Only past `//` is the path not the rest of the URL, credentials included.
+    where = /^[a-z][a-z0-9+.-]*:\/\//i.test(url as string)
+      ? `${parsed.protocol}//${parsed.host}${parsed.pathname}`
+      : parsed.protocol;
   } catch {}
   return `the database at DATABASE_URL (${where}, credentials not shown)`;
 }

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig } from '../../lib/config';
 import { createKeyring } from '../../lib/crypto';
+import { describeDatabase } from '../../lib/db/client';
 import { DEV_SECRETS_FILE, withDevSecrets } from '../../lib/dev-secrets';
 import { TEST_ADMIN_KEY, TEST_MASTER_KEY } from '../support/services';
 
@@ -89,6 +90,18 @@ describe('parseConfig', () => {
     expect(keyOf(hex)).toEqual(keyOf(base64));
   });
 
+  it("names the database without its URL's credentials, whatever the URL's shape", () => {
+    const config = parseConfig({ DATABASE_URL: 'postgres://app:S3cret@db.example.com:5432/main' });
+    expect(describeDatabase(config)).toBe(
+      'the database at DATABASE_URL (postgres://db.example.com:5432/main, credentials not shown)',
+    );
+    const opaque = {
+      ...config,
+      database: { ...config.database, url: 'postgres:/app:S3cret@db.example.com/main' },
+    };
+    expect(describeDatabase(opaque)).toBe('the database at DATABASE_URL (postgres:, credentials not shown)');
+  });
+
   it('treats empty variables as unset', () => {
     expect(parseConfig({ DATABASE_URL: '', PORT: ' ' }).database.driver).toBe('pglite');
   });
@@ -102,6 +115,9 @@ describe('parseConfig', () => {
     [{ PORT: 'eighty' }, 'PORT: '],
     [{ PORT: '70000' }, 'PORT: '],
     [{ DATABASE_URL: 'mysql://localhost/db' }, 'DATABASE_URL: expected a PostgreSQL URL'],
+    [{ DATABASE_URL: 'postgres:/postgres:S3cret@127.0.0.1/db' }, 'DATABASE_URL: expected a PostgreSQL URL'],
+    [{ DATABASE_URL: 'postgres:postgres:S3cret@127.0.0.1/db' }, 'DATABASE_URL: expected a PostgreSQL URL'],
+    [{ REDIS_URL: 'redis:S3cret@127.0.0.1' }, 'REDIS_URL: expected a Redis URL'],
     [{ REDIS_URL: 'http://localhost' }, 'REDIS_URL: expected a Redis URL'],
     [{ NODE_ENV: 'staging' }, 'NODE_ENV: '],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL: '],
@@ -177,6 +193,7 @@ describe('parseConfig', () => {
   ])('rejects %j', (env, expected) => {
     it(`with a line starting "${expected}"`, () => {
       expect(problems(env).some((line) => line.startsWith(expected))).toBe(true);
+      expect(problems(env).join('\n')).not.toContain('S3cret');
     });
   });
 
