@@ -136,6 +136,7 @@ export const EnvSchema = z.object({
   ADMIN_RATE_LIMIT_PER_HOUR: wholeNumber(1, 100_000_000).default(10_000),
   TRUST_PROXY_HOPS: wholeNumber(0, 10).default(1),
   REDIS_URL: urlWithProtocols(['redis:', 'rediss:'], 'a Redis URL').optional(),
+  REDIS_TLS_VERIFY: booleanFlag.default(true),
   UPSTASH_REDIS_REST_URL: urlWithProtocols(['https:', 'http:'], 'the Upstash REST URL').optional(),
   UPSTASH_REDIS_REST_TOKEN: optionalString,
 
@@ -251,7 +252,11 @@ export interface Config {
     namedStatements: boolean;
     migrateOnStart: boolean;
   };
-  redis: { mode: 'memory' } | { mode: 'tcp'; url: string } | { mode: 'upstash'; url: string; token: string };
+  redis:
+    | { mode: 'memory' }
+    /** `verifyTls` (default true): a `rediss://` server's certificate is checked; Heroku Redis's is self-signed. */
+    | { mode: 'tcp'; url: string; verifyTls?: boolean }
+    | { mode: 'upstash'; url: string; token: string };
   secrets: {
     /** Base64, 32 bytes. Undefined only before development secrets are filled in. */
     encryptionMasterKey: string | undefined;
@@ -342,7 +347,7 @@ export function parseConfig(source: Record<string, string | undefined>): Config 
       env.UPSTASH_REDIS_REST_URL && env.UPSTASH_REDIS_REST_TOKEN
         ? { mode: 'upstash', url: env.UPSTASH_REDIS_REST_URL, token: env.UPSTASH_REDIS_REST_TOKEN }
         : env.REDIS_URL
-          ? { mode: 'tcp', url: env.REDIS_URL }
+          ? { mode: 'tcp', url: env.REDIS_URL, verifyTls: env.REDIS_TLS_VERIFY }
           : { mode: 'memory' },
     secrets: {
       encryptionMasterKey: env.ENCRYPTION_MASTER_KEY,

@@ -27,6 +27,11 @@ export function createRedis(config: Pick<Config, 'redis'>): RedisHandle {
   if (redis.mode === 'tcp') {
     const client = new IORedis(redis.url, {
       lazyConnect: true,
+      // ioredis turns TLS on for rediss:// itself; these options only say whether to check the
+      // certificate (Heroku Redis presents a self-signed one: REDIS_TLS_VERIFY=false).
+      ...(redis.url.startsWith('rediss:') && redis.verifyTls === false
+        ? { tls: { rejectUnauthorized: false } }
+        : {}),
       // A command waits through at most one reconnect, then fails; callers bound the wait with their
       // own timeout and decide open or closed (rate limits fail open, see lib/ratelimit/limiter.ts).
       enableOfflineQueue: true,
@@ -34,7 +39,15 @@ export function createRedis(config: Pick<Config, 'redis'>): RedisHandle {
       connectTimeout: 2_000,
       retryStrategy: (times) => Math.min(times * 200, 2_000),
     });
-    client.on('error', () => {});
+    // A failed command says only that its retries ran out; the connection's own error (a refused
+    // port, a certificate the client does not trust) is kept to say why.
+    let connectionError: Error | undefined;
+    client.on('error', (error: Error) => {
+      connectionError = error;
+    });
+    client.on('ready', () => {
+      connectionError = undefined;
+    });
     const connected = client.connect().catch(() => {});
     return {
       mode: 'tcp',
@@ -42,11 +55,18 @@ export function createRedis(config: Pick<Config, 'redis'>): RedisHandle {
       memory: undefined,
       upstash: undefined,
       async ping(timeoutMs = 1_000) {
-        await withTimeout(
-          connected.then(() => client.ping()),
-          timeoutMs,
-          `Redis did not answer within ${timeoutMs} ms`,
-        );
+        try {
+          await withTimeout(
+            connected.then(() => client.ping()),
+            timeoutMs,
+            `Redis did not answer within ${timeoutMs} ms`,
+          );
+        } catch (error) {
+          if (!connectionError) throw error;
+          throw new Error(`${(error as Error).message} (connection: ${connectionError.message})`, {
+            cause: error,
+          });
+        }
       },
       async close() {
         client.disconnect();
