@@ -61,7 +61,23 @@ server.on('error', (error: NodeJS.ErrnoException) => {
   void startupProblem(role, problem, { close: stopWork });
 });
 
+/**
+ * How long after the stop signal requests in flight may take; then the connections still open (a
+ * client that stopped sending halfway through its request) are closed, so the worker's runs and the
+ * database are still let go within Heroku's 30 s instead of the process being cut off.
+ */
+const CONNECTION_GRACE_MS = 10_000;
+
 onShutdown(['SIGTERM', 'SIGINT'], async () => {
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  const linger = setTimeout(() => {
+    logger.warn(
+      `closing the HTTP connections still open ${CONNECTION_GRACE_MS / 1000} s after the stop signal`,
+    );
+    if ('closeAllConnections' in server) server.closeAllConnections();
+  }, CONNECTION_GRACE_MS);
+  linger.unref();
+  await closed;
+  clearTimeout(linger);
   await stopWork();
 });

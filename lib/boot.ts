@@ -213,7 +213,10 @@ export function onShutdown(signals: NodeJS.Signals[], stop: () => Promise<void>)
       if (stopping) return;
       stopping = true;
       // Heroku sends SIGKILL 30 s after SIGTERM; finish well before that.
-      const force = setTimeout(() => process.exit(1), 25_000);
+      const force = setTimeout(() => {
+        process.stderr.write(`${signal}: the shutdown did not finish within 25 s; exiting now\n`);
+        process.exit(1);
+      }, 25_000);
       force.unref();
       stop().then(
         () => process.exit(0),
