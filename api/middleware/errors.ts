@@ -2,6 +2,7 @@ import type { Hook } from '@hono/zod-openapi';
 import type { Context, ErrorHandler, NotFoundHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ZodError } from 'zod';
+import { isDatabaseUnavailable } from '../../lib/db/unavailable';
 import { AppError, type ErrorCode, errorBody, type ValidationIssue, validationError } from '../../lib/errors';
 import { findJsonFaults, isNulStorageError, JSON_FAULT_MESSAGES, NUL_MESSAGE } from '../../lib/json-faults';
 import type { AppEnv } from '../env';
@@ -52,6 +53,15 @@ export const handleError: ErrorHandler<AppEnv> = (error, c) => {
     // came from the request all the same, and is the caller's to fix, not a 500.
     loggerFor(c).warn({ err: error }, 'a NUL character reached the database');
     return render(c, validationError([{ field: 'request', message: NUL_MESSAGE }]));
+  }
+  if (isDatabaseUnavailable(error)) {
+    loggerFor(c).error({ err: error }, 'the database did not answer');
+    return render(
+      c,
+      new AppError('service_unavailable', 'The database is not answering; try again shortly', {
+        headers: { 'Retry-After': '5' },
+      }),
+    );
   }
   loggerFor(c).error({ err: error }, 'unhandled error');
   return render(c, new AppError('internal_error', 'An internal error occurred'));

@@ -22,6 +22,11 @@ export const commonErrors = {
   401: { description: 'Missing or invalid API key', content: json },
   403: { description: 'The customer is suspended', content: json },
   429: { description: 'Rate limited', headers: retryAfter, content: json },
+  503: {
+    description: 'service_unavailable: the database is not answering; try again after Retry-After seconds',
+    headers: retryAfter,
+    content: json,
+  },
 } as const;
 
 /** A route that hands work to the jobs engine (lib/jobs `unavailableOnFailure`). */
