@@ -259,6 +259,7 @@ export async function decideInbound(
 
   // One answer per album: its uncaptioned items are left to the item with the caption, or to the
   // first when none has one (one "text only" notice, one pairing code).
+  let albumSpeaker = false;
   if (blank && message.media_group_id) {
     const [sibling] = await readAlbumSibling(db).execute({
       agentId: agent.id,
@@ -269,8 +270,7 @@ export async function decideInbound(
       telegramMessageId: message.message_id,
     });
     if (sibling) return skip('album_item');
-    // Still claimed by this run, so the chat's later messages (the album's other items) wait behind it.
-    if (options.albumWait) return { action: 'wait' };
+    albumSpeaker = true;
   }
 
   const botUsername = agent.telegramBotUsername ?? agent.botUsername ?? '';
@@ -286,6 +286,9 @@ export async function decideInbound(
     addressedToBot: botUsername !== '' && isAddressedToBot(message, bot),
   });
   if (access.action === 'ignore') return skip(access.reason);
+  // An album item the bot would answer, with no earlier or captioned item stored yet, waits for them a
+  // moment. Still claimed by this run, so the chat's later messages (its siblings) queue behind it.
+  if (albumSpeaker && options.albumWait) return { action: 'wait' };
   if (access.action === 'pairing') {
     const pairing = await requestPairing(db, {
       agentId: agent.id,

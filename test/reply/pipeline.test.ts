@@ -1085,6 +1085,31 @@ describe.each(databaseTargets())('reply pipeline on %s', (target) => {
     },
   );
 
+  it('an uncaptioned album in a group, not addressed to the bot, is let go at once, not waited on', async () => {
+    const agent = await agentWith({ agent: { telegramGroupPolicy: 'open' } });
+    const {
+      text: _text,
+      entities: _entities,
+      ...message
+    } = buildUpdate.groupText({
+      chatId: -6271,
+      from: { id: 6271 },
+      text: 'x',
+    }).message as Record<string, unknown>;
+    const item = {
+      update_id: buildUpdate.groupText({ chatId: -6271, from: { id: 6271 }, text: 'x' }).update_id,
+      message: {
+        ...message,
+        media_group_id: 'album-group',
+        photo: [{ file_id: 'p-group', file_unique_id: 'u-group', width: 90, height: 60 }],
+      },
+    };
+    await deliver(agent, item);
+    await harness.drain();
+    expect((await rowsOf(agent)).map((row) => row.status)).toEqual(['ignored']);
+    expect(textsTo(agent, -6271)).toEqual([]);
+  });
+
   it('gives a stranger one pairing code for an album whose items arrive a moment apart', async () => {
     const agent = await createRunningAgent(harness, telegram, anthropic, { agent: { name: 'Concierge' } });
     const [first, second] = album({ id: 6311 }, 'album-apart', [undefined, undefined]);
