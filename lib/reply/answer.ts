@@ -170,10 +170,11 @@ export async function markClaudeCredentialInvalid(
  * empty code block...).
  */
 export function answerChunks(text: string, options: { cutShort?: boolean } = {}): TelegramChunk[] {
-  const chunks = formatForTelegram(text);
-  if (chunks.length === 0) {
-    return [{ html: escapeHtml(EMPTY_ANSWER_TEXT), plain: EMPTY_ANSWER_TEXT, markdown: EMPTY_ANSWER_TEXT }];
-  }
+  const formatted = formatForTelegram(text);
+  const chunks =
+    formatted.length > 0
+      ? formatted
+      : [{ html: escapeHtml(EMPTY_ANSWER_TEXT), plain: EMPTY_ANSWER_TEXT, markdown: EMPTY_ANSWER_TEXT }];
   return options.cutShort ? withCutShortNote(chunks) : chunks;
 }
 
@@ -187,14 +188,18 @@ export const CUT_SHORT_NOTE = '(answer cut short)';
 function withCutShortNote(chunks: TelegramChunk[]): TelegramChunk[] {
   const last = chunks.at(-1) as TelegramChunk;
   const note = { html: `<i>${CUT_SHORT_NOTE}</i>`, plain: CUT_SHORT_NOTE, markdown: `_${CUT_SHORT_NOTE}_` };
-  if (last.plain.length + 2 + note.plain.length > TELEGRAM_MESSAGE_LIMIT) return [...chunks, note];
+  // In the history too, the note is not read as part of a code block the cut left open.
+  const closed = balanceFences([last.markdown])[0] ?? last.markdown;
+  const before = chunks.slice(0, -1);
+  if (last.plain.length + 2 + note.plain.length > TELEGRAM_MESSAGE_LIMIT) {
+    return [...before, { ...last, markdown: closed }, note];
+  }
   return [
-    ...chunks.slice(0, -1),
+    ...before,
     {
       html: `${last.html}\n\n${note.html}`,
       plain: `${last.plain}\n\n${note.plain}`,
-      // In the history too, the note is not read as part of a code block the cut left open.
-      markdown: `${balanceFences([last.markdown])[0]}\n\n${note.markdown}`,
+      markdown: `${closed}\n\n${note.markdown}`,
     },
   ];
 }

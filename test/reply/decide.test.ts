@@ -199,6 +199,19 @@ describe('answer chunks', () => {
     ]);
     const full = answerChunks('a'.repeat(4090), { cutShort: true });
     expect(full.map((chunk) => chunk.plain)).toEqual(['a'.repeat(4090), CUT_SHORT_NOTE]);
+    // A full last chunk cut inside a code block: its stored Markdown closes the block before the note.
+    const code = answerChunks(`\`\`\`\n${'a'.repeat(4077)}`, { cutShort: true });
+    expect(code.map((chunk) => chunk.plain.length)).toEqual([4077, CUT_SHORT_NOTE.length]);
+    expect(
+      code
+        .map((chunk) => chunk.markdown)
+        .join('\n\n')
+        .match(/^```/gm),
+    ).toHaveLength(2);
+    // Cut right after an opening fence: nothing to show but the fallback, which says it was cut too.
+    expect(answerChunks('```js\n', { cutShort: true }).map((chunk) => chunk.plain)).toEqual([
+      `${EMPTY_ANSWER_TEXT}\n\n${CUT_SHORT_NOTE}`,
+    ]);
     expect(answerChunks('whole', { cutShort: false })).toEqual(answerChunks('whole'));
   });
 });
