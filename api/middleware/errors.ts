@@ -135,17 +135,16 @@ export const validationHook: Hook<unknown, AppEnv, string, unknown> = (result, c
     return issues.length > 0 ? render(c, validationError(issues)) : undefined;
   }
   const issues = zodIssues(result.error, result.target);
-  const unknownField = result.error.issues.find((issue) => issue.code === 'unrecognized_keys');
-  if (unknownField && unknownField.code === 'unrecognized_keys') {
+  // Every unknown key, at whatever depth, by its name (each issue names it by its full path).
+  const unknown = result.error.issues.flatMap((issue) =>
+    issue.code === 'unrecognized_keys' ? issue.keys : [],
+  );
+  if (unknown.length > 0) {
     return render(
       c,
-      new AppError(
-        'unknown_field',
-        `Unknown field${unknownField.keys.length > 1 ? 's' : ''}: ${unknownField.keys.join(', ')}`,
-        {
-          details: { fields: unknownField.keys, issues },
-        },
-      ),
+      new AppError('unknown_field', `Unknown field${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}`, {
+        details: { fields: unknown, issues },
+      }),
     );
   }
   return render(c, validationError(issues));

@@ -287,6 +287,21 @@ describe.each(databaseTargets())('error responses on %s', (target) => {
       code: 'unknown_field',
       details: { fields: ['perDay'], issues: [{ field: 'body.limits.perDay' }] },
     });
+    // One unknown at the top and one nested: both are listed, by name and by path.
+    const both = await harness.call('PATCH', `/api/v1/admin/customers/${id}`, {
+      body: { name: 'Both', foo: 1, limits: { messagesPerDay: 5, perDay: 5 } },
+    });
+    const bothError = (
+      await json<{ error: { code: string; details: { fields: string[]; issues: { field: string }[] } } }>(
+        both,
+      )
+    ).error;
+    expect(bothError.code).toBe('unknown_field');
+    expect([...bothError.details.fields].sort()).toEqual(['foo', 'perDay']);
+    expect(bothError.details.issues.map((issue) => issue.field).sort()).toEqual([
+      'body.foo',
+      'body.limits.perDay',
+    ]);
     const query = await harness.call('GET', '/api/v1/agents?foo=1', { key: apiKey });
     expect((await json<ErrorBody>(query)).error).toMatchObject({
       code: 'unknown_field',
