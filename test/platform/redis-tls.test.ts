@@ -7,15 +7,7 @@ import { createServer } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parseConfig } from '../../lib/config';
 import { createRedis } from '../../lib/redis';
-
-function hasOpenssl(): boolean {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { hasOpenssl } from '../support/openssl';
 
 /**
  * Heroku Redis speaks rediss:// with a self-signed certificate. A TLS server with one, made with the

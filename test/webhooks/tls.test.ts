@@ -9,21 +9,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deliverOnce } from '../../lib/webhooks/deliver';
 import { generateWebhookSecret, signPayload } from '../../lib/webhooks/sign';
 import { createWebhookDispatcher, type HostResolver } from '../../lib/webhooks/ssrf';
+import { hasOpenssl } from '../support/openssl';
 
 /**
  * The guard resolves names itself but still connects BY NAME: TLS sends the host as SNI and
  * checks the certificate against it, as a plain request would. A self-signed certificate for
  * hooks.customer.test, made with the openssl CLI, stands in for a customer's endpoint.
  */
-
-function hasOpenssl(): boolean {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe.skipIf(!hasOpenssl())('TLS through the guarded dispatcher', () => {
   let dir: string;
