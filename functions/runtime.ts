@@ -11,6 +11,9 @@ import { createInngestClient, type InngestClient, sendEventVia } from './client'
 import { connectOptions } from './connect-options';
 import { createFunctions, type FunctionDeps } from './index';
 
+/** How overdue the every-minute cron ticks may be before the web process says no worker runs the jobs. */
+const WORKERS_LAG_MS = 3 * 60_000;
+
 /** Path of the Inngest serve endpoint (what Inngest Cloud, a dev server or the executor calls). */
 export const INNGEST_SERVE_PATH = '/api/inngest';
 
@@ -66,7 +69,10 @@ export function createJobsRuntime(services: Services, options: JobsRuntimeOption
     const serveApp = new Hono().on(['GET', 'PUT', 'POST'], INNGEST_SERVE_PATH, (c) => serveHandler(c));
     executor.attach((request) => serveApp.fetch(request));
   }
-  let workerHealth: () => PartHealth = () => ({ ok: true });
+  // A process that runs no jobs (--web-only) reports whether some worker does; one that runs them, its own.
+  let workerHealth: () => PartHealth | Promise<PartHealth> = executor
+    ? () => executor.workersHealth(WORKERS_LAG_MS)
+    : () => ({ ok: true });
 
   return {
     inngest,

@@ -354,6 +354,26 @@ export class EmbeddedExecutor {
   }
 
   /**
+   * Whether some worker is running this database's jobs, for a process that runs none itself (the
+   * web process): every worker fires the due crons first thing on each pass, so a tick overdue by
+   * more than `maxLagMs` (minutes, for crons due every minute) means none is. Before any worker has
+   * registered the functions there are no ticks, and nothing to say.
+   */
+  async workersHealth(maxLagMs: number): Promise<PartHealth> {
+    const [row] = await selectRows<{ at: string | Date | null }>(
+      this.db,
+      sql`select min(next_at) as at from executor_crons`,
+    );
+    if (!row?.at) return { ok: true };
+    const lagMs = this.clock.now() - new Date(row.at).getTime();
+    if (lagMs <= maxLagMs) return { ok: true };
+    return {
+      ok: false,
+      error: `no worker has run the jobs for ${Math.round(lagMs / 1000)} s (a cron tick is overdue): is the worker process running?`,
+    };
+  }
+
+  /**
    * Claims and runs every item available now, once (the loop's unit of work; tests call it through
    * the harness's `drain`). Returns how many items ran.
    */

@@ -26,6 +26,37 @@ describe.each(databaseTargets())('executor lifecycle on %s', (target) => {
     h = undefined;
   });
 
+  it('a web process says no worker runs the jobs once the every-minute cron ticks are overdue', async () => {
+    h = await createExecutorHarness({
+      target,
+      functions: (inngest) => [
+        inngest.createFunction({ id: 'tick', triggers: [{ cron: '* * * * *' }] }, async () => 'ticked'),
+      ],
+    });
+    const services = await createTestServices({
+      database: h.database.handle,
+      env: { JOBS_ENGINE: 'embedded' },
+    });
+    const web = createJobsRuntime(services, { functions: () => [], executor: { clock: h.clock } });
+    try {
+      expect(await web.health()).toEqual({ ok: true });
+      // The tick came due a minute in; two minutes overdue is a busy worker, not a missing one.
+      h.clock.advance(3 * 60_000);
+      expect(await web.health()).toEqual({ ok: true });
+      h.clock.advance(2 * 60_000);
+      expect(await web.health()).toEqual({
+        ok: false,
+        error:
+          'no worker has run the jobs for 240 s (a cron tick is overdue): is the worker process running?',
+      });
+      // A worker's pass fires the tick, and the web process sees the jobs run again.
+      await h.drain();
+      expect(await web.health()).toEqual({ ok: true });
+    } finally {
+      await services.redis.close();
+    }
+  });
+
   it('the loop wakes on an in-process send and runs the function; stop() lets in-flight steps finish', async () => {
     let stepStarted = false;
     h = await createExecutorHarness({
