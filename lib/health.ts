@@ -24,7 +24,7 @@ const CHECK_TIMEOUT_MS = 2_000;
 const NO_ANSWER = `no answer within ${CHECK_TIMEOUT_MS} ms`;
 
 /** Where a part failed, for the logs: /health itself is public, and says only `failed (CODE)`. */
-export type HealthFailureLog = (part: 'db' | 'redis', error: unknown) => void;
+export type HealthFailureLog = (part: 'db' | 'redis' | 'jobs', error: unknown) => void;
 
 /**
  * A failure as /health shows it to anyone: a driver's message can name internal hosts, ports and
@@ -40,13 +40,14 @@ function publicReason(error: unknown): string {
 }
 
 async function probe(
-  part: 'db' | 'redis',
+  part: 'db' | 'redis' | 'jobs',
   check: () => Promise<unknown>,
   log?: HealthFailureLog,
 ): Promise<PartHealth> {
   try {
-    await withTimeout(check(), CHECK_TIMEOUT_MS, NO_ANSWER);
-    return { ok: true };
+    const answer = await withTimeout(check(), CHECK_TIMEOUT_MS, NO_ANSWER);
+    // The jobs probe answers with its own health; the others' answers mean only that they answered.
+    return part === 'jobs' ? (answer as PartHealth) : { ok: true };
   } catch (error) {
     log?.(part, error);
     return { ok: false, error: publicReason(error) };
@@ -61,7 +62,8 @@ export async function checkHealth(
   const [db, redis, jobs] = await Promise.all([
     probe('db', () => services.database.ping(), log),
     probe('redis', () => services.redis.ping(CHECK_TIMEOUT_MS), log),
-    jobsProbe ? jobsProbe() : Promise.resolve<PartHealth>({ ok: true }),
+    // Bounded and caught like the others: the web process's probe reads the database.
+    jobsProbe ? probe('jobs', jobsProbe, log) : Promise.resolve<PartHealth>({ ok: true }),
   ]);
   return {
     status: db.ok && redis.ok && jobs.ok ? 'ok' : 'degraded',

@@ -46,6 +46,23 @@ describe.each(databaseTargets())('GET /health on %s', (target) => {
     });
   });
 
+  it('answers 503, not 500 or never, when the jobs probe throws or does not answer', async () => {
+    const refused = createApp(services, {
+      jobsProbe: async () => {
+        throw Object.assign(new Error('connect ECONNREFUSED 10.0.0.5:5432'), { code: 'ECONNREFUSED' });
+      },
+    });
+    const res = await refused.request('/health');
+    expect(res.status).toBe(503);
+    expect(await res.json()).toMatchObject({
+      jobs: { engine: 'embedded', ok: false, error: 'failed (ECONNREFUSED)' },
+    });
+    const silent = createApp(services, { jobsProbe: () => new Promise<never>(() => {}) });
+    const slow = await silent.request('/health');
+    expect(slow.status).toBe(503);
+    expect(await slow.json()).toMatchObject({ jobs: { ok: false, error: 'no answer within 2000 ms' } });
+  });
+
   it('answers 503 with redis marked when Redis does not answer', async () => {
     // Port 1 on loopback: nothing listens there, so the connection is refused at once.
     const redis = createRedis({ redis: { mode: 'tcp', url: 'redis://127.0.0.1:1' } });
