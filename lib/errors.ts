@@ -92,3 +92,14 @@ export function errorBody(error: AppError, requestId: string): ErrorBody {
     },
   };
 }
+
+/**
+ * An error and the errors it wraps (`cause`), outermost first, as far as five deep: a driver's error
+ * arrives wrapped (drizzle's "Failed query: …"), and what it says is in the inner one.
+ */
+export function* errorChain(error: unknown): Generator<{ code?: unknown; message?: unknown }> {
+  for (let current = error, depth = 0; current && typeof current === 'object' && depth < 5; depth++) {
+    yield current as { code?: unknown; message?: unknown };
+    current = (current as { cause?: unknown }).cause;
+  }
+}

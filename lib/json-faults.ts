@@ -1,3 +1,4 @@
+import { errorChain } from './errors';
 /**
  * What a parsed JSON value may hold that the database cannot keep as sent, so it is refused (or,
  * for a Telegram update, repaired) before it reaches a statement:
@@ -140,10 +141,8 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
  * drizzle's "Failed query: …" does).
  */
 export function isNulStorageError(error: unknown): boolean {
-  for (let current = error, depth = 0; current && typeof current === 'object' && depth < 5; depth++) {
-    const code = (current as { code?: unknown }).code;
+  for (const { code } of errorChain(error)) {
     if (typeof code === 'string' && NUL_SQLSTATES.has(code)) return true;
-    current = (current as { cause?: unknown }).cause;
   }
   return false;
 }

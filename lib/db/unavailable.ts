@@ -1,14 +1,14 @@
+import { errorChain } from '../errors';
+
 /**
  * Whether an error means the database could not be reached or is not taking work right now (the
  * driver's error, or one wrapping it as drizzle's "Failed query: …" does), rather than a statement
  * being wrong: a request that met it may be sent again shortly, so it answers 503, not 500.
  */
 export function isDatabaseUnavailable(error: unknown): boolean {
-  for (let current = error, depth = 0; current && typeof current === 'object' && depth < 5; depth++) {
-    const { code, message } = current as { code?: unknown; message?: unknown };
+  for (const { code, message } of errorChain(error)) {
     if (typeof code === 'string' && (NETWORK_CODES.has(code) || isUnavailableSqlState(code))) return true;
     if (typeof message === 'string' && POOL_MESSAGES.some((text) => message.includes(text))) return true;
-    current = (current as { cause?: unknown }).cause;
   }
   return false;
 }
