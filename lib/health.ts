@@ -39,15 +39,19 @@ function publicReason(error: unknown): string {
     : 'failed: see the logs';
 }
 
+/** A part that only has to answer: healthy once it has. */
+async function answered(ping: Promise<unknown>): Promise<PartHealth> {
+  await ping;
+  return { ok: true };
+}
+
 async function probe(
   part: 'db' | 'redis' | 'jobs',
-  check: () => Promise<unknown>,
+  check: () => Promise<PartHealth>,
   log?: HealthFailureLog,
 ): Promise<PartHealth> {
   try {
-    const answer = await withTimeout(check(), CHECK_TIMEOUT_MS, NO_ANSWER);
-    // The jobs probe answers with its own health; the others' answers mean only that they answered.
-    return part === 'jobs' ? (answer as PartHealth) : { ok: true };
+    return await withTimeout(check(), CHECK_TIMEOUT_MS, NO_ANSWER);
   } catch (error) {
     log?.(part, error);
     return { ok: false, error: publicReason(error) };
@@ -60,8 +64,8 @@ export async function checkHealth(
   log?: HealthFailureLog,
 ): Promise<HealthReport> {
   const [db, redis, jobs] = await Promise.all([
-    probe('db', () => services.database.ping(), log),
-    probe('redis', () => services.redis.ping(CHECK_TIMEOUT_MS), log),
+    probe('db', () => answered(services.database.ping()), log),
+    probe('redis', () => answered(services.redis.ping(CHECK_TIMEOUT_MS)), log),
     // Bounded and caught like the others: the web process's probe reads the database.
     jobsProbe ? probe('jobs', jobsProbe, log) : Promise.resolve<PartHealth>({ ok: true }),
   ]);
