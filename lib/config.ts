@@ -17,15 +17,21 @@ const booleanFlag = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'expected true or false' })
   .transform((value) => value === 'true' || value === '1' || value === 'yes');
 
+/**
+ * Whether a URL writes out `scheme://`. Without it (`postgres:user:pw@host/db`) URL parsing takes the
+ * whole rest, credentials and all, for a path, and there is no host to connect to.
+ */
+export function hasAuthority(url: string): boolean {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(url);
+}
+
 function urlWithProtocols(protocols: readonly string[], what: string) {
   return z
     .string()
     .trim()
     .refine(
       (value) => {
-        // `scheme://` written out: without it (`postgres:user:pw@host/db`) URL parsing takes the
-        // whole rest, credentials and all, for a path, and there is no host to connect to.
-        if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) return false;
+        if (!hasAuthority(value)) return false;
         try {
           return protocols.includes(new URL(value).protocol);
         } catch {

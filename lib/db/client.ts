@@ -9,8 +9,7 @@ import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import pg from 'pg';
 import ws from 'ws';
-import type { Config, DatabaseDriver } from '../config';
-import { databaseDriverFor } from '../config';
+import { type Config, type DatabaseDriver, databaseDriverFor, hasAuthority } from '../config';
 import { nameStatements, unnameStatements } from './named-statements';
 import { type DataDirLock, lockDataDir } from './pglite-lock';
 import * as schema from './schema';
@@ -71,7 +70,7 @@ export function describeDatabase(config: Pick<Config, 'database' | 'dataDir'>): 
   try {
     const parsed = new URL(url as string);
     // Only past `//` is the path not the rest of the URL, credentials included.
-    where = /^[a-z][a-z0-9+.-]*:\/\//i.test(url as string)
+    where = hasAuthority(url as string)
       ? `${parsed.protocol}//${parsed.host}${parsed.pathname}`
       : parsed.protocol;
   } catch {}
