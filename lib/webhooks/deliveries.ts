@@ -1,4 +1,4 @@
-import { and, desc, eq, isNull, type SQL, sql } from 'drizzle-orm';
+import { and, desc, eq, inArray, isNull, type SQL, sql } from 'drizzle-orm';
 import type { Dispatcher } from 'undici';
 import type { Keyring } from '../crypto';
 import type { Database, Queryable } from '../db/client';
@@ -78,12 +78,12 @@ export async function recordCustomerEvent(
   return existing;
 }
 
-/** The engine took the delivery's event: the outbox sweep leaves the row alone. */
-export async function markDeliveryEventSent(db: Queryable, deliveryId: string, at: Date): Promise<void> {
+/** The engine took the deliveries' events (or the sweep found them ended): the outbox sweep leaves the rows alone. */
+export async function markDeliveryEventsSent(db: Queryable, deliveryIds: string[], at: Date): Promise<void> {
   await db
     .update(webhookDeliveries)
     .set({ eventSentAt: at })
-    .where(and(eq(webhookDeliveries.id, deliveryId), isNull(webhookDeliveries.eventSentAt)));
+    .where(and(inArray(webhookDeliveries.id, deliveryIds), isNull(webhookDeliveries.eventSentAt)));
 }
 
 /** A new delivery of an earlier one's event (same id and body), to the customer's current URL. */

@@ -1,7 +1,8 @@
-import { and, asc, inArray, isNull, lte } from 'drizzle-orm';
+import { and, asc, isNull, lte } from 'drizzle-orm';
 import type { Database } from '../db/client';
 import { webhookDeliveries } from '../db/schema';
 import type { SendEvent } from '../jobs';
+import { markDeliveryEventsSent } from './deliveries';
 import { deliveryRequested } from './settings';
 
 /** Rows younger than this are left to the caller that is still sending their event. */
@@ -37,17 +38,10 @@ export async function sweepWebhookOutbox(
 
   const unsent = rows.filter((row) => row.status === 'pending');
   if (unsent.length > 0) await sendEvent(unsent.map(deliveryRequested));
-  await db
-    .update(webhookDeliveries)
-    .set({ eventSentAt: now })
-    .where(
-      and(
-        inArray(
-          webhookDeliveries.id,
-          rows.map((row) => row.id),
-        ),
-        isNull(webhookDeliveries.eventSentAt),
-      ),
-    );
+  await markDeliveryEventsSent(
+    db,
+    rows.map((row) => row.id),
+    now,
+  );
   return { resent: unsent.length, marked: rows.length - unsent.length };
 }

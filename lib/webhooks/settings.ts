@@ -13,7 +13,7 @@ import {
   createRedelivery,
   type Delivery,
   type DeliveryRow,
-  markDeliveryEventSent,
+  markDeliveryEventsSent,
   PING_AGENT_ID,
   recordCustomerEvent,
   toDelivery,
@@ -200,7 +200,7 @@ async function queueRequestedDelivery(
     if (marked.length > 0) throw jobsUnavailable(error);
     // An attempt already touched the row: the engine took the event before the send gave up on its
     // answer, so the delivery is under way (or done), as the caller asked.
-    await markDeliveryEventSent(db, row.id, new Date()).catch(() => undefined);
+    await markDeliveryEventsSent(db, [row.id], new Date()).catch(() => undefined);
     const [current] = await db.select().from(webhookDeliveries).where(eq(webhookDeliveries.id, row.id));
     return current ?? row;
   }
@@ -215,7 +215,7 @@ const NOT_QUEUED = 'not sent: the jobs engine did not take the delivery (the req
  */
 async function sendDelivery(db: Queryable, sendEvent: SendEvent, row: DeliveryRow): Promise<void> {
   await sendEvent([deliveryRequested(row)]);
-  await markDeliveryEventSent(db, row.id, new Date()).catch(() => undefined);
+  await markDeliveryEventsSent(db, [row.id], new Date()).catch(() => undefined);
 }
 
 export function deliveryRequested(row: Pick<DeliveryRow, 'id' | 'customerId'>): JobEvent {
