@@ -103,3 +103,8 @@ export function* errorChain(error: unknown): Generator<{ code?: unknown; message
     current = (current as { cause?: unknown }).cause;
   }
 }
+
+/** A 503 a client may retry after a few seconds (a part the request needs is away); `cause` goes to the log only. */
+export function serviceUnavailable(message: string, cause?: unknown): AppError {
+  return new AppError('service_unavailable', message, { cause, headers: { 'Retry-After': '5' } });
+}

@@ -1,5 +1,5 @@
 import type { SQL } from 'drizzle-orm';
-import { AppError } from './errors';
+import { AppError, serviceUnavailable } from './errors';
 
 /** An event for the jobs engine, as `inngest.send` takes it. */
 export interface JobEvent {
@@ -18,10 +18,7 @@ export type SendEvent = (events: JobEvent[]) => Promise<void>;
  */
 export function jobsUnavailable(cause: unknown): AppError {
   if (cause instanceof AppError) return cause;
-  return new AppError('service_unavailable', 'The jobs engine did not take the request; try again shortly', {
-    cause,
-    headers: { 'Retry-After': '5' },
-  });
+  return serviceUnavailable('The jobs engine did not take the request; try again shortly', cause);
 }
 
 /** `sendEvent` for request handlers: a send that fails answers 503 `service_unavailable`, not 500. */

@@ -3,7 +3,14 @@ import type { Context, ErrorHandler, NotFoundHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ZodError } from 'zod';
 import { isDatabaseUnavailable } from '../../lib/db/unavailable';
-import { AppError, type ErrorCode, errorBody, type ValidationIssue, validationError } from '../../lib/errors';
+import {
+  AppError,
+  type ErrorCode,
+  errorBody,
+  serviceUnavailable,
+  type ValidationIssue,
+  validationError,
+} from '../../lib/errors';
 import { findJsonFaults, isNulStorageError, JSON_FAULT_MESSAGES, NUL_MESSAGE } from '../../lib/json-faults';
 import type { AppEnv } from '../env';
 import { loggerFor } from '../request-context';
@@ -56,12 +63,7 @@ export const handleError: ErrorHandler<AppEnv> = (error, c) => {
   }
   if (isDatabaseUnavailable(error)) {
     loggerFor(c).error({ err: error }, 'the database did not answer');
-    return render(
-      c,
-      new AppError('service_unavailable', 'The database is not answering; try again shortly', {
-        headers: { 'Retry-After': '5' },
-      }),
-    );
+    return render(c, serviceUnavailable('The database is not answering; try again shortly'));
   }
   loggerFor(c).error({ err: error }, 'unhandled error');
   return render(c, new AppError('internal_error', 'An internal error occurred'));
