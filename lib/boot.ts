@@ -120,7 +120,7 @@ async function masterKeyReadsOrExit(
   if (verdict.kind === 'some-unreadable') {
     services.logger.warn(
       { unreadable: verdict.unreadable, stored: verdict.total, keyVersions: verdict.versions },
-      'stored secrets under a master key that is neither ENCRYPTION_MASTER_KEY nor ENCRYPTION_MASTER_KEY_PREVIOUS: their agents cannot run until that key is set as ENCRYPTION_MASTER_KEY_PREVIOUS (then rotate) or their credentials are PUT again',
+      'stored secrets that neither ENCRYPTION_MASTER_KEY nor ENCRYPTION_MASTER_KEY_PREVIOUS decrypts: their agents cannot run until that key is set as ENCRYPTION_MASTER_KEY_PREVIOUS (then rotate) or their credentials are PUT again',
     );
   }
 }

@@ -39,8 +39,8 @@ export async function rotateMasterKey(
     const unreadable = verdict.kind === 'none-readable' ? verdict.total : verdict.unreadable;
     throw new RotationError(
       `${unreadable === 1 ? '1 stored secret is' : `${unreadable} stored secrets are`} under master key ` +
-        `version ${verdict.versions.join(', ')}, which is neither ENCRYPTION_MASTER_KEY (version ` +
-        `${current.version}) nor ENCRYPTION_MASTER_KEY_PREVIOUS (version ${previous.version}): set ` +
+        `version ${verdict.versions.join(', ')}, which neither ENCRYPTION_MASTER_KEY (version ` +
+        `${current.version}) nor ENCRYPTION_MASTER_KEY_PREVIOUS (version ${previous.version}) decrypts: set ` +
         'ENCRYPTION_MASTER_KEY_PREVIOUS to the key they were encrypted with. Nothing was changed.',
     );
   }

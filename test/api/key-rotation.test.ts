@@ -230,9 +230,9 @@ describe.each(databaseTargets())('secrets that no longer decrypt, on %s', (targe
     const rotating = createKeyring(newKey, TEST_MASTER_KEY);
     await expect(rotateMasterKey(db, rotating)).rejects.toThrow(
       new RegExp(
-        `^1 stored secret is under master key version ${third.current.version}, which is neither ` +
+        `^1 stored secret is under master key version ${third.current.version}, which neither ` +
           `ENCRYPTION_MASTER_KEY \\(version ${rotating.current.version}\\) nor ENCRYPTION_MASTER_KEY_PREVIOUS ` +
-          `\\(version ${keyring.current.version}\\): set ENCRYPTION_MASTER_KEY_PREVIOUS to the key they were encrypted with\\. Nothing was changed\\.$`,
+          `\\(version ${keyring.current.version}\\) decrypts: set ENCRYPTION_MASTER_KEY_PREVIOUS to the key they were encrypted with\\. Nothing was changed\\.$`,
       ),
     );
     expect(await db.select().from(customers).orderBy(customers.id)).toEqual(before);

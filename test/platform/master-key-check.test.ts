@@ -2,10 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createKeyring, credentialBinding, encryptSecret, type Keyring } from '../../lib/crypto';
 import { createCustomer } from '../../lib/customers';
-import { credentials } from '../../lib/db/schema';
+import { credentials, customers } from '../../lib/db/schema';
 import { judgeMasterKey, noReadableSecretsProblem, storedKeyVersions } from '../../lib/master-key-check';
 import { createAgent } from '../policy/fixtures';
 import { createTestDatabase, databaseTargets, type TestDatabase } from '../support/db';
+import { differentKeyOfTheSameVersion } from '../support/master-keys';
 
 const system = { actor: { type: 'system' as const }, requestId: undefined, ip: undefined };
 const keyA = randomBytes(32).toString('base64');
@@ -71,5 +72,33 @@ describe.each(databaseTargets())('the start-up master key check on %s', (target)
       total: 4,
       versions: [a.current.version],
     });
+  });
+
+  it('tries the key on stored secrets: a wrong key whose version matches by chance reads none', async () => {
+    await storeSecretsUnder(createKeyring(keyA));
+    const alike = createKeyring(differentKeyOfTheSameVersion(keyA));
+    expect(alike.current.version).toBe(createKeyring(keyA).current.version);
+    const stored = await storedKeyVersions(database.handle.db);
+    expect(stored.samples.get(alike.current.version)).toHaveLength(2);
+    const verdict = judgeMasterKey(alike, stored);
+    expect(verdict).toEqual({ kind: 'none-readable', total: 2, versions: [alike.current.version] });
+    if (verdict.kind !== 'none-readable') throw new Error('unreachable');
+    expect(noReadableSecretsProblem(alike, verdict, 'ENCRYPTION_MASTER_KEY')).toContain(
+      `this key is version ${alike.current.version} as well, by chance)`,
+    );
+    // The right key as ENCRYPTION_MASTER_KEY_PREVIOUS, mid-rotation, still reads them.
+    expect(judgeMasterKey(createKeyring(keyB, keyA), stored)).toEqual({ kind: 'ok' });
+  });
+
+  it('one damaged secret does not fail the key that reads the others', async () => {
+    const a = createKeyring(keyA);
+    await storeSecretsUnder(a);
+    const { db } = database.handle;
+    await db.update(credentials).set({ authTag: Buffer.alloc(16).toString('base64') });
+    const stored = await storedKeyVersions(db);
+    expect(judgeMasterKey(a, stored)).toEqual({ kind: 'ok' });
+    // Damaged alone, it reads as a key that decrypts nothing: the check cannot tell the two apart.
+    await db.update(customers).set({ webhookSecretAuthTag: Buffer.alloc(16).toString('base64') });
+    expect(judgeMasterKey(a, await storedKeyVersions(db)).kind).toBe('none-readable');
   });
 });

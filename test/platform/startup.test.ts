@@ -218,7 +218,7 @@ describe('a process that cannot reach its database', () => {
     });
     expect(unrelated.code).toBe(1);
     expect(unrelated.stderr.trim()).toMatch(
-      /^Cannot finish the master key rotation\. 1 stored secret is under master key version \d+, which is neither ENCRYPTION_MASTER_KEY \(version \d+\) nor ENCRYPTION_MASTER_KEY_PREVIOUS \(version \d+\): set ENCRYPTION_MASTER_KEY_PREVIOUS to the key they were encrypted with\. Nothing was changed\.$/,
+      /^Cannot finish the master key rotation\. 1 stored secret is under master key version \d+, which neither ENCRYPTION_MASTER_KEY \(version \d+\) nor ENCRYPTION_MASTER_KEY_PREVIOUS \(version \d+\) decrypts: set ENCRYPTION_MASTER_KEY_PREVIOUS to the key they were encrypted with\. Nothing was changed\.$/,
     );
     expect(unrelated.stdout).toBe('');
 
