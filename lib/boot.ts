@@ -176,6 +176,7 @@ export async function openDatabaseOrExit(
       url: config.database.url,
       pgliteDir: pgliteDirFor(config.dataDir),
       poolSize,
+      queryTimeoutMs: config.database.queryTimeoutMs,
     });
   } catch (error) {
     return startupProblem(role, `Could not open ${describeDatabase(config)}: ${reasonOf(error)}`);

@@ -137,6 +137,7 @@ export const EnvSchema = z.object({
 
   DATABASE_URL: urlWithProtocols(['postgres:', 'postgresql:'], 'a PostgreSQL URL').optional(),
   DATABASE_POOL_SIZE: wholeNumber(1, 100).default(10),
+  DATABASE_QUERY_TIMEOUT_MS: wholeNumber(1_000, 600_000).default(30_000),
   DATABASE_NAMED_STATEMENTS: booleanFlag.default(true),
   MIGRATE_ON_START: booleanFlag.default(true),
   ADMIN_RATE_LIMIT_PER_HOUR: wholeNumber(1, 100_000_000).default(10_000),
@@ -254,6 +255,8 @@ export interface Config {
     driver: DatabaseDriver;
     url: string | undefined;
     poolSize: number;
+    /** pg and Neon: a query unanswered this long fails (503) and its connection is closed. */
+    queryTimeoutMs: number;
     /** pg driver: send data statements as named prepared statements (off behind a transaction pooler). */
     namedStatements: boolean;
     migrateOnStart: boolean;
@@ -346,6 +349,7 @@ export function parseConfig(source: Record<string, string | undefined>): Config 
       driver: databaseDriverFor(env.DATABASE_URL),
       url: env.DATABASE_URL,
       poolSize: env.DATABASE_POOL_SIZE,
+      queryTimeoutMs: env.DATABASE_QUERY_TIMEOUT_MS,
       namedStatements: env.DATABASE_NAMED_STATEMENTS,
       migrateOnStart: env.MIGRATE_ON_START,
     },

@@ -44,6 +44,7 @@ export async function createServices(
       url: config.database.url,
       pgliteDir: pgliteDirFor(config.dataDir),
       poolSize: config.database.poolSize,
+      queryTimeoutMs: config.database.queryTimeoutMs,
       namedStatements: config.database.namedStatements,
     }));
   const redis = overrides.redis ?? createRedis(config);

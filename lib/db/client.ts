@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
-import { Pool as NeonPool, neonConfig } from '@neondatabase/serverless';
+import { Client as NeonClient, Pool as NeonPool, neonConfig } from '@neondatabase/serverless';
 import { sql } from 'drizzle-orm';
 import { drizzle as drizzleNeon } from 'drizzle-orm/neon-serverless';
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
@@ -12,6 +12,7 @@ import ws from 'ws';
 import { type Config, type DatabaseDriver, databaseDriverFor, hasAuthority } from '../config';
 import { nameStatements, unnameStatements } from './named-statements';
 import { type DataDirLock, lockDataDir } from './pglite-lock';
+import { CONNECT_TIMEOUT_MS, endOnQueryTimeout } from './query-timeout';
 import * as schema from './schema';
 
 export type Schema = typeof schema;
@@ -28,8 +29,10 @@ export interface DatabaseHandle {
   /** `select 1`, for /health. */
   ping(): Promise<void>;
   /**
-   * Runs `fn` on one connection holding `pg_advisory_lock(key)`, so only one process at a time does it
-   * (migrations, cron ticks). PGlite is one connection in one process: the lock is still taken.
+   * Runs `fn` on a connection of its own holding `pg_advisory_lock(key)`, so only one process at a
+   * time does it (migrations). The connection has no query timeout: the wait for the lock and a
+   * migration's statements take as long as they take. PGlite is one connection in one process: the
+   * lock is still taken.
    */
   withAdvisoryLock<T>(key: number, fn: (db: Database) => Promise<T>): Promise<T>;
   /**
@@ -47,6 +50,11 @@ export interface DatabaseOptions {
   /** PGlite data directory; `memory://` (or undefined with no url) for an in-memory database. */
   pgliteDir?: string | undefined;
   poolSize?: number;
+  /**
+   * pg and Neon drivers: how long a query of the pool may go unanswered before it fails and its
+   * connection is closed (DATABASE_QUERY_TIMEOUT_MS; default 30 s).
+   */
+  queryTimeoutMs?: number;
   /**
    * pg driver: send data statements as named prepared statements (default true). Off for a pooler in
    * transaction mode that cannot keep them (PgBouncer before 1.21, or without max_prepared_statements).
@@ -80,7 +88,11 @@ export function describeDatabase(config: Pick<Config, 'database' | 'dataDir'>): 
 export async function createDatabase(options: DatabaseOptions): Promise<DatabaseHandle> {
   const driver = databaseDriverFor(options.url);
   if (driver === 'pglite') return createPglite(options.pgliteDir);
-  return createPool(driver, options.url as string, options.poolSize ?? 10, options.namedStatements ?? true);
+  return createPool(driver, options.url as string, {
+    max: options.poolSize ?? 10,
+    queryTimeoutMs: options.queryTimeoutMs ?? 30_000,
+    namedStatements: options.namedStatements ?? true,
+  });
 }
 
 async function createPglite(dir: string | undefined): Promise<DatabaseHandle> {
@@ -127,27 +139,35 @@ async function createPglite(dir: string | undefined): Promise<DatabaseHandle> {
   };
 }
 
+interface PoolOptions {
+  max: number;
+  queryTimeoutMs: number;
+  namedStatements: boolean;
+}
+
 async function createPool(
   driver: 'pg' | 'neon',
   url: string,
-  max: number,
-  namedStatements: boolean,
+  { max, queryTimeoutMs, namedStatements }: PoolOptions,
 ): Promise<DatabaseHandle> {
+  const bounds = { connectionTimeoutMillis: CONNECT_TIMEOUT_MS, query_timeout: queryTimeoutMs };
+  // Neon's pooler runs in transaction mode: drizzle's prepared queries go unnamed there too.
+  const statements = driver === 'pg' && namedStatements ? nameStatements : unnameStatements;
   let pool: pg.Pool | NeonPool;
-  let wrap: (client: pg.Pool | pg.PoolClient) => Database;
+  let wrap: (client: pg.Pool | pg.ClientBase) => Database;
   if (driver === 'neon') {
     // Node 20 has no global WebSocket; Neon's driver needs one.
     neonConfig.webSocketConstructor = ws;
-    const neon = new NeonPool({ connectionString: url, max });
-    // Neon's pooler runs in transaction mode: drizzle's prepared queries go unnamed there too.
-    neon.on('connect', (client: unknown) => unnameStatements(client as pg.ClientBase));
-    pool = neon;
+    pool = new NeonPool({ connectionString: url, max, ...bounds });
     wrap = (client) => drizzleNeon({ client: client as unknown as NeonPool, schema }) as unknown as Database;
   } else {
-    pool = new pg.Pool({ connectionString: url, max });
-    pool.on('connect', namedStatements ? nameStatements : unnameStatements);
-    wrap = (client) => drizzlePg({ client, schema }) as unknown as Database;
+    pool = new pg.Pool({ connectionString: url, max, keepAlive: true, ...bounds });
+    wrap = (client) => drizzlePg({ client: client as pg.Pool, schema }) as unknown as Database;
   }
+  pool.on('connect', (client: unknown) => {
+    statements(client as pg.ClientBase);
+    endOnQueryTimeout(client as pg.PoolClient);
+  });
   // An idle client that errors (server restart) must not crash the process; the pool replaces it.
   pool.on('error', () => {});
   const db = wrap(pool as pg.Pool);
@@ -159,7 +179,11 @@ async function createPool(
       await db.execute(sql`select 1`);
     },
     async withAdvisoryLock(key, fn) {
-      const client = (await pool.connect()) as pg.PoolClient;
+      const config = { connectionString: url, connectionTimeoutMillis: CONNECT_TIMEOUT_MS };
+      const client = (driver === 'neon' ? new NeonClient(config) : new pg.Client(config)) as pg.Client;
+      client.on('error', () => {});
+      statements(client);
+      await client.connect();
       try {
         await client.query('select pg_advisory_lock($1)', [key]);
         try {
@@ -168,7 +192,7 @@ async function createPool(
           await client.query('select pg_advisory_unlock($1)', [key]);
         }
       } finally {
-        client.release();
+        await client.end().catch(() => {});
       }
     },
     ...(driver === 'pg'

@@ -1,4 +1,5 @@
 import { errorChain } from '../errors';
+import { QUERY_TIMEOUT_MESSAGE } from './query-timeout';
 
 /**
  * Whether an error means the database could not be reached or is not taking work right now (the
@@ -31,5 +32,13 @@ function isUnavailableSqlState(code: string): boolean {
   return /^08[0-9A-Z]{3}$/.test(code) || code === '53300' || /^57P0[123]$/.test(code);
 }
 
-/** What pg says, without a code, of a connection that went away or a pool with none to give. */
-const POOL_MESSAGES = ['Connection terminated', 'timeout exceeded when trying to connect'];
+/**
+ * What pg says, without a code, of a connection that went away, a pool with none to give, a query
+ * with no answer in time, and what was queued on a connection closed for it.
+ */
+const POOL_MESSAGES = [
+  'Connection terminated',
+  'timeout exceeded when trying to connect',
+  QUERY_TIMEOUT_MESSAGE,
+  'is not queryable',
+];

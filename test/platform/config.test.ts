@@ -26,7 +26,13 @@ describe('parseConfig', () => {
       env: 'development',
       port: 3000,
       dataDir: '.data',
-      database: { driver: 'pglite', url: undefined, namedStatements: true, migrateOnStart: true },
+      database: {
+        driver: 'pglite',
+        url: undefined,
+        namedStatements: true,
+        migrateOnStart: true,
+        queryTimeoutMs: 30_000,
+      },
       redis: { mode: 'memory' },
       telegram: { apiRoot: 'https://api.telegram.org', webhookBaseUrl: undefined },
       anthropic: { baseUrl: 'https://api.anthropic.com' },
@@ -52,11 +58,12 @@ describe('parseConfig', () => {
       INNGEST_SIGNING_KEY: 'signkey-prod-0123abcd',
       MIGRATE_ON_START: 'false',
       DATABASE_NAMED_STATEMENTS: 'false',
+      DATABASE_QUERY_TIMEOUT_MS: '15000',
     });
     expect(config).toMatchObject({
       isProduction: true,
       port: 8080,
-      database: { driver: 'pg', namedStatements: false, migrateOnStart: false },
+      database: { driver: 'pg', namedStatements: false, migrateOnStart: false, queryTimeoutMs: 15_000 },
       redis: { mode: 'tcp', url: 'rediss://:p@redis.example.com:6380' },
       corsOrigins: ['https://app.example.com', 'https://admin.example.com'],
       telegram: { apiRoot: 'http://127.0.0.1:8081', webhookBaseUrl: 'https://bots.example.com' },
@@ -150,6 +157,8 @@ describe('parseConfig', () => {
     [{ PORT: '0x1000' }, 'PORT: expected a whole number from 1 to 65535 (got "0x1000")'],
     [{ PORT: '1e3' }, 'PORT: expected a whole number'],
     [{ DATABASE_POOL_SIZE: '10.0' }, 'DATABASE_POOL_SIZE: expected a whole number'],
+    [{ DATABASE_QUERY_TIMEOUT_MS: '500' }, 'DATABASE_QUERY_TIMEOUT_MS: expected at least 1000'],
+    [{ DATABASE_QUERY_TIMEOUT_MS: '30s' }, 'DATABASE_QUERY_TIMEOUT_MS: expected a whole number'],
     [{ JOBS_CONCURRENCY: '0' }, 'JOBS_CONCURRENCY: expected at least 1'],
     [
       { TELEGRAM_WEBHOOK_BASE_URL: 'https://bots.example.com/?via=heroku' },
