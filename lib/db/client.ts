@@ -12,7 +12,7 @@ import ws from 'ws';
 import { type Config, type DatabaseDriver, databaseDriverFor, hasAuthority } from '../config';
 import { nameStatements, unnameStatements } from './named-statements';
 import { type DataDirLock, lockDataDir } from './pglite-lock';
-import { CONNECT_TIMEOUT_MS, endOnQueryTimeout } from './query-timeout';
+import { CONNECT_TIMEOUT_MS, guardPoolClient } from './pool-clients';
 import * as schema from './schema';
 
 export type Schema = typeof schema;
@@ -166,7 +166,7 @@ async function createPool(
   }
   pool.on('connect', (client: unknown) => {
     statements(client as pg.ClientBase);
-    endOnQueryTimeout(client as pg.PoolClient);
+    guardPoolClient(client as pg.PoolClient);
   });
   // An idle client that errors (server restart) must not crash the process; the pool replaces it.
   pool.on('error', () => {});

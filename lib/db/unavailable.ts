@@ -1,5 +1,5 @@
 import { errorChain } from '../errors';
-import { QUERY_TIMEOUT_MESSAGE } from './query-timeout';
+import { QUERY_TIMEOUT_MESSAGE } from './pool-clients';
 
 /**
  * Whether an error means the database could not be reached or is not taking work right now (the

@@ -78,6 +78,20 @@ describe.skipIf(!inject('postgresAdminUrl'))('a PostgreSQL that stops answering'
     for (let i = 0; i < 3; i++) await handle.db.transaction((tx) => tx.execute(sql`select 1`));
   });
 
+  it('gives the pool back a connection that broke during BEGIN', async () => {
+    // Two rounds on a pool of two: a client kept checked out each time would leave none.
+    for (let i = 0; i < 2; i++) {
+      await handle.ping();
+      proxy.freeze();
+      const work = failure(handle.db.transaction((tx) => tx.execute(sql`select 1`)));
+      await until(() => proxy.heldFromClients > 0, 'BEGIN on its way');
+      proxy.cut();
+      expect(isDatabaseUnavailable(await work)).toBe(true);
+      proxy.thaw();
+    }
+    for (let i = 0; i < 3; i++) await handle.db.transaction((tx) => tx.execute(sql`select 1`));
+  });
+
   it('leaves the migrations connection without the bound: the lock wait and a migration take their time', async () => {
     const slept = await handle.withAdvisoryLock(727_999, async (db) => {
       await db.execute(sql`select pg_sleep(${(QUERY_TIMEOUT_MS * 1.5) / 1000})`);

@@ -11,6 +11,10 @@ export interface FreezableProxy {
   freeze(): void;
   /** Passes on what was held, and what comes next. */
   thaw(): void;
+  /** Bytes held while frozen, from clients to the server. */
+  readonly heldFromClients: number;
+  /** Cuts every open connection, as a server restart does. */
+  cut(): void;
   close(): Promise<void>;
 }
 
@@ -54,6 +58,19 @@ export async function freezableProxy(target: { host: string; port: number }): Pr
     },
     freeze() {
       frozen = true;
+    },
+    get heldFromClients() {
+      let bytes = 0;
+      for (const link of links) {
+        for (const { to, chunk } of link.held) if (to === link.upstream) bytes += chunk.length;
+      }
+      return bytes;
+    },
+    cut() {
+      for (const link of links) {
+        link.held.length = 0;
+        link.upstream.destroy();
+      }
     },
     thaw() {
       frozen = false;
