@@ -28,19 +28,14 @@ export interface StoredSecretSample {
  */
 const SAMPLES_PER_VERSION = 3;
 
-/** How many stored secrets each master key version holds, and a few of each to trial-decrypt. */
+/**
+ * How many stored secrets each master key version holds, and a few of each to trial-decrypt: one
+ * pass over the secrets, counted and numbered per version.
+ */
 export async function storedKeyVersions(db: Queryable): Promise<StoredKeyVersions> {
-  const rows = await selectRows<{ version: number; secrets: number }>(
-    db,
-    sql`select version, count(*)::int as secrets from (
-          select key_version as version from credentials
-          union all select webhook_secret_key_version from customers where webhook_secret_ciphertext is not null
-          union all select previous_webhook_secret_key_version from customers
-            where previous_webhook_secret_ciphertext is not null
-        ) stored group by version`,
-  );
   const sampled = await selectRows<{
     version: number;
+    secrets: number;
     slot: 'credential' | 'current' | 'previous';
     customer_id: string;
     agent_id: string | null;
@@ -51,7 +46,8 @@ export async function storedKeyVersions(db: Queryable): Promise<StoredKeyVersion
   }>(
     db,
     sql`select * from (
-          select *, row_number() over (partition by version) as n from (
+          select *, row_number() over (partition by version) as n,
+            (count(*) over (partition by version))::int as secrets from (
             select key_version as version, 'credential' as slot, customer_id, agent_id::text, kind::text,
               ciphertext, iv, auth_tag from credentials
             union all select webhook_secret_key_version, 'current', id, null, null,
@@ -63,9 +59,11 @@ export async function storedKeyVersions(db: Queryable): Promise<StoredKeyVersion
           ) stored
         ) numbered where n <= ${SAMPLES_PER_VERSION}`,
   );
+  const byVersion = new Map<number, number>();
   const samples = new Map<number, StoredSecretSample[]>();
   for (const row of sampled) {
     const version = Number(row.version);
+    byVersion.set(version, Number(row.secrets));
     const binding =
       row.slot === 'credential'
         ? credentialBinding(row.customer_id, row.agent_id as string, row.kind as string)
@@ -73,7 +71,7 @@ export async function storedKeyVersions(db: Queryable): Promise<StoredKeyVersion
     const secret = { ciphertext: row.ciphertext, iv: row.iv, authTag: row.auth_tag, keyVersion: version };
     samples.set(version, [...(samples.get(version) ?? []), { binding, secret }]);
   }
-  return { byVersion: new Map(rows.map((row) => [Number(row.version), Number(row.secrets)])), samples };
+  return { byVersion, samples };
 }
 
 /** Whether the keyring's key of `version` decrypts one of the samples (true when there are none). */
