@@ -1,7 +1,7 @@
 import { type SQL, sql } from 'drizzle-orm';
 import { type Queryable, selectRows } from '../db/client';
 import { roundsByKey } from '../group-commit';
-import { wakeStartsOnKeys } from './runs';
+import { wakeQueuedOn } from './runs';
 import { iso } from './sql-values';
 
 /**
@@ -96,7 +96,7 @@ export async function storeCheckpoints(
 
 /**
  * Completes runs: status, output and end time, their pending work, waits, cancel rules and
- * concurrency slots go, and runs queued on a freed slot come due, all in one statement per batch.
+ * concurrency slots go, in one statement per batch; then runs queued on a freed slot come due.
  */
 export async function completeRuns(
   db: Queryable,
@@ -105,9 +105,10 @@ export async function completeRuns(
   now: number,
 ): Promise<boolean[]> {
   const written = new Map<CompletedRun, boolean>();
+  const released: string[] = [];
   for (const round of roundsByKey(runs, (run) => run.runId)) {
     const rows = numbered(round, (run) => ({ output: run.output === undefined ? null : run.output }));
-    const [row] = await selectRows<{ ords: number[] | null }>(
+    const [row] = await selectRows<{ ords: number[] | null; keys: string[] | null }>(
       db,
       sql`with input as (
             select * from jsonb_to_recordset(${rows}::jsonb) as x(ord int, run_id uuid, item_id bigint, output jsonb)),
@@ -118,12 +119,13 @@ export async function completeRuns(
           queue as (delete from executor_queue where run_id in (select id from ended)),
           waits as (delete from executor_waits where run_id in (select id from ended)),
           cancels as (delete from executor_cancels where run_id in (select id from ended)),
-          released as (delete from executor_concurrency where run_id in (select id from ended) returning key),
-          woken as (${wakeStartsOnKeys(now, sql`select key from released`)})
-          select (select json_agg(ord) from live) as ords`,
+          released as (delete from executor_concurrency where run_id in (select id from ended) returning key)
+          select (select json_agg(ord) from live) as ords, (select json_agg(key) from released) as keys`,
     );
     const liveOrds = new Set((row?.ords ?? []).map(Number));
     for (const [ord, run] of round.entries()) written.set(run, liveOrds.has(ord));
+    released.push(...(row?.keys ?? []));
   }
+  await wakeQueuedOn(db, released, now);
   return runs.map((run) => written.get(run) === true);
 }

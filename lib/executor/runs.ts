@@ -242,10 +242,24 @@ export function wakeStartsOnKeys(now: number, keys: SQL, which: SQL = sql`true`)
       and q.kind = 'start' and q.leased_by is null and ${which}`;
 }
 
-/** Runs queued on concurrency keys that just freed a slot may start now. */
-async function wakeQueuedOn(tx: Queryable, keys: string[], now: number): Promise<void> {
+/**
+ * Runs queued on concurrency keys that just freed a slot may start now.
+ *
+ * A `tryStart` deciding on one of the keys at this moment holds its advisory lock, and may have seen
+ * the slot still taken; its item is leased, so a wake now would pass it by, and the run would wait
+ * for its one-second re-check. So the keys' locks are taken first (in key order, as `tryStart` takes
+ * them), and the wake is a statement of its own, whose snapshot sees what that `tryStart` decided.
+ * In a transaction the locks are held until commit, so a `tryStart` after this one sees the slot
+ * free; on its own (`completeRuns`, whose release is committed already), the statement only waits.
+ */
+export async function wakeQueuedOn(db: Queryable, keys: string[], now: number): Promise<void> {
   if (keys.length === 0) return;
-  await tx.execute(wakeStartsOnKeys(now, sql`select jsonb_array_elements_text(${json(keys)}::jsonb)`));
+  const released = sql`select jsonb_array_elements_text(${json([...new Set(keys)])}::jsonb)`;
+  await db.execute(
+    sql`select count(pg_advisory_xact_lock(hashtext(key)))
+        from (select key from (${released}) r(key) order by key) k`,
+  );
+  await db.execute(wakeStartsOnKeys(now, released));
 }
 
 /** Fails a run and emits `inngest/function.failed`, so the function's onFailure handler runs. */

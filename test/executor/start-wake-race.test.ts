@@ -1,0 +1,185 @@
+import { randomUUID } from 'node:crypto';
+import { sql } from 'drizzle-orm';
+import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { type Database, type Queryable, selectRows } from '../../lib/db/client';
+import { tryStart } from '../../lib/executor/apply';
+import { completeRuns } from '../../lib/executor/leased-writes';
+import { endRun } from '../../lib/executor/runs';
+import { iso } from '../../lib/executor/sql-values';
+import type { QueueItem, Registry } from '../../lib/executor/types';
+import { createTestDatabase, type TestDatabase } from '../support/db';
+import { until } from '../support/until';
+
+const NOW = Date.parse('2026-03-01T10:00:00.000Z');
+const KEY = 'fn-one-at-a-time:same';
+
+/*
+ * A run that ends frees its concurrency slot and wakes the run queued behind it on its key. A worker
+ * may be deciding on that queued run at the same moment, and see the slot still taken: neither may
+ * leave it to the one-second re-check. Only real PostgreSQL runs transactions side by side (PGlite's
+ * are one after another).
+ */
+describe.skipIf(!inject('postgresAdminUrl'))('a slot freed while a queued run tries to start', () => {
+  let database: TestDatabase;
+  let db: Database;
+  const registry: Registry = new Map();
+
+  beforeAll(async () => {
+    database = await createTestDatabase('postgres');
+    db = database.handle.db;
+  });
+  afterAll(async () => {
+    await database?.destroy();
+  });
+  beforeEach(async () => {
+    await db.execute(
+      sql`truncate executor_runs, executor_queue, executor_start_keys, executor_concurrency cascade`,
+    );
+  });
+
+  async function insertRun(status: 'running' | 'queued'): Promise<string> {
+    const id = randomUUID();
+    await db.execute(
+      sql`insert into executor_runs (id, function_id, event, status, concurrency, created_at)
+          values (${id}, 'fn-one-at-a-time', '{"name":"test/one","data":{}}'::jsonb, ${status},
+                  ${JSON.stringify([{ key: KEY, limit: 1 }])}::jsonb, ${iso(NOW)}::timestamptz)`,
+    );
+    return id;
+  }
+
+  async function insertItem(runId: string, kind: 'invoke' | 'start', leasedBy: string): Promise<QueueItem> {
+    const [row] = await selectRows<{ id: string | number }>(
+      db,
+      sql`insert into executor_queue (run_id, kind, available_at, leased_until, leased_by)
+          values (${runId}, ${kind}, ${iso(NOW)}::timestamptz, ${iso(NOW + 30_000)}::timestamptz, ${leasedBy})
+          returning id`,
+    );
+    return { id: Number(row?.id), runId, kind, stepId: '', attempt: 0, meta: null };
+  }
+
+  /** Run one holds the key's only slot (its invoke leased to worker A); run two waits on the key, its start leased to B. */
+  async function oneRunningOneQueued() {
+    const running = await insertRun('running');
+    const runningItem = await insertItem(running, 'invoke', 'worker-a');
+    await db.execute(sql`insert into executor_concurrency (key, run_id) values (${KEY}, ${running})`);
+    const queued = await insertRun('queued');
+    const start = await insertItem(queued, 'start', 'worker-b');
+    await db.execute(sql`insert into executor_start_keys (key, item_id) values (${KEY}, ${start.id})`);
+    return { running, runningItem, queued, start };
+  }
+
+  /**
+   * Runs `work` in a transaction and holds it open: `result` is what `work` returned, `commit()` lets
+   * the transaction commit, and `committed` settles once it has.
+   */
+  function heldTransaction<T>(work: (tx: Queryable) => Promise<T>) {
+    let commit = () => {};
+    const mayCommit = new Promise<void>((resolve) => {
+      commit = resolve;
+    });
+    let reported: (value: T) => void = () => {};
+    const result = new Promise<T>((resolve) => {
+      reported = resolve;
+    });
+    const committed = db.transaction(async (tx) => {
+      reported(await work(tx));
+      await mayCommit;
+    });
+    return { result: Promise.race([result, committed.then(() => result)]), commit, committed };
+  }
+
+  /** Whether some session of this database waits on an advisory lock. */
+  async function someoneWaitsOnALock(): Promise<boolean> {
+    const rows = await selectRows<{ n: number }>(
+      db,
+      sql`select count(*)::int as n from pg_locks l join pg_stat_activity a on a.pid = l.pid
+          where l.locktype = 'advisory' and not l.granted and a.datname = current_database()`,
+    );
+    return (rows[0]?.n ?? 0) > 0;
+  }
+
+  async function startItem(id: number) {
+    const [row] = await selectRows<{ available_at: Date | string; kind: string }>(
+      db,
+      sql`select available_at, kind from executor_queue where id = ${id}`,
+    );
+    return row && { kind: row.kind, availableAt: new Date(row.available_at).getTime() };
+  }
+
+  it('a completion committed while the start decides wakes the start once it has decided', async () => {
+    const { running, runningItem, queued, start } = await oneRunningOneQueued();
+    const deciding = heldTransaction((tx) =>
+      tryStart(tx, start, { workerId: 'worker-b', now: NOW, registry }),
+    );
+    expect(await deciding.result).toBeUndefined();
+
+    let completed = false;
+    const completion = completeRuns(
+      db,
+      [{ runId: running, itemId: runningItem.id, output: null }],
+      'worker-a',
+      NOW,
+    ).then((written) => {
+      completed = true;
+      return written;
+    });
+    // Either it waits for the deciding transaction (the fix) or it is done without it.
+    await until(async () => completed || (await someoneWaitsOnALock()), 'the completion to end or to wait');
+    deciding.commit();
+    await deciding.committed;
+    expect(await completion).toEqual([true]);
+
+    expect(await startItem(start.id)).toEqual({ kind: 'start', availableAt: NOW });
+    const [run] = await selectRows<{ status: string }>(
+      db,
+      sql`select status from executor_runs where id = ${queued}`,
+    );
+    expect(run?.status).toBe('queued');
+  });
+
+  it('a run ended in a transaction while the start decides wakes the start once it has decided', async () => {
+    const { running, start } = await oneRunningOneQueued();
+    const deciding = heldTransaction((tx) =>
+      tryStart(tx, start, { workerId: 'worker-b', now: NOW, registry }),
+    );
+    expect(await deciding.result).toBeUndefined();
+
+    let ended = false;
+    const ending = db
+      .transaction((tx) => endRun(tx, running, 'completed', { output: null }, NOW))
+      .then(() => {
+        ended = true;
+      });
+    await until(async () => ended || (await someoneWaitsOnALock()), 'the end to commit or to wait');
+    deciding.commit();
+    await deciding.committed;
+    await ending;
+
+    expect(await startItem(start.id)).toEqual({ kind: 'start', availableAt: NOW });
+  });
+
+  it('a start deciding while a run ends in a transaction waits for it, and starts', async () => {
+    const { running, queued, start } = await oneRunningOneQueued();
+    const ending = heldTransaction((tx) => endRun(tx, running, 'completed', { output: null }, NOW));
+    await ending.result;
+
+    let decided = false;
+    const deciding = db
+      .transaction((tx) => tryStart(tx, start, { workerId: 'worker-b', now: NOW, registry }))
+      .then((started) => {
+        decided = true;
+        return started;
+      });
+    await until(async () => decided || (await someoneWaitsOnALock()), 'the start to decide or to wait');
+    ending.commit();
+    await ending.committed;
+
+    expect(await deciding).toMatchObject({ functionId: 'fn-one-at-a-time' });
+    expect(await startItem(start.id)).toEqual({ kind: 'invoke', availableAt: NOW });
+    const [run] = await selectRows<{ status: string }>(
+      db,
+      sql`select status from executor_runs where id = ${queued}`,
+    );
+    expect(run?.status).toBe('running');
+  });
+});
