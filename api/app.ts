@@ -54,7 +54,7 @@ export function createApp(services: Services, options: AppOptions = {}) {
         origin: origins.includes('*') ? '*' : origins,
         maxAge: 600,
         // A browser shows a script only the CORS-safelisted response headers unless told otherwise.
-        exposeHeaders: ['ETag', 'X-Request-Id', 'Retry-After', 'Allow'],
+        exposeHeaders: ['ETag', 'X-Request-Id', 'Retry-After', 'Allow', 'Idempotent-Replayed'],
       }),
     );
   }

@@ -6,6 +6,7 @@ import type { Database, Queryable } from './db/client';
 import { agents } from './db/schema';
 import { AppError } from './errors';
 import { agentEtag, checkIfMatch } from './etag';
+import { findIdempotentResponse, storeIdempotentResponse } from './idempotency';
 import { type ModelCatalog, resolveModel } from './models';
 import { type CursorPage, cursorCondition, isUuid, pageOf } from './pagination';
 import { AGENT_DEFAULTS, type Agent, type CreateAgentInput, type UpdateAgentInput } from './schemas/agents';
@@ -65,18 +66,30 @@ function dedupe(values: string[]): string[] {
   return [...new Set(values)];
 }
 
+/**
+ * Creates an agent. With an `idempotencyKey`, a create that succeeded under the key in the last 24
+ * hours is answered again (`replayed`) instead of creating a second agent: a retry after a timeout or
+ * a lost answer is safe.
+ */
 export async function createAgent(
   db: Database,
   context: RequestContext,
   customerId: string,
   models: ModelCatalog,
   input: CreateAgentInput,
-): Promise<Agent> {
+  options: { idempotencyKey?: string | undefined } = {},
+): Promise<{ agent: Agent; replayed: boolean }> {
   const model = resolveModel(models, input.model);
+  const idempotent = options.idempotencyKey
+    ? { customerId, key: options.idempotencyKey, operation: 'agent.create', input }
+    : undefined;
   const outcome = await db.transaction(async (tx) => {
-    // The customer row lock serialises concurrent creates, so the count below cannot go stale.
+    // The customer row lock serialises concurrent creates, so the count below cannot go stale, and a
+    // retry sent while the first request is still at work waits for it and answers what it did.
     const customer = await findCustomerRow(tx, customerId, { forUpdate: true });
     if (!customer) throw new AppError('unauthorized', 'Invalid API key');
+    const replay = idempotent && (await findIdempotentResponse<Agent>(tx, idempotent));
+    if (replay) return { kind: 'replayed', agent: replay } as const;
     const [existing] = await tx.select({ n: count() }).from(agents).where(eq(agents.customerId, customerId));
     if ((existing?.n ?? 0) >= customer.maxAgents) {
       return { kind: 'limit', limit: customer.maxAgents } as const;
@@ -104,9 +117,11 @@ export async function createAgent(
       targetId: row.id,
       details: { name: row.name, model: row.model },
     });
-    return { kind: 'created', agent: toAgent(row) } as const;
+    const agent = toAgent(row);
+    if (idempotent) await storeIdempotentResponse(tx, idempotent, agent);
+    return { kind: 'created', agent } as const;
   });
-  if (outcome.kind === 'created') return outcome.agent;
+  if (outcome.kind !== 'limit') return { agent: outcome.agent, replayed: outcome.kind === 'replayed' };
   await recordAudit(db, context, {
     action: 'agent.create',
     targetType: 'agent',

@@ -73,7 +73,7 @@ async function platform(): Promise<ChildReady> {
     plan: 'enterprise',
     limits: { messagesPerDay: 10_000_000 },
   });
-  const agent = await createAgent(db, system, customer.id, models, {
+  const { agent } = await createAgent(db, system, customer.id, models, {
     name: 'Bench',
     telegramDmPolicy: 'open',
   } as never);

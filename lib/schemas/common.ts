@@ -136,6 +136,31 @@ export const IfMatchHeaders = z.object({
   }),
 });
 
+/** The optional Idempotency-Key of a create request (what a retry after a lost answer sends again). */
+export const IdempotencyHeaders = z.object({
+  'idempotency-key': z
+    .string()
+    .min(1)
+    .max(255)
+    .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces')
+    .optional()
+    .openapi({
+      description:
+        'A key of your choosing (a UUID, say), up to 255 printable ASCII characters: the same request sent again ' +
+        'with it in the next 24 hours answers what the first did (with Idempotent-Replayed: true) instead of ' +
+        'creating twice; the key with another body is a 422',
+    }),
+});
+
+/** The answer to a create request whose Idempotency-Key was used for another request. */
+export const idempotencyKeyReusedError = {
+  422: {
+    description:
+      'idempotency_key_reused: the Idempotency-Key was used for another request in the last 24 hours',
+    content: json,
+  },
+} as const;
+
 /** The answers of a DELETE that honours `If-Match`. */
 export const deleteWithIfMatchResponses = {
   204: { description: 'Deleted' },

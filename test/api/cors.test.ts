@@ -11,16 +11,17 @@ describe.each(databaseTargets())('CORS on %s', (target) => {
       headers: {
         origin: 'https://app.example.com',
         'access-control-request-method': 'PATCH',
-        'access-control-request-headers': 'authorization, content-type, if-match',
+        'access-control-request-headers': 'authorization, content-type, if-match, idempotency-key',
       },
     });
     expect(res.status).toBe(204);
     expect(res.headers.get('access-control-allow-origin')).toBe('https://app.example.com');
     expect(res.headers.get('access-control-allow-headers')?.toLowerCase()).toContain('if-match');
+    expect(res.headers.get('access-control-allow-headers')?.toLowerCase()).toContain('idempotency-key');
     expect(res.headers.get('access-control-allow-methods')).toContain('PATCH');
   });
 
-  it('lets a browser read the ETag, request id and Retry-After headers; another origin gets nothing', async () => {
+  it('lets a browser read the ETag, request id, Retry-After and Idempotent-Replayed headers; another origin gets nothing', async () => {
     const { apiKey } = await harness.createCustomer();
     const res = await harness.call('GET', '/api/v1/agents', {
       key: apiKey,
@@ -28,7 +29,9 @@ describe.each(databaseTargets())('CORS on %s', (target) => {
     });
     expect(res.status).toBe(200);
     const exposed = (res.headers.get('access-control-expose-headers') ?? '').toLowerCase().split(/,\s*/);
-    expect(exposed).toEqual(expect.arrayContaining(['etag', 'x-request-id', 'retry-after']));
+    expect(exposed).toEqual(
+      expect.arrayContaining(['etag', 'x-request-id', 'retry-after', 'idempotent-replayed']),
+    );
     const other = await harness.call('GET', '/api/v1/agents', {
       key: apiKey,
       headers: { origin: 'https://evil.example.com' },

@@ -54,7 +54,7 @@ export async function createRunningAgent(
     plan: 'pro',
     ...options.customer,
   } as CreateCustomerInput);
-  const agent = await createAgent(db, system, customer.id, models, {
+  const { agent } = await createAgent(db, system, customer.id, models, {
     name: 'Helper',
     ...options.agent,
   } as CreateAgentInput);

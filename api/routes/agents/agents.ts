@@ -13,8 +13,10 @@ import {
   commonErrors,
   conflictError,
   deleteWithIfMatchResponses,
+  IdempotencyHeaders,
   IdParamsSchema,
   IfMatchHeaders,
+  idempotencyKeyReusedError,
   notFoundError,
   preconditionFailedError,
 } from '../../../lib/schemas/common';
@@ -40,12 +42,25 @@ const createAgentRoute = createRoute({
   method: 'post',
   path: '/api/v1/agents',
   summary: 'Creates an agent (only the fields below; tools, skills, files or routing are refused)',
-  request: { body: { required: true, content: { 'application/json': { schema: CreateAgentSchema } } } },
+  request: {
+    headers: IdempotencyHeaders,
+    body: { required: true, content: { 'application/json': { schema: CreateAgentSchema } } },
+  },
   responses: {
-    201: { description: 'Created', ...agentResponse },
+    201: {
+      description: 'Created (or, sent again with the same Idempotency-Key, the first answer)',
+      headers: agentResponse.headers.extend({
+        'Idempotent-Replayed': z.literal('true').optional().openapi({
+          description:
+            'Present when this is the stored answer to an earlier request with the same Idempotency-Key',
+        }),
+      }),
+      content: agentResponse.content,
+    },
     ...commonErrors,
     ...bodyErrors,
     ...conflictError,
+    ...idempotencyKeyReusedError,
   },
 });
 
@@ -119,14 +134,16 @@ const deleteAgentRoute = createRoute({
 export function registerAgents(app: OpenAPIHono<AppEnv>) {
   app.openapi(createAgentRoute, async (c) => {
     const { db, models } = c.get('services');
-    const agent = await createAgent(
+    const { agent, replayed } = await createAgent(
       db,
       requestContext(c),
       customerIdOf(c.get('actor')),
       models,
       c.req.valid('json'),
+      { idempotencyKey: c.req.valid('header')['idempotency-key'] },
     );
     c.header('ETag', agentEtag(agent));
+    if (replayed) c.header('Idempotent-Replayed', 'true');
     return c.json({ agent }, 201);
   });
   app.openapi(listAgentsRoute, async (c) => {

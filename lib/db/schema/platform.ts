@@ -185,6 +185,29 @@ export const credentials = pgTable(
   ],
 );
 
+/**
+ * The Idempotency-Key of a create request that succeeded, for 24 hours: the same request sent again
+ * with it (a retry after a timeout or a lost answer) gets the first answer back instead of creating
+ * twice. Per customer: one tenant's keys never meet another's.
+ */
+export const idempotencyKeys = pgTable(
+  'idempotency_keys',
+  {
+    customerId: uuid('customer_id')
+      .notNull()
+      .references(() => customers.id, { onDelete: 'cascade' }),
+    key: text('key').notNull(),
+    /** What the key was used for (`agent.create`): the same key on another operation is refused. */
+    operation: text('operation').notNull(),
+    /** SHA-256 of the validated request body: the same key with another body is refused. */
+    requestHash: text('request_hash').notNull(),
+    /** The body first answered, replayed as it was. */
+    response: jsonb('response').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [primaryKey({ columns: [t.customerId, t.key] })],
+);
+
 export const telegramChats = pgTable(
   'telegram_chats',
   {
