@@ -73,7 +73,7 @@ export class OpenClawClient {
   async #request<T>(
     method: string,
     path: string,
-    options: { body?: unknown; query?: Query } = {},
+    options: { body?: unknown; query?: Query; headers?: Record<string, string> } = {},
   ): Promise<T> {
     const url = new URL(`${this.#baseUrl}/api/v1${path}`);
     for (const [name, value] of Object.entries(options.query ?? {}) as [string, unknown][]) {
@@ -84,6 +84,7 @@ export class OpenClawClient {
       headers: {
         authorization: `Bearer ${this.#apiKey}`,
         ...(options.body !== undefined ? { 'content-type': 'application/json' } : {}),
+        ...options.headers,
       },
       ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
     });
@@ -145,8 +146,13 @@ export class OpenClawClient {
   }
 
   // Customer (customer key)
-  createAgent(body: CreateAgentRequest) {
-    return this.#request<{ agent: Agent }>('POST', '/agents', { body });
+  /**
+   * With `idempotencyKey` (a UUID, say), calling it again with the same key and body after a timeout
+   * or a 503 answers the agent the first call created instead of creating another (24 hours).
+   */
+  createAgent(body: CreateAgentRequest, options: { idempotencyKey?: string } = {}) {
+    const headers = options.idempotencyKey ? { 'idempotency-key': options.idempotencyKey } : undefined;
+    return this.#request<{ agent: Agent }>('POST', '/agents', { body, ...(headers ? { headers } : {}) });
   }
   listAgents(query: Page & { status?: Agent['status'] } = {}) {
     return this.#request<{ agents: Agent[]; nextCursor: string | null }>('GET', '/agents', { query });

@@ -35,8 +35,14 @@ describe('OpenClawClient against a running server', () => {
     expect((await admin.updateCustomer(customer.id, { maxAgents: 2 })).customer.maxAgents).toBe(2);
 
     const client = new OpenClawClient({ baseUrl, apiKey });
-    const { agent } = await client.createAgent({ name: 'Typed', temperature: 0 });
+    const { agent } = await client.createAgent(
+      { name: 'Typed', temperature: 0 },
+      { idempotencyKey: 'typed-1' },
+    );
     expect(agent.temperature).toBe(0);
+    // The same call again (a retry after a lost answer) answers the same agent.
+    const again = await client.createAgent({ name: 'Typed', temperature: 0 }, { idempotencyKey: 'typed-1' });
+    expect(again.agent.id).toBe(agent.id);
     expect((await client.updateAgent(agent.id, { maxTokens: 2048 })).agent.maxTokens).toBe(2048);
     expect(
       (await client.setTelegramCredentials(agent.id, { botToken: TELEGRAM_TOKEN })).credential.last4,
