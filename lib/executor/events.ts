@@ -4,7 +4,15 @@ import { type Queryable, selectRows } from '../db/client';
 import type { WritesWithEvents } from '../jobs';
 import { compileExpression } from './expression';
 import type { CompiledFunction } from './function-config';
-import { createRuns, discoverIfIdle, endRun, lockRun, type RunContext, recordStep } from './runs';
+import {
+  createRuns,
+  discoverIfIdle,
+  endRun,
+  lockRun,
+  type RunContext,
+  recordStep,
+  wakeQueuedOn,
+} from './runs';
 import { iso, json } from './sql-values';
 import type { EventPayload, Registry } from './types';
 
@@ -364,6 +372,8 @@ export async function fanOutAll(
           and r.status in ('queued', 'running')`,
   );
   if (matched.length === 0) return runIds;
+  // The cancelled runs' freed slots wake the runs queued on them once, after the last cancel.
+  const released: string[] = [];
   for (const [index, { payload }] of events.entries()) {
     for (const row of matched) {
       if (row.event_name !== payload.name) continue;
@@ -371,10 +381,11 @@ export async function fanOutAll(
       if (row.kind === 'wait' && row.step_id !== null) {
         await resumeWait(tx, { runId: row.run_id, stepId: row.step_id, name: row.name }, payload, now);
       } else if (row.kind === 'cancel' && (createdBy.get(row.run_id) ?? -1) < index) {
-        await cancelRun(tx, row.run_id, context);
+        await cancelRun(tx, row.run_id, context, released);
       }
     }
   }
+  await wakeQueuedOn(tx, released, now);
   return runIds;
 }
 
@@ -417,10 +428,15 @@ async function resumeWait(
  * up after it (https://www.inngest.com/docs/reference/system-events/inngest-function-cancelled);
  * returns false when the run had already ended.
  */
-export async function cancelRun(tx: Queryable, runId: string, context: RunContext): Promise<boolean> {
+export async function cancelRun(
+  tx: Queryable,
+  runId: string,
+  context: RunContext,
+  released?: string[],
+): Promise<boolean> {
   const run = await lockRun(tx, runId);
   if (!run || (run.status !== 'queued' && run.status !== 'running')) return false;
-  await endRun(tx, runId, 'cancelled', {}, context.now);
+  await endRun(tx, runId, 'cancelled', {}, context.now, released);
   await context.emit(tx, {
     id: randomUUID(),
     name: FUNCTION_CANCELLED,

@@ -190,16 +190,22 @@ export async function discoverIfIdle(tx: Queryable, runId: string, now: number):
   return rows.length > 0;
 }
 
-/** Ends a run: its pending work, waits, cancel rules and concurrency slots go; blocked runs wake. */
+/**
+ * Ends a run: its pending work, waits, cancel rules and concurrency slots go; blocked runs wake. A
+ * transaction that ends several runs passes `released` and wakes once, at its end, with all of their
+ * keys (`wakeQueuedOn`): its key locks are then taken in one order, and none is held while it waits
+ * for the next run's row (which a worker starting that run may hold, waiting for the key).
+ */
 export async function endRun(
   tx: Queryable,
   runId: string,
   status: 'completed' | 'failed' | 'cancelled',
   result: { output?: unknown; error?: unknown },
   now: number,
+  released?: string[],
 ): Promise<void> {
   // One round trip: the run's row, its pending work, waits, cancel rules and concurrency slots.
-  const released = await selectRows<{ key: string }>(
+  const freed = await selectRows<{ key: string }>(
     tx,
     sql`with ended as (
           update executor_runs set status = ${status}, ended_at = ${iso(now)}::timestamptz,
@@ -211,11 +217,9 @@ export async function endRun(
         cancels as (delete from executor_cancels where run_id = ${runId})
         delete from executor_concurrency where run_id = ${runId} returning key`,
   );
-  await wakeQueuedOn(
-    tx,
-    released.map((row) => row.key),
-    now,
-  );
+  const keys = freed.map((row) => row.key);
+  if (released) released.push(...keys);
+  else await wakeQueuedOn(tx, keys, now);
 }
 
 /**

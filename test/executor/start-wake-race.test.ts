@@ -3,10 +3,11 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { type Database, type Queryable, selectRows } from '../../lib/db/client';
 import { tryStart } from '../../lib/executor/apply';
+import { fanOutAll } from '../../lib/executor/events';
 import { completeRuns } from '../../lib/executor/leased-writes';
 import { endRun } from '../../lib/executor/runs';
 import { iso } from '../../lib/executor/sql-values';
-import type { QueueItem, Registry } from '../../lib/executor/types';
+import type { EventPayload, QueueItem, Registry } from '../../lib/executor/types';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { until } from '../support/until';
 
@@ -98,6 +99,16 @@ describe.skipIf(!inject('postgresAdminUrl'))('a slot freed while a queued run tr
     return (rows[0]?.n ?? 0) > 0;
   }
 
+  /** How many sessions of this database wait on a lock of any kind. */
+  async function lockWaiters(): Promise<number> {
+    const rows = await selectRows<{ n: number }>(
+      db,
+      sql`select count(*)::int as n from pg_stat_activity
+          where datname = current_database() and wait_event_type = 'Lock'`,
+    );
+    return rows[0]?.n ?? 0;
+  }
+
   async function startItem(id: number) {
     const [row] = await selectRows<{ available_at: Date | string; kind: string }>(
       db,
@@ -181,5 +192,57 @@ describe.skipIf(!inject('postgresAdminUrl'))('a slot freed while a queued run tr
       sql`select status from executor_runs where id = ${queued}`,
     );
     expect(run?.status).toBe('running');
+  });
+
+  it('a transaction cancelling the running run, then the queued one a worker is starting, does not deadlock with it', async () => {
+    const { running, queued, start } = await oneRunningOneQueued();
+    for (const [runId, eventName] of [
+      [running, 'test/cancel-running'],
+      [queued, 'test/cancel-queued'],
+    ]) {
+      await db.execute(
+        sql`insert into executor_cancels (run_id, event_name) values (${runId}, ${eventName})`,
+      );
+    }
+    // Someone holds the queued run's row: the worker starting it queues for the row first, the
+    // cancelling transaction second, so the worker gets the row while the cancel has ended the first run.
+    const holder = heldTransaction((tx) =>
+      tx.execute(sql`select 1 from executor_runs where id = ${queued} for update`),
+    );
+    await holder.result;
+    const deciding = db.transaction((tx) =>
+      tryStart(tx, start, { workerId: 'worker-b', now: NOW, registry }),
+    );
+    await until(async () => (await lockWaiters()) >= 1, 'the start to wait for the run');
+    const events = ['test/cancel-running', 'test/cancel-queued'].map((name, i) => ({
+      rowId: randomUUID(),
+      payload: { name, data: {}, id: `cancel-${i}`, ts: NOW } as EventPayload,
+      duplicate: false,
+    }));
+    const emitted: string[] = [];
+    const cancelling = db.transaction((tx) =>
+      fanOutAll(tx, new Map(), events, {
+        now: NOW,
+        emit: async (_tx, event) => {
+          emitted.push(event.name);
+        },
+      }),
+    );
+    await until(async () => (await lockWaiters()) >= 2, 'the cancel to wait for the run');
+    holder.commit();
+    await holder.committed;
+
+    const [started, cancelled] = await Promise.allSettled([deciding, cancelling]);
+    expect(started).toEqual({ status: 'fulfilled', value: undefined });
+    expect(cancelled.status).toBe('fulfilled');
+    expect(emitted).toEqual(['inngest/function.cancelled', 'inngest/function.cancelled']);
+    const runs = await selectRows<{ id: string; status: string }>(
+      db,
+      sql`select id, status from executor_runs where id in (${running}, ${queued})`,
+    );
+    expect(Object.fromEntries(runs.map((run) => [run.id, run.status]))).toEqual({
+      [running]: 'cancelled',
+      [queued]: 'cancelled',
+    });
   });
 });
