@@ -5,7 +5,7 @@ import type { AppEnv } from '../env';
 
 /**
  * Counts one API request against `identifier` and sets the rate-limit headers on the response
- * (Reset in Unix seconds). Over the limit: a 429 in the one error shape, with Retry-After.
+ * (Reset in Unix seconds), unless the limit is failing open. Over the limit: a 429 in the one error shape, with Retry-After.
  * Called by the auth middleware, which knows who is asking and their plan.
  */
 export async function enforceApiLimit(
@@ -31,6 +31,8 @@ export async function enforceApiLimit(
       },
     );
   }
+  // Failing open (Redis not answering), nothing was counted: figures would be made up, so none are sent.
+  if (result.failedOpen) return result;
   for (const [name, value] of Object.entries(headers)) c.header(name, value);
   return result;
 }

@@ -143,6 +143,10 @@ describe('when Redis is down', () => {
       for (let index = 0; index < 3; index += 1) {
         const res = await app.request('/api/v1/agents', { headers: { authorization: `Bearer ${apiKey}` } });
         expect(res.status).toBe(200);
+        // Nothing was counted: no made-up "full budget" figures.
+        expect(res.headers.get('x-ratelimit-limit')).toBeNull();
+        expect(res.headers.get('x-ratelimit-remaining')).toBeNull();
+        expect(res.headers.get('x-ratelimit-reset')).toBeNull();
       }
       const warnings = capture.lines.filter(
         (line) => line.msg === 'rate limit store unavailable: failing open',
