@@ -1,6 +1,7 @@
 import { and, count, desc, eq, type SQL } from 'drizzle-orm';
 import type { RequestContext } from './actor';
 import { recordAudit } from './audit';
+import { changedFields } from './changed-fields';
 import { findCustomerRow } from './customers';
 import type { Database, Queryable } from './db/client';
 import { agents } from './db/schema';
@@ -173,8 +174,9 @@ export async function updateAgent(
     if (!current) throw agentNotFound(agentId);
     // Checked under the row lock: no change can land between the comparison and the write.
     checkAgentIfMatch(current, options.ifMatch);
-    const [row] = Object.keys(changes).length
-      ? await tx.update(agents).set(changes).where(eq(agents.id, agentId)).returning()
+    const changed = changedFields(current, changes);
+    const [row] = Object.keys(changed).length
+      ? await tx.update(agents).set(changed).where(eq(agents.id, agentId)).returning()
       : [current];
     if (!row) throw agentNotFound(agentId);
     await recordAudit(tx, context, {

@@ -3,6 +3,7 @@ import { and, desc, eq, isNull, type SQL } from 'drizzle-orm';
 import type { RequestContext } from './actor';
 import { generateApiKey } from './api-keys';
 import { recordAudit } from './audit';
+import { changedFields } from './changed-fields';
 import type { Keyring } from './crypto';
 import type { Database, Queryable } from './db/client';
 import { apiKeys, customers } from './db/schema';
@@ -143,8 +144,9 @@ export async function updateCustomer(
       changes.status = input.status;
       changes.suspendedAt = input.status === 'suspended' ? new Date() : null;
     }
-    const [row] = Object.keys(changes).length
-      ? await tx.update(customers).set(changes).where(eq(customers.id, id)).returning()
+    const changed = changedFields(current, changes);
+    const [row] = Object.keys(changed).length
+      ? await tx.update(customers).set(changed).where(eq(customers.id, id)).returning()
       : [current];
     if (!row) throw notFound(id);
     await recordAudit(tx, context, {
