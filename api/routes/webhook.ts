@@ -3,7 +3,10 @@ import {
   bodyErrors,
   commonErrors,
   conflictError,
+  IdempotencyHeaders,
+  IdempotentReplayedHeaders,
   IdParamsSchema,
+  idempotencyKeyReusedError,
   jobsUnavailableError,
   notFoundError,
 } from '../../lib/schemas/common';
@@ -68,17 +71,22 @@ const rotateRoute = createRoute({
   path: '/api/v1/webhook/rotate-secret',
   summary: 'A new signing secret (shown once); the old one keeps signing during the grace period',
   request: {
+    headers: IdempotencyHeaders,
     body: { required: false, content: { 'application/json': { schema: RotateWebhookSecretSchema } } },
   },
   responses: {
     200: {
-      description: 'The new secret',
+      description:
+        'The new secret (or, sent again with the same Idempotency-Key, the secret that rotation made)',
+      headers: IdempotentReplayedHeaders,
       content: {
         'application/json': { schema: z.object({ webhook: WebhookSettingsSchema, secret: z.string() }) },
       },
     },
     ...commonErrors,
     ...bodyErrors,
+    ...conflictError,
+    ...idempotencyKeyReusedError,
   },
 });
 
@@ -177,14 +185,16 @@ export function registerWebhook(app: OpenAPIHono<AppEnv>) {
     const { db, keyring } = c.get('services');
     // The body is optional: without one, the defaults apply.
     const body = RotateWebhookSecretSchema.parse(c.req.valid('json') ?? {});
-    const result = await rotateCustomerWebhookSecret(
+    const { webhook, secret, replayed } = await rotateCustomerWebhookSecret(
       db,
       keyring,
       requestContext(c),
       customerIdOf(c.get('actor')),
       body.gracePeriodHours * 3_600_000,
+      { idempotencyKey: c.req.valid('header')['idempotency-key'] },
     );
-    return c.json(result, 200);
+    if (replayed) c.header('Idempotent-Replayed', 'true');
+    return c.json({ webhook, secret }, 200);
   });
   app.openapi(testRoute, async (c) => {
     const delivery = await sendTestPing(

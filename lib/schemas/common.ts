@@ -136,7 +136,7 @@ export const IfMatchHeaders = z.object({
   }),
 });
 
-/** The optional Idempotency-Key of a create request (what a retry after a lost answer sends again). */
+/** The optional Idempotency-Key of a request that must not happen twice (a retry after a lost answer sends it again). */
 export const IdempotencyHeaders = z.object({
   'idempotency-key': z
     .string()
@@ -148,11 +148,18 @@ export const IdempotencyHeaders = z.object({
       description:
         'A key of your choosing (a UUID, say), up to 255 printable ASCII characters: the same request sent again ' +
         'with it in the next 24 hours answers what the first did (with Idempotent-Replayed: true) instead of ' +
-        'creating twice; the key with another body is a 422',
+        'doing it twice; the key with another body is a 422',
     }),
 });
 
-/** The answer to a create request whose Idempotency-Key was used for another request. */
+/** The response header of an answer replayed for an Idempotency-Key. */
+export const IdempotentReplayedHeaders = z.object({
+  'Idempotent-Replayed': z.literal('true').optional().openapi({
+    description: 'Present when this is the stored answer to an earlier request with the same Idempotency-Key',
+  }),
+});
+
+/** The answer to a request whose Idempotency-Key was used for another request. */
 export const idempotencyKeyReusedError = {
   422: {
     description:

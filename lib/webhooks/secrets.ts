@@ -85,7 +85,7 @@ export function signingSecretsOf(keyring: Keyring, row: CustomerRow, now: Date):
  * longer configured): it can sign nothing, so rotating replaces it, without a grace period, instead
  * of failing and leaving the customer no way out.
  */
-function readableCurrentSecret(keyring: Keyring, row: CustomerRow): string | undefined {
+export function readableCurrentSecret(keyring: Keyring, row: CustomerRow): string | undefined {
   try {
     return readWebhookSecretSlot(keyring, row, 'current');
   } catch (error) {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { and, eq } from 'drizzle-orm';
 import type { RequestContext } from '../actor';
 import { recordAudit } from '../audit';
@@ -7,6 +8,7 @@ import { findCustomerRow } from '../customers';
 import type { Database, Queryable } from '../db/client';
 import { customers, webhookDeliveries } from '../db/schema';
 import { AppError } from '../errors';
+import { findIdempotentResponse, storeIdempotentResponse } from '../idempotency';
 import { type JobEvent, jobsUnavailable, type SendEvent } from '../jobs';
 import {
   type CustomerEventInput,
@@ -19,7 +21,7 @@ import {
   toDelivery,
 } from './deliveries';
 import type { WebhookEventType } from './events';
-import { rotateWebhookSecret } from './secrets';
+import { readableCurrentSecret, rotateWebhookSecret } from './secrets';
 import { validateWebhookUrl } from './ssrf';
 
 type CustomerRow = typeof customers.$inferSelect;
@@ -117,16 +119,38 @@ export async function setWebhookUrl(
   });
 }
 
+/**
+ * A new signing secret, the old one signing alongside for `graceMs`. With an `idempotencyKey`, a
+ * rotation sent again within 24 hours (its answer lost) answers the secret it made instead of rotating
+ * once more, which would end the grace of the secret receivers still verify with. Only a hash of the
+ * secret is kept with the key; the secret itself is read back from where it is stored, encrypted.
+ */
 export async function rotateCustomerWebhookSecret(
   db: Database,
   keyring: Keyring,
   context: RequestContext,
   customerId: string,
   graceMs: number,
-): Promise<{ webhook: WebhookSettings; secret: string }> {
+  options: { idempotencyKey?: string | undefined } = {},
+): Promise<{ webhook: WebhookSettings; secret: string; replayed: boolean }> {
+  const idempotent = options.idempotencyKey
+    ? { customerId, key: options.idempotencyKey, operation: 'webhook.rotate_secret', input: { graceMs } }
+    : undefined;
   return db.transaction(async (tx) => {
     const row = await ownCustomer(tx, customerId, { forUpdate: true });
     const now = new Date();
+    const replay = idempotent && (await findIdempotentResponse<{ secretSha256: string }>(tx, idempotent));
+    if (replay) {
+      const current = readableCurrentSecret(keyring, row);
+      if (current === undefined || sha256Hex(current) !== replay.secretSha256) {
+        throw new AppError(
+          'conflict',
+          'The secret this Idempotency-Key made has been rotated again since; use the latest rotation’s secret',
+          { details: { field: 'Idempotency-Key' } },
+        );
+      }
+      return { webhook: toWebhookSettings(row, now), secret: current, replayed: true };
+    }
     const {
       secret,
       previousExpiresAt,
@@ -139,9 +163,12 @@ export async function rotateCustomerWebhookSecret(
       customerId,
       details: { previousExpiresAt: previousExpiresAt?.toISOString() ?? null },
     });
-    return { webhook: toWebhookSettings(updated, now), secret };
+    if (idempotent) await storeIdempotentResponse(tx, idempotent, { secretSha256: sha256Hex(secret) });
+    return { webhook: toWebhookSettings(updated, now), secret, replayed: false };
   });
 }
+
+const sha256Hex = (text: string) => createHash('sha256').update(text).digest('hex');
 
 /** Stores a signed `ping` and asks the delivery function to send it. */
 export async function sendTestPing(

@@ -1,6 +1,8 @@
-import { sql } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
 import { selectRows } from '../../lib/db/client';
+import { customers } from '../../lib/db/schema';
+import { signingSecretsOf } from '../../lib/webhooks/secrets';
 import { databaseTargets } from '../support/db';
 import { json, useApiHarness } from './harness';
 
@@ -159,5 +161,84 @@ describe.each(databaseTargets())('Idempotency-Key on agent creation on %s', (tar
       sql`select count(*)::int as n from idempotency_keys where customer_id = ${id}`,
     );
     expect(rows[0]?.n).toBe(0);
+  });
+});
+
+/*
+ * A webhook secret rotation retried after a lost answer must not rotate twice: the second rotation
+ * would end the grace of the secret the receiver still verifies with.
+ */
+describe.each(databaseTargets())('Idempotency-Key on webhook secret rotation on %s', (target) => {
+  const harness = useApiHarness(target);
+
+  const rotate = (apiKey: string, body: unknown, key?: string) =>
+    harness.call('POST', '/api/v1/webhook/rotate-secret', {
+      key: apiKey,
+      body,
+      headers: key === undefined ? {} : { 'Idempotency-Key': key },
+    });
+
+  async function customerWithSecret() {
+    const res = await harness.call('POST', '/api/v1/admin/customers', { body: { name: 'Hooks' } });
+    const body = await json<{ customer: { id: string }; apiKey: string; webhookSecret: string }>(res);
+    return { id: body.customer.id, apiKey: body.apiKey, original: body.webhookSecret };
+  }
+
+  async function signingSecrets(id: string) {
+    const [row] = await harness.services.db.select().from(customers).where(eq(customers.id, id));
+    if (!row) throw new Error('no customer');
+    return signingSecretsOf(harness.services.keyring, row, new Date());
+  }
+
+  it('answers a retry with the secret the rotation made, and the original keeps its grace', async () => {
+    const { id, apiKey, original } = await customerWithSecret();
+    const first = await rotate(apiKey, { gracePeriodHours: 2 }, 'rotate-1');
+    expect(first.status).toBe(200);
+    expect(first.headers.get('Idempotent-Replayed')).toBeNull();
+    const { secret } = await json<{ secret: string }>(first);
+
+    const again = await rotate(apiKey, { gracePeriodHours: 2 }, 'rotate-1');
+    expect(again.status).toBe(200);
+    expect(again.headers.get('Idempotent-Replayed')).toBe('true');
+    expect((await json<{ secret: string }>(again)).secret).toBe(secret);
+    expect(await signingSecrets(id)).toMatchObject({ current: secret, previous: original });
+  });
+
+  it('refuses the key with another body, and a key whose secret was rotated again since', async () => {
+    const { id, apiKey } = await customerWithSecret();
+    const { secret } = await json<{ secret: string }>(
+      await rotate(apiKey, { gracePeriodHours: 2 }, 'rotate-a'),
+    );
+    const otherBody = await rotate(apiKey, { gracePeriodHours: 3 }, 'rotate-a');
+    expect(otherBody.status).toBe(422);
+    expect((await json<ErrorBody>(otherBody)).error.code).toBe('idempotency_key_reused');
+
+    const next = await json<{ secret: string }>(await rotate(apiKey, { gracePeriodHours: 2 }, 'rotate-b'));
+    expect(next.secret).not.toBe(secret);
+    const stale = await rotate(apiKey, { gracePeriodHours: 2 }, 'rotate-a');
+    expect(stale.status).toBe(409);
+    const { error } = await json<ErrorBody>(stale);
+    expect(error.code).toBe('conflict');
+    expect(error.details).toEqual({ field: 'Idempotency-Key' });
+    // Neither refusal rotated anything.
+    expect(await signingSecrets(id)).toMatchObject({ current: next.secret, previous: secret });
+  });
+
+  it('keeps no secret with the key, only its hash', async () => {
+    const { id, apiKey } = await customerWithSecret();
+    const { secret } = await json<{ secret: string }>(await rotate(apiKey, {}, 'rotate-hash'));
+    const rows = await selectRows<{ response: unknown }>(
+      harness.services.db,
+      sql`select response from idempotency_keys where customer_id = ${id}`,
+    );
+    expect(rows).toHaveLength(1);
+    expect(JSON.stringify(rows[0]?.response)).not.toContain(secret);
+  });
+
+  it('without a key, each request rotates', async () => {
+    const { apiKey } = await customerWithSecret();
+    const a = await json<{ secret: string }>(await rotate(apiKey, {}));
+    const b = await json<{ secret: string }>(await rotate(apiKey, {}));
+    expect(a.secret).not.toBe(b.secret);
   });
 });

@@ -14,6 +14,7 @@ import {
   conflictError,
   deleteWithIfMatchResponses,
   IdempotencyHeaders,
+  IdempotentReplayedHeaders,
   IdParamsSchema,
   IfMatchHeaders,
   idempotencyKeyReusedError,
@@ -49,12 +50,7 @@ const createAgentRoute = createRoute({
   responses: {
     201: {
       description: 'Created (or, sent again with the same Idempotency-Key, the first answer)',
-      headers: agentResponse.headers.extend({
-        'Idempotent-Replayed': z.literal('true').optional().openapi({
-          description:
-            'Present when this is the stored answer to an earlier request with the same Idempotency-Key',
-        }),
-      }),
+      headers: agentResponse.headers.extend(IdempotentReplayedHeaders.shape),
       content: agentResponse.content,
     },
     ...commonErrors,
