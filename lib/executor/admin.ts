@@ -3,6 +3,7 @@ import { type Database, type Queryable, selectRows } from '../db/client';
 import { AppError } from '../errors';
 import { decodeCursor, isUuid, pageOf } from '../pagination';
 import { cancelRun, type StoredEvent, storeAndQueueEvents } from './events';
+import { endingRuns } from './runs';
 import type { EventPayload, RunStatus } from './types';
 
 /** Read side of the engine for the admin API (the Inngest dashboard's job in production). */
@@ -258,12 +259,15 @@ export async function cancelRunById(db: Database, runId: string, now: number): P
   const existing = await getRun(db, runId);
   if (!existing) throw new AppError('run_not_found', `No run with id ${runId}`);
   await db.transaction((tx) =>
-    cancelRun(tx, runId, {
-      now,
-      emit: async (inTx, event) => {
-        await storeAndQueueEvents(inTx, [event], now);
-      },
-    }),
+    endingRuns(tx, now, (released) =>
+      cancelRun(tx, runId, {
+        now,
+        released,
+        emit: async (inTx, event) => {
+          await storeAndQueueEvents(inTx, [event], now);
+        },
+      }),
+    ),
   );
   return (await getRun(db, runId)) as RunDetail;
 }

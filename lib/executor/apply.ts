@@ -70,7 +70,7 @@ export async function applyOutcome(
   const startedAt = item.meta?.firstAttemptAt ?? now;
 
   if (outcome.type === 'complete') {
-    await endRun(tx, item.runId, 'completed', { output: outcome.output }, now);
+    await endRun(tx, item.runId, 'completed', { output: outcome.output }, now, options.released);
     return;
   }
   if (outcome.type === 'error') {
@@ -143,7 +143,7 @@ export async function applyOutcome(
         break;
       }
       case 'RunComplete':
-        await endRun(tx, item.runId, 'completed', { output: op.data ?? null }, now);
+        await endRun(tx, item.runId, 'completed', { output: op.data ?? null }, now, options.released);
         return;
       default:
         await failRun(

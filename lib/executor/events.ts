@@ -372,8 +372,10 @@ export async function fanOutAll(
           and r.status in ('queued', 'running')`,
   );
   if (matched.length === 0) return runIds;
-  // The cancelled runs' freed slots wake the runs queued on them once, after the last cancel.
-  const released: string[] = [];
+  // The cancelled runs' freed slots wake the runs queued on them after the last cancel: here, or,
+  // when the caller collects them (`endingRuns`), when its transaction has done the rest.
+  const released = context.released ?? [];
+  const cancelContext = { ...context, released };
   for (const [index, { payload }] of events.entries()) {
     for (const row of matched) {
       if (row.event_name !== payload.name) continue;
@@ -381,11 +383,11 @@ export async function fanOutAll(
       if (row.kind === 'wait' && row.step_id !== null) {
         await resumeWait(tx, { runId: row.run_id, stepId: row.step_id, name: row.name }, payload, now);
       } else if (row.kind === 'cancel' && (createdBy.get(row.run_id) ?? -1) < index) {
-        await cancelRun(tx, row.run_id, context, released);
+        await cancelRun(tx, row.run_id, cancelContext);
       }
     }
   }
-  await wakeQueuedOn(tx, released, now);
+  if (!context.released) await wakeQueuedOn(tx, released, now);
   return runIds;
 }
 
@@ -428,15 +430,10 @@ async function resumeWait(
  * up after it (https://www.inngest.com/docs/reference/system-events/inngest-function-cancelled);
  * returns false when the run had already ended.
  */
-export async function cancelRun(
-  tx: Queryable,
-  runId: string,
-  context: RunContext,
-  released?: string[],
-): Promise<boolean> {
+export async function cancelRun(tx: Queryable, runId: string, context: RunContext): Promise<boolean> {
   const run = await lockRun(tx, runId);
   if (!run || (run.status !== 'queued' && run.status !== 'running')) return false;
-  await endRun(tx, runId, 'cancelled', {}, context.now, released);
+  await endRun(tx, runId, 'cancelled', {}, context.now, context.released);
   await context.emit(tx, {
     id: randomUUID(),
     name: FUNCTION_CANCELLED,

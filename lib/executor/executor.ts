@@ -25,7 +25,7 @@ import { buildRequest, loadSteps, readOutcome, SERVE_ORIGIN, type ServeFetch } f
 import { type Checkpoint, type CompletedRun, completeRuns, storeCheckpoints } from './leased-writes';
 import { type PruneResult, pruneHistory } from './prune';
 import { loadRegistry, registerFunctions } from './registry';
-import { createRun, failRun, type RunContext } from './runs';
+import { createRun, endingRuns, failRun, type RunContext } from './runs';
 import { iso, json } from './sql-values';
 import {
   type Clock,
@@ -258,11 +258,8 @@ export class EmbeddedExecutor {
     const options = { notifyChannel: this.notify ? WAKE_CHANNEL : undefined };
     if (!this.registry) return storeAndQueueEvents(tx, events, now, options);
     const stored = await storeEvents(tx, events, now, options);
-    await this.setOff(
-      tx,
-      stored.filter((event) => !event.duplicate),
-      now,
-    );
+    const fresh = stored.filter((event) => !event.duplicate);
+    await endingRuns(tx, now, (released) => this.setOff(tx, fresh, now, released));
     return stored;
   }
 
@@ -283,12 +280,15 @@ export class EmbeddedExecutor {
 
   /** Cancels a live run; false when it had already ended. */
   async cancel(runId: string): Promise<boolean> {
-    const cancelled = await this.db.transaction(async (tx) => {
-      const ended = await cancelRun(tx, runId, this.context(this.clock.now()));
-      // A cancel frees concurrency slots that runs queued in other processes wait for.
-      if (ended) await this.notifyOthers(tx);
-      return ended;
-    });
+    const now = this.clock.now();
+    const cancelled = await this.db.transaction((tx) =>
+      endingRuns(tx, now, async (released) => {
+        const ended = await cancelRun(tx, runId, this.context(now, released));
+        // A cancel frees concurrency slots that runs queued in other processes wait for.
+        if (ended) await this.notifyOthers(tx);
+        return ended;
+      }),
+    );
     this.wake();
     return cancelled;
   }
@@ -452,11 +452,13 @@ export class EmbeddedExecutor {
     return this.serveFetch;
   }
 
-  private context(now: number): RunContext {
+  /** `released`: the transaction's collector of freed keys (`endingRuns`), which emitted events' cancels share. */
+  private context(now: number, released?: string[]): RunContext {
     return {
       now,
+      released,
       emit: async (tx: Queryable, event: EventPayload) => {
-        await this.setOff(tx, [await storeEvent(tx, event, now)], now);
+        await this.setOff(tx, [await storeEvent(tx, event, now)], now, released);
       },
     };
   }
@@ -465,8 +467,13 @@ export class EmbeddedExecutor {
    * What stored events set off: fanned out here when this process knows the functions, else queued
    * for a worker that does (a process that runs no executor loop).
    */
-  private async setOff(tx: Queryable, events: StoredEvent[], now: number): Promise<void> {
-    if (this.registry) await fanOutAll(tx, this.registry, events, this.context(now));
+  private async setOff(
+    tx: Queryable,
+    events: StoredEvent[],
+    now: number,
+    released?: string[],
+  ): Promise<void> {
+    if (this.registry) await fanOutAll(tx, this.registry, events, this.context(now, released));
     else
       await enqueueFanOut(
         tx,
@@ -597,7 +604,9 @@ export class EmbeddedExecutor {
         const payload = payloads.get(item.id);
         return payload ? [{ rowId: item.runId, payload, duplicate: false }] : [];
       });
-      if (events.length > 0) await fanOutAll(tx, registry, events, this.context(now));
+      if (events.length > 0) {
+        await endingRuns(tx, now, (released) => fanOutAll(tx, registry, events, this.context(now, released)));
+      }
     });
   }
 
@@ -622,15 +631,18 @@ export class EmbeddedExecutor {
     }
     const found = fn;
     if (!found) {
-      await this.db.transaction(async (tx) => {
-        await failRun(
-          tx,
-          item.runId,
-          { functionId: run.functionId, event: run.event },
-          { name: 'FunctionNotFound', message: `Function "${run.functionId}" is not synced` },
-          this.context(this.clock.now()),
-        );
-      });
+      const now = this.clock.now();
+      await this.db.transaction((tx) =>
+        endingRuns(tx, now, (released) =>
+          failRun(
+            tx,
+            item.runId,
+            { functionId: run.functionId, event: run.event },
+            { name: 'FunctionNotFound', message: `Function "${run.functionId}" is not synced` },
+            this.context(now, released),
+          ),
+        ),
+      );
       return;
     }
     const steps = run.fresh ? [] : await loadSteps(this.db, item.runId);
@@ -672,12 +684,14 @@ export class EmbeddedExecutor {
     }
     const now = this.clock.now();
     await this.db.transaction((tx) =>
-      applyOutcome(tx, item, outcome, {
-        ...this.context(now),
-        workerId: this.workerId,
-        fn: found,
-        backoff: (attempt) => this.backoff(attempt),
-      }),
+      endingRuns(tx, now, (released) =>
+        applyOutcome(tx, item, outcome, {
+          ...this.context(now, released),
+          workerId: this.workerId,
+          fn: found,
+          backoff: (attempt) => this.backoff(attempt),
+        }),
+      ),
     );
   }
 

@@ -10,6 +10,11 @@ export const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60 * 1000;
 
 export interface RunContext {
   now: number;
+  /**
+   * Where the concurrency keys of the runs this transaction ends are collected, for its owner to wake
+   * the runs queued on them last (`endingRuns`). Without it, each end wakes at once.
+   */
+  released?: string[] | undefined;
   /** Emits an event from inside a transaction (the function.failed event); returns nothing. */
   emit(tx: Queryable, event: EventPayload): Promise<void>;
 }
@@ -191,10 +196,8 @@ export async function discoverIfIdle(tx: Queryable, runId: string, now: number):
 }
 
 /**
- * Ends a run: its pending work, waits, cancel rules and concurrency slots go; blocked runs wake. A
- * transaction that ends several runs passes `released` and wakes once, at its end, with all of their
- * keys (`wakeQueuedOn`): its key locks are then taken in one order, and none is held while it waits
- * for the next run's row (which a worker starting that run may hold, waiting for the key).
+ * Ends a run: its pending work, waits, cancel rules and concurrency slots go; blocked runs wake, at
+ * once, or, with `released` (see `endingRuns`), when the transaction has done the rest of its work.
  */
 export async function endRun(
   tx: Queryable,
@@ -266,6 +269,24 @@ export async function wakeQueuedOn(db: Queryable, keys: string[], now: number): 
   await db.execute(wakeStartsOnKeys(now, released));
 }
 
+/**
+ * Runs `work`, which may end runs (and, through the events it emits, cancel more), collecting their
+ * freed concurrency keys; then wakes the runs queued on them, as the transaction's last statements.
+ * The wake holds the keys' advisory locks until commit (see `wakeQueuedOn`): taken any earlier, the
+ * transaction could wait for a run's row while holding a key that a worker starting that run, holding
+ * its row, waits for.
+ */
+export async function endingRuns<T>(
+  tx: Queryable,
+  now: number,
+  work: (released: string[]) => Promise<T>,
+): Promise<T> {
+  const released: string[] = [];
+  const result = await work(released);
+  await wakeQueuedOn(tx, released, now);
+  return result;
+}
+
 /** Fails a run and emits `inngest/function.failed`, so the function's onFailure handler runs. */
 export async function failRun(
   tx: Queryable,
@@ -274,7 +295,7 @@ export async function failRun(
   error: unknown,
   context: RunContext,
 ): Promise<void> {
-  await endRun(tx, runId, 'failed', { error }, context.now);
+  await endRun(tx, runId, 'failed', { error }, context.now, context.released);
   await context.emit(tx, {
     id: randomUUID(),
     name: 'inngest/function.failed',

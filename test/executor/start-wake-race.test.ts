@@ -5,7 +5,7 @@ import { type Database, type Queryable, selectRows } from '../../lib/db/client';
 import { tryStart } from '../../lib/executor/apply';
 import { fanOutAll } from '../../lib/executor/events';
 import { completeRuns } from '../../lib/executor/leased-writes';
-import { endRun } from '../../lib/executor/runs';
+import { endingRuns, endRun, failRun } from '../../lib/executor/runs';
 import { iso } from '../../lib/executor/sql-values';
 import type { EventPayload, QueueItem, Registry } from '../../lib/executor/types';
 import { createTestDatabase, type TestDatabase } from '../support/db';
@@ -242,6 +242,56 @@ describe.skipIf(!inject('postgresAdminUrl'))('a slot freed while a queued run tr
     );
     expect(Object.fromEntries(runs.map((run) => [run.id, run.status]))).toEqual({
       [running]: 'cancelled',
+      [queued]: 'cancelled',
+    });
+  });
+
+  it('a run failing whose failure event cancels the queued run a worker is starting does not deadlock with it', async () => {
+    const { running, queued, start } = await oneRunningOneQueued();
+    await db.execute(
+      sql`insert into executor_cancels (run_id, event_name) values (${queued}, 'inngest/function.failed')`,
+    );
+    const holder = heldTransaction((tx) =>
+      tx.execute(sql`select 1 from executor_runs where id = ${queued} for update`),
+    );
+    await holder.result;
+    const deciding = db.transaction((tx) =>
+      tryStart(tx, start, { workerId: 'worker-b', now: NOW, registry }),
+    );
+    await until(async () => (await lockWaiters()) >= 1, 'the start to wait for the run');
+    // As the executor does: the failure's event fans out in the same transaction, its cancels
+    // sharing the transaction's collector of freed keys.
+    const failing = db.transaction((tx) =>
+      endingRuns(tx, NOW, (released) => {
+        const context = {
+          now: NOW,
+          released,
+          emit: async (inTx: typeof tx, payload: EventPayload) => {
+            await fanOutAll(inTx, new Map(), [{ rowId: randomUUID(), payload, duplicate: false }], context);
+          },
+        };
+        return failRun(
+          tx,
+          running,
+          { functionId: 'fn-one-at-a-time', event: { name: 'test/one', data: {}, id: 'one', ts: NOW } },
+          new Error('boom'),
+          context,
+        );
+      }),
+    );
+    await until(async () => (await lockWaiters()) >= 2, 'the failure to wait for the run');
+    holder.commit();
+    await holder.committed;
+
+    const [started, failed] = await Promise.allSettled([deciding, failing]);
+    expect(started).toEqual({ status: 'fulfilled', value: undefined });
+    expect(failed.status).toBe('fulfilled');
+    const runs = await selectRows<{ id: string; status: string }>(
+      db,
+      sql`select id, status from executor_runs where id in (${running}, ${queued})`,
+    );
+    expect(Object.fromEntries(runs.map((run) => [run.id, run.status]))).toEqual({
+      [running]: 'failed',
       [queued]: 'cancelled',
     });
   });
