@@ -332,9 +332,15 @@ async function tryStartThrottled(
     );
     return undefined;
   };
+  // Serialises slot counting per key across processes (PGlite transactions are serial already): every
+  // key at once, in key order, as `tryStart` and the wake of a freed slot take them (no deadlock).
+  if (concurrency.length > 0) {
+    await tx.execute(
+      sql`select count(pg_advisory_xact_lock(hashtext(key)))
+          from (select distinct c->>'key' as key from jsonb_array_elements(${json(concurrency)}::jsonb) c order by key) k`,
+    );
+  }
   for (const rule of concurrency) {
-    // Serialises slot counting per key across processes (PGlite transactions are serial already).
-    await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${rule.key}))`);
     // First in, first out: an older run waiting on the same key goes first (replies stay in order);
     // then a free slot. Blocked runs are woken when a slot frees up; the fallback re-check covers
     // other processes.

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'v
 import { type Database, type Queryable, selectRows } from '../../lib/db/client';
 import { tryStart } from '../../lib/executor/apply';
 import { fanOutAll } from '../../lib/executor/events';
+import type { CompiledFunction } from '../../lib/executor/function-config';
 import { completeRuns } from '../../lib/executor/leased-writes';
 import { endingRuns, endRun, failRun } from '../../lib/executor/runs';
 import { iso } from '../../lib/executor/sql-values';
@@ -294,5 +295,55 @@ describe.skipIf(!inject('postgresAdminUrl'))('a slot freed while a queued run tr
       [running]: 'failed',
       [queued]: 'cancelled',
     });
+  });
+
+  it('a throttled start takes its keys in key order, as the wake does: no deadlock with a run ending', async () => {
+    // Declared out of key order, the first with a slot free: the start goes on to the second key.
+    const concurrency = [
+      { key: 'z-reply', limit: 2 },
+      { key: 'a-account', limit: 10 },
+    ];
+    const throttled: Registry = new Map([
+      [
+        'fn-throttled',
+        { throttle: { limit: 100, burst: 0, periodMs: 60_000 } } as unknown as CompiledFunction,
+      ],
+    ]);
+    const insert = async (status: 'running' | 'queued') => {
+      const id = randomUUID();
+      await db.execute(
+        sql`insert into executor_runs (id, function_id, event, status, concurrency, throttle_key, created_at)
+            values (${id}, 'fn-throttled', '{"name":"test/t","data":{}}'::jsonb, ${status},
+                    ${JSON.stringify(concurrency)}::jsonb, 'fn-throttled:', ${iso(NOW)}::timestamptz)`,
+      );
+      return id;
+    };
+    const running = await insert('running');
+    await db.execute(
+      sql`insert into executor_concurrency (key, run_id) values ('z-reply', ${running}), ('a-account', ${running})`,
+    );
+    const queued = await insert('queued');
+    const start = await insertItem(queued, 'start', 'worker-b');
+
+    // Someone holds the first key in order; the ending run queues for it, then the start does.
+    const holder = heldTransaction((tx) =>
+      tx.execute(sql`select pg_advisory_xact_lock(hashtext('a-account'))`),
+    );
+    await holder.result;
+    const ending = db.transaction((tx) => endRun(tx, running, 'completed', { output: null }, NOW));
+    await until(
+      async () => (await someoneWaitsOnALock()) && (await lockWaiters()) >= 1,
+      'the end to wait for the key',
+    );
+    const deciding = db.transaction((tx) =>
+      tryStart(tx, start, { workerId: 'worker-b', now: NOW, registry: throttled }),
+    );
+    await until(async () => (await lockWaiters()) >= 2, 'the start to wait for the key');
+    holder.commit();
+    await holder.committed;
+
+    const [ended, started] = await Promise.allSettled([ending, deciding]);
+    expect(ended.status).toBe('fulfilled');
+    expect(started).toMatchObject({ status: 'fulfilled', value: { functionId: 'fn-throttled' } });
   });
 });
