@@ -51,7 +51,8 @@ export async function findIdempotentResponse<T>(
 
 /**
  * Stores `response` as the answer to `request`'s key, replacing an expired use of the key; the
- * customer's other expired keys go too, so the table holds a day of creates at most.
+ * customer's other expired keys go too, so a customer's keys are at most a day of its requests (and
+ * those of its last day with any, until the next).
  */
 export async function storeIdempotentResponse(
   tx: Queryable,

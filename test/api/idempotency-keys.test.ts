@@ -46,7 +46,8 @@ describe.each(databaseTargets())('Idempotency-Key on agent creation on %s', (tar
     expect(again.status).toBe(201);
     expect(again.headers.get('Idempotent-Replayed')).toBe('true');
     expect(again.headers.get('ETag')).toBe(first.headers.get('ETag'));
-    expect(await json<AgentBody>(again)).toEqual(firstBody);
+    // The same answer to the byte, its keys in their order.
+    expect(await again.text()).toBe(JSON.stringify(firstBody));
     expect(await agentCount(id)).toBe(1);
   });
 

@@ -6,6 +6,7 @@ import {
   doublePrecision,
   index,
   integer,
+  json,
   jsonb,
   pgEnum,
   pgTable,
@@ -201,8 +202,8 @@ export const idempotencyKeys = pgTable(
     operation: text('operation').notNull(),
     /** SHA-256 of the validated request body: the same key with another body is refused. */
     requestHash: text('request_hash').notNull(),
-    /** The body first answered, replayed as it was. */
-    response: jsonb('response').notNull(),
+    /** The body first answered, replayed as it was (json, not jsonb: its keys keep their order). */
+    response: json('response').notNull(),
     createdAt: createdAt(),
   },
   (t) => [primaryKey({ columns: [t.customerId, t.key] })],
