@@ -110,6 +110,24 @@ describe.skipIf(!inject('postgresAdminUrl'))('a slot freed while a queued run tr
     return rows[0]?.n ?? 0;
   }
 
+  /** The runs' statuses by id. */
+  async function statusesOf(...ids: string[]): Promise<Record<string, string>> {
+    const runs = await selectRows<{ id: string; status: string }>(
+      db,
+      sql`select id, status from executor_runs where id = any(${`{${ids.join(',')}}`}::uuid[])`,
+    );
+    return Object.fromEntries(runs.map((run) => [run.id, run.status]));
+  }
+
+  /** Holds the run's row in a transaction of its own, so others queue for it in the order they come. */
+  async function holdRow(runId: string) {
+    const holder = heldTransaction((tx) =>
+      tx.execute(sql`select 1 from executor_runs where id = ${runId} for update`),
+    );
+    await holder.result;
+    return holder;
+  }
+
   async function startItem(id: number) {
     const [row] = await selectRows<{ available_at: Date | string; kind: string }>(
       db,
@@ -207,10 +225,7 @@ describe.skipIf(!inject('postgresAdminUrl'))('a slot freed while a queued run tr
     }
     // Someone holds the queued run's row: the worker starting it queues for the row first, the
     // cancelling transaction second, so the worker gets the row while the cancel has ended the first run.
-    const holder = heldTransaction((tx) =>
-      tx.execute(sql`select 1 from executor_runs where id = ${queued} for update`),
-    );
-    await holder.result;
+    const holder = await holdRow(queued);
     const deciding = db.transaction((tx) =>
       tryStart(tx, start, { workerId: 'worker-b', now: NOW, registry }),
     );
@@ -237,11 +252,7 @@ describe.skipIf(!inject('postgresAdminUrl'))('a slot freed while a queued run tr
     expect(started).toEqual({ status: 'fulfilled', value: undefined });
     expect(cancelled.status).toBe('fulfilled');
     expect(emitted).toEqual(['inngest/function.cancelled', 'inngest/function.cancelled']);
-    const runs = await selectRows<{ id: string; status: string }>(
-      db,
-      sql`select id, status from executor_runs where id in (${running}, ${queued})`,
-    );
-    expect(Object.fromEntries(runs.map((run) => [run.id, run.status]))).toEqual({
+    expect(await statusesOf(running, queued)).toEqual({
       [running]: 'cancelled',
       [queued]: 'cancelled',
     });
@@ -252,10 +263,7 @@ describe.skipIf(!inject('postgresAdminUrl'))('a slot freed while a queued run tr
     await db.execute(
       sql`insert into executor_cancels (run_id, event_name) values (${queued}, 'inngest/function.failed')`,
     );
-    const holder = heldTransaction((tx) =>
-      tx.execute(sql`select 1 from executor_runs where id = ${queued} for update`),
-    );
-    await holder.result;
+    const holder = await holdRow(queued);
     const deciding = db.transaction((tx) =>
       tryStart(tx, start, { workerId: 'worker-b', now: NOW, registry }),
     );
@@ -287,11 +295,7 @@ describe.skipIf(!inject('postgresAdminUrl'))('a slot freed while a queued run tr
     const [started, failed] = await Promise.allSettled([deciding, failing]);
     expect(started).toEqual({ status: 'fulfilled', value: undefined });
     expect(failed.status).toBe('fulfilled');
-    const runs = await selectRows<{ id: string; status: string }>(
-      db,
-      sql`select id, status from executor_runs where id in (${running}, ${queued})`,
-    );
-    expect(Object.fromEntries(runs.map((run) => [run.id, run.status]))).toEqual({
+    expect(await statusesOf(running, queued)).toEqual({
       [running]: 'failed',
       [queued]: 'cancelled',
     });
