@@ -5,7 +5,8 @@ import type { AppEnv } from '../env';
 
 /**
  * Counts one API request against `identifier` and sets the rate-limit headers on the response
- * (Reset in Unix seconds), unless the limit is failing open. Over the limit: a 429 in the one error shape, with Retry-After.
+ * (Reset in Unix seconds), unless the limit is failing open. Over the limit: a 429 in the one error
+ * shape, with Retry-After.
  * Called by the auth middleware, which knows who is asking and their plan.
  */
 export async function enforceApiLimit(

@@ -187,9 +187,10 @@ export const credentials = pgTable(
 );
 
 /**
- * The Idempotency-Key of a create request that succeeded, for 24 hours: the same request sent again
- * with it (a retry after a timeout or a lost answer) gets the first answer back instead of creating
- * twice. Per customer: one tenant's keys never meet another's.
+ * The Idempotency-Key of a request that succeeded and must not happen twice (an agent's creation, a
+ * webhook secret rotation), for 24 hours: the same request sent again with it (a retry after a
+ * timeout or a lost answer) gets the first answer back. Per customer: one tenant's keys never meet
+ * another's.
  */
 export const idempotencyKeys = pgTable(
   'idempotency_keys',
@@ -198,11 +199,11 @@ export const idempotencyKeys = pgTable(
       .notNull()
       .references(() => customers.id, { onDelete: 'cascade' }),
     key: text('key').notNull(),
-    /** What the key was used for (`agent.create`): the same key on another operation is refused. */
+    /** What the key was used for (`agent.create`, `webhook.rotate_secret`): another operation is refused. */
     operation: text('operation').notNull(),
     /** SHA-256 of the validated request body: the same key with another body is refused. */
     requestHash: text('request_hash').notNull(),
-    /** The body first answered, replayed as it was (json, not jsonb: its keys keep their order). */
+    /** What the first answer needs to be given again (json, not jsonb: its keys keep their order). */
     response: json('response').notNull(),
     createdAt: createdAt(),
   },
