@@ -4,13 +4,23 @@ import { selectRows } from '../../lib/db/client';
 import { customers } from '../../lib/db/schema';
 import { signingSecretsOf } from '../../lib/webhooks/secrets';
 import { databaseTargets } from '../support/db';
-import { json, useApiHarness } from './harness';
+import { type ApiHarness, json, useApiHarness } from './harness';
 
 interface AgentBody {
   agent: Record<string, unknown> & { id: string };
 }
 interface ErrorBody {
   error: { code: string; message: string; details?: Record<string, unknown> };
+}
+
+/** A customer's POST to `path`, with an Idempotency-Key when one is given. */
+function poster(harness: ApiHarness, path: string) {
+  return (apiKey: string, body: unknown, key?: string) =>
+    harness.call('POST', path, {
+      key: apiKey,
+      body,
+      headers: key === undefined ? {} : { 'Idempotency-Key': key },
+    });
 }
 
 /*
@@ -20,12 +30,7 @@ interface ErrorBody {
 describe.each(databaseTargets())('Idempotency-Key on agent creation on %s', (target) => {
   const harness = useApiHarness(target);
 
-  const create = (apiKey: string, body: unknown, key?: string) =>
-    harness.call('POST', '/api/v1/agents', {
-      key: apiKey,
-      body,
-      headers: key === undefined ? {} : { 'Idempotency-Key': key },
-    });
+  const create = poster(harness, '/api/v1/agents');
 
   async function agentCount(customerId: string): Promise<number> {
     const rows = await selectRows<{ n: number }>(
@@ -172,12 +177,7 @@ describe.each(databaseTargets())('Idempotency-Key on agent creation on %s', (tar
 describe.each(databaseTargets())('Idempotency-Key on webhook secret rotation on %s', (target) => {
   const harness = useApiHarness(target);
 
-  const rotate = (apiKey: string, body: unknown, key?: string) =>
-    harness.call('POST', '/api/v1/webhook/rotate-secret', {
-      key: apiKey,
-      body,
-      headers: key === undefined ? {} : { 'Idempotency-Key': key },
-    });
+  const rotate = poster(harness, '/api/v1/webhook/rotate-secret');
 
   async function customerWithSecret() {
     const res = await harness.call('POST', '/api/v1/admin/customers', { body: { name: 'Hooks' } });

@@ -160,11 +160,7 @@ describe.skipIf(!inject('postgresAdminUrl'))('a slot freed while a queued run tr
     expect(await completion).toEqual([true]);
 
     expect(await startItem(start.id)).toEqual({ kind: 'start', availableAt: NOW });
-    const [run] = await selectRows<{ status: string }>(
-      db,
-      sql`select status from executor_runs where id = ${queued}`,
-    );
-    expect(run?.status).toBe('queued');
+    expect(await statusesOf(queued)).toEqual({ [queued]: 'queued' });
   });
 
   it('a run ended in a transaction while the start decides wakes the start once it has decided', async () => {
@@ -206,11 +202,7 @@ describe.skipIf(!inject('postgresAdminUrl'))('a slot freed while a queued run tr
 
     expect(await deciding).toMatchObject({ functionId: 'fn-one-at-a-time' });
     expect(await startItem(start.id)).toEqual({ kind: 'invoke', availableAt: NOW });
-    const [run] = await selectRows<{ status: string }>(
-      db,
-      sql`select status from executor_runs where id = ${queued}`,
-    );
-    expect(run?.status).toBe('running');
+    expect(await statusesOf(queued)).toEqual({ [queued]: 'running' });
   });
 
   it('a transaction cancelling the running run, then the queued one a worker is starting, does not deadlock with it', async () => {
