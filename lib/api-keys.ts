@@ -54,6 +54,7 @@ export interface ApiKeyOwner {
   apiRequestsPerHour: number | null;
   keyId: string;
   keyPrefix: string;
+  lastUsedAt: Date | null;
 }
 
 /**
@@ -70,10 +71,24 @@ export async function findApiKeyOwner(db: Queryable, presented: string): Promise
       apiRequestsPerHour: customers.apiRequestsPerHour,
       keyId: apiKeys.id,
       keyPrefix: apiKeys.prefix,
+      lastUsedAt: apiKeys.lastUsedAt,
     })
     .from(apiKeys)
     .innerJoin(customers, eq(customers.id, apiKeys.customerId))
     .where(and(eq(apiKeys.hash, hashApiKey(presented)), isNull(apiKeys.revokedAt)))
     .limit(1);
   return row;
+}
+
+/** How stale a key's `lastUsedAt` may get: marking every request would be a write per request. */
+export const KEY_USE_MARK_INTERVAL_MS = 60_000;
+
+/**
+ * Records that `owner`'s key was used, at most once a minute; the first use is always recorded, and
+ * before the request goes on, so a key that has authenticated anything shows it (a customer create
+ * retried with its Idempotency-Key replaces only a key nobody has used).
+ */
+export async function markApiKeyUsed(db: Queryable, owner: ApiKeyOwner, now = new Date()): Promise<void> {
+  if (owner.lastUsedAt && now.getTime() - owner.lastUsedAt.getTime() < KEY_USE_MARK_INTERVAL_MS) return;
+  await db.update(apiKeys).set({ lastUsedAt: now }).where(eq(apiKeys.id, owner.keyId));
 }

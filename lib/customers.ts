@@ -1,14 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { and, desc, eq, isNull, type SQL } from 'drizzle-orm';
+import { and, desc, eq, isNull, lt, type SQL, sql } from 'drizzle-orm';
 import type { RequestContext } from './actor';
 import { generateApiKey } from './api-keys';
 import { recordAudit } from './audit';
 import { changedFields } from './changed-fields';
 import type { Keyring } from './crypto';
 import type { Database, Queryable } from './db/client';
-import { apiKeys, customers } from './db/schema';
+import { adminIdempotencyKeys, apiKeys, customers } from './db/schema';
 import { AppError } from './errors';
 import { checkIfMatch, customerEtag } from './etag';
+import { checkSameRequest, IDEMPOTENCY_KEY_TTL_MS, isLive, requestHash } from './idempotency';
 import { type CursorPage, cursorCondition, isUuid, pageOf } from './pagination';
 import {
   type CreateCustomerInput,
@@ -16,7 +17,7 @@ import {
   PLAN_MAX_AGENTS,
   type UpdateCustomerInput,
 } from './schemas/customers';
-import { currentSecretColumns } from './webhooks/secrets';
+import { currentSecretColumns, readableCurrentSecret } from './webhooks/secrets';
 import { generateWebhookSecret } from './webhooks/sign';
 
 type CustomerRow = typeof customers.$inferSelect;
@@ -51,17 +52,47 @@ export async function getCustomer(db: Queryable, id: string): Promise<Customer> 
   return toCustomer(row);
 }
 
+/** What a customer's creation answers: the customer, its API key and its webhook signing secret. */
+export interface CreatedCustomer {
+  customer: Customer;
+  apiKey: string;
+  webhookSecret: string;
+}
+
+/**
+ * Creates a customer with its first API key and webhook signing secret. With an `idempotencyKey`, a
+ * create sent again within 24 hours (its answer lost) answers the customer it made instead of making
+ * another; see `answerCreateAgain` for the key it carries.
+ */
 export async function createCustomer(
   db: Database,
   context: RequestContext,
   keyring: Keyring,
   input: CreateCustomerInput,
-): Promise<{ customer: Customer; apiKey: string; webhookSecret: string }> {
+  options: { idempotencyKey?: string | undefined } = {},
+): Promise<CreatedCustomer & { replayed: boolean }> {
   const key = generateApiKey();
   const webhookSecret = generateWebhookSecret();
   // The id is chosen here because the signing secret is encrypted bound to it, in the same insert.
   const id = randomUUID();
+  const idempotencyKey = options.idempotencyKey;
   return db.transaction(async (tx) => {
+    if (idempotencyKey !== undefined) {
+      const now = Date.now();
+      // Nothing else serialises two creates: the key's own lock makes the second wait for the first.
+      await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`admin-idempotency:${idempotencyKey}`}))`);
+      const [use] = await tx
+        .select()
+        .from(adminIdempotencyKeys)
+        .where(eq(adminIdempotencyKeys.key, idempotencyKey));
+      if (use && isLive(use, now)) {
+        checkSameRequest(use, { operation: CREATE_OPERATION, input });
+        return { ...(await answerCreateAgain(tx, context, keyring, use)), replayed: true };
+      }
+      await tx
+        .delete(adminIdempotencyKeys)
+        .where(lt(adminIdempotencyKeys.createdAt, new Date(now - IDEMPOTENCY_KEY_TTL_MS)));
+    }
     const [row] = await tx
       .insert(customers)
       .values({
@@ -77,7 +108,10 @@ export async function createCustomer(
       })
       .returning();
     if (!row) throw new Error('insert returned no row');
-    await tx.insert(apiKeys).values({ customerId: row.id, prefix: key.prefix, hash: key.hash });
+    const [issued] = await tx
+      .insert(apiKeys)
+      .values({ customerId: row.id, prefix: key.prefix, hash: key.hash })
+      .returning({ id: apiKeys.id });
     await recordAudit(tx, context, {
       action: 'customer.create',
       targetType: 'customer',
@@ -85,8 +119,76 @@ export async function createCustomer(
       customerId: row.id,
       details: { plan: row.plan, maxAgents: row.maxAgents, keyPrefix: key.prefix },
     });
-    return { customer: toCustomer(row), apiKey: key.key, webhookSecret };
+    if (idempotencyKey !== undefined) {
+      await tx.insert(adminIdempotencyKeys).values({
+        key: idempotencyKey,
+        operation: CREATE_OPERATION,
+        requestHash: requestHash(CREATE_OPERATION, input),
+        customerId: row.id,
+        apiKeyId: issued?.id ?? null,
+      });
+    }
+    return { customer: toCustomer(row), apiKey: key.key, webhookSecret, replayed: false };
   });
+}
+
+const CREATE_OPERATION = 'customer.create';
+
+/**
+ * The answer to a create sent again. Its API key was kept only as a hash, so it cannot be given
+ * again: while that key is active and has authenticated nothing (nobody received it), it is replaced
+ * by a new one, which the retry answers with the same customer and signing secret. A key in use or
+ * rotated since, or a customer deleted since, is a 409: revoking a key in use would break whoever
+ * holds it.
+ */
+async function answerCreateAgain(
+  tx: Queryable,
+  context: RequestContext,
+  keyring: Keyring,
+  use: typeof adminIdempotencyKeys.$inferSelect,
+): Promise<CreatedCustomer> {
+  const row = use.customerId ? await findCustomerRow(tx, use.customerId, { forUpdate: true }) : undefined;
+  if (!row) {
+    throw new AppError('conflict', 'The customer this Idempotency-Key created has been deleted since', {
+      details: { field: 'Idempotency-Key' },
+    });
+  }
+  // Guarded in the statement: a first use committing meanwhile makes it revoke nothing.
+  const revoked = use.apiKeyId
+    ? await tx
+        .update(apiKeys)
+        .set({ revokedAt: new Date() })
+        .where(and(eq(apiKeys.id, use.apiKeyId), isNull(apiKeys.revokedAt), isNull(apiKeys.lastUsedAt)))
+        .returning({ prefix: apiKeys.prefix })
+    : [];
+  if (revoked.length === 0) {
+    throw new AppError(
+      'conflict',
+      `The API key this Idempotency-Key's create issued has been used or replaced since, so it was received: ` +
+        `GET /api/v1/admin/customers/${row.id}, and POST .../rotate-key if the key was lost`,
+      { details: { field: 'Idempotency-Key' } },
+    );
+  }
+  const webhookSecret = readableCurrentSecret(keyring, row);
+  if (webhookSecret === undefined)
+    throw new Error(`the webhook secret of customer ${row.id} does not decrypt`);
+  const key = generateApiKey();
+  const [issued] = await tx
+    .insert(apiKeys)
+    .values({ customerId: row.id, prefix: key.prefix, hash: key.hash })
+    .returning({ id: apiKeys.id });
+  await tx
+    .update(adminIdempotencyKeys)
+    .set({ apiKeyId: issued?.id ?? null })
+    .where(eq(adminIdempotencyKeys.key, use.key));
+  await recordAudit(tx, context, {
+    action: 'customer.create_replayed',
+    targetType: 'customer',
+    targetId: row.id,
+    customerId: row.id,
+    details: { revokedKeyPrefixes: revoked.map((key) => key.prefix), keyPrefix: key.prefix },
+  });
+  return { customer: toCustomer(row), apiKey: key.key, webhookSecret };
 }
 
 export async function listCustomers(

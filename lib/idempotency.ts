@@ -16,7 +16,8 @@ export interface IdempotentRequest {
   input: unknown;
 }
 
-function requestHash(operation: string, input: unknown): string {
+/** What tells a retry (the same operation and body) from another request under the same key. */
+export function requestHash(operation: string, input: unknown): string {
   return createHash('sha256').update(operation).update('\0').update(JSON.stringify(input)).digest('hex');
 }
 
@@ -35,18 +36,32 @@ export async function findIdempotentResponse<T>(
     .select()
     .from(idempotencyKeys)
     .where(and(eq(idempotencyKeys.customerId, request.customerId), eq(idempotencyKeys.key, request.key)));
-  if (!row || row.createdAt.getTime() <= now - IDEMPOTENCY_KEY_TTL_MS) return undefined;
-  if (
-    row.operation !== request.operation ||
-    row.requestHash !== requestHash(request.operation, request.input)
-  ) {
-    throw new AppError(
-      'idempotency_key_reused',
-      'Idempotency-Key was already used for another request in the last 24 hours; send a new key',
-      { details: { field: 'Idempotency-Key' } },
-    );
-  }
+  if (!row || !isLive(row, now)) return undefined;
+  checkSameRequest(row, request);
   return row.response as T;
+}
+
+/** Whether a key's use of `createdAt` still answers its retries at `now`. */
+export function isLive(use: { createdAt: Date }, now: number): boolean {
+  return use.createdAt.getTime() > now - IDEMPOTENCY_KEY_TTL_MS;
+}
+
+/** Refuses (422) a live key's use by another operation or with another body: answering either would be wrong. */
+export function checkSameRequest(
+  use: { operation: string; requestHash: string },
+  request: Pick<IdempotentRequest, 'operation' | 'input'>,
+): void {
+  if (
+    use.operation === request.operation &&
+    use.requestHash === requestHash(request.operation, request.input)
+  ) {
+    return;
+  }
+  throw new AppError(
+    'idempotency_key_reused',
+    'Idempotency-Key was already used for another request in the last 24 hours; send a new key',
+    { details: { field: 'Idempotency-Key' } },
+  );
 }
 
 /**

@@ -1,5 +1,5 @@
 import { createMiddleware } from 'hono/factory';
-import { findApiKeyOwner, isAdminKey } from '../../lib/api-keys';
+import { findApiKeyOwner, isAdminKey, markApiKeyUsed } from '../../lib/api-keys';
 import { AppError } from '../../lib/errors';
 import { limitsFor } from '../../lib/ratelimit/plans';
 import type { Actor, AppEnv } from '../env';
@@ -52,8 +52,10 @@ export function requireAdmin() {
 export function requireCustomer() {
   return createMiddleware<AppEnv>(async function authenticateCustomer(c, next) {
     const key = presentedKey((name) => c.req.header(name));
-    const owner = await findApiKeyOwner(c.get('services').db, key);
+    const { db } = c.get('services');
+    const owner = await findApiKeyOwner(db, key);
     if (!owner) throw badKey();
+    await markApiKeyUsed(db, owner);
     if (owner.customerStatus === 'suspended') {
       throw new AppError('customer_suspended', 'This customer account is suspended');
     }

@@ -11,8 +11,12 @@ import { deleteCustomerAndWebhooks } from '../../../lib/lifecycle/remove-webhook
 import {
   bodyErrors,
   commonErrors,
+  conflictError,
   deleteWithIfMatchResponses,
+  IdempotencyHeaders,
+  IdempotentReplayedHeaders,
   IfMatchHeaders,
+  idempotencyKeyReusedError,
   notFoundError,
   preconditionFailedError,
 } from '../../../lib/schemas/common';
@@ -55,15 +59,19 @@ const createCustomerRoute = createRoute({
   method: 'post',
   path: '/api/v1/admin/customers',
   summary: 'Creates a customer and its first API key (shown once)',
-  request: { body: jsonBody(CreateCustomerSchema) },
+  request: { headers: IdempotencyHeaders, body: jsonBody(CreateCustomerSchema) },
   responses: {
     201: {
-      description: 'Created',
-      headers: etagHeaders,
+      description:
+        'Created (or, sent again with the same Idempotency-Key while its API key is unused, the same customer ' +
+        'and webhook secret with a new API key in place of the one whose answer was lost)',
+      headers: etagHeaders.extend(IdempotentReplayedHeaders.shape),
       content: { 'application/json': { schema: CreatedCustomerSchema } },
     },
     ...commonErrors,
     ...bodyErrors,
+    ...conflictError,
+    ...idempotencyKeyReusedError,
   },
 });
 
@@ -151,9 +159,12 @@ export function registerAdminCustomers(app: OpenAPIHono<AppEnv>) {
     const { db, keyring } = c.get('services');
     const body = c.req.valid('json');
     if (body.webhookUrl !== undefined) checkWebhookUrl(c.get('services').config, body.webhookUrl);
-    const result = await createCustomer(db, requestContext(c), keyring, body);
-    c.header('ETag', customerEtag(result.customer));
-    return c.json(result, 201);
+    const { replayed, ...created } = await createCustomer(db, requestContext(c), keyring, body, {
+      idempotencyKey: c.req.valid('header')['idempotency-key'],
+    });
+    c.header('ETag', customerEtag(created.customer));
+    if (replayed) c.header('Idempotent-Replayed', 'true');
+    return c.json(created, 201);
   });
   app.openapi(listCustomersRoute, async (c) => {
     const page = await listCustomers(c.get('services').db, c.req.valid('query'));

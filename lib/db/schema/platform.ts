@@ -210,6 +210,23 @@ export const idempotencyKeys = pgTable(
   (t) => [primaryKey({ columns: [t.customerId, t.key] })],
 );
 
+/**
+ * The operator's Idempotency-Keys for creating customers (an admin request has no customer to file
+ * them under). The answer carried an API key kept only as a hash, so it cannot be stored to give
+ * again: a retry gets the customer with a new key instead, while the key issued is still unused.
+ */
+export const adminIdempotencyKeys = pgTable('admin_idempotency_keys', {
+  key: text('key').primaryKey(),
+  operation: text('operation').notNull(),
+  /** SHA-256 of the validated request body: the same key with another body is refused. */
+  requestHash: text('request_hash').notNull(),
+  /** The customer created; null once it is deleted, which a retry is told. */
+  customerId: uuid('customer_id').references(() => customers.id, { onDelete: 'set null' }),
+  /** The API key the latest answer carried: a retry replaces it only while it is unused and active. */
+  apiKeyId: uuid('api_key_id').references(() => apiKeys.id, { onDelete: 'set null' }),
+  createdAt: createdAt(),
+});
+
 export const telegramChats = pgTable(
   'telegram_chats',
   {
