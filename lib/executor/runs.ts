@@ -196,8 +196,9 @@ export async function discoverIfIdle(tx: Queryable, runId: string, now: number):
 }
 
 /**
- * Ends a run: its pending work, waits, cancel rules and concurrency slots go; blocked runs wake, at
- * once, or, with `released` (see `endingRuns`), when the transaction has done the rest of its work.
+ * Ends a run: its pending work, waits, cancel rules and concurrency slots go; runs queued on its keys
+ * (those it held, or, still queued itself, those it was queued on) wake, at once, or, with `released`
+ * (see `endingRuns`), when the transaction has done the rest of its work.
  */
 export async function endRun(
   tx: Queryable,
@@ -215,10 +216,15 @@ export async function endRun(
             output = ${result.output === undefined ? null : json(result.output)}::jsonb,
             error = ${result.error === undefined ? null : json(result.error)}::jsonb
           where id = ${runId} returning id),
-        queue as (delete from executor_queue where run_id = ${runId}),
+        queue as (delete from executor_queue where run_id = ${runId} returning id, kind),
         waits as (delete from executor_waits where run_id = ${runId}),
-        cancels as (delete from executor_cancels where run_id = ${runId})
-        delete from executor_concurrency where run_id = ${runId} returning key`,
+        cancels as (delete from executor_cancels where run_id = ${runId}),
+        slots as (delete from executor_concurrency where run_id = ${runId} returning key)
+        select key from slots
+        -- A queued run ending (cancelled) frees no slot, but runs queued behind it on its keys, first
+        -- in, first out, may start now.
+        union select k.key from executor_start_keys k
+          where k.item_id = any(array(select id from queue where kind = 'start'))`,
   );
   const keys = freed.map((row) => row.key);
   if (released) released.push(...keys);

@@ -145,6 +145,47 @@ describe.each(databaseTargets())('executor timers and flow control on %s', (targ
     expect(await startKeys()).toEqual([]);
   });
 
+  it('cancelling a queued run that another waits behind lets that one start at once', async () => {
+    const harness = await createExecutorHarness({
+      target,
+      functions: (inngest) => [
+        inngest.createFunction(
+          {
+            id: 'two-keys',
+            concurrency: [
+              { limit: 1, key: 'event.data.chat' },
+              { limit: 1, key: 'event.data.pool' },
+            ],
+            triggers: [{ event: 'test/two-keys' }],
+          },
+          async ({ event, step }) => {
+            if ((event.data as { hold?: boolean }).hold) await step.sleep('hold', '1h');
+          },
+        ),
+      ],
+    });
+    h = harness;
+    const send = (data: Record<string, unknown>) => harness.send({ name: 'test/two-keys', data });
+    // The holder takes pool "busy"; the second waits for it; the third has its own pool free but
+    // comes behind the second on their chat, first in, first out.
+    await send({ chat: 'other', pool: 'busy', n: 1, hold: true });
+    await harness.drain();
+    await send({ chat: 'same', pool: 'busy', n: 2 });
+    await harness.drain();
+    await send({ chat: 'same', pool: 'free', n: 3 });
+    await harness.drain();
+    const runs = await harness.runsOf(`${APP}-two-keys`);
+    const [holder, second, third] = [1, 2, 3].map((n) =>
+      runs.find((run) => (run.event.data as { n: number }).n === n),
+    );
+    expect([holder?.status, second?.status, third?.status]).toEqual(['running', 'queued', 'queued']);
+
+    expect(await harness.executor.cancel(second?.id as string)).toBe(true);
+    // No clock move: the third would otherwise wait for its one-second re-check.
+    await harness.drain();
+    expect((await harness.run(third?.id as string)).status).toBe('completed');
+  });
+
   it('concurrency limit 2 per key runs two of a key at once, in order, the third when a slot frees', async () => {
     const log: string[] = [];
     h = await createExecutorHarness({
