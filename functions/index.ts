@@ -4,6 +4,7 @@ import type { InngestClient } from './client';
 import { deliverWebhook } from './deliver-webhook';
 import { expirePairingRequestsFunction } from './expire-pairing-requests';
 import { notifyPairingApprovedFunction } from './notify-pairing-approved';
+import { purgeIdempotencyKeysFunction } from './purge-idempotency-keys';
 import { reconcileWebhooks } from './reconcile-webhooks';
 import { releaseCancelledReplyFunction } from './release-cancelled-reply';
 import { replyToMessage } from './reply-to-message';
@@ -35,5 +36,6 @@ export function createFunctions(deps: FunctionDeps): InngestFunction.Any[] {
     sweepWebhookOutboxFunction(deps),
     notifyPairingApprovedFunction(deps),
     expirePairingRequestsFunction(deps),
+    purgeIdempotencyKeysFunction(deps),
   ];
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { and, eq, lt, sql } from 'drizzle-orm';
 import type { Queryable } from './db/client';
-import { idempotencyKeys } from './db/schema';
+import { adminIdempotencyKeys, idempotencyKeys } from './db/schema';
 import { AppError } from './errors';
 
 /** How long a create request's Idempotency-Key answers its retries with the first answer. */
@@ -98,4 +98,21 @@ export async function storeIdempotentResponse(
         createdAt: sql`excluded.created_at`,
       },
     });
+}
+
+/**
+ * Deletes every Idempotency-Key use past its 24 hours, customers' and the operator's: a key's own
+ * next use purges its customer's, but a customer who sends no more keys would keep its last day's.
+ */
+export async function purgeExpiredIdempotencyKeys(db: Queryable, now = Date.now()): Promise<number> {
+  const expired = new Date(now - IDEMPOTENCY_KEY_TTL_MS);
+  const customers = await db
+    .delete(idempotencyKeys)
+    .where(lt(idempotencyKeys.createdAt, expired))
+    .returning({ key: idempotencyKeys.key });
+  const operator = await db
+    .delete(adminIdempotencyKeys)
+    .where(lt(adminIdempotencyKeys.createdAt, expired))
+    .returning({ key: adminIdempotencyKeys.key });
+  return customers.length + operator.length;
 }
