@@ -4,6 +4,7 @@ import { createJobsRuntime, INNGEST_SERVE_PATH } from '../functions/runtime';
 import { boot, onShutdown, reasonOf, startupProblem } from '../lib/boot';
 import { readArgs } from '../lib/cli-args';
 import { createApp } from './app';
+import { answerClientErrors } from './client-errors';
 
 /**
  * The HTTP entry. `npm start` runs it with the worker in the same process; the Procfile's `web`
@@ -52,6 +53,8 @@ async function stopWork(): Promise<void> {
   await worker?.stop();
   await services.close();
 }
+
+answerClientErrors(server, logger);
 
 server.on('error', (error: NodeJS.ErrnoException) => {
   const problem =

@@ -3,6 +3,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 /** Every error code the API can answer with, and the HTTP status it maps to. */
 export const ERROR_STATUS = {
   validation_error: 400,
+  bad_request: 400,
   invalid_json: 400,
   unknown_field: 400,
   unauthorized: 401,
@@ -23,12 +24,15 @@ export const ERROR_STATUS = {
   agent_running: 409,
   bot_in_use: 409,
   allowlist_full: 409,
+  request_timeout: 408,
   precondition_failed: 412,
   payload_too_large: 413,
   unsupported_media_type: 415,
   idempotency_key_reused: 422,
   rate_limited: 429,
+  headers_too_large: 431,
   internal_error: 500,
+  method_not_implemented: 501,
   service_unavailable: 503,
   upstream_unavailable: 502,
 } as const satisfies Record<string, ContentfulStatusCode>;

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { closedPort } from '../support/loopback';
+import { parseRawAnswer, rawRequest } from '../support/raw-http';
 import { TEST_ADMIN_KEY } from '../support/services';
 import { until } from '../support/until';
 
@@ -57,6 +58,11 @@ describe('stopping the platform while a client has stalled halfway through a req
       'the platform to answer /health',
       { timeoutMs: 45_000, detail: () => output },
     );
+
+    // The server answers what its HTTP parser refuses in the API's error shape (api/client-errors.ts).
+    const refused = parseRawAnswer(await rawRequest(port, 'FROB / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'));
+    expect(refused.statusLine).toBe('HTTP/1.1 501 Not Implemented');
+    expect(refused.body.error.code).toBe('method_not_implemented');
 
     const stalled = connect(port, '127.0.0.1');
     const ended = new Promise<void>((resolve) => stalled.once('close', () => resolve()));
