@@ -49,6 +49,14 @@ export function checkIfMatch(
   if (ifMatch === undefined) return;
   const tags = ifMatch.split(',').map((tag) => tag.trim());
   if (tags.includes('*') || tags.includes(current)) return;
+  if (tags.includes(`W/${current}`)) {
+    // The current tag, sent weak: nothing changed, the client only marked it so.
+    throw new AppError(
+      'precondition_failed',
+      `If-Match compares strongly, so a weak ETag (W/"…") never matches: send the ETag as the ${subject}'s answer gave it, without W/.`,
+      { details: { etag: current } },
+    );
+  }
   throw new AppError(
     'precondition_failed',
     `The ${subject} changed since you read it: If-Match does not match its ETag. GET it again and re-apply your change.`,

@@ -188,6 +188,9 @@ describe.each(databaseTargets())('approving a pairing code into a full allowlist
       headers: { 'if-match': `W/${current}` },
     });
     expect(weak.status).toBe(412);
+    const { error } = (await weak.json()) as { error: { message: string; details: { etag: string } } };
+    expect(error.message).toContain('weak ETag');
+    expect(error.details.etag).toBe(current);
   });
 
   it('a DELETE with an ETag read before a change is refused (412) and deletes nothing; the current one deletes', async () => {
