@@ -196,9 +196,9 @@ export async function discoverIfIdle(tx: Queryable, runId: string, now: number):
 }
 
 /**
- * Ends a run: its pending work, waits, cancel rules and concurrency slots go; runs queued on its keys
- * (those it held, or, still queued itself, those it was queued on) wake, at once, or, with `released`
- * (see `endingRuns`), when the transaction has done the rest of its work.
+ * Ends a run: its pending work, waits, cancel rules and concurrency slots go; runs queued on the keys
+ * it held wake, at once, or, with `released` (see `endingRuns`), when the transaction has done the
+ * rest of its work; a run still queued wakes those queued behind it at once.
  */
 export async function endRun(
   tx: Queryable,
@@ -219,12 +219,21 @@ export async function endRun(
         queue as (delete from executor_queue where run_id = ${runId} returning id, kind),
         waits as (delete from executor_waits where run_id = ${runId}),
         cancels as (delete from executor_cancels where run_id = ${runId}),
-        slots as (delete from executor_concurrency where run_id = ${runId} returning key)
-        select key from slots
         -- A queued run ending (cancelled) frees no slot, but runs queued behind it on its keys, first
-        -- in, first out, may start now.
-        union select k.key from executor_start_keys k
-          where k.item_id = any(array(select id from queue where kind = 'start'))`,
+        -- in, first out, may start now. Woken here, skipping items locked by others (being started,
+        -- woken or deleted already): waiting for one, or for the keys' locks, could deadlock with a
+        -- worker that holds them and waits for this run's deleted item.
+        behind as (
+          update executor_queue q set available_at = ${iso(now)}::timestamptz
+          where q.id in (
+            select l.id from executor_queue l
+            where l.id = any(array(
+                select b.item_id from executor_start_keys b where b.key = any(array(
+                  select k.key from executor_start_keys k
+                  where k.item_id = any(array(select id from queue where kind = 'start'))))))
+              and l.kind = 'start' and l.leased_by is null and l.run_id <> ${runId}
+            for update skip locked))
+        delete from executor_concurrency where run_id = ${runId} returning key`,
   );
   const keys = freed.map((row) => row.key);
   if (released) released.push(...keys);

@@ -293,6 +293,52 @@ describe.skipIf(!inject('postgresAdminUrl'))('a slot freed while a queued run tr
     });
   });
 
+  it('cancelling a queued run while a worker starts the one ahead of it on the key does not deadlock with it', async () => {
+    // Two slots on the key, both free: the older run may start, the younger waits behind it.
+    const ids: string[] = [];
+    const items: QueueItem[] = [];
+    for (let run = 0; run < 2; run += 1) {
+      const id = randomUUID();
+      await db.execute(
+        sql`insert into executor_runs (id, function_id, event, status, concurrency, created_at)
+            values (${id}, 'fn-two', '{"name":"test/two","data":{}}'::jsonb, 'queued',
+                    ${JSON.stringify([{ key: KEY, limit: 2 }])}::jsonb, ${iso(NOW)}::timestamptz)`,
+      );
+      const item = await insertItem(id, 'start', 'worker-a');
+      await db.execute(sql`insert into executor_start_keys (key, item_id) values (${KEY}, ${item.id})`);
+      ids.push(id);
+      items.push(item);
+    }
+    const [older = '', younger = ''] = ids;
+    // Nobody has taken the younger run's start yet; it was put back for its re-check.
+    await db.execute(
+      sql`update executor_queue set leased_by = null, leased_until = null,
+            available_at = ${iso(NOW + 1_000)}::timestamptz where id = ${items[1]?.id}`,
+    );
+    let ended = () => {};
+    const endedYounger = new Promise<void>((resolve) => {
+      ended = resolve;
+    });
+    // The cancel has deleted the younger run's start item when the worker, holding the key, starts
+    // the older run and wakes those behind it, that item among them; then the cancel goes on.
+    const cancelling = db.transaction((tx) =>
+      endingRuns(tx, NOW, async (released) => {
+        await endRun(tx, younger, 'cancelled', {}, NOW, released);
+        ended();
+        await until(async () => (await lockWaiters()) >= 1, 'the start to wait for the deleted item');
+      }),
+    );
+    await endedYounger;
+    const starting = db.transaction((tx) =>
+      tryStart(tx, items[0] as QueueItem, { workerId: 'worker-a', now: NOW, registry }),
+    );
+
+    const [cancelled, started] = await Promise.allSettled([cancelling, starting]);
+    expect(cancelled.status).toBe('fulfilled');
+    expect(started.status).toBe('fulfilled');
+    expect(await statusesOf(older, younger)).toEqual({ [older]: 'running', [younger]: 'cancelled' });
+  });
+
   it('a throttled start takes its keys in key order, as the wake does: no deadlock with a run ending', async () => {
     // Declared out of key order, the first with a slot free: the start goes on to the second key.
     const concurrency = [
