@@ -62,6 +62,8 @@ export interface RateLimiterOptions {
   prefix?: string;
   /** How long to wait for Redis before failing open. */
   timeoutMs?: number;
+  /** After Redis failed, how long limits fail open without asking it (each ask would wait `timeoutMs`). */
+  failureBackoffMs?: number;
   now?: () => number;
 }
 
@@ -69,12 +71,16 @@ export interface RateLimiterOptions {
  * Both limits fail open when Redis is down or slow: a Redis outage must never lose a Telegram
  * message, and refusing every API call for the length of an outage would take the product down
  * with the cache. Each failure is logged (at most once a minute) and /health shows Redis down.
+ * After a failure Redis is not asked for `failureBackoffMs`: otherwise, through an outage, every
+ * request and every message would wait out the timeout first.
  */
 export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   const client = upstashClientFor(options.redis);
   const prefix = options.prefix ?? `oc:rl:${options.kind}`;
   const timeoutMs = options.timeoutMs ?? 500;
+  const failureBackoffMs = options.failureBackoffMs ?? 5_000;
   const now = options.now ?? Date.now;
+  let askAgainAt = 0;
   // One Ratelimit per distinct limit: an override changes the tokens, not the algorithm, nor the
   // counter (the key holds no limit), so a new plan or override applies to what was already counted.
   const byLimit = new Map<number, Ratelimit>();
@@ -97,8 +103,15 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     return limiter;
   };
 
-  const bounded = <T>(work: Promise<T>) =>
-    withTimeout(work, timeoutMs, `Redis did not answer within ${timeoutMs} ms`);
+  const bounded = async <T>(work: () => Promise<T>): Promise<T> => {
+    if (now() < askAgainAt) throw new Error(`Redis failed less than ${failureBackoffMs} ms ago`);
+    try {
+      return await withTimeout(work(), timeoutMs, `Redis did not answer within ${timeoutMs} ms`);
+    } catch (error) {
+      askAgainAt = now() + failureBackoffMs;
+      throw error;
+    }
+  };
 
   const warn = (error: unknown) => {
     if (now() - lastWarning < 60_000) return;
@@ -118,7 +131,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   const apiFreeAt = async (identifier: string, tokens: number, windowEnd: number): Promise<number> => {
     const windowIndex = windowEnd / API_WINDOW_MS - 1;
     try {
-      const [previous, current] = await bounded(
+      const [previous, current] = await bounded(() =>
         client.mget<(number | string | null)[]>(
           `${prefix}:${identifier}:${windowIndex - 1}`,
           `${prefix}:${identifier}:${windowIndex}`,
@@ -141,14 +154,14 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     async limit(identifier, tokens) {
       try {
         const limiter = limiterFor(tokens);
-        const result = await bounded(limiter.limit(identifier));
+        const result = await bounded(() => limiter.limit(identifier));
         // The ratelimit promise for analytics and multi-region sync; nothing pending here, but never leave it unhandled.
         result.pending.catch(() => {});
         if (!result.success && options.kind === 'messages') {
           // The fixed window counts a refused use too: handed back, the count is what was let
           // through, so a limit raised later in the day gives as many more as it says.
           // A refund Redis does not take only undercounts the limit raise: the refusal stands.
-          await bounded(limiter.limit(identifier, { rate: -1 })).then(
+          await bounded(() => limiter.limit(identifier, { rate: -1 })).then(
             (refund) => refund.pending.catch(() => {}),
             (error: unknown) => warn(error),
           );
@@ -171,7 +184,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     },
     async usage(identifier, tokens) {
       try {
-        const { remaining, reset } = await bounded(limiterFor(tokens).getRemaining(identifier));
+        const { remaining, reset } = await bounded(() => limiterFor(tokens).getRemaining(identifier));
         return { used: Math.max(0, tokens - remaining), remaining, reset, failedOpen: false };
       } catch (error) {
         warn(error);
