@@ -1,5 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { and, eq, isNull } from 'drizzle-orm';
+import { and, eq, isNull, lt, or } from 'drizzle-orm';
 import type { Queryable } from './db/client';
 import { apiKeys, customers } from './db/schema';
 
@@ -86,9 +86,32 @@ export const KEY_USE_MARK_INTERVAL_MS = 60_000;
 /**
  * Records that `owner`'s key was used, at most once a minute; the first use is always recorded, and
  * before the request goes on, so a key that has authenticated anything shows it (a customer create
- * retried with its Idempotency-Key replaces only a key nobody has used).
+ * retried with its Idempotency-Key replaces only a key nobody has used). False when the key was
+ * revoked since it was looked up (by such a retry, or a rotation): the request must not go on.
  */
-export async function markApiKeyUsed(db: Queryable, owner: ApiKeyOwner, now = new Date()): Promise<void> {
-  if (owner.lastUsedAt && now.getTime() - owner.lastUsedAt.getTime() < KEY_USE_MARK_INTERVAL_MS) return;
-  await db.update(apiKeys).set({ lastUsedAt: now }).where(eq(apiKeys.id, owner.keyId));
+export async function markApiKeyUsed(db: Queryable, owner: ApiKeyOwner, now = new Date()): Promise<boolean> {
+  if (owner.lastUsedAt && now.getTime() - owner.lastUsedAt.getTime() < KEY_USE_MARK_INTERVAL_MS) return true;
+  // Guarded in the statement: of requests marking at once, the first writes and the rest, re-checking
+  // the row it wrote, do not; and a revocation committed first makes it write nothing.
+  const marked = await db
+    .update(apiKeys)
+    .set({ lastUsedAt: now })
+    .where(
+      and(
+        eq(apiKeys.id, owner.keyId),
+        isNull(apiKeys.revokedAt),
+        or(
+          isNull(apiKeys.lastUsedAt),
+          lt(apiKeys.lastUsedAt, new Date(now.getTime() - KEY_USE_MARK_INTERVAL_MS)),
+        ),
+      ),
+    )
+    .returning({ id: apiKeys.id });
+  if (marked.length > 0) return true;
+  // Someone else marked it, or it was revoked: a statement of its own sees which, as committed.
+  const [key] = await db
+    .select({ revokedAt: apiKeys.revokedAt })
+    .from(apiKeys)
+    .where(eq(apiKeys.id, owner.keyId));
+  return key !== undefined && key.revokedAt === null;
 }

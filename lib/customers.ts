@@ -80,7 +80,7 @@ export async function createCustomer(
     if (idempotencyKey !== undefined) {
       const now = Date.now();
       // Nothing else serialises two creates: the key's own lock makes the second wait for the first.
-      await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`admin-idempotency:${idempotencyKey}`}))`);
+      await tx.execute(sql`select pg_advisory_xact_lock(${CREATE_KEY_LOCK}, hashtext(${idempotencyKey}))`);
       const [use] = await tx
         .select()
         .from(adminIdempotencyKeys)
@@ -120,19 +120,26 @@ export async function createCustomer(
       details: { plan: row.plan, maxAgents: row.maxAgents, keyPrefix: key.prefix },
     });
     if (idempotencyKey !== undefined) {
-      await tx.insert(adminIdempotencyKeys).values({
-        key: idempotencyKey,
+      const use = {
         operation: CREATE_OPERATION,
         requestHash: requestHash(CREATE_OPERATION, input),
         customerId: row.id,
         apiKeyId: issued?.id ?? null,
-      });
+        createdAt: new Date(),
+      };
+      // Replacing the key's expired use, which the purge above can miss by the microseconds a Date lacks.
+      await tx
+        .insert(adminIdempotencyKeys)
+        .values({ key: idempotencyKey, ...use })
+        .onConflictDoUpdate({ target: adminIdempotencyKeys.key, set: use });
     }
     return { customer: toCustomer(row), apiKey: key.key, webhookSecret, replayed: false };
   });
 }
 
 const CREATE_OPERATION = 'customer.create';
+/** The advisory lock class of customer-create Idempotency-Keys (two-key form: apart from the executor's). */
+const CREATE_KEY_LOCK = 727_003;
 
 /**
  * The answer to a create sent again. Its API key was kept only as a hash, so it cannot be given

@@ -54,8 +54,7 @@ export function requireCustomer() {
     const key = presentedKey((name) => c.req.header(name));
     const { db } = c.get('services');
     const owner = await findApiKeyOwner(db, key);
-    if (!owner) throw badKey();
-    await markApiKeyUsed(db, owner);
+    if (!owner || !(await markApiKeyUsed(db, owner))) throw badKey();
     if (owner.customerStatus === 'suspended') {
       throw new AppError('customer_suspended', 'This customer account is suspended');
     }

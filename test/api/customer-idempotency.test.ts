@@ -1,6 +1,8 @@
 import { sql } from 'drizzle-orm';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { findApiKeyOwner, markApiKeyUsed } from '../../lib/api-keys';
 import { selectRows } from '../../lib/db/client';
+import { IDEMPOTENCY_KEY_TTL_MS } from '../../lib/idempotency';
 import { databaseTargets } from '../support/db';
 import { json, useApiHarness } from './harness';
 
@@ -167,6 +169,55 @@ describe.each(databaseTargets())('Idempotency-Key on customer creation on %s', (
     const aged = await lastUsed();
     expect((await listAgents(apiKey)).status).toBe(200);
     expect(await lastUsed()).not.toBe(aged);
+  });
+
+  it('a request whose key a retry revoked after its lookup is refused, not let through as its first use', async () => {
+    const first = await json<CreatedBody>(await create({ name: 'Race Co' }, 'race-co'));
+    // The request has looked the key up; the retry lands before it records the use.
+    const owner = await findApiKeyOwner(harness.services.db, first.apiKey);
+    expect(owner).toBeDefined();
+    expect((await create({ name: 'Race Co' }, 'race-co')).status).toBe(201);
+    expect(owner && (await markApiKeyUsed(harness.services.db, owner))).toBe(false);
+  });
+
+  it('requests marking a fresh key at once write its row once', async () => {
+    const { apiKey } = await json<CreatedBody>(await create({ name: 'Herd Co' }));
+    const owner = await findApiKeyOwner(harness.services.db, apiKey);
+    if (!owner) throw new Error('no owner');
+    const versions = async () => {
+      // Every write makes a new row version: its xmin is the writing transaction.
+      const rows = await selectRows<{ xmin: string }>(
+        harness.services.db,
+        sql`select xmin::text from api_keys where id = ${owner.keyId}`,
+      );
+      return rows[0]?.xmin;
+    };
+    const now = new Date();
+    expect(
+      await Promise.all(Array.from({ length: 10 }, () => markApiKeyUsed(harness.services.db, owner, now))),
+    ).toEqual(Array.from({ length: 10 }, () => true));
+    const afterFirst = await versions();
+    expect(await markApiKeyUsed(harness.services.db, owner, now)).toBe(true);
+    expect(await versions()).toBe(afterFirst);
+  });
+
+  it('a retry just as its key expires creates again, whatever the microseconds of the stored time', async () => {
+    expect((await create({ name: 'Edge Co' }, 'edge-co')).status).toBe(201);
+    const at = Date.UTC(2030, 0, 1);
+    await harness.services.db.execute(
+      sql`update admin_idempotency_keys set created_at = ${new Date(at).toISOString()}::timestamptz + interval '500 microseconds'
+          where key = 'edge-co'`,
+    );
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      vi.setSystemTime(at + IDEMPOTENCY_KEY_TTL_MS);
+      const res = await create({ name: 'Edge Co' }, 'edge-co');
+      expect(res.status).toBe(201);
+      expect(res.headers.get('Idempotent-Replayed')).toBeNull();
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(await customersNamed('Edge Co')).toBe(2);
   });
 
   it('refuses a malformed key as a 400 naming the header', async () => {
