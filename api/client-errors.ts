@@ -54,13 +54,15 @@ export function answerClientErrors(server: ClientErrorSource, logger: Logger): v
     // Never the raw bytes (`error.rawPacket`): they may hold a key.
     logger.debug({ requestId, code: error.code, status: refused.status }, 'malformed request refused');
     const body = JSON.stringify(errorBody(refused, requestId));
-    socket.end(
+    // Destroyed once written, as Node's own answer is: ended only, a timed-out request's socket would stay
+    // readable, and the request, finished later, would still be served.
+    const answer =
       `HTTP/1.1 ${refused.status} ${REASONS[refused.status] ?? 'Bad Request'}\r\n` +
-        'Content-Type: application/json\r\n' +
-        `Content-Length: ${Buffer.byteLength(body)}\r\n` +
-        `X-Request-Id: ${requestId}\r\n` +
-        'Connection: close\r\n\r\n' +
-        body,
-    );
+      'Content-Type: application/json\r\n' +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+      `X-Request-Id: ${requestId}\r\n` +
+      'Connection: close\r\n\r\n' +
+      body;
+    socket.end(answer, () => socket.destroy());
   });
 }
