@@ -1,16 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import type { ServerResponse } from 'node:http';
+import { type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { AppError, type ErrorCode, errorBody } from '../lib/errors';
 import type { Logger } from '../lib/logger';
-
-/** Node's reason phrases for the statuses a refused request can get. */
-const REASONS: Record<number, string> = {
-  400: 'Bad Request',
-  408: 'Request Timeout',
-  431: 'Request Header Fields Too Large',
-  501: 'Not Implemented',
-};
 
 /** What a request Node's HTTP parser refused is told, by the parser's (or Node's) error code. */
 function refusal(code: string | undefined): AppError {
@@ -57,7 +49,7 @@ export function answerClientErrors(server: ClientErrorSource, logger: Logger): v
     // Destroyed once written, as Node's own answer is: ended only, a timed-out request's socket would stay
     // readable, and the request, finished later, would still be served.
     const answer =
-      `HTTP/1.1 ${refused.status} ${REASONS[refused.status] ?? 'Bad Request'}\r\n` +
+      `HTTP/1.1 ${refused.status} ${STATUS_CODES[refused.status] ?? 'Bad Request'}\r\n` +
       'Content-Type: application/json\r\n' +
       `Content-Length: ${Buffer.byteLength(body)}\r\n` +
       `X-Request-Id: ${requestId}\r\n` +
